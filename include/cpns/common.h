@@ -1,0 +1,104 @@
+/*
+ * Things every libcpns module shares: C error codes, the allocator hook,
+ * the log callback and the shape of an engine's output.
+ *
+ * Error codes and protocol Return values are different things and never mix:
+ * a function returns 0 or a negative enum cpns_error; a Return value travels in
+ * a message (cpns_msg.Return, enum cpns_return in msg.h).
+ */
+#ifndef CPNS_COMMON_H
+#define CPNS_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum cpns_error {
+    CPNS_OK = 0,
+    CPNS_ERR_NOMEM = -1,       /* an allocation failed */
+    CPNS_ERR_INVALID_ARG = -2, /* the caller passed something the function cannot take */
+    CPNS_ERR_MALFORMED = -3,   /* a message breaks a rule of PROTOCOL.md section 3 */
+    CPNS_ERR_TOO_LARGE = -4,   /* does not fit: frame over 64 KiB, output buffer too small */
+    CPNS_ERR_CRYPTO = -5,      /* OpenSSL failed (not an authentication failure) */
+    CPNS_ERR_AUTH = -6,        /* a tag, MAC or proof did not verify */
+    CPNS_ERR_IO = -7,          /* a file operation failed; errno tells more */
+    CPNS_ERR_CORRUPT = -8,     /* stored data is damaged or was tampered with */
+    CPNS_ERR_NOT_FOUND = -9,   /* no such PNE, SG, key or file */
+    CPNS_ERR_EXISTS = -10,     /* already there */
+    CPNS_ERR_STATE = -11,      /* not possible in the object's current state */
+    CPNS_ERR_PERM = -12,       /* a key file is readable by group or others */
+    CPNS_ERR_STORE = -13,      /* the durable store failed */
+};
+
+/* A static English description of err (a negative enum cpns_error, or 0). */
+const char *cpns_strerror(int err);
+
+/*
+ * The allocator hook. Every allocation of the library goes through it, so an
+ * embedder can use its own heap and tests can fail the Nth allocation.
+ * It is process-wide, like sqlite3_config(SQLITE_CONFIG_MALLOC): set it before
+ * any other libcpns call, not while objects exist. NULL restores malloc/free.
+ */
+typedef struct cpns_allocator {
+    void *(*malloc)(size_t size, void *arg);
+    void *(*realloc)(void *ptr, size_t size, void *arg);
+    void (*free)(void *ptr, void *arg);
+    void *arg;
+} cpns_allocator;
+
+void cpns_set_allocator(const cpns_allocator *a);
+
+typedef enum cpns_log_level {
+    CPNS_LOG_ERROR = 0,
+    CPNS_LOG_WARN = 1,
+    CPNS_LOG_INFO = 2,
+    CPNS_LOG_DEBUG = 3,
+} cpns_log_level;
+
+/*
+ * One event, as the engines report it. Strings are NULL when they do not
+ * apply; TransactionID is 0 when none applies. Nothing secret is ever in an
+ * event: keys appear as fingerprints only. The strings live until the
+ * callback returns.
+ */
+typedef struct cpns_log_event {
+    cpns_log_level level;
+    const char *entity; /* "server", "gw" or "pne" */
+    const char *id;     /* that entity's own identifier, when it has one */
+    const char *SGID;
+    const char *PNEID;
+    uint64_t TransactionID;
+    const char *text;
+} cpns_log_event;
+
+typedef void (*cpns_log_fn)(void *arg, const cpns_log_event *ev);
+
+/*
+ * Randomness comes in through this function so that tests can script it.
+ * It fills buf with len bytes and returns 0, or a negative cpns_error.
+ * A NULL cpns_rand_fn in a config means the OS CSPRNG (cpns_random()).
+ */
+typedef int (*cpns_rand_fn)(void *arg, uint8_t *buf, size_t len);
+
+/*
+ * One message an engine wants sent: a frame payload (the XML document,
+ * without the 4-byte length). `link` says where to: for the server the GW
+ * connection, for the GW CPNS_GW_LINK_SERVER or a PNE link, for the PNE 0.
+ * The bytes belong to the engine and stay valid until the next call on it.
+ */
+typedef struct cpns_out {
+    uint64_t link;
+    const uint8_t *data;
+    size_t len;
+} cpns_out;
+
+/* "no timer armed", as returned by the engines' get_expiry functions */
+#define CPNS_NEVER INT64_MAX
+
+#ifdef __cplusplus
+}
+#endif
+#endif

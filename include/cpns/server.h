@@ -1,0 +1,195 @@
+/*
+ * The CPNS Server engine (7.8.6.3), sans-I/O.
+ *
+ * It owns the SG inventory and the deliveries, generates Group Keys, answers
+ * GW and PNE registrations and reacts to SGroupKeyDeliveryResponse. It never
+ * touches a socket or a clock: the glue feeds it frames from GW connections
+ * with the current time, pops the frames it wants sent, and arms one timer
+ * from cpns_server_get_expiry().
+ *
+ * Time is Unix time in milliseconds (the registration check compares it with
+ * the Time attribute, in seconds).
+ *
+ * Loop turn, as the daemon runs it:
+ *     cpns_server_recv(...) / cpns_server_handle_expiry(...) / admin calls
+ *     while ((rv = cpns_server_pop(s, &out)) == 1) send(out.link, out.data, out.len);
+ *     cpns_server_flush(s);        -- one commit for the whole turn
+ */
+#ifndef CPNS_SERVER_H
+#define CPNS_SERVER_H
+
+#include "common.h"
+#include "msg.h"
+#include "store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cpns_server cpns_server;
+
+typedef struct cpns_server_config {
+    cpns_store *store;           /* required; not owned */
+    cpns_rand_fn rand;           /* NULL: OS CSPRNG */
+    void *rand_arg;
+    cpns_log_fn log;             /* NULL: silent */
+    void *log_arg;
+    int64_t delivery_timeout_ms; /* 0: 10,000 */
+    uint32_t max_attempts;       /* 0: 5 */
+    int64_t max_backoff_ms;      /* 0: 300,000 */
+    int64_t time_window_s;       /* registration |now - Time| limit; 0: 300 */
+    int64_t nonce_ttl_s;         /* replay cache lifetime; 0: 600 */
+} cpns_server_config;
+
+/*
+ * Creates a server and loads its state from cfg->store. Deliveries that were
+ * `sent` when the state was saved become `pending` (their requests are lost
+ * with the connections) and go out again, same key and version, once their
+ * PNE is reachable. 0, CPNS_ERR_INVALID_ARG, CPNS_ERR_NOMEM, or the store's error.
+ */
+int cpns_server_new(cpns_server **out, const cpns_server_config *cfg, int64_t now_ms);
+
+/* Frees the server (not the store) and wipes the keys it held. NULL is fine. */
+void cpns_server_del(cpns_server *s);
+
+/*
+ * A GW connection. `conn` is the glue's non-zero handle for it. peer_cn is
+ * the subject CN of the verified client certificate, or NULL on an insecure
+ * link; when set, a PNGWRegistrationRequest whose PNGWID differs gets Return 8.
+ * 0, CPNS_ERR_EXISTS (conn already open), CPNS_ERR_NOMEM.
+ */
+int cpns_server_conn_open(cpns_server *s, uint64_t conn, const char *peer_cn, int64_t now_ms);
+
+/* The connection is gone: its GW is no longer a route. 0 or CPNS_ERR_NOT_FOUND. */
+int cpns_server_conn_close(cpns_server *s, uint64_t conn, int64_t now_ms);
+
+/*
+ * One frame payload from a GW connection. Malformed input is answered (Return 4)
+ * when it can be, else dropped; neither is an error of this function.
+ * 0, CPNS_ERR_NOT_FOUND (unknown conn), CPNS_ERR_NOMEM, CPNS_ERR_STORE.
+ */
+int cpns_server_recv(cpns_server *s, uint64_t conn, const uint8_t *data, size_t len,
+                     int64_t now_ms);
+
+/*
+ * Next frame to send: 1 with *out filled (valid until the next call on s),
+ * 0 when there is none. Before the first frame carrying a new Group Key, the
+ * key is committed; if that commit fails the error is returned and nothing is sent.
+ */
+int cpns_server_pop(cpns_server *s, cpns_out *out);
+
+/* Commits every write since the last commit (group commit). 0 or the store's error. */
+int cpns_server_flush(cpns_server *s);
+
+/* When cpns_server_handle_expiry() wants to run next, or CPNS_NEVER. */
+int64_t cpns_server_get_expiry(const cpns_server *s);
+
+/* Resends timed-out deliveries and expires nonces. 0, CPNS_ERR_NOMEM, CPNS_ERR_STORE. */
+int cpns_server_handle_expiry(cpns_server *s, int64_t now_ms);
+
+/* --- administration (the admin API maps onto these) --- */
+
+/*
+ * Provisions a PNE with its Entity User Key. 0, CPNS_ERR_INVALID_ARG (bad
+ * PNEID), CPNS_ERR_EXISTS, CPNS_ERR_NOMEM, CPNS_ERR_STORE.
+ */
+int cpns_server_pne_add(cpns_server *s, const char *PNEID, const uint8_t EUK[CPNS_KEY_LEN]);
+
+/*
+ * Re-provisions a PNE with a new EUK: its members failed by Return 2 are
+ * retried with the current key. 0, CPNS_ERR_NOT_FOUND, CPNS_ERR_STORE, ...
+ */
+int cpns_server_pne_set_key(cpns_server *s, const char *PNEID, const uint8_t EUK[CPNS_KEY_LEN],
+                            int64_t now_ms);
+
+typedef struct cpns_pne_info {
+    const char *PNEID;
+    int registered;     /* a registration succeeded at some point */
+    int reachable;      /* routable now: its GW is connected and has not reported it detached */
+    const char *PNGWID; /* of the last successful registration, NULL if none */
+    const char *PNID;   /* likewise */
+} cpns_pne_info;
+
+typedef int (*cpns_pne_visit_fn)(void *arg, const cpns_pne_info *p);
+
+/* 0 or CPNS_ERR_NOT_FOUND. The strings live as long as the PNE. */
+int cpns_server_pne_get(const cpns_server *s, const char *PNEID, cpns_pne_info *out);
+/* Every PNE, sorted by PNEID; a non-zero return of fn stops and is returned. */
+int cpns_server_pne_foreach(const cpns_server *s, cpns_pne_visit_fn fn, void *arg);
+
+/*
+ * Creates a Service Group (7.8.6.3-1): stores and commits its inventory, then
+ * generates a Group Key (version 1) and queues one SGroupKeyDeliveryRequest
+ * per member. PNEIDs must be provisioned and distinct; n may be 0.
+ * 0, CPNS_ERR_INVALID_ARG (bad SGID or PNEID, duplicate PNEID),
+ * CPNS_ERR_NOT_FOUND (a PNEID not provisioned), CPNS_ERR_EXISTS, CPNS_ERR_NOMEM,
+ * CPNS_ERR_STORE (then nothing was created).
+ */
+int cpns_server_sg_create(cpns_server *s, const char *SGID, const char *const *PNEIDs, size_t n,
+                          int64_t now_ms);
+
+/*
+ * Adds and removes members in one step. Additions get the current key;
+ * any removal rekeys the group (a new version for every remaining member).
+ * Adding a present member or removing an absent one is CPNS_ERR_INVALID_ARG
+ * (nothing changes). Otherwise as cpns_server_sg_create().
+ */
+int cpns_server_sg_update(cpns_server *s, const char *SGID, const char *const *add, size_t n_add,
+                          const char *const *remove, size_t n_remove, int64_t now_ms);
+
+/* A new key version for every member. 0, CPNS_ERR_NOT_FOUND, CPNS_ERR_NOMEM, CPNS_ERR_STORE. */
+int cpns_server_sg_rekey(cpns_server *s, const char *SGID, int64_t now_ms);
+
+/* Deletes the SG and its deliveries. 0, CPNS_ERR_NOT_FOUND, CPNS_ERR_STORE. */
+int cpns_server_sg_delete(cpns_server *s, const char *SGID);
+
+typedef struct cpns_sg_info {
+    const char *SGID;
+    uint32_t KeyVersion;
+    int complete; /* every member is delivered the current version */
+    size_t n_members, n_pending, n_sent, n_delivered, n_failed;
+    char fingerprint[17]; /* of the current Group Key */
+} cpns_sg_info;
+
+typedef struct cpns_member_info {
+    const char *PNEID;
+    cpns_member_state state;
+    int Return;        /* last Return, -1 for none */
+    uint32_t attempts;
+    const char *PNID;  /* NULL for none */
+    uint32_t KeyVersion;
+} cpns_member_info;
+
+typedef int (*cpns_sg_visit_fn)(void *arg, const cpns_sg_info *sg);
+typedef int (*cpns_member_visit_fn)(void *arg, const cpns_member_info *m);
+
+int cpns_server_sg_get(const cpns_server *s, const char *SGID, cpns_sg_info *out);
+int cpns_server_sg_foreach(const cpns_server *s, cpns_sg_visit_fn fn, void *arg); /* sorted */
+int cpns_server_sg_members(const cpns_server *s, const char *SGID, cpns_member_visit_fn fn,
+                           void *arg); /* sorted by PNEID; CPNS_ERR_NOT_FOUND */
+
+#define CPNS_LATENCY_BUCKETS 12
+/* Upper bounds (ms) of the latency histogram buckets; the last is +Inf. */
+extern const int64_t cpns_latency_bounds_ms[CPNS_LATENCY_BUCKETS - 1];
+
+typedef struct cpns_server_stats {
+    uint64_t deliveries_sent;     /* every request sent, resends included */
+    uint64_t deliveries_delivered;
+    uint64_t deliveries_failed;   /* members that ended failed */
+    uint64_t returns[10];         /* responses received, by Return value (0..9) */
+    uint64_t timeouts;
+    uint64_t registrations[10];   /* PNE registrations answered, by Return value */
+    uint64_t gw_registrations[10];
+    uint64_t gws_connected;       /* now */
+    uint64_t pnes_reachable;      /* now */
+    uint64_t latency_count;       /* first send to delivered, per delivery */
+    double latency_sum_ms;
+    uint64_t latency_buckets[CPNS_LATENCY_BUCKETS]; /* non-cumulative */
+} cpns_server_stats;
+
+void cpns_server_get_stats(const cpns_server *s, cpns_server_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,128 @@
+/*
+ * The server's durable state, behind an ops table (DESIGN.md section 1).
+ *
+ * The server engine keeps its working state in memory and writes every change
+ * through these ops; it reads the store only once, at start-up (load). Writes
+ * accumulate in an open transaction that commit() makes durable atomically:
+ * the engine commits once per batch (cpns_server_flush) and before the first
+ * message carrying a new Group Key leaves, so a group of 100,000 members costs
+ * a handful of commits, not 100,000. SQLite and PostgreSQL backends implement
+ * the same ops; libcpns brings a memory backend for tests.
+ *
+ * Secrets (EUK, GK) pass through in clear; a backend that writes to disk
+ * encrypts them at rest (the SQLite backend uses the server's master key).
+ */
+#ifndef CPNS_STORE_H
+#define CPNS_STORE_H
+
+#include "common.h"
+#include "msg.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum cpns_member_state {
+    CPNS_MEMBER_PENDING = 0,   /* waiting to be sent (no route yet, or a retry is due) */
+    CPNS_MEMBER_SENT = 1,      /* a request is out, waiting for its response */
+    CPNS_MEMBER_DELIVERED = 2, /* Return 1 with a valid KeyConfirmation: finished */
+    CPNS_MEMBER_FAILED = 3,    /* given up (see Return and PROTOCOL.md 3.2, 5.3) */
+} cpns_member_state;
+
+const char *cpns_member_state_name(cpns_member_state st); /* "pending", "sent", ... */
+
+typedef struct cpns_store_pne {
+    char PNEID[CPNS_ID_MAX + 1];
+    uint8_t EUK[CPNS_KEY_LEN];
+    int registered;                 /* 1 once a registration succeeded */
+    char PNGWID[CPNS_ID_MAX + 1];   /* of the last successful registration */
+    char PNID[CPNS_ID_MAX + 1];
+} cpns_store_pne;
+
+typedef struct cpns_store_sg {
+    char SGID[CPNS_ID_MAX + 1];
+    uint32_t KeyVersion;            /* 0 until the first Group Key is generated */
+    uint8_t GK[CPNS_KEY_LEN];       /* the current Group Key (valid when KeyVersion > 0) */
+} cpns_store_sg;
+
+typedef struct cpns_store_member {
+    char SGID[CPNS_ID_MAX + 1];
+    char PNEID[CPNS_ID_MAX + 1];
+    uint32_t KeyVersion;            /* the version this delivery is for */
+    cpns_member_state state;
+    int32_t Return;                 /* last Return received, -1 for none */
+    int32_t fail_reason;            /* Return that failed it, -1 = timeout/none */
+    uint32_t attempts;              /* sends of this delivery so far */
+    uint32_t malformed;             /* Return 4 answers to this delivery */
+    char PNID[CPNS_ID_MAX + 1];     /* from the last response; "" for none */
+} cpns_store_member;
+
+typedef struct cpns_store_nonce {
+    char PNEID[CPNS_ID_MAX + 1];
+    uint8_t Nonce[CPNS_NONCE_LEN];
+    int64_t seen_ms;
+} cpns_store_nonce;
+
+/* load() calls these; a non-zero return aborts the load and is returned. */
+typedef struct cpns_store_loader {
+    int (*pne)(void *arg, const cpns_store_pne *p);
+    int (*sg)(void *arg, const cpns_store_sg *sg);
+    int (*member)(void *arg, const cpns_store_member *m);
+    int (*nonce)(void *arg, const cpns_store_nonce *n);
+} cpns_store_loader;
+
+typedef struct cpns_store cpns_store;
+
+/*
+ * Every op returns 0 or a negative cpns_error (CPNS_ERR_STORE, CPNS_ERR_NOMEM, ...).
+ * put_* insert or replace by key; del_* of something absent is not an error.
+ */
+typedef struct cpns_store_ops {
+    /* Every PNE, then every SG, then every member, then every nonce. */
+    int (*load)(cpns_store *st, const cpns_store_loader *l, void *arg);
+    int (*put_pne)(cpns_store *st, const cpns_store_pne *p);
+    int (*put_sg)(cpns_store *st, const cpns_store_sg *sg);
+    int (*del_sg)(cpns_store *st, const char *SGID); /* and all its members */
+    int (*put_member)(cpns_store *st, const cpns_store_member *m);
+    int (*del_member)(cpns_store *st, const char *SGID, const char *PNEID);
+    int (*put_nonce)(cpns_store *st, const cpns_store_nonce *n);
+    int (*expire_nonces)(cpns_store *st, int64_t seen_before_ms);
+    /* Makes every write since the last commit durable, all or nothing. */
+    int (*commit)(cpns_store *st);
+    /* Forgets every write since the last commit. */
+    int (*rollback)(cpns_store *st);
+    void (*close)(cpns_store *st);
+} cpns_store_ops;
+
+/* Backends embed this as their first member. */
+struct cpns_store {
+    const cpns_store_ops *ops;
+};
+
+/*
+ * The memory backend: committed state survives cpns_server_del() and a new
+ * cpns_server_new() on the same store, which is how tests simulate a crash
+ * and restart (uncommitted writes are lost, as on a real crash).
+ */
+int cpns_store_mem_new(cpns_store **out);
+
+/* For tests: the next n write ops (or commits) fail with CPNS_ERR_STORE. */
+void cpns_store_mem_fail_writes(cpns_store *st, int n);
+
+/* For tests: the number of commits so far, and whether writes are uncommitted. */
+uint64_t cpns_store_mem_commits(const cpns_store *st);
+
+/* For tests: the committed copy of an SG / a member; 0 or CPNS_ERR_NOT_FOUND. */
+int cpns_store_mem_get_sg(const cpns_store *st, const char *SGID, cpns_store_sg *out);
+int cpns_store_mem_get_member(const cpns_store *st, const char *SGID, const char *PNEID,
+                              cpns_store_member *out);
+
+/* Simulates a crash: forgets uncommitted writes. */
+void cpns_store_mem_crash(cpns_store *st);
+
+void cpns_store_close(cpns_store *st); /* NULL is fine */
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,116 @@
+/*
+ * What the library's modules share and do not export: the allocation
+ * wrappers behind the allocator hook, a small hash map, the engines' output
+ * queue and the logging helper.
+ */
+#ifndef CPNS_INTERNAL_H
+#define CPNS_INTERNAL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cpns/common.h"
+#include "cpns/msg.h"
+
+/* --- allocation: every allocation of libcpns goes through these --- */
+void *cpns_malloc(size_t n);
+void *cpns_calloc(size_t count, size_t size); /* checks the multiplication */
+void *cpns_realloc(void *p, size_t n);
+void cpns_free(void *p);
+char *cpns_strdup(const char *s);
+
+/*
+ * A chained hash map from a string or a uint64 to a pointer. It does not copy
+ * string keys: the key must live as long as its entry (engines point it at the
+ * identifier inside the value). A zeroed cpns_map is an empty map.
+ */
+typedef struct cpns_map_node cpns_map_node;
+typedef struct cpns_map {
+    cpns_map_node **buckets;
+    size_t nbuckets;
+    size_t count;
+} cpns_map;
+
+void *cpns_map_get(const cpns_map *m, const char *key);
+/* Inserts or replaces. 0 or CPNS_ERR_NOMEM (then the map is unchanged). */
+int cpns_map_put(cpns_map *m, const char *key, void *val);
+/* Removes the entry and returns its value, or NULL. */
+void *cpns_map_remove(cpns_map *m, const char *key);
+
+void *cpns_map_get_u64(const cpns_map *m, uint64_t key);
+int cpns_map_put_u64(cpns_map *m, uint64_t key, void *val);
+void *cpns_map_remove_u64(cpns_map *m, uint64_t key);
+
+/* Frees the map's own memory (not the values). */
+void cpns_map_clear(cpns_map *m);
+
+/*
+ * Iteration: `for (cpns_map_iter it = cpns_map_begin(m); cpns_map_next(&it);)`
+ * then it.key / it.ikey / it.val. The map must not change during the walk.
+ */
+typedef struct cpns_map_iter {
+    const cpns_map *m;
+    size_t bucket;
+    cpns_map_node *node;
+    const char *key;
+    uint64_t ikey;
+    void *val;
+} cpns_map_iter;
+cpns_map_iter cpns_map_begin(const cpns_map *m);
+int cpns_map_next(cpns_map_iter *it);
+
+/*
+ * The values of a string-keyed map in key order, in a new array the caller
+ * frees with cpns_free(). 0 (with *out NULL when the map is empty) or CPNS_ERR_NOMEM.
+ */
+int cpns_map_sorted(const cpns_map *m, void ***out, size_t *n);
+
+/*
+ * The engines' output queue: owned copies of frames, in order. pop() hands out
+ * the head and keeps it alive until the next pop() or clear().
+ */
+typedef struct cpns_outq_item cpns_outq_item;
+typedef struct cpns_outq {
+    cpns_outq_item *head, *tail;
+    cpns_outq_item *popped;
+    size_t count;
+} cpns_outq;
+
+int cpns_outq_push(cpns_outq *q, uint64_t link, const uint8_t *data, size_t len);
+/* Encodes m and queues it. 0, CPNS_ERR_NOMEM, or cpns_msg_encode()'s error. */
+int cpns_outq_push_msg(cpns_outq *q, uint64_t link, const cpns_msg *m);
+int cpns_outq_pop(cpns_outq *q, cpns_out *out);
+/* Drops every queued frame for `link`. */
+void cpns_outq_drop_link(cpns_outq *q, uint64_t link);
+void cpns_outq_clear(cpns_outq *q);
+
+/*
+ * The one logging entry point of the engines. fn may be NULL (silent).
+ * Formats into a bounded buffer; never logs secrets (callers pass fingerprints).
+ */
+typedef struct cpns_logger {
+    cpns_log_fn fn;
+    void *arg;
+    const char *entity;
+    const char *id;
+} cpns_logger;
+
+#if defined(__GNUC__)
+#define CPNS_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define CPNS_PRINTF(a, b)
+#endif
+
+void cpns_log(const cpns_logger *lg, cpns_log_level level, const char *SGID, const char *PNEID,
+              uint64_t TransactionID, const char *fmt, ...) CPNS_PRINTF(6, 7);
+
+/* Draws a TransactionID (1 .. 2^63-1) from rand. 0 or rand's error. */
+int cpns_random_tid(cpns_rand_fn rand, void *rand_arg, uint64_t *tid);
+
+/* Decimal rendering of a uint64 into buf (at least 21 bytes); returns buf. */
+char *cpns_u64_to_str(uint64_t v, char *buf);
+
+#define CPNS_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+#endif

@@ -1,0 +1,57 @@
+/* Implementation of the shared test helpers (support.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/sha.h>
+
+#include "support.h"
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+void test_hex(const char *hex, uint8_t *out, size_t n)
+{
+    assert_int_equal(strlen(hex), 2 * n);
+    for (size_t i = 0; i < n; i++) {
+        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+        assert_true(hi >= 0 && lo >= 0);
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+}
+
+int test_rand(void *arg, uint8_t *buf, size_t len)
+{
+    uint64_t *ctr = arg;
+    while (len) {
+        uint8_t block[SHA256_DIGEST_LENGTH];
+        uint8_t in[8];
+        for (int i = 0; i < 8; i++)
+            in[i] = (uint8_t)(*ctr >> (8 * i));
+        (*ctr)++;
+        SHA256(in, sizeof in, block);
+        size_t n = len < sizeof block ? len : sizeof block;
+        memcpy(buf, block, n);
+        buf += n;
+        len -= n;
+    }
+    return 0;
+}
+
+void test_log(void *arg, const cpns_log_event *ev)
+{
+    (void)arg;
+    if (!getenv("CPNS_TEST_VERBOSE"))
+        return;
+    fprintf(stderr, "[%s%s%s] SGID=%s PNEID=%s TID=%llu %s\n", ev->entity, ev->id ? " " : "",
+            ev->id ? ev->id : "", ev->SGID ? ev->SGID : "-", ev->PNEID ? ev->PNEID : "-",
+            (unsigned long long)ev->TransactionID, ev->text);
+}

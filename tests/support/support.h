@@ -1,0 +1,28 @@
+/*
+ * Shared helpers for the tests: cmocka's headers in the right order, and
+ * small utilities every test program wants.
+ */
+#ifndef CPNS_TEST_SUPPORT_H
+#define CPNS_TEST_SUPPORT_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "cpns/cpns.h"
+
+/* Decodes a hex string into out (exactly n bytes); fails the test on bad input. */
+void test_hex(const char *hex, uint8_t *out, size_t n);
+
+/*
+ * A scripted cpns_rand_fn: a deterministic stream (a counter run through
+ * SHA-256), seeded with *(uint64_t *)arg, advanced on every call.
+ */
+int test_rand(void *arg, uint8_t *buf, size_t len);
+
+/* A cpns_log_fn that prints events to stderr when CPNS_TEST_VERBOSE is set. */
+void test_log(void *arg, const cpns_log_event *ev);
+
+#endif
