@@ -24,10 +24,10 @@ extern "C" {
 typedef struct cpns_gw cpns_gw;
 
 typedef struct cpns_gw_config {
-    const char *PNGWID;     /* required; copied */
-    const char *PNID;       /* required; copied: the PN this GW serves */
-    size_t max_pnes;        /* 0: no limit; links over it are refused registration */
-    cpns_rand_fn rand;      /* for TransactionIDs; NULL: OS CSPRNG */
+    const char *PNGWID; /* required; copied */
+    const char *PNID;   /* required; copied: the PN this GW serves */
+    size_t max_pnes;    /* 0: no limit; links over it are refused registration */
+    cpns_rand_fn rand;  /* for TransactionIDs; NULL: OS CSPRNG */
     void *rand_arg;
     cpns_log_fn log;
     void *log_arg;
@@ -76,8 +76,7 @@ int cpns_gw_link_open(cpns_gw *gw, uint64_t link, int64_t now_ms);
  * its PNEID is the link's registered PNEID. Anything else is dropped.
  * 0, CPNS_ERR_NOT_FOUND (unknown link), CPNS_ERR_NOMEM.
  */
-int cpns_gw_recv_link(cpns_gw *gw, uint64_t link, const uint8_t *data, size_t len,
-                      int64_t now_ms);
+int cpns_gw_recv_link(cpns_gw *gw, uint64_t link, const uint8_t *data, size_t len, int64_t now_ms);
 
 /* The PNE link closed: queues Status="detached" if it was the PNE's route. */
 int cpns_gw_link_close(cpns_gw *gw, uint64_t link, int64_t now_ms);

@@ -18,15 +18,15 @@ extern "C" {
 
 #define CPNS_NAMESPACE "urn:oma:xml:cpns:message:1.1"
 #define CPNS_VERSION "1.1"
-#define CPNS_FRAME_MAX 65536u    /* largest frame payload */
-#define CPNS_ID_MAX 64           /* identifiers are 1..64 of [A-Za-z0-9._:@-] */
-#define CPNS_KEY_LEN 32          /* EUK and GK */
-#define CPNS_EGK_LEN 61          /* EncryptedGroupKey, decoded */
-#define CPNS_NONCE_LEN 16        /* PNERegistrationRequest Nonce, decoded */
-#define CPNS_PROOF_LEN 32        /* Proof, decoded */
-#define CPNS_KC_LEN 16           /* KeyConfirmation, decoded */
-#define CPNS_BLOB_MAX 64         /* room for a decoded binary attribute in the model */
-#define CPNS_TID_MAX INT64_MAX   /* TransactionID is 1 .. 2^63-1 */
+#define CPNS_FRAME_MAX 65536u  /* largest frame payload */
+#define CPNS_ID_MAX 64         /* identifiers are 1..64 of [A-Za-z0-9._:@-] */
+#define CPNS_KEY_LEN 32        /* EUK and GK */
+#define CPNS_EGK_LEN 61        /* EncryptedGroupKey, decoded */
+#define CPNS_NONCE_LEN 16      /* PNERegistrationRequest Nonce, decoded */
+#define CPNS_PROOF_LEN 32      /* Proof, decoded */
+#define CPNS_KC_LEN 16         /* KeyConfirmation, decoded */
+#define CPNS_BLOB_MAX 64       /* room for a decoded binary attribute in the model */
+#define CPNS_TID_MAX INT64_MAX /* TransactionID is 1 .. 2^63-1 */
 #define CPNS_KEYVERSION_MAX UINT32_MAX
 
 typedef enum cpns_msg_kind {
@@ -70,8 +70,8 @@ typedef enum cpns_pne_status {
 #define CPNS_F_PNGWID (1u << 4)
 #define CPNS_F_KEYVERSION (1u << 5)
 #define CPNS_F_RETURN (1u << 6)
-#define CPNS_F_EGK (1u << 7)   /* EncryptedGroupKey */
-#define CPNS_F_KC (1u << 8)    /* KeyConfirmation */
+#define CPNS_F_EGK (1u << 7) /* EncryptedGroupKey */
+#define CPNS_F_KC (1u << 8)  /* KeyConfirmation */
 #define CPNS_F_NONCE (1u << 9)
 #define CPNS_F_PROOF (1u << 10)
 #define CPNS_F_TIME (1u << 11)
@@ -121,7 +121,8 @@ int cpns_id_valid(const char *s);
  */
 int cpns_msg_set_id(cpns_msg *m, uint32_t bit, const char *src);
 
-/* Copies len bytes into a blob field and sets `bit`. CPNS_ERR_INVALID_ARG if len > CPNS_BLOB_MAX. */
+/* Copies len bytes into a blob field and sets `bit`. CPNS_ERR_INVALID_ARG if len > CPNS_BLOB_MAX.
+ */
 int cpns_msg_set_blob(cpns_msg *m, uint32_t bit, const uint8_t *data, size_t len);
 
 /*

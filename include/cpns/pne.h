@@ -20,10 +20,10 @@ extern "C" {
 typedef struct cpns_pne cpns_pne;
 
 typedef struct cpns_pne_config {
-    const char *PNEID;           /* required; copied */
-    const uint8_t *EUK;          /* required, CPNS_KEY_LEN bytes; copied (wiped on del) */
-    cpns_keystore *keystore;     /* required; not owned */
-    cpns_rand_fn rand;           /* NULL: OS CSPRNG */
+    const char *PNEID;       /* required; copied */
+    const uint8_t *EUK;      /* required, CPNS_KEY_LEN bytes; copied (wiped on del) */
+    cpns_keystore *keystore; /* required; not owned */
+    cpns_rand_fn rand;       /* NULL: OS CSPRNG */
     void *rand_arg;
     cpns_log_fn log;
     void *log_arg;

@@ -29,10 +29,10 @@ extern "C" {
 typedef struct cpns_server cpns_server;
 
 typedef struct cpns_server_config {
-    cpns_store *store;           /* required; not owned */
-    cpns_rand_fn rand;           /* NULL: OS CSPRNG */
+    cpns_store *store; /* required; not owned */
+    cpns_rand_fn rand; /* NULL: OS CSPRNG */
     void *rand_arg;
-    cpns_log_fn log;             /* NULL: silent */
+    cpns_log_fn log; /* NULL: silent */
     void *log_arg;
     int64_t delivery_timeout_ms; /* 0: 10,000 */
     uint32_t max_attempts;       /* 0: 5 */
@@ -154,9 +154,9 @@ typedef struct cpns_sg_info {
 typedef struct cpns_member_info {
     const char *PNEID;
     cpns_member_state state;
-    int Return;        /* last Return, -1 for none */
+    int Return; /* last Return, -1 for none */
     uint32_t attempts;
-    const char *PNID;  /* NULL for none */
+    const char *PNID; /* NULL for none */
     uint32_t KeyVersion;
 } cpns_member_info;
 
@@ -173,16 +173,16 @@ int cpns_server_sg_members(const cpns_server *s, const char *SGID, cpns_member_v
 extern const int64_t cpns_latency_bounds_ms[CPNS_LATENCY_BUCKETS - 1];
 
 typedef struct cpns_server_stats {
-    uint64_t deliveries_sent;     /* every request sent, resends included */
+    uint64_t deliveries_sent; /* every request sent, resends included */
     uint64_t deliveries_delivered;
-    uint64_t deliveries_failed;   /* members that ended failed */
-    uint64_t returns[10];         /* responses received, by Return value (0..9) */
+    uint64_t deliveries_failed; /* members that ended failed */
+    uint64_t returns[10];       /* responses received, by Return value (0..9) */
     uint64_t timeouts;
-    uint64_t registrations[10];   /* PNE registrations answered, by Return value */
+    uint64_t registrations[10]; /* PNE registrations answered, by Return value */
     uint64_t gw_registrations[10];
-    uint64_t gws_connected;       /* now */
-    uint64_t pnes_reachable;      /* now */
-    uint64_t latency_count;       /* first send to delivered, per delivery */
+    uint64_t gws_connected;  /* now */
+    uint64_t pnes_reachable; /* now */
+    uint64_t latency_count;  /* first send to delivered, per delivery */
     double latency_sum_ms;
     uint64_t latency_buckets[CPNS_LATENCY_BUCKETS]; /* non-cumulative */
 } cpns_server_stats;

@@ -34,27 +34,27 @@ const char *cpns_member_state_name(cpns_member_state st); /* "pending", "sent", 
 typedef struct cpns_store_pne {
     char PNEID[CPNS_ID_MAX + 1];
     uint8_t EUK[CPNS_KEY_LEN];
-    int registered;                 /* 1 once a registration succeeded */
-    char PNGWID[CPNS_ID_MAX + 1];   /* of the last successful registration */
+    int registered;               /* 1 once a registration succeeded */
+    char PNGWID[CPNS_ID_MAX + 1]; /* of the last successful registration */
     char PNID[CPNS_ID_MAX + 1];
 } cpns_store_pne;
 
 typedef struct cpns_store_sg {
     char SGID[CPNS_ID_MAX + 1];
-    uint32_t KeyVersion;            /* 0 until the first Group Key is generated */
-    uint8_t GK[CPNS_KEY_LEN];       /* the current Group Key (valid when KeyVersion > 0) */
+    uint32_t KeyVersion;      /* 0 until the first Group Key is generated */
+    uint8_t GK[CPNS_KEY_LEN]; /* the current Group Key (valid when KeyVersion > 0) */
 } cpns_store_sg;
 
 typedef struct cpns_store_member {
     char SGID[CPNS_ID_MAX + 1];
     char PNEID[CPNS_ID_MAX + 1];
-    uint32_t KeyVersion;            /* the version this delivery is for */
+    uint32_t KeyVersion; /* the version this delivery is for */
     cpns_member_state state;
-    int32_t Return;                 /* last Return received, -1 for none */
-    int32_t fail_reason;            /* Return that failed it, -1 = timeout/none */
-    uint32_t attempts;              /* sends of this delivery so far */
-    uint32_t malformed;             /* Return 4 answers to this delivery */
-    char PNID[CPNS_ID_MAX + 1];     /* from the last response; "" for none */
+    int32_t Return;             /* last Return received, -1 for none */
+    int32_t fail_reason;        /* Return that failed it, -1 = timeout/none */
+    uint32_t attempts;          /* sends of this delivery so far */
+    uint32_t malformed;         /* Return 4 answers to this delivery */
+    char PNID[CPNS_ID_MAX + 1]; /* from the last response; "" for none */
 } cpns_store_member;
 
 typedef struct cpns_store_nonce {

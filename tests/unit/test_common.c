@@ -1,0 +1,97 @@
+/* Tests of lib/common.c: error strings, the allocator hook, TransactionIDs, numbers. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "support.h"
+
+static void test_strerror(void **state)
+{
+    (void)state;
+    assert_string_equal(cpns_strerror(0), "success");
+    for (int e = CPNS_ERR_NOMEM; e >= CPNS_ERR_STORE; e--)
+        assert_string_not_equal(cpns_strerror(e), "unknown error");
+    assert_string_equal(cpns_strerror(-999), "unknown error");
+}
+
+typedef struct {
+    int mallocs, frees;
+} counts;
+
+static void *count_malloc(size_t n, void *arg)
+{
+    ((counts *)arg)->mallocs++;
+    return malloc(n);
+}
+
+static void *count_realloc(void *p, size_t n, void *arg)
+{
+    if (!p)
+        ((counts *)arg)->mallocs++;
+    return realloc(p, n);
+}
+
+static void count_free(void *p, void *arg)
+{
+    ((counts *)arg)->frees++;
+    free(p);
+}
+
+static void test_allocator_hook(void **state)
+{
+    (void)state;
+    counts c = {0, 0};
+    cpns_allocator a = {count_malloc, count_realloc, count_free, &c};
+    cpns_set_allocator(&a);
+    char *s = cpns_strdup("pne-tv");
+    void *z = cpns_calloc(4, 8);
+    assert_non_null(s);
+    assert_non_null(z);
+    assert_string_equal(s, "pne-tv");
+    cpns_free(s);
+    cpns_free(z);
+    cpns_free(NULL);
+    cpns_set_allocator(NULL);
+    assert_int_equal(c.mallocs, 2);
+    assert_int_equal(c.frees, 2);
+    /* an overflowing calloc is refused without calling the allocator */
+    assert_null(cpns_calloc(SIZE_MAX / 2, 4));
+}
+
+static int always_zero_then_one(void *arg, uint8_t *buf, size_t len)
+{
+    int *calls = arg;
+    memset(buf, (*calls)++ == 0 ? 0 : 0xff, len);
+    return 0;
+}
+
+static void test_random_tid(void **state)
+{
+    (void)state;
+    int calls = 0;
+    uint64_t tid;
+    /* a zero draw is redrawn; the top bit is cleared: 1 .. 2^63-1 */
+    assert_int_equal(cpns_random_tid(always_zero_then_one, &calls, &tid), 0);
+    assert_int_equal(calls, 2);
+    assert_true(tid == (uint64_t)INT64_MAX);
+}
+
+static void test_u64_to_str(void **state)
+{
+    (void)state;
+    char buf[21];
+    assert_string_equal(cpns_u64_to_str(0, buf), "0");
+    assert_string_equal(cpns_u64_to_str(1795000000, buf), "1795000000");
+    assert_string_equal(cpns_u64_to_str(UINT64_MAX, buf), "18446744073709551615");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_strerror),
+        cmocka_unit_test(test_allocator_hook),
+        cmocka_unit_test(test_random_tid),
+        cmocka_unit_test(test_u64_to_str),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
