@@ -1,0 +1,498 @@
+/*
+ * The PN GW engine (PROTOCOL.md 5.2, CR 7.8.6.2), sans-I/O.
+ *
+ * The GW routes and nothing else. It forwards SGroupKeyDeliveryRequest from
+ * the server to the PNE named by GroupKeyInfo/@PNEID (7.8.6.2-1) and
+ * SGroupKeyDeliveryResponse from the PNE to the server (7.8.6.2-2), byte for
+ * byte: it reads frames with cpns_msg_peek() only, never base64-decodes
+ * EncryptedGroupKey, and queues the very bytes it received. So it never holds
+ * a Group Key in clear and cannot alter what it relays.
+ *
+ * Its state is small:
+ *  - links:  link handle -> gw_link; a link speaks for at most one PNEID, the
+ *            one of its first PNERegistrationRequest, for its whole life;
+ *  - claims: PNEID -> the latest link that sent a PNERegistrationRequest for
+ *            it (where the PNERegistrationResponse goes back to);
+ *  - routes: PNEID -> the link of the PNE's last successful registration
+ *            (where SGroupKeyDeliveryRequest goes).
+ * Map keys point at the PNEID inside the gw_link, which never changes.
+ */
+#include <string.h>
+
+#include "cpns/gw.h"
+#include "internal.h"
+
+typedef struct gw_link {
+    uint64_t link;
+    char PNEID[CPNS_ID_MAX + 1]; /* "" until the link sends a PNERegistrationRequest */
+    int superseded; /* another link registered the same PNEID after this one: ignore it */
+} gw_link;
+
+struct cpns_gw {
+    char PNGWID[CPNS_ID_MAX + 1];
+    char PNID[CPNS_ID_MAX + 1];
+    size_t max_pnes;
+    cpns_rand_fn rand;
+    void *rand_arg;
+    cpns_logger log;
+
+    cpns_gw_state state;
+    int last_return;
+    uint64_t registration_tid; /* of the PNGWRegistrationRequest in flight, 0: none */
+    cpns_map links;            /* uint64 link -> gw_link */
+    cpns_map claims;           /* PNEID -> gw_link */
+    cpns_map routes;           /* PNEID -> gw_link */
+    cpns_outq outq;
+};
+
+static const char *state_name(cpns_gw_state s)
+{
+    switch (s) {
+    case CPNS_GW_OFFLINE:
+        return "OFFLINE";
+    case CPNS_GW_REGISTERING:
+        return "REGISTERING";
+    case CPNS_GW_ONLINE:
+        return "ONLINE";
+    case CPNS_GW_REFUSED:
+        return "REFUSED";
+    }
+    return "?";
+}
+
+static void set_state(cpns_gw *gw, cpns_gw_state s, uint64_t TransactionID)
+{
+    if (gw->state == s)
+        return;
+    cpns_log(&gw->log, CPNS_LOG_INFO, NULL, NULL, TransactionID, "state %s -> %s",
+             state_name(gw->state), state_name(s));
+    gw->state = s;
+}
+
+int cpns_gw_new(cpns_gw **out, const cpns_gw_config *cfg)
+{
+    if (!out || !cfg || !cfg->PNGWID || !cpns_id_valid(cfg->PNGWID) || !cfg->PNID ||
+        !cpns_id_valid(cfg->PNID))
+        return CPNS_ERR_INVALID_ARG;
+    cpns_gw *gw = cpns_calloc(1, sizeof *gw);
+    if (!gw)
+        return CPNS_ERR_NOMEM;
+    strcpy(gw->PNGWID, cfg->PNGWID);
+    strcpy(gw->PNID, cfg->PNID);
+    gw->max_pnes = cfg->max_pnes;
+    gw->rand = cfg->rand;
+    gw->rand_arg = cfg->rand_arg;
+    gw->log = (cpns_logger){cfg->log, cfg->log_arg, "gw", gw->PNGWID};
+    gw->state = CPNS_GW_OFFLINE;
+    gw->last_return = -1;
+    *out = gw;
+    return 0;
+}
+
+void cpns_gw_del(cpns_gw *gw)
+{
+    if (!gw)
+        return;
+    for (cpns_map_iter it = cpns_map_begin(&gw->links); cpns_map_next(&it);)
+        cpns_free(it.val);
+    cpns_map_clear(&gw->links);
+    cpns_map_clear(&gw->claims);
+    cpns_map_clear(&gw->routes);
+    cpns_outq_clear(&gw->outq);
+    cpns_free(gw);
+}
+
+cpns_gw_state cpns_gw_get_state(const cpns_gw *gw)
+{
+    return gw->state;
+}
+
+int cpns_gw_last_return(const cpns_gw *gw)
+{
+    return gw->last_return;
+}
+
+size_t cpns_gw_attached(const cpns_gw *gw)
+{
+    return gw->routes.count;
+}
+
+int cpns_gw_pop(cpns_gw *gw, cpns_out *out)
+{
+    return cpns_outq_pop(&gw->outq, out);
+}
+
+static int send_status(cpns_gw *gw, const char *PNEID, cpns_pne_status Status)
+{
+    cpns_msg m;
+    uint64_t tid;
+    int rv = cpns_random_tid(gw->rand, gw->rand_arg, &tid);
+    if (rv != 0)
+        return rv;
+    cpns_msg_init(&m, CPNS_MSG_PNE_STATUS_NOTIFICATION, tid);
+    rv = cpns_msg_set_id(&m, CPNS_F_PNEID, PNEID);
+    if (rv != 0)
+        return rv;
+    m.Status = Status;
+    m.present |= CPNS_F_STATUS;
+    rv = cpns_outq_push_msg(&gw->outq, CPNS_GW_LINK_SERVER, &m);
+    if (rv == 0)
+        cpns_log(&gw->log, CPNS_LOG_INFO, NULL, PNEID, tid, "PNEStatusNotification Status=%s",
+                 Status == CPNS_STATUS_ATTACHED ? "attached" : "detached");
+    return rv;
+}
+
+int cpns_gw_server_up(cpns_gw *gw, int64_t now_ms)
+{
+    (void)now_ms;
+    cpns_msg m;
+    uint64_t tid;
+    int rv = cpns_random_tid(gw->rand, gw->rand_arg, &tid);
+    if (rv != 0)
+        return rv;
+    cpns_msg_init(&m, CPNS_MSG_PNGW_REGISTRATION_REQUEST, tid);
+    rv = cpns_msg_set_id(&m, CPNS_F_PNGWID, gw->PNGWID);
+    if (rv == 0)
+        rv = cpns_msg_set_id(&m, CPNS_F_PNID, gw->PNID);
+    if (rv == 0)
+        rv = cpns_outq_push_msg(&gw->outq, CPNS_GW_LINK_SERVER, &m);
+    if (rv != 0)
+        return rv;
+    gw->registration_tid = tid;
+    set_state(gw, CPNS_GW_REGISTERING, tid);
+    cpns_log(&gw->log, CPNS_LOG_INFO, NULL, NULL, tid, "PNGWRegistrationRequest PNID=%s", gw->PNID);
+    return 0;
+}
+
+int cpns_gw_server_down(cpns_gw *gw, int64_t now_ms)
+{
+    (void)now_ms;
+    cpns_outq_drop_link(&gw->outq, CPNS_GW_LINK_SERVER);
+    gw->registration_tid = 0;
+    set_state(gw, CPNS_GW_OFFLINE, 0);
+    return 0;
+}
+
+/* After a successful GW registration: tell the server which PNEs are behind us. */
+static int announce_attached(cpns_gw *gw)
+{
+    void **vals;
+    size_t n;
+    int rv = cpns_map_sorted(&gw->routes, &vals, &n);
+    if (rv != 0)
+        return rv;
+    for (size_t i = 0; i < n && rv == 0; i++)
+        rv = send_status(gw, ((gw_link *)vals[i])->PNEID, CPNS_STATUS_ATTACHED);
+    cpns_free(vals);
+    return rv;
+}
+
+static int on_gw_registration_response(cpns_gw *gw, const cpns_msg *m)
+{
+    uint64_t tid = m->TransactionID;
+    if (gw->state != CPNS_GW_REGISTERING || tid != gw->registration_tid ||
+        !(m->present & CPNS_F_RETURN)) {
+        cpns_log(&gw->log, CPNS_LOG_WARN, NULL, NULL, tid,
+                 "unexpected PNGWRegistrationResponse dropped");
+        return 0;
+    }
+    gw->registration_tid = 0;
+    gw->last_return = (int)m->Return;
+    if (m->Return != CPNS_RETURN_SUCCESS) {
+        cpns_log(&gw->log, CPNS_LOG_ERROR, NULL, NULL, tid, "the server refused this GW, Return=%u",
+                 (unsigned)m->Return);
+        set_state(gw, CPNS_GW_REFUSED, tid);
+        return 0;
+    }
+    set_state(gw, CPNS_GW_ONLINE, tid);
+    return announce_attached(gw);
+}
+
+/*
+ * Answers a SGroupKeyDeliveryRequest on the PNE's behalf (Return 6 or 4):
+ * same TransactionID, the GW's own PNID, the echo of what the peek could read.
+ */
+static int answer_delivery(cpns_gw *gw, const cpns_msg *req, uint32_t Return)
+{
+    cpns_msg m;
+    cpns_msg_init(&m, CPNS_MSG_SGROUPKEY_DELIVERY_RESPONSE, req->TransactionID);
+    m.Return = Return;
+    m.present |= CPNS_F_RETURN;
+    int rv = cpns_msg_set_id(&m, CPNS_F_PNID, gw->PNID);
+    if (rv == 0)
+        rv = cpns_msg_set_id(&m, CPNS_F_PNEID, req->PNEID);
+    if (rv == 0 && (req->present & CPNS_F_SGID))
+        rv = cpns_msg_set_id(&m, CPNS_F_SGID, req->SGID);
+    if (rv != 0)
+        return rv;
+    if (req->present & CPNS_F_KEYVERSION) {
+        m.KeyVersion = req->KeyVersion;
+        m.present |= CPNS_F_KEYVERSION;
+    }
+    return cpns_outq_push_msg(&gw->outq, CPNS_GW_LINK_SERVER, &m);
+}
+
+/* 7.8.6.2-1 */
+static int on_delivery_request(cpns_gw *gw, const cpns_msg *m, int peeked, const uint8_t *data,
+                               size_t len)
+{
+    uint64_t tid = m->TransactionID;
+    const char *SGID = (m->present & CPNS_F_SGID) ? m->SGID : NULL;
+    const char *PNEID = (m->present & CPNS_F_PNEID) ? m->PNEID : NULL;
+    if (!(m->present & CPNS_F_TID) || !PNEID) {
+        /* The response needs both; without them there is nobody to answer for. */
+        cpns_log(&gw->log, CPNS_LOG_WARN, SGID, PNEID, tid,
+                 "SGroupKeyDeliveryRequest without TransactionID or PNEID dropped");
+        return 0;
+    }
+    if (!peeked) {
+        cpns_log(&gw->log, CPNS_LOG_WARN, SGID, PNEID, tid,
+                 "malformed SGroupKeyDeliveryRequest: answering Return 4");
+        return answer_delivery(gw, m, CPNS_RETURN_MALFORMED);
+    }
+    gw_link *l = cpns_map_get(&gw->routes, PNEID);
+    if (!l) {
+        cpns_log(&gw->log, CPNS_LOG_INFO, SGID, PNEID, tid, "PNE not attached: answering Return 6");
+        return answer_delivery(gw, m, CPNS_RETURN_UNREACHABLE);
+    }
+    cpns_log(&gw->log, CPNS_LOG_DEBUG, SGID, PNEID, tid,
+             "SGroupKeyDeliveryRequest KeyVersion=%u -> link %llu", (unsigned)m->KeyVersion,
+             (unsigned long long)l->link);
+    return cpns_outq_push(&gw->outq, l->link, data, len);
+}
+
+static void supersede(cpns_gw *gw, gw_link *old, const gw_link *l)
+{
+    old->superseded = 1;
+    cpns_log(&gw->log, CPNS_LOG_INFO, NULL, old->PNEID, 0,
+             "link %llu replaced by link %llu: its frames are ignored from now on",
+             (unsigned long long)old->link, (unsigned long long)l->link);
+}
+
+static int on_pne_registration_response(cpns_gw *gw, const cpns_msg *m, const uint8_t *data,
+                                        size_t len)
+{
+    uint64_t tid = m->TransactionID;
+    gw_link *l = (m->present & CPNS_F_PNEID) ? cpns_map_get(&gw->claims, m->PNEID) : NULL;
+    if (!l) {
+        cpns_log(&gw->log, CPNS_LOG_INFO, NULL, m->PNEID, tid,
+                 "PNERegistrationResponse for a PNE no link is registering: dropped");
+        return 0;
+    }
+    int rv = cpns_outq_push(&gw->outq, l->link, data, len);
+    if (rv != 0)
+        return rv;
+    if (m->Return != CPNS_RETURN_SUCCESS) {
+        cpns_log(&gw->log, CPNS_LOG_INFO, NULL, m->PNEID, tid,
+                 "PNERegistrationResponse Return=%u -> link %llu, no route", (unsigned)m->Return,
+                 (unsigned long long)l->link);
+        return 0;
+    }
+    gw_link *old = cpns_map_get(&gw->routes, l->PNEID);
+    if (old != l) {
+        /* Remove first: the map keeps its key pointer, which lives in the old link. */
+        cpns_map_remove(&gw->routes, l->PNEID);
+        rv = cpns_map_put(&gw->routes, l->PNEID, l);
+        if (rv != 0)
+            return rv;
+        if (old)
+            supersede(gw, old, l);
+    }
+    cpns_log(&gw->log, CPNS_LOG_DEBUG, NULL, l->PNEID, tid, "route PNEID -> link %llu",
+             (unsigned long long)l->link);
+    return 0;
+}
+
+int cpns_gw_recv_server(cpns_gw *gw, const uint8_t *data, size_t len, int64_t now_ms)
+{
+    (void)now_ms;
+    cpns_msg m;
+    memset(&m, 0, sizeof m);
+    int rv = cpns_msg_peek(data, len, &m);
+    if (rv == CPNS_ERR_NOMEM)
+        return rv;
+    int peeked = rv == 0;
+    uint64_t tid = (m.present & CPNS_F_TID) ? m.TransactionID : 0;
+
+    if (m.kind == CPNS_MSG_SGROUPKEY_DELIVERY_REQUEST)
+        return on_delivery_request(gw, &m, peeked, data, len);
+    if (!peeked) {
+        cpns_log(&gw->log, CPNS_LOG_WARN, NULL, NULL, tid,
+                 "malformed frame from the server dropped");
+        return 0;
+    }
+    switch (m.kind) {
+    case CPNS_MSG_PNE_REGISTRATION_RESPONSE:
+        return on_pne_registration_response(gw, &m, data, len);
+    case CPNS_MSG_PNGW_REGISTRATION_RESPONSE:
+        return on_gw_registration_response(gw, &m);
+    default:
+        cpns_log(&gw->log, CPNS_LOG_WARN, NULL, NULL, tid, "%s from the server dropped",
+                 cpns_msg_kind_name(m.kind));
+        return 0;
+    }
+}
+
+int cpns_gw_link_open(cpns_gw *gw, uint64_t link, int64_t now_ms)
+{
+    (void)now_ms;
+    if (link == CPNS_GW_LINK_SERVER)
+        return CPNS_ERR_INVALID_ARG;
+    if (cpns_map_get_u64(&gw->links, link))
+        return CPNS_ERR_EXISTS;
+    gw_link *l = cpns_calloc(1, sizeof *l);
+    if (!l)
+        return CPNS_ERR_NOMEM;
+    l->link = link;
+    int rv = cpns_map_put_u64(&gw->links, link, l);
+    if (rv != 0) {
+        cpns_free(l);
+        return rv;
+    }
+    cpns_log(&gw->log, CPNS_LOG_DEBUG, NULL, NULL, 0, "link %llu open", (unsigned long long)link);
+    return 0;
+}
+
+/* The number of PNEs this GW speaks for: claimed or routed PNEIDs. */
+static size_t pnes_in_use(const cpns_gw *gw)
+{
+    size_t n = gw->claims.count;
+    for (cpns_map_iter it = cpns_map_begin(&gw->routes); cpns_map_next(&it);)
+        if (!cpns_map_get(&gw->claims, it.key))
+            n++;
+    return n;
+}
+
+static int refuse_registration(cpns_gw *gw, gw_link *l, const cpns_msg *req)
+{
+    cpns_msg m;
+    cpns_log(&gw->log, CPNS_LOG_WARN, NULL, req->PNEID, req->TransactionID,
+             "max_pnes (%zu) reached: registration on link %llu refused, Return 0", gw->max_pnes,
+             (unsigned long long)l->link);
+    cpns_msg_init(&m, CPNS_MSG_PNE_REGISTRATION_RESPONSE, req->TransactionID);
+    m.Return = CPNS_RETURN_OTHER;
+    m.present |= CPNS_F_RETURN;
+    int rv = cpns_msg_set_id(&m, CPNS_F_PNEID, req->PNEID);
+    if (rv == 0)
+        rv = cpns_msg_set_id(&m, CPNS_F_PNID, gw->PNID);
+    if (rv == 0)
+        rv = cpns_outq_push_msg(&gw->outq, l->link, &m);
+    return rv;
+}
+
+static int on_pne_registration_request(cpns_gw *gw, gw_link *l, const cpns_msg *m,
+                                       const uint8_t *data, size_t len)
+{
+    uint64_t tid = m->TransactionID;
+    if (l->PNEID[0] && strcmp(l->PNEID, m->PNEID) != 0) {
+        cpns_log(&gw->log, CPNS_LOG_WARN, NULL, m->PNEID, tid,
+                 "link %llu speaks for PNEID %s: registration for another PNEID dropped",
+                 (unsigned long long)l->link, l->PNEID);
+        return 0;
+    }
+    if (gw->max_pnes && !cpns_map_get(&gw->claims, m->PNEID) &&
+        !cpns_map_get(&gw->routes, m->PNEID) && pnes_in_use(gw) >= gw->max_pnes)
+        return refuse_registration(gw, l, m);
+
+    if (!l->PNEID[0])
+        strcpy(l->PNEID, m->PNEID);
+    if (cpns_map_get(&gw->claims, l->PNEID) != l) {
+        cpns_map_remove(&gw->claims, l->PNEID);
+        int rv = cpns_map_put(&gw->claims, l->PNEID, l);
+        if (rv != 0)
+            return rv;
+    }
+    if (gw->state != CPNS_GW_ONLINE) {
+        cpns_log(&gw->log, CPNS_LOG_INFO, NULL, l->PNEID, tid,
+                 "PNERegistrationRequest while %s: dropped (the PNE retries)",
+                 state_name(gw->state));
+        return 0;
+    }
+    cpns_log(&gw->log, CPNS_LOG_DEBUG, NULL, l->PNEID, tid,
+             "PNERegistrationRequest link %llu -> server", (unsigned long long)l->link);
+    return cpns_outq_push(&gw->outq, CPNS_GW_LINK_SERVER, data, len);
+}
+
+/* 7.8.6.2-2 */
+static int on_delivery_response(cpns_gw *gw, gw_link *l, const cpns_msg *m, const uint8_t *data,
+                                size_t len)
+{
+    uint64_t tid = m->TransactionID;
+    const char *SGID = (m->present & CPNS_F_SGID) ? m->SGID : NULL;
+    if (!l->PNEID[0] || cpns_map_get(&gw->routes, l->PNEID) != l ||
+        strcmp(m->PNEID, l->PNEID) != 0) {
+        cpns_log(&gw->log, CPNS_LOG_WARN, SGID, m->PNEID, tid,
+                 "SGroupKeyDeliveryResponse for a PNEID link %llu is not registered for: dropped",
+                 (unsigned long long)l->link);
+        return 0;
+    }
+    if (gw->state != CPNS_GW_ONLINE) {
+        cpns_log(&gw->log, CPNS_LOG_INFO, SGID, m->PNEID, tid,
+                 "SGroupKeyDeliveryResponse while %s: dropped (the server resends)",
+                 state_name(gw->state));
+        return 0;
+    }
+    cpns_log(&gw->log, CPNS_LOG_DEBUG, SGID, m->PNEID, tid,
+             "SGroupKeyDeliveryResponse Return=%u link %llu -> server", (unsigned)m->Return,
+             (unsigned long long)l->link);
+    return cpns_outq_push(&gw->outq, CPNS_GW_LINK_SERVER, data, len);
+}
+
+int cpns_gw_recv_link(cpns_gw *gw, uint64_t link, const uint8_t *data, size_t len, int64_t now_ms)
+{
+    (void)now_ms;
+    gw_link *l = cpns_map_get_u64(&gw->links, link);
+    if (!l)
+        return CPNS_ERR_NOT_FOUND;
+    cpns_msg m;
+    memset(&m, 0, sizeof m);
+    int rv = cpns_msg_peek(data, len, &m);
+    if (rv == CPNS_ERR_NOMEM)
+        return rv;
+    uint64_t tid = (m.present & CPNS_F_TID) ? m.TransactionID : 0;
+    if (rv != 0) {
+        cpns_log(&gw->log, CPNS_LOG_WARN, NULL, l->PNEID[0] ? l->PNEID : NULL, tid,
+                 "malformed frame from link %llu dropped", (unsigned long long)link);
+        return 0;
+    }
+    if (l->superseded) {
+        cpns_log(&gw->log, CPNS_LOG_INFO, NULL, l->PNEID, tid, "%s from replaced link %llu dropped",
+                 cpns_msg_kind_name(m.kind), (unsigned long long)link);
+        return 0;
+    }
+    switch (m.kind) {
+    case CPNS_MSG_PNE_REGISTRATION_REQUEST:
+        return on_pne_registration_request(gw, l, &m, data, len);
+    case CPNS_MSG_SGROUPKEY_DELIVERY_RESPONSE:
+        return on_delivery_response(gw, l, &m, data, len);
+    default:
+        cpns_log(&gw->log, CPNS_LOG_WARN, NULL, l->PNEID[0] ? l->PNEID : NULL, tid,
+                 "%s from link %llu dropped", cpns_msg_kind_name(m.kind), (unsigned long long)link);
+        return 0;
+    }
+}
+
+int cpns_gw_link_close(cpns_gw *gw, uint64_t link, int64_t now_ms)
+{
+    (void)now_ms;
+    gw_link *l = cpns_map_remove_u64(&gw->links, link);
+    if (!l)
+        return CPNS_ERR_NOT_FOUND;
+    int rv = 0;
+    cpns_outq_drop_link(&gw->outq, link);
+    if (l->PNEID[0]) {
+        if (cpns_map_get(&gw->claims, l->PNEID) == l)
+            cpns_map_remove(&gw->claims, l->PNEID);
+        if (cpns_map_get(&gw->routes, l->PNEID) == l) {
+            cpns_map_remove(&gw->routes, l->PNEID);
+            cpns_log(&gw->log, CPNS_LOG_INFO, NULL, l->PNEID, 0, "link %llu closed: route removed",
+                     (unsigned long long)link);
+            if (gw->state == CPNS_GW_ONLINE)
+                rv = send_status(gw, l->PNEID, CPNS_STATUS_DETACHED);
+        }
+    }
+    cpns_log(&gw->log, CPNS_LOG_DEBUG, NULL, l->PNEID[0] ? l->PNEID : NULL, 0, "link %llu closed",
+             (unsigned long long)link);
+    cpns_free(l);
+    return rv;
+}
