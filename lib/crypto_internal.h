@@ -1,0 +1,41 @@
+/*
+ * What the crypto files share and do not export: the AES-256-GCM one-shots
+ * that EncryptedGroupKey, group messages and the file keystore are built on,
+ * and the builder of the "label ‖ 0x00 ‖ field ‖ 0x00 ‖ ..." strings that
+ * PROTOCOL.md section 4 uses as AADs and MAC inputs.
+ */
+#ifndef CPNS_CRYPTO_INTERNAL_H
+#define CPNS_CRYPTO_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cpns/crypto.h"
+
+/*
+ * Room for the longest joined input: a label, two identifiers, a base64
+ * Nonce or decimal number and the separators, with margin.
+ */
+#define CPNS_JOIN_MAX 256
+
+/*
+ * Writes parts[0] ‖ 0x00 ‖ parts[1] ‖ ... ‖ parts[n-1] into buf
+ * (CPNS_JOIN_MAX bytes) and sets *len. CPNS_ERR_INVALID_ARG if a part is
+ * NULL or the result does not fit.
+ */
+int cpns_crypto_join(uint8_t buf[CPNS_JOIN_MAX], size_t *len, const char *const *parts, size_t n);
+
+/*
+ * AES-256-GCM with a 12-byte nonce and a 16-byte tag. ct may equal pt.
+ * seal: 0 or CPNS_ERR_CRYPTO (also for lengths over INT_MAX).
+ * open: 0; CPNS_ERR_AUTH when the tag does not verify (pt is then wiped);
+ * CPNS_ERR_CRYPTO.
+ */
+int cpns_gcm_seal(const uint8_t key[CPNS_KEY_LEN], const uint8_t nonce[CPNS_GCM_NONCE_LEN],
+                  const uint8_t *aad, size_t aad_len, const uint8_t *pt, size_t pt_len, uint8_t *ct,
+                  uint8_t tag[CPNS_GCM_TAG_LEN]);
+int cpns_gcm_open(const uint8_t key[CPNS_KEY_LEN], const uint8_t nonce[CPNS_GCM_NONCE_LEN],
+                  const uint8_t *aad, size_t aad_len, const uint8_t *ct, size_t ct_len,
+                  const uint8_t tag[CPNS_GCM_TAG_LEN], uint8_t *pt);
+
+#endif
