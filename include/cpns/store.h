@@ -122,6 +122,18 @@ void cpns_store_mem_crash(cpns_store *st);
 
 void cpns_store_close(cpns_store *st); /* NULL is fine */
 
+/*
+ * The SQLite backend (WAL, a versioned schema). EUKs and Group Keys are
+ * stored encrypted with AES-256-GCM under keys derived from master_key (the
+ * server's 0600 master key file), each bound to its row, so a copied database
+ * reveals no key and a row moved to another PNE or SG does not decrypt.
+ * Writes open a transaction lazily; commit() ends it (group commit).
+ * 0 and *out; CPNS_ERR_STORE with a message in err (unopenable file, newer
+ * schema, wrong master key, damaged row); CPNS_ERR_NOMEM.
+ */
+int cpns_store_sqlite_open(cpns_store **out, const char *path,
+                           const uint8_t master_key[CPNS_KEY_LEN], char *err, size_t errlen);
+
 #ifdef __cplusplus
 }
 #endif

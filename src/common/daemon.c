@@ -1,0 +1,202 @@
+/*
+ * Logging, key files, addresses and numbers for the programs (daemon.h).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon.h"
+
+static struct {
+    const char *entity;
+    char id[CPNS_ID_MAX + 1];
+    cpns_log_level level;
+} logcfg = {"cpns", "", CPNS_LOG_INFO};
+
+static const char *const level_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
+
+void log_setup(const char *entity, const char *id, cpns_log_level level)
+{
+    logcfg.entity = entity;
+    snprintf(logcfg.id, sizeof logcfg.id, "%s", id ? id : "");
+    logcfg.level = level;
+}
+
+int log_parse_level(const char *s, cpns_log_level *out)
+{
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    for (int i = 0; i < 4; i++) {
+        if (strcasecmp(s, names[i]) == 0) {
+            *out = (cpns_log_level)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static void emit(cpns_log_level level, const char *entity, const char *id, const char *SGID,
+                 const char *PNEID, uint64_t TransactionID, const char *text)
+{
+    if (level > logcfg.level)
+        return;
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    struct tm tm;
+    gmtime_r(&tv.tv_sec, &tm);
+    char ts[32];
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+    char ctx[256] = "";
+    size_t n = 0;
+    if (SGID)
+        n += (size_t)snprintf(ctx + n, sizeof ctx - n, " SGID=%s", SGID);
+    if (PNEID && n < sizeof ctx)
+        n += (size_t)snprintf(ctx + n, sizeof ctx - n, " PNEID=%s", PNEID);
+    if (TransactionID && n < sizeof ctx)
+        snprintf(ctx + n, sizeof ctx - n, " TID=%llu", (unsigned long long)TransactionID);
+    fprintf(stderr, "%s.%03ldZ %-5s %s%s%s%s%s: %s\n", ts, (long)(tv.tv_usec / 1000),
+            level_names[level], entity, id && *id ? "[" : "", id ? id : "", id && *id ? "]" : "",
+            ctx, text);
+}
+
+void log_msg(cpns_log_level level, const char *SGID, const char *PNEID, uint64_t TransactionID,
+             const char *fmt, ...)
+{
+    if (level > logcfg.level)
+        return;
+    char text[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    emit(level, logcfg.entity, logcfg.id, SGID, PNEID, TransactionID, text);
+}
+
+void log_engine(void *arg, const cpns_log_event *ev)
+{
+    (void)arg;
+    emit(ev->level, ev->entity ? ev->entity : logcfg.entity, ev->id ? ev->id : logcfg.id,
+         ev->SGID, ev->PNEID, ev->TransactionID, ev->text);
+}
+
+int keyfile_check_private(const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "%s: not a regular file", path);
+        return -1;
+    }
+    if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+        snprintf(err, errlen, "%s: mode %04o lets group or others access a key (chmod 600 it)",
+                 path, (unsigned)(st.st_mode & 07777));
+        return -1;
+    }
+    return 0;
+}
+
+int keyfile_read(const char *path, uint8_t key[CPNS_KEY_LEN], char *err, size_t errlen)
+{
+    if (keyfile_check_private(path, err, errlen) != 0)
+        return -1;
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    char line[128];
+    size_t n = fread(line, 1, sizeof line - 1, f);
+    fclose(f);
+    line[n] = '\0';
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    size_t len = 0;
+    int rv = cpns_b64_decode(line, n, key, CPNS_KEY_LEN, &len);
+    cpns_wipe(line, sizeof line);
+    if (rv != 0 || len != CPNS_KEY_LEN) {
+        cpns_wipe(key, CPNS_KEY_LEN);
+        snprintf(err, errlen, "%s: not the base64 of a 32-byte key", path);
+        return -1;
+    }
+    return 0;
+}
+
+int keyfile_write(const char *path, const uint8_t key[CPNS_KEY_LEN], char *err, size_t errlen)
+{
+    char b64[CPNS_B64_LEN(CPNS_KEY_LEN) + 2];
+    int n = cpns_b64_encode(key, CPNS_KEY_LEN, b64, sizeof b64 - 1);
+    if (n < 0) {
+        snprintf(err, errlen, "%s: cannot encode the key", path);
+        return -1;
+    }
+    b64[n++] = '\n';
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        cpns_wipe(b64, sizeof b64);
+        return -1;
+    }
+    int ok = fchmod(fd, 0600) == 0 && write(fd, b64, (size_t)n) == n && fsync(fd) == 0;
+    int saved = errno;
+    cpns_wipe(b64, sizeof b64);
+    if (close(fd) != 0)
+        ok = 0;
+    if (!ok) {
+        unlink(path);
+        snprintf(err, errlen, "%s: %s", path, strerror(saved));
+        return -1;
+    }
+    return 0;
+}
+
+int addr_parse(const char *s, char *host, size_t hostlen, uint16_t *port)
+{
+    const char *colon;
+    const char *h = s;
+    size_t hl;
+    if (*s == '[') {
+        const char *end = strchr(s, ']');
+        if (!end || end[1] != ':')
+            return -1;
+        h = s + 1;
+        hl = (size_t)(end - h);
+        colon = end + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon)
+            return -1;
+        hl = (size_t)(colon - s);
+    }
+    if (hl == 0 || hl >= hostlen)
+        return -1;
+    int64_t p;
+    if (parse_i64(colon + 1, 1, 65535, &p) != 0)
+        return -1;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    *port = (uint16_t)p;
+    return 0;
+}
+
+int parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    if (!s || !*s)
+        return -1;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}

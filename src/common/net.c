@@ -1,0 +1,491 @@
+/*
+ * cpns/1 framing over libevent bufferevents, plain or TLS (net.h).
+ *
+ * Reading: the input buffer is scanned for complete frames; each is
+ * delivered contiguous (evbuffer_pullup) and drained. A bad length closes the
+ * connection at once. Writing: header and payload are appended to the output
+ * buffer; libevent writes them as the socket allows.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+#include <openssl/err.h>
+#include <openssl/x509.h>
+
+#include "cpns/msg.h"
+#include "daemon.h"
+#include "net.h"
+
+struct net_conn {
+    struct bufferevent *bev;
+    SSL *ssl;
+    net_conn_cbs cbs;
+    void *arg;
+    uint64_t id;
+    bool open;
+    bool closing; /* closed by the glue: no more callbacks */
+    bool flush;   /* ... after writing what is queued */
+    int in_cb;    /* inside a callback: freeing waits until it returns */
+    char peer_cn[CPNS_ID_MAX + 1];
+    bool has_peer_cn;
+    char peer_addr[64];
+    struct event *stall;
+    int stall_seconds;
+};
+
+struct net_listener {
+    struct evconnlistener *lev;
+    SSL_CTX *tls;
+    net_accept_fn on_accept;
+    void *arg;
+    uint16_t port;
+};
+
+static void tls_error(const char *what, char *err, size_t errlen)
+{
+    unsigned long e = ERR_get_error();
+    char buf[256] = "unknown error";
+    if (e)
+        ERR_error_string_n(e, buf, sizeof buf);
+    snprintf(err, errlen, "%s: %s", what, buf);
+    ERR_clear_error();
+}
+
+static SSL_CTX *tls_ctx(const SSL_METHOD *method, const char *cert, const char *key,
+                        const char *ca, char *err, size_t errlen)
+{
+    SSL_CTX *ctx = SSL_CTX_new(method);
+    if (!ctx) {
+        tls_error("TLS", err, errlen);
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+    char what[600];
+    if (keyfile_check_private(key, err, errlen) != 0)
+        goto fail_quiet;
+    snprintf(what, sizeof what, "--tls-cert %s", cert);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1)
+        goto fail;
+    snprintf(what, sizeof what, "--tls-key %s", key);
+    if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1)
+        goto fail;
+    snprintf(what, sizeof what, "--tls-ca %s", ca);
+    if (SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1)
+        goto fail;
+    return ctx;
+fail:
+    tls_error(what, err, errlen);
+fail_quiet:
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+SSL_CTX *net_tls_server_ctx(const char *cert, const char *key, const char *ca,
+                            bool require_client, char *err, size_t errlen)
+{
+    SSL_CTX *ctx = tls_ctx(TLS_server_method(), cert, key, ca, err, errlen);
+    if (ctx && require_client)
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    return ctx;
+}
+
+SSL_CTX *net_tls_client_ctx(const char *cert, const char *key, const char *ca, char *err,
+                            size_t errlen)
+{
+    SSL_CTX *ctx = tls_ctx(TLS_client_method(), cert, key, ca, err, errlen);
+    if (ctx)
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    return ctx;
+}
+
+static void conn_free(net_conn *c)
+{
+    if (c->stall)
+        event_free(c->stall);
+    if (c->bev)
+        bufferevent_free(c->bev); /* frees the SSL too (BEV_OPT_CLOSE_ON_FREE) */
+    free(c);
+}
+
+static void conn_fail(net_conn *c, const char *reason)
+{
+    net_conn_cbs cbs = c->cbs;
+    void *arg = c->arg;
+    bool notify = !c->closing;
+    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    c->in_cb++; /* a net_conn_close() from on_close must not free c under us */
+    if (notify && cbs.on_close)
+        cbs.on_close(c, reason, arg);
+    conn_free(c);
+}
+
+static void read_peer_cn(net_conn *c)
+{
+    if (!c->ssl)
+        return;
+    X509 *cert = SSL_get1_peer_certificate(c->ssl);
+    if (!cert)
+        return;
+    if (SSL_get_verify_result(c->ssl) == X509_V_OK) {
+        X509_NAME *name = X509_get_subject_name(cert);
+        int n = X509_NAME_get_text_by_NID(name, NID_commonName, c->peer_cn, sizeof c->peer_cn);
+        c->has_peer_cn = n > 0 && (size_t)n < sizeof c->peer_cn;
+    }
+    X509_free(cert);
+}
+
+/* Completes net_conn_close() once no callback is running. */
+static void finish_close(net_conn *c)
+{
+    if (c->flush && c->open && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+        return; /* write_cb frees it once the output is written */
+    conn_free(c);
+}
+
+static void stall_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn_fail(arg, "a frame stalled half-received");
+}
+
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+    net_conn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    for (;;) {
+        size_t avail = evbuffer_get_length(in);
+        if (avail < CPNS_FRAME_HDR)
+            break;
+        uint8_t hdr[CPNS_FRAME_HDR];
+        evbuffer_copyout(in, hdr, sizeof hdr);
+        uint32_t len = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 |
+                       hdr[3];
+        if (len == 0 || len > CPNS_FRAME_MAX) {
+            conn_fail(c, "frame length out of range");
+            return;
+        }
+        if (avail < CPNS_FRAME_HDR + (size_t)len)
+            break;
+        const uint8_t *p = evbuffer_pullup(in, (ev_ssize_t)(CPNS_FRAME_HDR + len));
+        if (!p) {
+            conn_fail(c, "out of memory");
+            return;
+        }
+        if (c->cbs.on_frame) {
+            c->in_cb++;
+            c->cbs.on_frame(c, p + CPNS_FRAME_HDR, len, c->arg);
+            c->in_cb--;
+        }
+        if (c->closing) {
+            finish_close(c);
+            return;
+        }
+        evbuffer_drain(in, CPNS_FRAME_HDR + len);
+    }
+    if (evbuffer_get_length(in) > 0) {
+        if (!evtimer_pending(c->stall, NULL)) {
+            struct timeval tv = {c->stall_seconds, 0};
+            evtimer_add(c->stall, &tv);
+        }
+    } else {
+        evtimer_del(c->stall);
+    }
+}
+
+static void write_cb(struct bufferevent *bev, void *arg)
+{
+    net_conn *c = arg;
+    if (c->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        conn_free(c);
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    net_conn *c = arg;
+    (void)bev;
+    if (what & BEV_EVENT_CONNECTED) {
+        c->open = true;
+        read_peer_cn(c);
+        if (c->cbs.on_open) {
+            c->in_cb++;
+            c->cbs.on_open(c, c->arg);
+            c->in_cb--;
+        }
+        if (c->closing)
+            finish_close(c);
+        return;
+    }
+    char reason[300];
+    if (what & BEV_EVENT_EOF) {
+        snprintf(reason, sizeof reason, "closed by peer");
+    } else {
+        unsigned long e = c->bev ? bufferevent_get_openssl_error(c->bev) : 0;
+        if (e) {
+            char buf[256];
+            ERR_error_string_n(e, buf, sizeof buf);
+            snprintf(reason, sizeof reason, "TLS: %s", buf);
+        } else {
+            int err = EVUTIL_SOCKET_ERROR();
+            snprintf(reason, sizeof reason, "%s", err ? evutil_socket_error_to_string(err)
+                                                      : "connection error");
+        }
+    }
+    if (c->closing) {
+        conn_free(c);
+        return;
+    }
+    conn_fail(c, reason);
+}
+
+static void set_keepalive(evutil_socket_t fd)
+{
+    int on = 1, idle = 60, intvl = 10, cnt = 6;
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+}
+
+static net_conn *conn_new(struct event_base *base, evutil_socket_t fd, SSL_CTX *tls,
+                          bool accepting)
+{
+    net_conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->stall_seconds = 30;
+    c->stall = evtimer_new(base, stall_cb, c);
+    if (!c->stall) {
+        free(c);
+        return NULL;
+    }
+    int opts = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
+    if (tls) {
+        c->ssl = SSL_new(tls);
+        if (!c->ssl) {
+            conn_free(c);
+            return NULL;
+        }
+        c->bev = bufferevent_openssl_socket_new(
+            base, fd, c->ssl, accepting ? BUFFEREVENT_SSL_ACCEPTING : BUFFEREVENT_SSL_CONNECTING,
+            opts);
+        if (!c->bev)
+            SSL_free(c->ssl);
+    } else {
+        c->bev = bufferevent_socket_new(base, fd, opts);
+    }
+    if (!c->bev) {
+        conn_free(c);
+        return NULL;
+    }
+    bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    return c;
+}
+
+static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg)
+{
+    net_listener *l = arg;
+    (void)salen;
+    set_keepalive(fd);
+    net_conn *c = conn_new(evconnlistener_get_base(lev), fd, l->tls, true);
+    if (!c) {
+        evutil_closesocket(fd);
+        log_error("cannot accept a connection: out of memory");
+        return;
+    }
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (sa->sa_family == AF_INET) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)sa;
+        evutil_inet_ntop(AF_INET, &sin->sin_addr, host, sizeof host);
+        port = ntohs(sin->sin_port);
+    } else if (sa->sa_family == AF_INET6) {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)sa;
+        evutil_inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host);
+        port = ntohs(sin6->sin6_port);
+    }
+    snprintf(c->peer_addr, sizeof c->peer_addr, "%s:%d", host, port);
+    c->in_cb++;
+    l->on_accept(c, l->arg);
+    /* Plain TCP is usable at once; with TLS, on_open follows the handshake. */
+    if (!l->tls && !c->closing) {
+        c->open = true;
+        if (c->cbs.on_open)
+            c->cbs.on_open(c, c->arg);
+    }
+    c->in_cb--;
+    if (c->closing)
+        finish_close(c);
+}
+
+static int resolve(const char *addr, struct sockaddr_storage *ss, int *sslen, char *err,
+                   size_t errlen)
+{
+    char host[256];
+    uint16_t port;
+    if (addr_parse(addr, host, sizeof host, &port) != 0) {
+        snprintf(err, errlen, "%s: not HOST:PORT", addr);
+        return -1;
+    }
+    struct evutil_addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    char portstr[8];
+    snprintf(portstr, sizeof portstr, "%u", port);
+    int rv = evutil_getaddrinfo(host, portstr, &hints, &res);
+    if (rv != 0 || !res) {
+        snprintf(err, errlen, "%s: %s", addr, evutil_gai_strerror(rv));
+        return -1;
+    }
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *sslen = (int)res->ai_addrlen;
+    evutil_freeaddrinfo(res);
+    return 0;
+}
+
+net_listener *net_listen(struct event_base *base, const char *addr, SSL_CTX *tls,
+                         net_accept_fn on_accept, void *arg, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    int sslen;
+    if (resolve(addr, &ss, &sslen, err, errlen) != 0)
+        return NULL;
+    net_listener *l = calloc(1, sizeof *l);
+    if (!l) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    l->tls = tls;
+    l->on_accept = on_accept;
+    l->arg = arg;
+    l->lev = evconnlistener_new_bind(base, accept_cb, l,
+                                     LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+                                         LEV_OPT_CLOSE_ON_EXEC,
+                                     512, (struct sockaddr *)&ss, sslen);
+    if (!l->lev) {
+        snprintf(err, errlen, "cannot listen on %s: %s", addr, strerror(errno));
+        free(l);
+        return NULL;
+    }
+    struct sockaddr_storage bound;
+    socklen_t blen = sizeof bound;
+    if (getsockname(evconnlistener_get_fd(l->lev), (struct sockaddr *)&bound, &blen) == 0) {
+        if (bound.ss_family == AF_INET)
+            l->port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
+        else if (bound.ss_family == AF_INET6)
+            l->port = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
+    }
+    return l;
+}
+
+uint16_t net_listener_port(const net_listener *l)
+{
+    return l->port;
+}
+
+void net_listener_free(net_listener *l)
+{
+    if (!l)
+        return;
+    evconnlistener_free(l->lev);
+    free(l);
+}
+
+net_conn *net_connect(struct event_base *base, const char *addr, SSL_CTX *tls,
+                      const net_conn_cbs *cbs, void *arg, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    int sslen;
+    if (resolve(addr, &ss, &sslen, err, errlen) != 0)
+        return NULL;
+    net_conn *c = conn_new(base, -1, tls, false);
+    if (!c) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    c->cbs = *cbs;
+    c->arg = arg;
+    snprintf(c->peer_addr, sizeof c->peer_addr, "%s", addr);
+    if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&ss, sslen) != 0) {
+        snprintf(err, errlen, "cannot connect to %s: %s", addr, strerror(errno));
+        conn_free(c);
+        return NULL;
+    }
+    set_keepalive(bufferevent_getfd(c->bev));
+    return c;
+}
+
+void net_conn_set_cbs(net_conn *c, const net_conn_cbs *cbs, void *arg)
+{
+    c->cbs = *cbs;
+    c->arg = arg;
+}
+
+int net_conn_send(net_conn *c, const uint8_t *data, size_t len)
+{
+    if (len == 0 || len > CPNS_FRAME_MAX || c->closing)
+        return -1;
+    uint8_t hdr[CPNS_FRAME_HDR];
+    cpns_frame_header(hdr, (uint32_t)len);
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (evbuffer_add(out, hdr, sizeof hdr) != 0 || evbuffer_add(out, data, len) != 0)
+        return -1;
+    return 0;
+}
+
+size_t net_conn_pending(const net_conn *c)
+{
+    return evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
+const char *net_conn_peer_cn(const net_conn *c)
+{
+    return c->has_peer_cn ? c->peer_cn : NULL;
+}
+
+const char *net_conn_peer_addr(const net_conn *c)
+{
+    return c->peer_addr;
+}
+
+void net_conn_set_id(net_conn *c, uint64_t id)
+{
+    c->id = id;
+}
+
+uint64_t net_conn_id(const net_conn *c)
+{
+    return c->id;
+}
+
+void net_conn_set_stall_timeout(net_conn *c, int seconds)
+{
+    c->stall_seconds = seconds;
+}
+
+void net_conn_close(net_conn *c, bool flush)
+{
+    if (!c || c->closing)
+        return;
+    c->closing = true;
+    c->flush = flush;
+    evtimer_del(c->stall);
+    bufferevent_disable(c->bev, EV_READ);
+    if (!c->in_cb)
+        finish_close(c);
+}

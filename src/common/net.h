@@ -1,0 +1,80 @@
+/*
+ * The network layer of the daemons, on libevent: listeners and outgoing
+ * connections carrying cpns/1 frames (4-byte big-endian length, payload of
+ * 1..65536 bytes), over plain TCP or TLS 1.3 (bufferevent_openssl).
+ *
+ * A frame outside the size limit closes the connection; so does a peer that
+ * leaves a frame half-sent for longer than the stall timeout. TCP keepalive is
+ * on for every connection.
+ */
+#ifndef CPNS_NET_H
+#define CPNS_NET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <openssl/ssl.h>
+
+typedef struct net_conn net_conn;
+typedef struct net_listener net_listener;
+
+typedef struct net_conn_cbs {
+    /* The connection is usable (TCP connected and, with TLS, handshake done). */
+    void (*on_open)(net_conn *c, void *arg);
+    /* One complete frame payload; valid during the call only. */
+    void (*on_frame)(net_conn *c, const uint8_t *data, size_t len, void *arg);
+    /* The connection is gone (never called after net_conn_close()). reason is for the log. */
+    void (*on_close)(net_conn *c, const char *reason, void *arg);
+} net_conn_cbs;
+
+/* Called for every accepted connection; the callee sets its callbacks with net_conn_set_cbs. */
+typedef void (*net_accept_fn)(net_conn *c, void *arg);
+
+/*
+ * TLS contexts, TLS 1.3 only. The server side requires and verifies a client
+ * certificate against ca when require_client is true. 0 or -1 with err.
+ */
+SSL_CTX *net_tls_server_ctx(const char *cert, const char *key, const char *ca,
+                            bool require_client, char *err, size_t errlen);
+SSL_CTX *net_tls_client_ctx(const char *cert, const char *key, const char *ca, char *err,
+                            size_t errlen);
+
+/*
+ * Listens on "HOST:PORT" (port 0 picks a free one: see net_listener_port).
+ * tls NULL = plain TCP. NULL with err on failure.
+ */
+net_listener *net_listen(struct event_base *base, const char *addr, SSL_CTX *tls,
+                         net_accept_fn on_accept, void *arg, char *err, size_t errlen);
+uint16_t net_listener_port(const net_listener *l);
+void net_listener_free(net_listener *l);
+
+/* Connects to "HOST:PORT"; on_open or on_close follows. NULL with err on immediate failure. */
+net_conn *net_connect(struct event_base *base, const char *addr, SSL_CTX *tls,
+                      const net_conn_cbs *cbs, void *arg, char *err, size_t errlen);
+
+void net_conn_set_cbs(net_conn *c, const net_conn_cbs *cbs, void *arg);
+
+/* Queues one frame. 0, or -1 if the payload is empty or over the limit. */
+int net_conn_send(net_conn *c, const uint8_t *data, size_t len);
+
+/* Bytes queued for sending and not yet written. */
+size_t net_conn_pending(const net_conn *c);
+
+/* The verified peer certificate's subject CN, or NULL (plain TCP, no cert). */
+const char *net_conn_peer_cn(const net_conn *c);
+/* "ip:port" of the peer, for the log. */
+const char *net_conn_peer_addr(const net_conn *c);
+
+/* The glue's handle for the connection (engines' conn/link ids). */
+void net_conn_set_id(net_conn *c, uint64_t id);
+uint64_t net_conn_id(const net_conn *c);
+
+/* Sets how long a half-received frame may stall before the connection is dropped (default 30 s). */
+void net_conn_set_stall_timeout(net_conn *c, int seconds);
+
+/* Closes after flushing what is queued (flush=true) or at once; no on_close callback follows. */
+void net_conn_close(net_conn *c, bool flush);
+
+#endif
