@@ -5,15 +5,7 @@
  */
 #include <string.h>
 
-#include "support.h"
-
-/* PROTOCOL.md 4.1, copied literally */
-#define V_EUK_HEX "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
-#define V_GK "c0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeeab12"
-#define V_K_WRAP "2e209cad2bf2df5701f910c6aa6ddb3e0a0bb6d05b0225c9ebadc3ca97fa33fe"
-#define V_K_AUTH "fea05b9c48f3b289f703f1e4d2e3449e0dfd9c39f39b2d272127b75ef8af5c6f"
-#define V_K_CONFIRM "fbf2ba8d59b5d326b90fb7de022a39596962ab5a1e2fe5433094029e50b78d3d"
-#define V_K_GROUP_MSG "e94e882eac232c0bed5850b0277561d7653f87ee1d612d27227761c5a184e933"
+#include "crypto_vectors.h"
 
 static void fill_range(uint8_t *buf, uint8_t first, size_t n)
 {
@@ -86,13 +78,22 @@ static void test_hkdf_bad_length(void **state)
     assert_int_equal(cpns_hkdf_sha256(NULL, 0, ikm, sizeof ikm, NULL, 0, big, sizeof big - 1), 0);
 }
 
-static void check_kdf(const char *ikm_hex, const char *info, const char *expect_hex)
+static void check_kdf(const uint8_t ikm[CPNS_KEY_LEN], const char *info, const char *expect_hex)
 {
-    uint8_t ikm[CPNS_KEY_LEN], out[CPNS_KEY_LEN], expect[CPNS_KEY_LEN];
-    test_hex(ikm_hex, ikm, sizeof ikm);
+    uint8_t out[CPNS_KEY_LEN], expect[CPNS_KEY_LEN];
     test_hex(expect_hex, expect, sizeof expect);
     assert_int_equal(cpns_kdf(ikm, info, out), 0);
     assert_memory_equal(out, expect, sizeof out);
+}
+
+/* the vector EUK is given in base64 and described as the bytes 00..1f */
+static void test_kdf_vector_euk(void **state)
+{
+    (void)state;
+    uint8_t EUK[CPNS_KEY_LEN], expect[CPNS_KEY_LEN];
+    v_euk(EUK);
+    fill_range(expect, 0x00, sizeof expect);
+    assert_memory_equal(EUK, expect, sizeof EUK);
 }
 
 /* PROTOCOL.md 4.1: K_wrap = HKDF(EUK, "CPNS 1.1 group key wrap") */
@@ -100,7 +101,9 @@ static void test_kdf_vector_k_wrap(void **state)
 {
     (void)state;
     assert_string_equal(CPNS_INFO_WRAP, "CPNS 1.1 group key wrap");
-    check_kdf(V_EUK_HEX, CPNS_INFO_WRAP, V_K_WRAP);
+    uint8_t EUK[CPNS_KEY_LEN];
+    v_euk(EUK);
+    check_kdf(EUK, CPNS_INFO_WRAP, V_K_WRAP_HEX);
 }
 
 /* PROTOCOL.md 4.1: K_auth = HKDF(EUK, "CPNS 1.1 PNE registration") */
@@ -108,7 +111,9 @@ static void test_kdf_vector_k_auth(void **state)
 {
     (void)state;
     assert_string_equal(CPNS_INFO_AUTH, "CPNS 1.1 PNE registration");
-    check_kdf(V_EUK_HEX, CPNS_INFO_AUTH, V_K_AUTH);
+    uint8_t EUK[CPNS_KEY_LEN];
+    v_euk(EUK);
+    check_kdf(EUK, CPNS_INFO_AUTH, V_K_AUTH_HEX);
 }
 
 /* PROTOCOL.md 4.1: HKDF(GK, "CPNS 1.1 key confirmation") */
@@ -116,7 +121,9 @@ static void test_kdf_vector_confirm(void **state)
 {
     (void)state;
     assert_string_equal(CPNS_INFO_CONFIRM, "CPNS 1.1 key confirmation");
-    check_kdf(V_GK, CPNS_INFO_CONFIRM, V_K_CONFIRM);
+    uint8_t GK[CPNS_KEY_LEN];
+    test_hex(V_GK_HEX, GK, sizeof GK);
+    check_kdf(GK, CPNS_INFO_CONFIRM, V_K_CONFIRM_HEX);
 }
 
 /* PROTOCOL.md 4.1: HKDF(GK, "CPNS 1.1 group message") */
@@ -124,7 +131,9 @@ static void test_kdf_vector_group_msg(void **state)
 {
     (void)state;
     assert_string_equal(CPNS_INFO_GROUP_MSG, "CPNS 1.1 group message");
-    check_kdf(V_GK, CPNS_INFO_GROUP_MSG, V_K_GROUP_MSG);
+    uint8_t GK[CPNS_KEY_LEN];
+    test_hex(V_GK_HEX, GK, sizeof GK);
+    check_kdf(GK, CPNS_INFO_GROUP_MSG, V_K_GROUP_MSG_HEX);
 }
 
 /* cpns_kdf is the general HKDF with an empty salt and 32 bytes out */
@@ -132,7 +141,7 @@ static void test_kdf_matches_hkdf(void **state)
 {
     (void)state;
     uint8_t ikm[CPNS_KEY_LEN], a[CPNS_KEY_LEN], b[CPNS_KEY_LEN];
-    test_hex(V_EUK_HEX, ikm, sizeof ikm);
+    v_euk(ikm);
     assert_int_equal(cpns_kdf(ikm, CPNS_INFO_KEY_STORE, a), 0);
     assert_int_equal(cpns_hkdf_sha256(NULL, 0, ikm, sizeof ikm,
                                       (const uint8_t *)"CPNS 1.1 PNE key store", 22, b, sizeof b),
@@ -147,11 +156,11 @@ static void test_kdf_matches_hkdf(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hkdf_rfc5869_case1), cmocka_unit_test(test_hkdf_rfc5869_case2),
-        cmocka_unit_test(test_hkdf_rfc5869_case3), cmocka_unit_test(test_hkdf_bad_length),
-        cmocka_unit_test(test_kdf_vector_k_wrap),  cmocka_unit_test(test_kdf_vector_k_auth),
-        cmocka_unit_test(test_kdf_vector_confirm), cmocka_unit_test(test_kdf_vector_group_msg),
-        cmocka_unit_test(test_kdf_matches_hkdf),
+        cmocka_unit_test(test_hkdf_rfc5869_case1),   cmocka_unit_test(test_hkdf_rfc5869_case2),
+        cmocka_unit_test(test_hkdf_rfc5869_case3),   cmocka_unit_test(test_hkdf_bad_length),
+        cmocka_unit_test(test_kdf_vector_euk),       cmocka_unit_test(test_kdf_vector_k_wrap),
+        cmocka_unit_test(test_kdf_vector_k_auth),    cmocka_unit_test(test_kdf_vector_confirm),
+        cmocka_unit_test(test_kdf_vector_group_msg), cmocka_unit_test(test_kdf_matches_hkdf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
