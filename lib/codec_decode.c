@@ -323,6 +323,19 @@ static void XMLCALL on_entity_decl(void *ud, const XML_Char *name, int is_param,
     fail_stop(ud);
 }
 
+/*
+ * Expat sniffs a UTF-16 byte order mark, or the "<" of a UTF-16 document
+ * without one, in the first two bytes and switches to UTF-16 even though the
+ * parser was created for UTF-8. Those two bytes are all it looks at.
+ */
+static int looks_like_utf16(const uint8_t *data, size_t len)
+{
+    if (data[0] == 0 || (len >= 2 && data[1] == 0))
+        return 1;
+    return len >= 2 &&
+           ((data[0] == 0xff && data[1] == 0xfe) || (data[0] == 0xfe && data[1] == 0xff));
+}
+
 static int run(const uint8_t *data, size_t len, cpns_msg *m, int peek)
 {
     if (!m)
@@ -332,6 +345,8 @@ static int run(const uint8_t *data, size_t len, cpns_msg *m, int peek)
         return CPNS_ERR_TOO_LARGE;
     if (!data)
         return CPNS_ERR_INVALID_ARG;
+    if (looks_like_utf16(data, len))
+        return CPNS_ERR_MALFORMED;
 
     decoder d = {0};
     d.m = m;

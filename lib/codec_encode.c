@@ -148,7 +148,7 @@ int cpns_msg_encode(const cpns_msg *m, uint8_t *buf, size_t cap, size_t *out_len
         put(&w, name);
         put(&w, ">");
     } else {
-        put_fields(&w, m, ~CPNS_F_TID);
+        put_fields(&w, m, cpns_msg_fields(m->kind) & ~CPNS_F_TID);
         put(&w, "/>");
     }
     put(&w, "</CPNSMessage>");
