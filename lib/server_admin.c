@@ -1,0 +1,373 @@
+/*
+ * Administration of the CPNS Server (server.h; the admin API maps onto it):
+ * provisioning PNEs with their Entity User Keys, creating, changing,
+ * rekeying and deleting Service Groups, and the read-only queries.
+ *
+ * SG creation follows 7.8.6.3-1 literally: the SG Inventory is stored and
+ * committed first, and only then is the Group Key generated. Every new key
+ * version sets the barrier, so it is committed before the first frame that
+ * carries it leaves (cpns_server_pop()).
+ */
+#include <string.h>
+
+#include "server_internal.h"
+
+/* --- PNEs --- */
+
+int cpns_server_pne_add(cpns_server *s, const char *PNEID, const uint8_t EUK[CPNS_KEY_LEN])
+{
+    if (!s || !PNEID || !EUK || !cpns_id_valid(PNEID))
+        return CPNS_ERR_INVALID_ARG;
+    if (cpns_map_get(&s->pnes, PNEID))
+        return CPNS_ERR_EXISTS;
+    srv_pne *pne = cpns_calloc(1, sizeof *pne);
+    if (!pne)
+        return CPNS_ERR_NOMEM;
+    strcpy(pne->row.PNEID, PNEID);
+    memcpy(pne->row.EUK, EUK, CPNS_KEY_LEN);
+    srv_list_init(&pne->members);
+    int rv = srv_pne_derive(pne);
+    if (rv == 0)
+        rv = cpns_map_put(&s->pnes, pne->row.PNEID, pne);
+    if (rv) {
+        srv_pne_free(pne);
+        return rv;
+    }
+    /* Provisioning is committed at once: the caller hands the EUK out after this. */
+    srv_dirty_pne(s, pne);
+    rv = cpns_server_flush(s);
+    if (rv) {
+        cpns_map_remove(&s->pnes, pne->row.PNEID);
+        srv_pne_free(pne);
+        return rv;
+    }
+    char fp[CPNS_FINGERPRINT_LEN + 1];
+    cpns_fingerprint(EUK, CPNS_KEY_LEN, fp);
+    cpns_log(&s->log, CPNS_LOG_INFO, NULL, PNEID, 0, "PNE provisioned, EUK fingerprint %s", fp);
+    return 0;
+}
+
+int cpns_server_pne_set_key(cpns_server *s, const char *PNEID, const uint8_t EUK[CPNS_KEY_LEN],
+                            int64_t now_ms)
+{
+    if (!s || !PNEID || !EUK)
+        return CPNS_ERR_INVALID_ARG;
+    s->now = now_ms;
+    srv_pne *pne = cpns_map_get(&s->pnes, PNEID);
+    if (!pne)
+        return CPNS_ERR_NOT_FOUND;
+    uint8_t old[CPNS_KEY_LEN];
+    memcpy(old, pne->row.EUK, sizeof old);
+    memcpy(pne->row.EUK, EUK, CPNS_KEY_LEN);
+    int rv = srv_pne_derive(pne);
+    if (rv == 0) {
+        srv_dirty_pne(s, pne);
+        rv = cpns_server_flush(s);
+    }
+    if (rv) {
+        /* Memory keeps agreeing with the store: the old key stays. */
+        memcpy(pne->row.EUK, old, sizeof old);
+        srv_pne_derive(pne);
+        cpns_wipe(old, sizeof old);
+        return rv;
+    }
+    cpns_wipe(old, sizeof old);
+    char fp[CPNS_FINGERPRINT_LEN + 1];
+    cpns_fingerprint(EUK, CPNS_KEY_LEN, fp);
+    cpns_log(&s->log, CPNS_LOG_INFO, NULL, PNEID, 0, "PNE re-provisioned, EUK fingerprint %s", fp);
+    srv_pne_revive(s, pne);
+    return 0;
+}
+
+static void pne_info(const cpns_server *s, const srv_pne *pne, cpns_pne_info *out)
+{
+    out->PNEID = pne->row.PNEID;
+    out->registered = pne->row.registered;
+    out->reachable = srv_pne_route(s, pne) != 0;
+    out->PNGWID = pne->row.registered ? pne->row.PNGWID : NULL;
+    out->PNID = pne->row.registered ? pne->row.PNID : NULL;
+}
+
+int cpns_server_pne_get(const cpns_server *s, const char *PNEID, cpns_pne_info *out)
+{
+    if (!s || !PNEID || !out)
+        return CPNS_ERR_INVALID_ARG;
+    const srv_pne *pne = cpns_map_get(&s->pnes, PNEID);
+    if (!pne)
+        return CPNS_ERR_NOT_FOUND;
+    pne_info(s, pne, out);
+    return 0;
+}
+
+int cpns_server_pne_foreach(const cpns_server *s, cpns_pne_visit_fn fn, void *arg)
+{
+    if (!s || !fn)
+        return CPNS_ERR_INVALID_ARG;
+    void **v;
+    size_t n;
+    int rv = cpns_map_sorted(&s->pnes, &v, &n);
+    for (size_t i = 0; rv == 0 && i < n; i++) {
+        cpns_pne_info info;
+        pne_info(s, v[i], &info);
+        rv = fn(arg, &info);
+    }
+    cpns_free(v);
+    return rv;
+}
+
+/* --- Service Groups --- */
+
+/*
+ * Checks a list of PNEIDs: valid and distinct (CPNS_ERR_INVALID_ARG), and
+ * each either a member of sg or not (want_member), and provisioned.
+ */
+static int check_ids(const cpns_server *s, const srv_sg *sg, const char *const *ids, size_t n,
+                     int want_member)
+{
+    if (n && !ids)
+        return CPNS_ERR_INVALID_ARG;
+    cpns_map seen;
+    memset(&seen, 0, sizeof seen);
+    int rv = 0;
+    for (size_t i = 0; rv == 0 && i < n; i++) {
+        if (!ids[i] || !cpns_id_valid(ids[i]) || cpns_map_get(&seen, ids[i]))
+            rv = CPNS_ERR_INVALID_ARG;
+        else if (sg && (cpns_map_get(&sg->members, ids[i]) != NULL) != want_member)
+            rv = CPNS_ERR_INVALID_ARG;
+        else
+            rv = cpns_map_put(&seen, ids[i], (void *)ids[i]);
+    }
+    for (size_t i = 0; rv == 0 && i < n; i++)
+        if (!cpns_map_get(&s->pnes, ids[i]))
+            rv = CPNS_ERR_NOT_FOUND;
+    cpns_map_clear(&seen);
+    return rv;
+}
+
+static void sg_discard(cpns_server *s, srv_sg *sg)
+{
+    cpns_map_remove(&s->sgs, sg->row.SGID);
+    srv_sg_free(s, sg);
+}
+
+/* Writes the SG Inventory (KeyVersion 0, no key yet) and commits it. */
+static int store_inventory(cpns_server *s, const srv_sg *sg)
+{
+    cpns_store *st = s->cfg.store;
+    int rv = st->ops->put_sg(st, &sg->row);
+    for (cpns_map_iter it = cpns_map_begin(&sg->members); rv == 0 && cpns_map_next(&it);)
+        rv = st->ops->put_member(st, &((const srv_member *)it.val)->row);
+    if (rv == 0)
+        rv = st->ops->commit(st);
+    if (rv)
+        st->ops->rollback(st);
+    return rv;
+}
+
+int cpns_server_sg_create(cpns_server *s, const char *SGID, const char *const *PNEIDs, size_t n,
+                          int64_t now_ms)
+{
+    if (!s || !SGID || !cpns_id_valid(SGID))
+        return CPNS_ERR_INVALID_ARG;
+    s->now = now_ms;
+    int rv = check_ids(s, NULL, PNEIDs, n, 0);
+    if (rv)
+        return rv;
+    if (cpns_map_get(&s->sgs, SGID))
+        return CPNS_ERR_EXISTS;
+    /* Earlier writes are committed first, so a failure below rolls back this SG only. */
+    rv = cpns_server_flush(s);
+    if (rv)
+        return rv;
+
+    srv_sg *sg = cpns_calloc(1, sizeof *sg);
+    if (!sg)
+        return CPNS_ERR_NOMEM;
+    strcpy(sg->row.SGID, SGID);
+    if (cpns_map_put(&s->sgs, sg->row.SGID, sg)) {
+        srv_sg_free(s, sg);
+        return CPNS_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!srv_member_new(s, sg, cpns_map_get(&s->pnes, PNEIDs[i]))) {
+            sg_discard(s, sg);
+            return CPNS_ERR_NOMEM;
+        }
+    }
+    rv = store_inventory(s, sg);
+    if (rv) {
+        cpns_log(&s->log, CPNS_LOG_ERROR, SGID, NULL, 0,
+                 "storing the SG Inventory failed (%s): SG not created", cpns_strerror(rv));
+        sg_discard(s, sg);
+        return rv;
+    }
+    cpns_log(&s->log, CPNS_LOG_INFO, SGID, NULL, 0, "SG Inventory stored: %zu members", n);
+    /* 7.8.6.3-1: only now, with the inventory stored, is the Group Key generated. */
+    rv = srv_sg_new_key(s, sg, "SG created");
+    if (rv) {
+        cpns_log(&s->log, CPNS_LOG_ERROR, SGID, NULL, 0,
+                 "generating the Group Key failed (%s): SG not created", cpns_strerror(rv));
+        sg_discard(s, sg);
+        if (srv_record_del(s, SGID, NULL) == 0)
+            cpns_server_flush(s);
+        return rv;
+    }
+    return 0;
+}
+
+int cpns_server_sg_update(cpns_server *s, const char *SGID, const char *const *add, size_t n_add,
+                          const char *const *remove, size_t n_remove, int64_t now_ms)
+{
+    if (!s || !SGID)
+        return CPNS_ERR_INVALID_ARG;
+    s->now = now_ms;
+    srv_sg *sg = cpns_map_get(&s->sgs, SGID);
+    if (!sg)
+        return CPNS_ERR_NOT_FOUND;
+    int rv = check_ids(s, sg, add, n_add, 0);
+    if (rv == 0)
+        rv = check_ids(s, sg, remove, n_remove, 1);
+    if (rv)
+        return rv;
+    if (n_remove && sg->row.KeyVersion == CPNS_KEYVERSION_MAX)
+        return CPNS_ERR_STATE;
+
+    /*
+     * Everything that can fail comes before the first change: the new key
+     * (a removed member must never keep the current one), the new members,
+     * room for the deletions.
+     */
+    uint8_t GK[CPNS_KEY_LEN];
+    if (n_remove && (rv = srv_random(s, GK, sizeof GK)) != 0) {
+        cpns_wipe(GK, sizeof GK);
+        return rv;
+    }
+    size_t added = 0, n_dels = s->n_dels;
+    for (; rv == 0 && added < n_add; added++)
+        if (!srv_member_new(s, sg, cpns_map_get(&s->pnes, add[added]))) {
+            rv = CPNS_ERR_NOMEM;
+            break;
+        }
+    for (size_t i = 0; rv == 0 && i < n_remove; i++)
+        rv = srv_record_del(s, SGID, remove[i]);
+    if (rv) {
+        s->n_dels = n_dels;
+        for (size_t i = 0; i < added; i++) {
+            srv_member *mb = cpns_map_get(&sg->members, add[i]);
+            if (mb)
+                srv_member_free(s, mb);
+        }
+        cpns_wipe(GK, sizeof GK);
+        return rv;
+    }
+
+    for (size_t i = 0; i < n_remove; i++) {
+        cpns_log(&s->log, CPNS_LOG_INFO, SGID, remove[i], 0, "member removed");
+        srv_member_free(s, cpns_map_get(&sg->members, remove[i]));
+    }
+    if (n_remove) {
+        srv_sg_set_key(s, sg, GK, "member removed");
+        cpns_wipe(GK, sizeof GK);
+        return 0;
+    }
+    for (size_t i = 0; i < n_add; i++)
+        srv_member_start(s, cpns_map_get(&sg->members, add[i]), "member added");
+    /* The new member rows are committed before the current key goes out to them. */
+    s->barrier = 1;
+    return 0;
+}
+
+int cpns_server_sg_rekey(cpns_server *s, const char *SGID, int64_t now_ms)
+{
+    if (!s || !SGID)
+        return CPNS_ERR_INVALID_ARG;
+    s->now = now_ms;
+    srv_sg *sg = cpns_map_get(&s->sgs, SGID);
+    if (!sg)
+        return CPNS_ERR_NOT_FOUND;
+    return srv_sg_new_key(s, sg, "rekey");
+}
+
+int cpns_server_sg_delete(cpns_server *s, const char *SGID)
+{
+    if (!s || !SGID)
+        return CPNS_ERR_INVALID_ARG;
+    srv_sg *sg = cpns_map_get(&s->sgs, SGID);
+    if (!sg)
+        return CPNS_ERR_NOT_FOUND;
+    int rv = srv_record_del(s, SGID, NULL);
+    if (rv)
+        return rv;
+    cpns_log(&s->log, CPNS_LOG_INFO, SGID, NULL, 0, "SG deleted (%zu members)", sg->members.count);
+    sg_discard(s, sg);
+    return 0;
+}
+
+static void sg_info(const srv_sg *sg, cpns_sg_info *out)
+{
+    memset(out, 0, sizeof *out);
+    out->SGID = sg->row.SGID;
+    out->KeyVersion = sg->row.KeyVersion;
+    out->n_members = sg->members.count;
+    out->n_pending = sg->n[CPNS_MEMBER_PENDING];
+    out->n_sent = sg->n[CPNS_MEMBER_SENT];
+    out->n_delivered = sg->n[CPNS_MEMBER_DELIVERED];
+    out->n_failed = sg->n[CPNS_MEMBER_FAILED];
+    out->complete = sg->row.KeyVersion > 0 && out->n_delivered == out->n_members;
+    if (sg->row.KeyVersion > 0)
+        cpns_fingerprint(sg->row.GK, CPNS_KEY_LEN, out->fingerprint);
+}
+
+int cpns_server_sg_get(const cpns_server *s, const char *SGID, cpns_sg_info *out)
+{
+    if (!s || !SGID || !out)
+        return CPNS_ERR_INVALID_ARG;
+    const srv_sg *sg = cpns_map_get(&s->sgs, SGID);
+    if (!sg)
+        return CPNS_ERR_NOT_FOUND;
+    sg_info(sg, out);
+    return 0;
+}
+
+int cpns_server_sg_foreach(const cpns_server *s, cpns_sg_visit_fn fn, void *arg)
+{
+    if (!s || !fn)
+        return CPNS_ERR_INVALID_ARG;
+    void **v;
+    size_t n;
+    int rv = cpns_map_sorted(&s->sgs, &v, &n);
+    for (size_t i = 0; rv == 0 && i < n; i++) {
+        cpns_sg_info info;
+        sg_info(v[i], &info);
+        rv = fn(arg, &info);
+    }
+    cpns_free(v);
+    return rv;
+}
+
+int cpns_server_sg_members(const cpns_server *s, const char *SGID, cpns_member_visit_fn fn,
+                           void *arg)
+{
+    if (!s || !SGID || !fn)
+        return CPNS_ERR_INVALID_ARG;
+    const srv_sg *sg = cpns_map_get(&s->sgs, SGID);
+    if (!sg)
+        return CPNS_ERR_NOT_FOUND;
+    void **v;
+    size_t n;
+    int rv = cpns_map_sorted(&sg->members, &v, &n);
+    for (size_t i = 0; rv == 0 && i < n; i++) {
+        const srv_member *mb = v[i];
+        cpns_member_info info = {
+            .PNEID = mb->row.PNEID,
+            .state = mb->row.state,
+            .Return = mb->row.Return,
+            .attempts = mb->row.attempts,
+            .PNID = mb->row.PNID[0] ? mb->row.PNID : NULL,
+            .KeyVersion = mb->row.KeyVersion,
+        };
+        rv = fn(arg, &info);
+    }
+    cpns_free(v);
+    return rv;
+}

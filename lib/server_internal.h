@@ -1,0 +1,206 @@
+/*
+ * The inside of the CPNS Server engine (server.h), shared by its files:
+ *   server.c           the object, load, GW connections, recv dispatch, pop,
+ *                      flush (group commit), timers, stats
+ *   server_member.c    the per-member delivery state machine (7.8.6.3)
+ *   server_register.c  PNGWRegistration, PNERegistration, PNEStatusNotification
+ *   server_admin.c     provisioning, SG create/update/rekey/delete, queries
+ *
+ * Everything lives in memory; the store is written through its ops and read
+ * only at start-up. Writes are batched: objects that changed are put on
+ * "dirty" lists and written by cpns_server_flush() in one transaction.
+ */
+#ifndef CPNS_SERVER_INTERNAL_H
+#define CPNS_SERVER_INTERNAL_H
+
+#include <stddef.h>
+
+#include "cpns/crypto.h"
+#include "cpns/server.h"
+#include "internal.h"
+
+/*
+ * An intrusive doubly linked list: a list head is a sentinel, a node that is
+ * on no list has next == NULL, so unlinking twice is harmless.
+ */
+typedef struct srv_link {
+    struct srv_link *prev, *next;
+} srv_link;
+
+#define SRV_CONTAINER(ptr, type, field) ((type *)(void *)((char *)(ptr)-offsetof(type, field)))
+
+static inline void srv_list_init(srv_link *head)
+{
+    head->prev = head->next = head;
+}
+
+static inline int srv_list_empty(const srv_link *head)
+{
+    return head->next == head;
+}
+
+static inline int srv_linked(const srv_link *l)
+{
+    return l->next != NULL;
+}
+
+static inline void srv_list_push(srv_link *head, srv_link *l)
+{
+    l->prev = head->prev;
+    l->next = head;
+    head->prev->next = l;
+    head->prev = l;
+}
+
+static inline void srv_list_unlink(srv_link *l)
+{
+    if (!l->next)
+        return;
+    l->prev->next = l->next;
+    l->next->prev = l->prev;
+    l->prev = l->next = NULL;
+}
+
+/* A GW connection; registered once its PNGWRegistrationRequest got Return 1. */
+typedef struct srv_conn {
+    uint64_t conn;
+    char *peer_cn; /* NULL on an insecure link */
+    int registered;
+    char PNGWID[CPNS_ID_MAX + 1];
+    char PNID[CPNS_ID_MAX + 1];
+    uint64_t bind; /* generation of this PNGWID binding, 0 while unregistered */
+} srv_conn;
+
+typedef struct srv_pne {
+    cpns_store_pne row; /* PNEID, EUK, last successful registration */
+    uint8_t K_wrap[CPNS_KEY_LEN];
+    uint8_t K_auth[CPNS_KEY_LEN];
+    /*
+     * The binding generation of the GW connection that routes this PNE, or 0.
+     * It is reachable while that binding is the current one of its PNGWID, so
+     * a GW that reconnects must report the PNE attached again.
+     */
+    uint64_t route_bind;
+    srv_link members; /* its srv_member entries, via pne_link */
+    srv_link dirty;
+} srv_pne;
+
+typedef struct srv_sg {
+    cpns_store_sg row; /* SGID, KeyVersion, GK */
+    cpns_map members;  /* PNEID -> srv_member */
+    size_t n[4];       /* members per cpns_member_state */
+    int complete_logged;
+    srv_link dirty;
+} srv_sg;
+
+struct srv_member;
+
+/* One request sent for a delivery, outstanding until answered or the delivery ends. */
+typedef struct srv_attempt {
+    uint64_t TransactionID;
+    uint64_t conn; /* the GW connection it went through */
+    uint32_t KeyVersion;
+    struct srv_member *mb;
+    struct srv_attempt *next; /* the member's attempts, newest first */
+} srv_attempt;
+
+typedef struct srv_member {
+    cpns_store_member row; /* the durable delivery state */
+    srv_sg *sg;
+    srv_pne *pne;
+    int64_t deadline;         /* response timeout or retry time; CPNS_NEVER for none */
+    size_t heap_idx;          /* SRV_NO_HEAP when no timer is armed */
+    int64_t first_sent_ms;    /* first send of this delivery, -1 before it */
+    srv_attempt *outstanding; /* of the current delivery, newest first */
+    size_t n_outstanding;
+    srv_link pne_link;
+    srv_link queue_link; /* on s->queue: due to be sent */
+    srv_link dirty_link;
+} srv_member;
+
+#define SRV_NO_HEAP ((size_t)-1)
+
+/* "PNEID/<hex of Nonce>": '/' cannot occur in an identifier. */
+#define SRV_NONCE_KEY_LEN (CPNS_ID_MAX + 1 + 2 * CPNS_NONCE_LEN + 1)
+
+typedef struct srv_nonce {
+    char key[SRV_NONCE_KEY_LEN];
+    cpns_store_nonce row;
+    srv_link fifo;      /* s->nonces_by_age */
+    srv_link unwritten; /* s->nonces_unwritten until flushed */
+} srv_nonce;
+
+/* A deletion waiting for the next flush; PNEID "" deletes the whole SG. */
+typedef struct srv_del {
+    char SGID[CPNS_ID_MAX + 1];
+    char PNEID[CPNS_ID_MAX + 1];
+} srv_del;
+
+struct cpns_server {
+    cpns_server_config cfg; /* with the defaults filled in */
+    cpns_logger log;
+    int64_t now; /* of the last call that passed one */
+
+    cpns_map pnes;   /* PNEID -> srv_pne */
+    cpns_map sgs;    /* SGID -> srv_sg */
+    cpns_map conns;  /* conn -> srv_conn */
+    cpns_map gws;    /* PNGWID -> srv_conn (registered ones) */
+    cpns_map tids;   /* TransactionID -> srv_attempt */
+    cpns_map nonces; /* srv_nonce.key -> srv_nonce */
+    uint64_t next_bind;
+
+    srv_member **heap; /* min-heap of member deadlines */
+    size_t heap_len, heap_cap;
+    srv_link queue; /* pending members due to be sent, FIFO */
+
+    srv_link dirty_pnes, dirty_sgs, dirty_members;
+    srv_link nonces_by_age, nonces_unwritten;
+    srv_del *dels;
+    size_t n_dels, cap_dels;
+    int64_t expire_before_ms; /* nonce expiry to write, 0 for none */
+    int barrier;              /* a new Group Key must be committed before the next send */
+
+    cpns_outq outq; /* registration responses */
+    uint8_t frame[2048];
+    cpns_server_stats stats;
+};
+
+/* server.c */
+int64_t srv_delay(const cpns_server *s, uint32_t attempt);
+uint64_t srv_pne_route(const cpns_server *s, const srv_pne *pne);
+void srv_timer_set(cpns_server *s, srv_member *mb, int64_t deadline);
+void srv_timer_clear(cpns_server *s, srv_member *mb);
+void srv_dirty_member(cpns_server *s, srv_member *mb);
+void srv_dirty_pne(cpns_server *s, srv_pne *pne);
+void srv_dirty_sg(cpns_server *s, srv_sg *sg);
+int srv_record_del(cpns_server *s, const char *SGID, const char *PNEID);
+int srv_pne_derive(srv_pne *pne);
+void srv_pne_free(srv_pne *pne);
+void srv_nonce_free(cpns_server *s, srv_nonce *n);
+void srv_nonce_key(const char *PNEID, const uint8_t *Nonce, char out[SRV_NONCE_KEY_LEN]);
+
+/* server_member.c */
+int srv_random(cpns_server *s, uint8_t *buf, size_t len);
+srv_member *srv_member_new(cpns_server *s, srv_sg *sg, srv_pne *pne);
+void srv_member_free(cpns_server *s, srv_member *mb);
+void srv_member_transition(cpns_server *s, srv_member *mb, cpns_member_state to,
+                           uint64_t TransactionID, const char *why);
+void srv_member_start(cpns_server *s, srv_member *mb, const char *why);
+void srv_member_kick(cpns_server *s, srv_member *mb);
+int srv_member_send(cpns_server *s, srv_member *mb, uint64_t conn, cpns_out *out);
+void srv_member_on_timer(cpns_server *s, srv_member *mb);
+void srv_on_delivery_response(cpns_server *s, const srv_conn *c, const cpns_msg *m);
+void srv_pne_catch_up(cpns_server *s, srv_pne *pne);
+void srv_pne_kick(cpns_server *s, srv_pne *pne);
+void srv_pne_revive(cpns_server *s, srv_pne *pne);
+/* A new Group Key (version + 1) for every member; the caller checks KeyVersion < max. */
+void srv_sg_set_key(cpns_server *s, srv_sg *sg, const uint8_t GK[CPNS_KEY_LEN], const char *why);
+int srv_sg_new_key(cpns_server *s, srv_sg *sg, const char *why);
+void srv_sg_free(cpns_server *s, srv_sg *sg);
+
+/* server_register.c */
+int srv_on_gw_registration(cpns_server *s, srv_conn *c, const cpns_msg *m, int decoded);
+int srv_on_pne_registration(cpns_server *s, srv_conn *c, const cpns_msg *m, int decoded);
+void srv_on_status(cpns_server *s, srv_conn *c, const cpns_msg *m);
+
+#endif

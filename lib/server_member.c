@@ -1,0 +1,468 @@
+/*
+ * The per-member delivery state machine of the CPNS Server (7.8.6.3), in the
+ * manner of hostap's per-station group-key machine: one srv_member per (SG,
+ * PNE), four states (pending, sent, delivered, failed), and every change of
+ * state goes through srv_member_transition(), which keeps the SG's counters,
+ * marks the row for the next group commit and logs the event.
+ *
+ *   pending --pop (PNE reachable)--> sent --Return 1 + KeyConfirmation--> delivered
+ *   sent --timeout / retryable Return--> pending (resend) ... --> failed
+ *   sent --Return 2, 7, second 4--> failed        sent --Return 6--> pending (unrouted)
+ *
+ * A delivery is the sending of one KeyVersion to one member. All of its
+ * attempts stay outstanding (by TransactionID) until the delivery ends, so a
+ * late response to an earlier attempt still finishes it.
+ */
+#include <string.h>
+
+#include "server_internal.h"
+
+int srv_random(cpns_server *s, uint8_t *buf, size_t len)
+{
+    return s->cfg.rand ? s->cfg.rand(s->cfg.rand_arg, buf, len) : cpns_random(NULL, buf, len);
+}
+
+/* --- outstanding attempts --- */
+
+static void drop_outstanding(cpns_server *s, srv_member *mb)
+{
+    for (srv_attempt *a = mb->outstanding; a;) {
+        srv_attempt *next = a->next;
+        cpns_map_remove_u64(&s->tids, a->TransactionID);
+        cpns_free(a);
+        a = next;
+    }
+    mb->outstanding = NULL;
+    mb->n_outstanding = 0;
+}
+
+static void remove_attempt(cpns_server *s, srv_member *mb, srv_attempt *a)
+{
+    for (srv_attempt **pp = &mb->outstanding; *pp; pp = &(*pp)->next) {
+        if (*pp == a) {
+            *pp = a->next;
+            mb->n_outstanding--;
+            break;
+        }
+    }
+    cpns_map_remove_u64(&s->tids, a->TransactionID);
+    cpns_free(a);
+}
+
+static int add_attempt(cpns_server *s, srv_member *mb, uint64_t TransactionID, uint64_t conn)
+{
+    srv_attempt *a = cpns_calloc(1, sizeof *a);
+    if (!a)
+        return CPNS_ERR_NOMEM;
+    a->TransactionID = TransactionID;
+    a->conn = conn;
+    a->KeyVersion = mb->row.KeyVersion;
+    a->mb = mb;
+    if (cpns_map_put_u64(&s->tids, TransactionID, a)) {
+        cpns_free(a);
+        return CPNS_ERR_NOMEM;
+    }
+    a->next = mb->outstanding;
+    mb->outstanding = a;
+    mb->n_outstanding++;
+    /*
+     * Catch-up restarts the attempt count of the same delivery, so bound the
+     * window: responses to the oldest attempts beyond it are ignored.
+     */
+    if (mb->n_outstanding > 2 * (size_t)s->cfg.max_attempts) {
+        srv_attempt *last = mb->outstanding;
+        while (last->next)
+            last = last->next;
+        remove_attempt(s, mb, last);
+    }
+    return 0;
+}
+
+/* --- life cycle --- */
+
+srv_member *srv_member_new(cpns_server *s, srv_sg *sg, srv_pne *pne)
+{
+    srv_member *mb = cpns_calloc(1, sizeof *mb);
+    if (!mb)
+        return NULL;
+    strcpy(mb->row.SGID, sg->row.SGID);
+    strcpy(mb->row.PNEID, pne->row.PNEID);
+    mb->row.KeyVersion = sg->row.KeyVersion;
+    mb->row.state = CPNS_MEMBER_PENDING;
+    mb->row.Return = -1;
+    mb->row.fail_reason = -1;
+    mb->sg = sg;
+    mb->pne = pne;
+    mb->deadline = CPNS_NEVER;
+    mb->heap_idx = SRV_NO_HEAP;
+    mb->first_sent_ms = -1;
+    if (cpns_map_put(&sg->members, mb->row.PNEID, mb)) {
+        cpns_free(mb);
+        return NULL;
+    }
+    srv_list_push(&pne->members, &mb->pne_link);
+    sg->n[CPNS_MEMBER_PENDING]++;
+    (void)s;
+    return mb;
+}
+
+/* Frees a member without touching its SG's member map (the caller owns that walk). */
+static void member_release(cpns_server *s, srv_member *mb)
+{
+    drop_outstanding(s, mb);
+    srv_timer_clear(s, mb);
+    srv_list_unlink(&mb->pne_link);
+    srv_list_unlink(&mb->queue_link);
+    srv_list_unlink(&mb->dirty_link);
+    mb->sg->n[mb->row.state]--;
+    cpns_free(mb);
+}
+
+void srv_member_free(cpns_server *s, srv_member *mb)
+{
+    cpns_map_remove(&mb->sg->members, mb->row.PNEID);
+    member_release(s, mb);
+}
+
+void srv_sg_free(cpns_server *s, srv_sg *sg)
+{
+    for (cpns_map_iter it = cpns_map_begin(&sg->members); cpns_map_next(&it);)
+        member_release(s, it.val);
+    cpns_map_clear(&sg->members);
+    srv_list_unlink(&sg->dirty);
+    cpns_wipe(sg, sizeof *sg);
+    cpns_free(sg);
+}
+
+static void check_complete(cpns_server *s, srv_sg *sg)
+{
+    if (sg->complete_logged || sg->n[CPNS_MEMBER_DELIVERED] != sg->members.count)
+        return;
+    sg->complete_logged = 1;
+    cpns_log(&s->log, CPNS_LOG_INFO, sg->row.SGID, NULL, 0,
+             "key distribution complete: KeyVersion %u held by all %zu members", sg->row.KeyVersion,
+             sg->members.count);
+}
+
+void srv_member_transition(cpns_server *s, srv_member *mb, cpns_member_state to,
+                           uint64_t TransactionID, const char *why)
+{
+    srv_sg *sg = mb->sg;
+    cpns_member_state from = mb->row.state;
+    sg->n[from]--;
+    sg->n[to]++;
+    mb->row.state = to;
+    srv_dirty_member(s, mb);
+    cpns_log(&s->log, to == CPNS_MEMBER_FAILED ? CPNS_LOG_INFO : CPNS_LOG_DEBUG, mb->row.SGID,
+             mb->row.PNEID, TransactionID, "%s -> %s: %s (KeyVersion %u, attempt %u, Return %d)",
+             cpns_member_state_name(from), cpns_member_state_name(to), why, mb->row.KeyVersion,
+             mb->row.attempts, (int)mb->row.Return);
+    if (to == CPNS_MEMBER_DELIVERED || to == CPNS_MEMBER_FAILED) {
+        /* The delivery is over: its timer, queue place and attempts go with it. */
+        srv_timer_clear(s, mb);
+        srv_list_unlink(&mb->queue_link);
+        drop_outstanding(s, mb);
+        if (to == CPNS_MEMBER_DELIVERED)
+            s->stats.deliveries_delivered++;
+        else
+            s->stats.deliveries_failed++;
+    } else if (to == CPNS_MEMBER_SENT) {
+        srv_list_unlink(&mb->queue_link);
+    }
+    if (to == CPNS_MEMBER_DELIVERED)
+        check_complete(s, sg);
+}
+
+void srv_member_kick(cpns_server *s, srv_member *mb)
+{
+    if (mb->row.state == CPNS_MEMBER_PENDING && mb->deadline == CPNS_NEVER &&
+        !srv_linked(&mb->queue_link) && srv_pne_route(s, mb->pne))
+        srv_list_push(&s->queue, &mb->queue_link);
+}
+
+void srv_member_start(cpns_server *s, srv_member *mb, const char *why)
+{
+    drop_outstanding(s, mb);
+    srv_timer_clear(s, mb);
+    srv_list_unlink(&mb->queue_link);
+    mb->row.KeyVersion = mb->sg->row.KeyVersion;
+    mb->row.attempts = 0;
+    mb->row.malformed = 0;
+    mb->row.Return = -1;
+    mb->row.fail_reason = -1;
+    mb->first_sent_ms = -1;
+    mb->sg->complete_logged = 0;
+    srv_member_transition(s, mb, CPNS_MEMBER_PENDING, 0, why);
+    srv_member_kick(s, mb);
+}
+
+void srv_sg_set_key(cpns_server *s, srv_sg *sg, const uint8_t GK[CPNS_KEY_LEN], const char *why)
+{
+    memcpy(sg->row.GK, GK, CPNS_KEY_LEN);
+    sg->row.KeyVersion++;
+    srv_dirty_sg(s, sg);
+    s->barrier = 1; /* committed before the first frame carrying it leaves */
+    char fp[CPNS_FINGERPRINT_LEN + 1];
+    cpns_fingerprint(sg->row.GK, CPNS_KEY_LEN, fp);
+    cpns_log(&s->log, CPNS_LOG_INFO, sg->row.SGID, NULL, 0,
+             "Group Key generated: KeyVersion %u, fingerprint %s (%s)", sg->row.KeyVersion, fp,
+             why);
+    sg->complete_logged = 0;
+    for (cpns_map_iter it = cpns_map_begin(&sg->members); cpns_map_next(&it);)
+        srv_member_start(s, it.val, why);
+    check_complete(s, sg);
+}
+
+int srv_sg_new_key(cpns_server *s, srv_sg *sg, const char *why)
+{
+    if (sg->row.KeyVersion == CPNS_KEYVERSION_MAX)
+        return CPNS_ERR_STATE;
+    uint8_t GK[CPNS_KEY_LEN];
+    int rv = srv_random(s, GK, sizeof GK);
+    if (rv == 0)
+        srv_sg_set_key(s, sg, GK, why);
+    cpns_wipe(GK, sizeof GK);
+    return rv;
+}
+
+/* --- sending --- */
+
+int srv_member_send(cpns_server *s, srv_member *mb, uint64_t conn, cpns_out *out)
+{
+    uint64_t TransactionID;
+    int rv;
+    do {
+        rv = cpns_random_tid(s->cfg.rand, s->cfg.rand_arg, &TransactionID);
+        if (rv)
+            return rv;
+    } while (cpns_map_get_u64(&s->tids, TransactionID));
+
+    uint8_t nonce[CPNS_GCM_NONCE_LEN], EncryptedGroupKey[CPNS_EGK_LEN];
+    rv = srv_random(s, nonce, sizeof nonce);
+    if (rv == 0)
+        rv = cpns_egk_wrap(mb->pne->K_wrap, mb->row.SGID, mb->row.PNEID, mb->row.KeyVersion,
+                           mb->sg->row.GK, nonce, EncryptedGroupKey);
+    cpns_msg m;
+    cpns_msg_init(&m, CPNS_MSG_SGROUPKEY_DELIVERY_REQUEST, TransactionID);
+    if (rv == 0)
+        rv = cpns_msg_set_id(&m, CPNS_F_SGID, mb->row.SGID);
+    if (rv == 0)
+        rv = cpns_msg_set_id(&m, CPNS_F_PNEID, mb->row.PNEID);
+    m.KeyVersion = mb->row.KeyVersion;
+    m.present |= CPNS_F_KEYVERSION | CPNS_F_GROUPKEYINFO;
+    if (rv == 0)
+        rv = cpns_msg_set_blob(&m, CPNS_F_EGK, EncryptedGroupKey, sizeof EncryptedGroupKey);
+    size_t len = 0;
+    if (rv == 0)
+        rv = cpns_msg_encode(&m, s->frame, sizeof s->frame, &len);
+    if (rv == 0)
+        rv = add_attempt(s, mb, TransactionID, conn);
+    if (rv) {
+        cpns_log(&s->log, CPNS_LOG_ERROR, mb->row.SGID, mb->row.PNEID, TransactionID,
+                 "building SGroupKeyDeliveryRequest failed: %s", cpns_strerror(rv));
+        return rv;
+    }
+    mb->row.attempts++;
+    if (mb->first_sent_ms < 0)
+        mb->first_sent_ms = s->now;
+    srv_member_transition(s, mb, CPNS_MEMBER_SENT, TransactionID, "SGroupKeyDeliveryRequest sent");
+    srv_timer_set(s, mb, s->now + srv_delay(s, mb->row.attempts));
+    s->stats.deliveries_sent++;
+    out->link = conn;
+    out->data = s->frame;
+    out->len = len;
+    return 0;
+}
+
+/* --- reactions --- */
+
+static void fail(cpns_server *s, srv_member *mb, int32_t reason, uint64_t tid, const char *why)
+{
+    mb->row.fail_reason = reason;
+    srv_member_transition(s, mb, CPNS_MEMBER_FAILED, tid, why);
+}
+
+/* A retryable outcome: the next attempt after the delay of the current one, or the end. */
+static void retry(cpns_server *s, srv_member *mb, int32_t Return, uint64_t tid, const char *why)
+{
+    if (mb->row.attempts >= s->cfg.max_attempts) {
+        fail(s, mb, Return, tid, "last attempt used");
+        return;
+    }
+    srv_timer_clear(s, mb);
+    srv_list_unlink(&mb->queue_link);
+    srv_member_transition(s, mb, CPNS_MEMBER_PENDING, tid, why);
+    srv_timer_set(s, mb, s->now + srv_delay(s, mb->row.attempts));
+}
+
+void srv_member_on_timer(cpns_server *s, srv_member *mb)
+{
+    if (mb->row.state == CPNS_MEMBER_SENT) {
+        s->stats.timeouts++;
+        if (mb->row.attempts >= s->cfg.max_attempts) {
+            fail(s, mb, -1, 0, "no response to the last attempt");
+            return;
+        }
+        srv_member_transition(s, mb, CPNS_MEMBER_PENDING, 0, "response timeout, resend");
+    }
+    /* pending: a retry is due (or, unroutable, it waits for its PNE) */
+    srv_member_kick(s, mb);
+}
+
+static void record_latency(cpns_server *s, srv_member *mb)
+{
+    if (mb->first_sent_ms < 0)
+        return; /* sent before a restart: the first send time is gone */
+    int64_t ms = s->now - mb->first_sent_ms;
+    size_t b = 0;
+    while (b < CPNS_LATENCY_BUCKETS - 1 && ms > cpns_latency_bounds_ms[b])
+        b++;
+    s->stats.latency_buckets[b]++;
+    s->stats.latency_count++;
+    s->stats.latency_sum_ms += (double)ms;
+}
+
+static int key_confirmation_ok(const srv_member *mb, const cpns_msg *m)
+{
+    if (!(m->present & CPNS_F_KC) || m->KeyConfirmation.len != CPNS_KC_LEN)
+        return 0;
+    uint8_t kc[CPNS_KC_LEN];
+    if (cpns_key_confirmation(mb->sg->row.GK, mb->row.SGID, mb->row.PNEID, mb->row.KeyVersion, kc))
+        return 0;
+    int ok = cpns_mem_equal(kc, m->KeyConfirmation.data, CPNS_KC_LEN);
+    cpns_wipe(kc, sizeof kc);
+    return ok;
+}
+
+/* Checks that a response belongs to the delivery its TransactionID names (PROTOCOL.md 5.3). */
+static const char *mismatch(const srv_conn *c, const srv_attempt *a, const cpns_msg *m)
+{
+    const srv_member *mb = a->mb;
+    if (a->conn != c->conn)
+        return "arrived from another GW connection than its request went through";
+    if (a->KeyVersion != mb->sg->row.KeyVersion)
+        return "KeyVersion no longer current";
+    if ((m->present & CPNS_F_KEYVERSION) && m->KeyVersion != a->KeyVersion)
+        return "KeyVersion differs from the request";
+    if ((m->present & CPNS_F_PNEID) && strcmp(m->PNEID, mb->row.PNEID) != 0)
+        return "PNEID differs from the request";
+    if ((m->present & CPNS_F_SGID) && strcmp(m->SGID, mb->row.SGID) != 0)
+        return "SGID differs from the request";
+    if (!(m->present & CPNS_F_RETURN))
+        return "no Return";
+    return NULL;
+}
+
+/* 7.8.6.3-4: the server checks Return; 7.8.6.3-5: Return 1 finishes the member. */
+void srv_on_delivery_response(cpns_server *s, const srv_conn *c, const cpns_msg *m)
+{
+    uint64_t tid = m->TransactionID;
+    srv_attempt *a = cpns_map_get_u64(&s->tids, tid);
+    if (!a) {
+        cpns_log(&s->log, CPNS_LOG_INFO, (m->present & CPNS_F_SGID) ? m->SGID : NULL,
+                 (m->present & CPNS_F_PNEID) ? m->PNEID : NULL, tid,
+                 "ignored SGroupKeyDeliveryResponse: no outstanding request");
+        return;
+    }
+    srv_member *mb = a->mb;
+    const char *bad = mismatch(c, a, m);
+    if (bad) {
+        cpns_log(&s->log, CPNS_LOG_WARN, mb->row.SGID, mb->row.PNEID, tid,
+                 "ignored SGroupKeyDeliveryResponse: %s", bad);
+        return;
+    }
+    /* One response per request: a copy of it must not count twice. */
+    remove_attempt(s, mb, a);
+    uint32_t Return = m->Return;
+    if (Return < CPNS_ARRAY_LEN(s->stats.returns))
+        s->stats.returns[Return]++;
+    if (m->present & CPNS_F_PNID)
+        strcpy(mb->row.PNID, m->PNID);
+    if (Return == CPNS_RETURN_SUCCESS && !key_confirmation_ok(mb, m)) {
+        cpns_log(&s->log, CPNS_LOG_WARN, mb->row.SGID, mb->row.PNEID, tid,
+                 "Return 1 without a valid KeyConfirmation, treated as Return 0");
+        Return = CPNS_RETURN_OTHER;
+    }
+    mb->row.Return = Return > INT32_MAX ? INT32_MAX : (int32_t)Return;
+    srv_dirty_member(s, mb);
+
+    switch (Return) {
+    case CPNS_RETURN_SUCCESS:
+        record_latency(s, mb);
+        mb->row.fail_reason = -1;
+        srv_member_transition(s, mb, CPNS_MEMBER_DELIVERED, tid, "Return 1, key confirmed");
+        break;
+    case CPNS_RETURN_DECRYPT:
+        fail(s, mb, CPNS_RETURN_DECRYPT, tid, "Return 2: EUK mismatch, waits for re-provisioning");
+        break;
+    case CPNS_RETURN_STALE:
+        cpns_log(&s->log, CPNS_LOG_WARN, mb->row.SGID, mb->row.PNEID, tid,
+                 "Return 7: the PNE holds a newer or different key for KeyVersion %u, "
+                 "possible replay",
+                 mb->row.KeyVersion);
+        fail(s, mb, CPNS_RETURN_STALE, tid, "Return 7: stale key version");
+        break;
+    case CPNS_RETURN_UNREACHABLE:
+        mb->pne->route_bind = 0;
+        if (mb->row.attempts >= s->cfg.max_attempts) {
+            fail(s, mb, CPNS_RETURN_UNREACHABLE, tid, "Return 6 on the last attempt");
+            break;
+        }
+        srv_timer_clear(s, mb);
+        srv_list_unlink(&mb->queue_link);
+        srv_member_transition(s, mb, CPNS_MEMBER_PENDING, tid,
+                              "Return 6: PNE not reachable, waits for its registration");
+        break;
+    case CPNS_RETURN_MALFORMED:
+        mb->row.malformed++;
+        if (mb->row.malformed >= 2)
+            fail(s, mb, CPNS_RETURN_MALFORMED, tid, "second Return 4");
+        else
+            retry(s, mb, CPNS_RETURN_MALFORMED, tid, "Return 4, retried once");
+        break;
+    default: /* 0, 3, 5, and 8, 9 or unknown values, which mean nothing here */
+        retry(s, mb, mb->row.Return, tid, "retryable Return");
+        break;
+    }
+}
+
+/* --- per-PNE events --- */
+
+static int stays_failed(const srv_member *mb)
+{
+    int32_t r = mb->row.fail_reason;
+    return r == CPNS_RETURN_DECRYPT || r == CPNS_RETURN_STALE ||
+           (r == CPNS_RETURN_MALFORMED && mb->row.malformed >= 2);
+}
+
+/* PROTOCOL.md 5.3 catch-up: a registration resends what the PNE may have missed. */
+void srv_pne_catch_up(cpns_server *s, srv_pne *pne)
+{
+    for (srv_link *l = pne->members.next; l != &pne->members; l = l->next) {
+        srv_member *mb = SRV_CONTAINER(l, srv_member, pne_link);
+        if (mb->row.state == CPNS_MEMBER_DELIVERED ||
+            (mb->row.state == CPNS_MEMBER_FAILED && stays_failed(mb)))
+            continue;
+        srv_timer_clear(s, mb);
+        srv_list_unlink(&mb->queue_link);
+        mb->row.attempts = 0;
+        mb->row.fail_reason = -1;
+        srv_member_transition(s, mb, CPNS_MEMBER_PENDING, 0, "catch-up after registration");
+        srv_member_kick(s, mb);
+    }
+}
+
+void srv_pne_kick(cpns_server *s, srv_pne *pne)
+{
+    for (srv_link *l = pne->members.next; l != &pne->members; l = l->next)
+        srv_member_kick(s, SRV_CONTAINER(l, srv_member, pne_link));
+}
+
+void srv_pne_revive(cpns_server *s, srv_pne *pne)
+{
+    for (srv_link *l = pne->members.next; l != &pne->members; l = l->next) {
+        srv_member *mb = SRV_CONTAINER(l, srv_member, pne_link);
+        if (mb->row.state == CPNS_MEMBER_FAILED && mb->row.fail_reason == CPNS_RETURN_DECRYPT)
+            srv_member_start(s, mb, "PNE re-provisioned after Return 2");
+    }
+}

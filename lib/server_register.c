@@ -1,0 +1,212 @@
+/*
+ * The neighbouring procedures the server needs to route 7.8.6 messages
+ * (PROTOCOL.md 3.1, 5.3): a GW registers its connection under its PNGWID, a
+ * PNE registers through a GW with a Proof made from its Entity User Key, and
+ * a GW reports its PNEs attached or detached. Together they decide which
+ * connection, if any, reaches each PNE (srv_pne_route()).
+ *
+ * Return values produced here: 1 success, 4 malformed, 8 authentication
+ * failed (CN/PNGWID mismatch, stale Time, bad Proof, replayed Nonce),
+ * 9 unknown PNEID.
+ */
+#include <string.h>
+
+#include "server_internal.h"
+
+static void count(uint64_t *by_return, uint32_t Return)
+{
+    if (Return < 10)
+        by_return[Return]++;
+}
+
+static int answer_gw(cpns_server *s, srv_conn *c, uint64_t tid, uint32_t Return)
+{
+    cpns_msg r;
+    cpns_msg_init(&r, CPNS_MSG_PNGW_REGISTRATION_RESPONSE, tid);
+    r.Return = Return;
+    r.present |= CPNS_F_RETURN;
+    count(s->stats.gw_registrations, Return);
+    return cpns_outq_push_msg(&s->outq, c->conn, &r);
+}
+
+int srv_on_gw_registration(cpns_server *s, srv_conn *c, const cpns_msg *m, int decoded)
+{
+    uint64_t tid = m->TransactionID;
+    if (!decoded) {
+        if (!(m->present & CPNS_F_TID))
+            return 0;
+        cpns_log(&s->log, CPNS_LOG_WARN, NULL, NULL, tid,
+                 "malformed PNGWRegistrationRequest on connection %llu",
+                 (unsigned long long)c->conn);
+        return answer_gw(s, c, tid, CPNS_RETURN_MALFORMED);
+    }
+    if (c->peer_cn && strcmp(c->peer_cn, m->PNGWID) != 0) {
+        cpns_log(&s->log, CPNS_LOG_WARN, NULL, NULL, tid,
+                 "PNGWRegistrationRequest for %s from a certificate with CN %s: Return 8",
+                 m->PNGWID, c->peer_cn);
+        return answer_gw(s, c, tid, CPNS_RETURN_AUTH);
+    }
+    int same = c->registered && strcmp(c->PNGWID, m->PNGWID) == 0;
+    if (c->registered && !same && cpns_map_get(&s->gws, c->PNGWID) == c)
+        cpns_map_remove(&s->gws, c->PNGWID);
+    srv_conn *prev = cpns_map_get(&s->gws, m->PNGWID);
+    if (prev && prev != c) {
+        /* The newer connection of a GW wins; the old one speaks for nobody now. */
+        prev->registered = 0;
+        prev->bind = 0;
+        cpns_log(&s->log, CPNS_LOG_INFO, NULL, NULL, tid,
+                 "GW %s moved from connection %llu to %llu", m->PNGWID,
+                 (unsigned long long)prev->conn, (unsigned long long)c->conn);
+    }
+    strcpy(c->PNGWID, m->PNGWID);
+    strcpy(c->PNID, m->PNID);
+    if (!same)
+        c->bind = ++s->next_bind;
+    c->registered = 1;
+    if (cpns_map_put(&s->gws, c->PNGWID, c)) {
+        c->registered = 0;
+        c->bind = 0;
+        return CPNS_ERR_NOMEM;
+    }
+    cpns_log(&s->log, CPNS_LOG_INFO, NULL, NULL, tid,
+             "GW %s (PNID %s) registered on connection %llu", c->PNGWID, c->PNID,
+             (unsigned long long)c->conn);
+    return answer_gw(s, c, tid, CPNS_RETURN_SUCCESS);
+}
+
+static int answer_pne(cpns_server *s, srv_conn *c, uint64_t tid, uint32_t Return, const char *PNEID,
+                      const char *PNID)
+{
+    cpns_msg r;
+    cpns_msg_init(&r, CPNS_MSG_PNE_REGISTRATION_RESPONSE, tid);
+    r.Return = Return;
+    r.present |= CPNS_F_RETURN;
+    int rv = cpns_msg_set_id(&r, CPNS_F_PNEID, PNEID);
+    if (rv == 0)
+        rv = cpns_msg_set_id(&r, CPNS_F_PNID, PNID);
+    if (rv)
+        return 0; /* cannot be built: dropped */
+    count(s->stats.registrations, Return);
+    return cpns_outq_push_msg(&s->outq, c->conn, &r);
+}
+
+static int proof_ok(const srv_pne *pne, const cpns_msg *m)
+{
+    if (m->Proof.len != CPNS_PROOF_LEN)
+        return 0;
+    /* The codec keeps Nonce decoded and Time as a number; both encodings are canonical. */
+    char Nonce[CPNS_B64_LEN(CPNS_NONCE_LEN) + 1], Time[21];
+    if (cpns_b64_encode(m->Nonce.data, m->Nonce.len, Nonce, sizeof Nonce) < 0)
+        return 0;
+    cpns_u64_to_str(m->Time, Time);
+    uint8_t Proof[CPNS_PROOF_LEN];
+    if (cpns_proof(pne->K_auth, pne->row.PNEID, Nonce, Time, Proof))
+        return 0;
+    int ok = cpns_mem_equal(Proof, m->Proof.data, CPNS_PROOF_LEN);
+    cpns_wipe(Proof, sizeof Proof);
+    return ok;
+}
+
+/* 1 when (PNEID, Nonce) was seen within the nonce lifetime. */
+static int replayed(cpns_server *s, const char *key)
+{
+    srv_nonce *n = cpns_map_get(&s->nonces, key);
+    if (!n)
+        return 0;
+    if (n->row.seen_ms + s->cfg.nonce_ttl_s * 1000 > s->now)
+        return 1;
+    srv_nonce_free(s, n); /* expired but not swept yet */
+    return 0;
+}
+
+static int remember_nonce(cpns_server *s, const srv_pne *pne, const cpns_msg *m, const char *key)
+{
+    srv_nonce *n = cpns_calloc(1, sizeof *n);
+    if (!n)
+        return CPNS_ERR_NOMEM;
+    memcpy(n->key, key, SRV_NONCE_KEY_LEN);
+    strcpy(n->row.PNEID, pne->row.PNEID);
+    memcpy(n->row.Nonce, m->Nonce.data, CPNS_NONCE_LEN);
+    n->row.seen_ms = s->now;
+    if (cpns_map_put(&s->nonces, n->key, n)) {
+        cpns_free(n);
+        return CPNS_ERR_NOMEM;
+    }
+    srv_list_push(&s->nonces_by_age, &n->fifo);
+    srv_list_push(&s->nonces_unwritten, &n->unwritten);
+    return 0;
+}
+
+int srv_on_pne_registration(cpns_server *s, srv_conn *c, const cpns_msg *m, int decoded)
+{
+    uint64_t tid = m->TransactionID;
+    if (!decoded) {
+        if (!(m->present & CPNS_F_TID) || !(m->present & CPNS_F_PNEID)) {
+            cpns_log(&s->log, CPNS_LOG_WARN, NULL, NULL, tid,
+                     "dropped a malformed PNERegistrationRequest without PNEID");
+            return 0;
+        }
+        cpns_log(&s->log, CPNS_LOG_WARN, NULL, m->PNEID, tid,
+                 "malformed PNERegistrationRequest: Return 4");
+        return answer_pne(s, c, tid, CPNS_RETURN_MALFORMED, m->PNEID, c->PNID);
+    }
+    srv_pne *pne = cpns_map_get(&s->pnes, m->PNEID);
+    const char *why = NULL;
+    uint32_t Return = CPNS_RETURN_AUTH;
+    char key[SRV_NONCE_KEY_LEN];
+    int64_t now_s = s->now / 1000;
+    if (!pne) {
+        Return = CPNS_RETURN_UNKNOWN;
+        why = "PNEID not provisioned";
+    } else if (m->Time > (uint64_t)INT64_MAX ||
+               (now_s > (int64_t)m->Time ? now_s - (int64_t)m->Time : (int64_t)m->Time - now_s) >
+                   s->cfg.time_window_s) {
+        why = "Time outside the window";
+    } else if (!proof_ok(pne, m)) {
+        why = "Proof does not verify";
+    } else {
+        srv_nonce_key(pne->row.PNEID, m->Nonce.data, key);
+        if (replayed(s, key))
+            why = "Nonce replayed";
+    }
+    if (why) {
+        cpns_log(&s->log, CPNS_LOG_WARN, NULL, m->PNEID, tid,
+                 "PNERegistrationRequest via %s refused: %s (Return %u)", c->PNGWID, why,
+                 (unsigned)Return);
+        return answer_pne(s, c, tid, Return, m->PNEID, c->PNID);
+    }
+    int rv = remember_nonce(s, pne, m, key);
+    if (rv)
+        return rv;
+    pne->row.registered = 1;
+    strcpy(pne->row.PNGWID, c->PNGWID);
+    strcpy(pne->row.PNID, c->PNID);
+    pne->route_bind = c->bind;
+    srv_dirty_pne(s, pne);
+    cpns_log(&s->log, CPNS_LOG_INFO, NULL, pne->row.PNEID, tid, "PNE registered via %s, PNID %s",
+             c->PNGWID, c->PNID);
+    rv = answer_pne(s, c, tid, CPNS_RETURN_SUCCESS, pne->row.PNEID, pne->row.PNID);
+    srv_pne_catch_up(s, pne);
+    return rv;
+}
+
+void srv_on_status(cpns_server *s, srv_conn *c, const cpns_msg *m)
+{
+    uint64_t tid = m->TransactionID;
+    srv_pne *pne = cpns_map_get(&s->pnes, m->PNEID);
+    if (!pne || !pne->row.registered || strcmp(pne->row.PNGWID, c->PNGWID) != 0) {
+        cpns_log(&s->log, CPNS_LOG_WARN, NULL, m->PNEID, tid,
+                 "ignored PNEStatusNotification from %s: not the GW of the PNE's last "
+                 "registration",
+                 c->PNGWID);
+        return;
+    }
+    if (m->Status == CPNS_STATUS_DETACHED) {
+        pne->route_bind = 0;
+        cpns_log(&s->log, CPNS_LOG_INFO, NULL, pne->row.PNEID, tid, "detached from %s", c->PNGWID);
+        return;
+    }
+    pne->route_bind = c->bind;
+    cpns_log(&s->log, CPNS_LOG_INFO, NULL, pne->row.PNEID, tid, "attached to %s", c->PNGWID);
+    srv_pne_kick(s, pne);
+}
