@@ -298,8 +298,8 @@ static int on_pne_registration_response(cpns_gw *gw, const cpns_msg *m, const ui
         if (old)
             supersede(gw, old, l);
     }
-    cpns_log(&gw->log, CPNS_LOG_DEBUG, NULL, l->PNEID, tid, "route PNEID -> link %llu",
-             (unsigned long long)l->link);
+    cpns_log(&gw->log, CPNS_LOG_DEBUG, NULL, l->PNEID, tid,
+             "route set: PNEID reached through link %llu", (unsigned long long)l->link);
     return 0;
 }
 

@@ -241,10 +241,12 @@ static void on_registration_response(cpns_pne *pne, const cpns_msg *m, int decod
     }
 }
 
-/* Is the stored state of SGID compatible with KeyVersion/GK? Sets *Return, *store. */
-static void check_stored(cpns_pne *pne, const char *SGID, uint32_t KeyVersion,
-                         const uint8_t GK[CPNS_KEY_LEN], uint32_t *Return, int *store)
+/* Is the stored state of the request's SGID compatible with its KeyVersion and GK? */
+static void check_stored(cpns_pne *pne, const cpns_msg *req, const uint8_t GK[CPNS_KEY_LEN],
+                         uint32_t *Return, int *store)
 {
+    const char *SGID = req->SGID;
+    uint32_t KeyVersion = req->KeyVersion;
     cpns_stored_keys keys;
     memset(&keys, 0, sizeof keys);
     int rv = pne->keystore->ops->get(pne->keystore, SGID, &keys);
@@ -253,14 +255,18 @@ static void check_stored(cpns_pne *pne, const char *SGID, uint32_t KeyVersion,
         *Return = CPNS_RETURN_SUCCESS;
         *store = 1;
     } else if (rv != 0) {
-        cpns_log(&pne->log, CPNS_LOG_ERROR, SGID, pne->PNEID, 0, "keystore get failed: %s",
-                 cpns_strerror(rv));
+        cpns_log(&pne->log, CPNS_LOG_ERROR, SGID, pne->PNEID, req->TransactionID,
+                 "keystore get failed: %s", cpns_strerror(rv));
         *Return = CPNS_RETURN_STORAGE;
-    } else if (KeyVersion < keys.current.KeyVersion) {
+    } else if (KeyVersion < keys.current.KeyVersion ||
+               (KeyVersion == keys.current.KeyVersion &&
+                !cpns_mem_equal(GK, keys.current.GK, CPNS_KEY_LEN))) {
+        cpns_log(&pne->log, CPNS_LOG_WARN, SGID, pne->PNEID, req->TransactionID,
+                 "stale KeyVersion=%u (stored %u): possible replay", (unsigned)KeyVersion,
+                 (unsigned)keys.current.KeyVersion);
         *Return = CPNS_RETURN_STALE;
     } else if (KeyVersion == keys.current.KeyVersion) {
-        *Return = cpns_mem_equal(GK, keys.current.GK, CPNS_KEY_LEN) ? CPNS_RETURN_SUCCESS
-                                                                    : CPNS_RETURN_STALE;
+        *Return = CPNS_RETURN_SUCCESS; /* a resend of what we hold: idempotent */
     } else {
         *Return = CPNS_RETURN_SUCCESS;
         *store = 1;
@@ -281,11 +287,14 @@ static uint32_t process_delivery(cpns_pne *pne, const cpns_msg *req, uint8_t GK[
         cpns_egk_unwrap(pne->K_wrap, req->SGID, pne->PNEID, req->KeyVersion,
                         EncryptedGroupKey->data, EncryptedGroupKey->len, GK) != 0) {
         cpns_wipe(GK, CPNS_KEY_LEN);
+        cpns_log(&pne->log, CPNS_LOG_WARN, req->SGID, pne->PNEID, req->TransactionID,
+                 "EncryptedGroupKey does not decrypt with our EUK (KeyVersion=%u)",
+                 (unsigned)req->KeyVersion);
         return CPNS_RETURN_DECRYPT;
     }
     uint32_t Return;
     int store;
-    check_stored(pne, req->SGID, req->KeyVersion, GK, &Return, &store);
+    check_stored(pne, req, GK, &Return, &store);
     if (store) {
         int rv = pne->keystore->ops->put(pne->keystore, req->SGID, req->KeyVersion, GK);
         if (rv != 0) {
