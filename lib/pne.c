@@ -283,9 +283,18 @@ static uint32_t process_delivery(cpns_pne *pne, const cpns_msg *req, uint8_t GK[
 {
     const cpns_blob *EncryptedGroupKey = &req->EncryptedGroupKey;
     /* A decoded length over the model's room is never a valid blob: a wrong length. */
-    if (EncryptedGroupKey->len > CPNS_BLOB_MAX ||
-        cpns_egk_unwrap(pne->K_wrap, req->SGID, pne->PNEID, req->KeyVersion,
-                        EncryptedGroupKey->data, EncryptedGroupKey->len, GK) != 0) {
+    int rv = EncryptedGroupKey->len > CPNS_BLOB_MAX
+                 ? CPNS_ERR_AUTH
+                 : cpns_egk_unwrap(pne->K_wrap, req->SGID, pne->PNEID, req->KeyVersion,
+                                   EncryptedGroupKey->data, EncryptedGroupKey->len, GK);
+    if (rv != 0 && rv != CPNS_ERR_AUTH) {
+        /* Our own failure, not the blob's: Return 2 would stop the server for good. */
+        cpns_wipe(GK, CPNS_KEY_LEN);
+        cpns_log(&pne->log, CPNS_LOG_ERROR, req->SGID, pne->PNEID, req->TransactionID,
+                 "cannot unwrap EncryptedGroupKey: %s", cpns_strerror(rv));
+        return CPNS_RETURN_OTHER;
+    }
+    if (rv != 0) {
         cpns_wipe(GK, CPNS_KEY_LEN);
         cpns_log(&pne->log, CPNS_LOG_WARN, req->SGID, pne->PNEID, req->TransactionID,
                  "EncryptedGroupKey does not decrypt with our EUK (KeyVersion=%u)",
@@ -296,7 +305,7 @@ static uint32_t process_delivery(cpns_pne *pne, const cpns_msg *req, uint8_t GK[
     int store;
     check_stored(pne, req, GK, &Return, &store);
     if (store) {
-        int rv = pne->keystore->ops->put(pne->keystore, req->SGID, req->KeyVersion, GK);
+        rv = pne->keystore->ops->put(pne->keystore, req->SGID, req->KeyVersion, GK);
         if (rv != 0) {
             cpns_log(&pne->log, CPNS_LOG_ERROR, req->SGID, pne->PNEID, req->TransactionID,
                      "keystore put failed: %s", cpns_strerror(rv));
@@ -339,8 +348,12 @@ static int send_delivery_response(cpns_pne *pne, const cpns_msg *req, uint32_t R
         rv = cpns_key_confirmation(GK, req->SGID, pne->PNEID, req->KeyVersion, KeyConfirmation);
         if (rv == 0)
             rv = cpns_msg_set_blob(&m, CPNS_F_KC, KeyConfirmation, sizeof KeyConfirmation);
-        if (rv != 0)
-            return rv;
+        if (rv != 0) {
+            /* Return 1 needs a KeyConfirmation; without one the honest answer is 0 (retry). */
+            cpns_log(&pne->log, CPNS_LOG_ERROR, req->SGID, pne->PNEID, req->TransactionID,
+                     "cannot compute KeyConfirmation: %s", cpns_strerror(rv));
+            m.Return = Return = CPNS_RETURN_OTHER;
+        }
     }
     rv = cpns_outq_push_msg(&pne->outq, 0, &m);
     if (rv == 0)
