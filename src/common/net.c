@@ -71,8 +71,10 @@ static SSL_CTX *tls_ctx(const SSL_METHOD *method, const char *cert, const char *
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
     char what[600];
-    if (keyfile_check_private(key, err, errlen) != 0)
+    if (keyfile_check_private(key, what, sizeof what) != 0) {
+        snprintf(err, errlen, "--tls-key %s", what);
         goto fail_quiet;
+    }
     snprintf(what, sizeof what, "--tls-cert %s", cert);
     if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1)
         goto fail;
@@ -163,6 +165,9 @@ static void stall_cb(evutil_socket_t fd, short what, void *arg)
 static void read_cb(struct bufferevent *bev, void *arg)
 {
     net_conn *c = arg;
+    /* A read deferred before net_conn_close(c, true) still runs: the glue has let go of c. */
+    if (c->closing)
+        return;
     struct evbuffer *in = bufferevent_get_input(bev);
     for (;;) {
         size_t avail = evbuffer_get_length(in);

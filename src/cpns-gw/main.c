@@ -1,0 +1,574 @@
+/*
+ * cpns-gw: the PN GW daemon (CPNS 7.8.6.2) as thin glue around the GW engine
+ * (cpns/gw.h). It keeps one connection to the CPNS Server (TLS 1.3 with its
+ * client certificate, or plain TCP with --insecure), accepts PNE connections,
+ * and moves frames between sockets and the engine: after every event it
+ * drains cpns_gw_pop() and sends each frame on the connection its link names.
+ * All routing decisions are the engine's; this file only owns sockets,
+ * timers, reconnection and shutdown.
+ *
+ * Server connection life: connect -> on_open -> cpns_gw_server_up (the engine
+ * sends PNGWRegistrationRequest) -> ONLINE. A connection that is not ONLINE
+ * within SESSION_TIMEOUT_MS, that drops, or that the server refuses (Return
+ * != 1) is closed and retried with capped exponential backoff, reset once a
+ * registration succeeds.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <openssl/x509.h>
+
+#include "backoff.h"
+#include "daemon.h"
+#include "links.h"
+#include "net.h"
+
+#define DEFAULT_LISTEN "127.0.0.1:7461"
+#define RETRY_MIN_MS 500
+#define RETRY_MAX_MS 30000
+/* TCP connect + TLS handshake + PNGWRegistrationResponse must fit in this. */
+#define SESSION_TIMEOUT_MS 15000
+/* A peer that does not read: past this much queued output its connection is dropped. */
+#define PNE_PENDING_MAX (1u << 20)
+#define SERVER_PENDING_MAX (16u << 20)
+#define MAX_PNES_LIMIT 10000000
+/* With --max-pnes, room for PNEs reconnecting before their old connection is seen dead. */
+#define CONN_SLACK 64
+
+typedef struct gw_options {
+    const char *PNGWID;
+    const char *PNID;
+    const char *server;
+    const char *listen;
+    const char *tls_cert;
+    const char *tls_key;
+    const char *tls_ca;
+    bool insecure;
+    cpns_log_level log_level;
+    size_t max_pnes;
+} gw_options;
+
+typedef struct gw_daemon {
+    gw_options opt;
+    struct event_base *base;
+    SSL_CTX *tls;
+    cpns_gw *gw;
+    net_listener *listener;
+    net_conn *server; /* NULL while disconnected */
+    bool server_open;
+    struct event *retry_timer;
+    struct event *session_timer;
+    struct event *sigterm;
+    struct event *sigint;
+    backoff retry;
+    cpns_gw_state last_state;
+    link_table links;
+    uint64_t next_link;
+} gw_daemon;
+
+static void server_connect(gw_daemon *d);
+
+static void usage(FILE *f)
+{
+    fprintf(f, "Usage: cpns-gw --id PNGWID --pnid PNID --server HOST:PORT\n"
+               "               (--tls-cert FILE --tls-key FILE --tls-ca FILE | --insecure)\n"
+               "               [--listen HOST:PORT] [--max-pnes N] [--log-level LEVEL]\n"
+               "       cpns-gw --help | --version\n"
+               "\n"
+               "The PN GW of CPNS 7.8.6: keeps one connection to the CPNS Server and\n"
+               "forwards Group Key deliveries between it and the PNEs that connect here.\n"
+               "\n"
+               "  --id PNGWID         this GW's identifier (the CN of its certificate)\n"
+               "  --pnid PNID         the PN this GW serves\n"
+               "  --server HOST:PORT  the CPNS Server (its usual port is 7460)\n"
+               "  --listen HOST:PORT  where PNEs connect (default " DEFAULT_LISTEN ")\n"
+               "  --tls-cert FILE     this GW's certificate (PEM)\n"
+               "  --tls-key FILE      its private key (PEM, mode 0600)\n"
+               "  --tls-ca FILE       the CA the server's certificate must chain to\n"
+               "  --insecure          plain TCP to the server: no TLS, no authentication\n"
+               "  --max-pnes N        refuse registrations beyond N PNEs (default 0: no limit)\n"
+               "  --log-level LEVEL   error, warn, info (default) or debug\n"
+               "  --help, --version\n");
+}
+
+static int bad_option(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int bad_option(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("cpns-gw: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputs("\nTry 'cpns-gw --help'.\n", stderr);
+    va_end(ap);
+    return -1;
+}
+
+/*
+ * Parses and validates the whole command line. 0 to run, 1 when --help or
+ * --version was answered, -1 after printing what is wrong.
+ */
+static int parse_options(int argc, char **argv, gw_options *o)
+{
+    enum {
+        O_ID = 1,
+        O_PNID,
+        O_SERVER,
+        O_LISTEN,
+        O_CERT,
+        O_KEY,
+        O_CA,
+        O_INSECURE,
+        O_LEVEL,
+        O_MAX,
+        O_HELP,
+        O_VERSION,
+        O_COUNT
+    };
+    static const struct option longopts[] = {
+        {"id", required_argument, NULL, O_ID},
+        {"pnid", required_argument, NULL, O_PNID},
+        {"server", required_argument, NULL, O_SERVER},
+        {"listen", required_argument, NULL, O_LISTEN},
+        {"tls-cert", required_argument, NULL, O_CERT},
+        {"tls-key", required_argument, NULL, O_KEY},
+        {"tls-ca", required_argument, NULL, O_CA},
+        {"insecure", no_argument, NULL, O_INSECURE},
+        {"log-level", required_argument, NULL, O_LEVEL},
+        {"max-pnes", required_argument, NULL, O_MAX},
+        {"help", no_argument, NULL, O_HELP},
+        {"version", no_argument, NULL, O_VERSION},
+        {NULL, 0, NULL, 0},
+    };
+    const char *level = "info", *max_pnes = NULL;
+    bool seen[O_COUNT] = {false};
+    *o = (gw_options){.listen = DEFAULT_LISTEN};
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
+        if (c == '?')
+            return bad_option("unknown option '%s'", argv[optind - 1]);
+        if (c == ':')
+            return bad_option("option '%s' needs a value", argv[optind - 1]);
+        if (seen[c])
+            return bad_option("option '%s' given twice", argv[optind - 1]);
+        seen[c] = true;
+        switch (c) {
+        case O_ID:
+            o->PNGWID = optarg;
+            break;
+        case O_PNID:
+            o->PNID = optarg;
+            break;
+        case O_SERVER:
+            o->server = optarg;
+            break;
+        case O_LISTEN:
+            o->listen = optarg;
+            break;
+        case O_CERT:
+            o->tls_cert = optarg;
+            break;
+        case O_KEY:
+            o->tls_key = optarg;
+            break;
+        case O_CA:
+            o->tls_ca = optarg;
+            break;
+        case O_INSECURE:
+            o->insecure = true;
+            break;
+        case O_LEVEL:
+            level = optarg;
+            break;
+        case O_MAX:
+            max_pnes = optarg;
+            break;
+        case O_HELP:
+            usage(stdout);
+            return 1;
+        case O_VERSION:
+            printf("cpns-gw %s\n", CPNS_LIB_VERSION);
+            return 1;
+        }
+    }
+    if (optind < argc)
+        return bad_option("unexpected argument '%s'", argv[optind]);
+
+    char host[256];
+    uint16_t port;
+    if (!o->PNGWID)
+        return bad_option("--id PNGWID is required");
+    if (!cpns_id_valid(o->PNGWID))
+        return bad_option("--id '%s': not an identifier (1-64 of A-Z a-z 0-9 . _ : @ -)",
+                          o->PNGWID);
+    if (!o->PNID)
+        return bad_option("--pnid PNID is required");
+    if (!cpns_id_valid(o->PNID))
+        return bad_option("--pnid '%s': not an identifier (1-64 of A-Z a-z 0-9 . _ : @ -)",
+                          o->PNID);
+    if (!o->server)
+        return bad_option("--server HOST:PORT is required");
+    if (addr_parse(o->server, host, sizeof host, &port) != 0)
+        return bad_option("--server '%s': not HOST:PORT with a port of 1-65535", o->server);
+    if (addr_parse(o->listen, host, sizeof host, &port) != 0)
+        return bad_option("--listen '%s': not HOST:PORT with a port of 1-65535", o->listen);
+    if (log_parse_level(level, &o->log_level) != 0)
+        return bad_option("--log-level '%s': not error, warn, info or debug", level);
+    if (max_pnes) {
+        int64_t n;
+        if (parse_i64(max_pnes, 0, MAX_PNES_LIMIT, &n) != 0)
+            return bad_option("--max-pnes '%s': not a number of 0-%d", max_pnes, MAX_PNES_LIMIT);
+        o->max_pnes = (size_t)n;
+    }
+    bool any_tls = o->tls_cert || o->tls_key || o->tls_ca;
+    if (o->insecure && any_tls)
+        return bad_option("--insecure cannot be combined with --tls-cert/--tls-key/--tls-ca");
+    if (!o->insecure) {
+        if (!any_tls)
+            return bad_option("--tls-cert, --tls-key and --tls-ca are required (or --insecure)");
+        if (!o->tls_cert)
+            return bad_option("--tls-cert FILE is required with --tls-key/--tls-ca");
+        if (!o->tls_key)
+            return bad_option("--tls-key FILE is required with --tls-cert/--tls-ca");
+        if (!o->tls_ca)
+            return bad_option("--tls-ca FILE is required with --tls-cert/--tls-key");
+    }
+    return 0;
+}
+
+/* The server refuses a GW whose certificate CN is not its PNGWID: say so before dialing. */
+static int check_cert_cn(SSL_CTX *ctx, const gw_options *o)
+{
+    X509 *cert = SSL_CTX_get0_certificate(ctx);
+    char cn[CPNS_ID_MAX + 2] = "";
+    if (cert)
+        X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn);
+    if (strcmp(cn, o->PNGWID) != 0) {
+        fprintf(stderr,
+                "cpns-gw: --tls-cert %s: certificate CN '%s' is not --id '%s' (the server "
+                "requires CN = PNGWID)\n",
+                o->tls_cert, cn, o->PNGWID);
+        return -1;
+    }
+    return 0;
+}
+
+/* --- moving frames --- */
+
+static void pne_drop(gw_daemon *d, uint64_t link, const char *reason);
+static void server_lost(gw_daemon *d, const char *reason);
+
+static void report(int rv, const char *what)
+{
+    if (rv < 0)
+        log_error("%s: %s", what, cpns_strerror(rv));
+}
+
+/* Sends what the engine queued, then acts on its state: the one step after every event. */
+static void after_event(gw_daemon *d)
+{
+    cpns_out out;
+    bool server_stuck = false;
+    while (cpns_gw_pop(d->gw, &out) == 1) {
+        net_conn *c = out.link == CPNS_GW_LINK_SERVER ? (d->server_open ? d->server : NULL)
+                                                      : links_get(&d->links, out.link);
+        if (!c) {
+            log_debug("frame for link %llu with no connection: dropped",
+                      (unsigned long long)out.link);
+            continue;
+        }
+        if (net_conn_send(c, out.data, out.len) != 0) {
+            log_warn("cannot queue a %zu-byte frame on link %llu", out.len,
+                     (unsigned long long)out.link);
+            continue;
+        }
+        if (out.link == CPNS_GW_LINK_SERVER)
+            server_stuck = server_stuck || net_conn_pending(c) > SERVER_PENDING_MAX;
+        else if (net_conn_pending(c) > PNE_PENDING_MAX)
+            pne_drop(d, out.link, "the PNE does not read what is sent to it");
+    }
+    if (server_stuck) {
+        server_lost(d, "the server does not read what is sent to it");
+        return;
+    }
+
+    cpns_gw_state st = cpns_gw_get_state(d->gw);
+    if (st == d->last_state)
+        return;
+    d->last_state = st;
+    if (st == CPNS_GW_ONLINE) {
+        backoff_reset(&d->retry);
+        evtimer_del(d->session_timer);
+        log_info("registered with the server at %s; %zu PNE(s) attached", d->opt.server,
+                 cpns_gw_attached(d->gw));
+    } else if (st == CPNS_GW_REFUSED) {
+        log_error("the server refused this GW (Return %d): check --id, --pnid and the "
+                  "certificate",
+                  cpns_gw_last_return(d->gw));
+        server_lost(d, "registration refused");
+    }
+}
+
+/* --- the server connection --- */
+
+static void server_retry(gw_daemon *d)
+{
+    int64_t delay = backoff_next(&d->retry);
+    log_info("connecting to the server again in %.1f s", (double)delay / 1000.0);
+    struct timeval tv = ms_to_timeval(delay);
+    evtimer_add(d->retry_timer, &tv);
+}
+
+/* Gives up the current server connection (if any) and schedules the next attempt. */
+static void server_lost(gw_daemon *d, const char *reason)
+{
+    if (d->server) {
+        log_warn("server connection closed: %s", reason);
+        net_conn_close(d->server, false);
+        d->server = NULL;
+    }
+    evtimer_del(d->session_timer);
+    if (d->server_open)
+        report(cpns_gw_server_down(d->gw, clock_now_ms()), "server down");
+    d->server_open = false;
+    after_event(d);
+    server_retry(d);
+}
+
+static void server_on_open(net_conn *c, void *arg)
+{
+    gw_daemon *d = arg;
+    (void)c;
+    d->server_open = true;
+    log_info("connected to the server at %s (%s)", d->opt.server,
+             d->tls ? "TLS 1.3, server certificate verified" : "plain TCP, NOT protected");
+    report(cpns_gw_server_up(d->gw, clock_now_ms()), "server up");
+    after_event(d);
+}
+
+static void server_on_frame(net_conn *c, const uint8_t *data, size_t len, void *arg)
+{
+    gw_daemon *d = arg;
+    (void)c;
+    report(cpns_gw_recv_server(d->gw, data, len, clock_now_ms()), "frame from the server");
+    after_event(d);
+}
+
+static void server_on_close(net_conn *c, const char *reason, void *arg)
+{
+    gw_daemon *d = arg;
+    (void)c;
+    if (d->server_open)
+        log_warn("server connection lost: %s", reason);
+    else
+        log_warn("cannot connect to the server at %s: %s", d->opt.server, reason);
+    d->server = NULL; /* the net layer frees it */
+    server_lost(d, reason);
+}
+
+static const net_conn_cbs server_cbs = {server_on_open, server_on_frame, server_on_close};
+
+static void server_connect(gw_daemon *d)
+{
+    char err[512];
+    d->server_open = false;
+    d->server = net_connect(d->base, d->opt.server, d->tls, &server_cbs, d, err, sizeof err);
+    if (!d->server) {
+        log_warn("cannot connect to the server: %s", err);
+        server_retry(d);
+        return;
+    }
+    log_debug("connecting to the server at %s", d->opt.server);
+    struct timeval tv = ms_to_timeval(SESSION_TIMEOUT_MS);
+    evtimer_add(d->session_timer, &tv);
+}
+
+static void on_retry_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    server_connect(arg);
+}
+
+static void on_session_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    gw_daemon *d = arg;
+    log_warn("not registered with the server after %d s", SESSION_TIMEOUT_MS / 1000);
+    server_lost(d, "registration timed out");
+}
+
+/* --- PNE connections --- */
+
+static void pne_drop(gw_daemon *d, uint64_t link, const char *reason)
+{
+    net_conn *c = links_remove(&d->links, link);
+    if (!c)
+        return;
+    log_warn("PNE link %llu (%s) closed: %s", (unsigned long long)link, net_conn_peer_addr(c),
+             reason);
+    net_conn_close(c, false);
+    report(cpns_gw_link_close(d->gw, link, clock_now_ms()), "link close");
+}
+
+static void pne_on_frame(net_conn *c, const uint8_t *data, size_t len, void *arg)
+{
+    gw_daemon *d = arg;
+    report(cpns_gw_recv_link(d->gw, net_conn_id(c), data, len, clock_now_ms()), "frame from a PNE");
+    after_event(d);
+}
+
+static void pne_on_close(net_conn *c, const char *reason, void *arg)
+{
+    gw_daemon *d = arg;
+    uint64_t link = net_conn_id(c);
+    log_info("PNE link %llu (%s) closed: %s", (unsigned long long)link, net_conn_peer_addr(c),
+             reason);
+    links_remove(&d->links, link);
+    report(cpns_gw_link_close(d->gw, link, clock_now_ms()), "link close");
+    after_event(d);
+}
+
+static const net_conn_cbs pne_cbs = {NULL, pne_on_frame, pne_on_close};
+
+static void on_accept(net_conn *c, void *arg)
+{
+    gw_daemon *d = arg;
+    size_t max_conns = d->opt.max_pnes ? d->opt.max_pnes + CONN_SLACK : 0;
+    if (max_conns && d->links.count >= max_conns) {
+        log_warn("%zu PNE connections open: connection from %s refused", d->links.count,
+                 net_conn_peer_addr(c));
+        net_conn_close(c, false);
+        return;
+    }
+    uint64_t link = ++d->next_link;
+    net_conn_set_id(c, link);
+    net_conn_set_cbs(c, &pne_cbs, d);
+    if (links_put(&d->links, link, c) != 0) {
+        log_error("out of memory: connection from %s refused", net_conn_peer_addr(c));
+        net_conn_close(c, false);
+        return;
+    }
+    int rv = cpns_gw_link_open(d->gw, link, clock_now_ms());
+    if (rv != 0) {
+        report(rv, "link open");
+        links_remove(&d->links, link);
+        net_conn_close(c, false);
+        return;
+    }
+    log_info("PNE connection from %s: link %llu", net_conn_peer_addr(c), (unsigned long long)link);
+    after_event(d);
+}
+
+/* --- start and stop --- */
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    gw_daemon *d = arg;
+    (void)what;
+    log_info("%s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    event_base_loopbreak(d->base);
+}
+
+static void daemon_free(gw_daemon *d)
+{
+    for (size_t i = 0; i < d->links.cap; i++)
+        if (d->links.slots[i].link)
+            net_conn_close(d->links.slots[i].conn, false);
+    links_free(&d->links);
+    if (d->server)
+        net_conn_close(d->server, false);
+    net_listener_free(d->listener);
+    cpns_gw_del(d->gw);
+    if (d->retry_timer)
+        event_free(d->retry_timer);
+    if (d->session_timer)
+        event_free(d->session_timer);
+    if (d->sigterm)
+        event_free(d->sigterm);
+    if (d->sigint)
+        event_free(d->sigint);
+    if (d->base)
+        event_base_free(d->base);
+    SSL_CTX_free(d->tls);
+}
+
+/* Everything that can fail before the loop runs. 0, or the exit status. */
+static int daemon_init(gw_daemon *d)
+{
+    char err[512];
+    if (!d->opt.insecure) {
+        d->tls =
+            net_tls_client_ctx(d->opt.tls_cert, d->opt.tls_key, d->opt.tls_ca, err, sizeof err);
+        if (!d->tls) {
+            fprintf(stderr, "cpns-gw: %s\n", err);
+            return EXIT_USAGE;
+        }
+        if (check_cert_cn(d->tls, &d->opt) != 0)
+            return EXIT_USAGE;
+    }
+    cpns_gw_config cfg = {
+        .PNGWID = d->opt.PNGWID,
+        .PNID = d->opt.PNID,
+        .max_pnes = d->opt.max_pnes,
+        .log = log_engine,
+    };
+    int rv = cpns_gw_new(&d->gw, &cfg);
+    if (rv != 0) {
+        log_error("cannot create the GW engine: %s", cpns_strerror(rv));
+        return EXIT_FAILURE;
+    }
+    d->last_state = cpns_gw_get_state(d->gw);
+    d->base = event_base_new();
+    if (!d->base)
+        return EXIT_FAILURE;
+    d->retry_timer = evtimer_new(d->base, on_retry_timer, d);
+    d->session_timer = evtimer_new(d->base, on_session_timer, d);
+    d->sigterm = evsignal_new(d->base, SIGTERM, on_signal, d);
+    d->sigint = evsignal_new(d->base, SIGINT, on_signal, d);
+    if (!d->retry_timer || !d->session_timer || !d->sigterm || !d->sigint ||
+        evsignal_add(d->sigterm, NULL) != 0 || evsignal_add(d->sigint, NULL) != 0) {
+        log_error("cannot set up the event loop");
+        return EXIT_FAILURE;
+    }
+    d->listener = net_listen(d->base, d->opt.listen, NULL, on_accept, d, err, sizeof err);
+    if (!d->listener) {
+        log_error("%s", err);
+        return EXIT_FAILURE;
+    }
+    backoff_init(&d->retry, RETRY_MIN_MS, RETRY_MAX_MS);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    gw_daemon d;
+    memset(&d, 0, sizeof d);
+    int rv = parse_options(argc, argv, &d.opt);
+    if (rv != 0)
+        return rv > 0 ? EXIT_SUCCESS : EXIT_USAGE;
+    log_setup("gw", d.opt.PNGWID, d.opt.log_level);
+    /* A peer closing mid-write must not kill the daemon. */
+    signal(SIGPIPE, SIG_IGN);
+
+    int status = daemon_init(&d);
+    if (status == 0) {
+        if (d.opt.insecure)
+            log_warn("--insecure: the link to the server %s is NOT protected (plain TCP, no "
+                     "TLS, no authentication)",
+                     d.opt.server);
+        log_info("cpns-gw %s: PNID=%s, PNEs connect to %s, server %s", CPNS_LIB_VERSION, d.opt.PNID,
+                 d.opt.listen, d.opt.server);
+        server_connect(&d);
+        event_base_dispatch(d.base);
+        log_info("stopped");
+    }
+    daemon_free(&d);
+    return status;
+}

@@ -1,0 +1,445 @@
+/*
+ * cpns-pne: the PNE daemon (CPNS 7.8.6.1) as thin glue around the PNE engine
+ * (cpns/pne.h), plus the offline subcommands of commands.c.
+ *
+ * The daemon reads its Entity User Key, opens its secure storage (the file
+ * keystore), dials its GW over plain TCP (the Group Key is protected end to
+ * end by the EUK) and moves frames between the socket and the engine: after
+ * every event it drains cpns_pne_pop() and re-arms its one timer from
+ * cpns_pne_get_expiry(). A connection that fails or drops, or a registration
+ * the server refuses, is retried with capped exponential backoff, reset once
+ * the PNE is registered.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "backoff.h"
+#include "cli.h"
+#include "net.h"
+
+#define RETRY_MIN_MS 500
+#define RETRY_MAX_MS 30000
+#define CONNECT_TIMEOUT_MS 10000
+/* A GW that does not read: past this much queued output the connection is dropped. */
+#define PENDING_MAX (1u << 20)
+
+typedef struct pne_daemon {
+    pne_options opt;
+    struct event_base *base;
+    cpns_keystore *ks;
+    cpns_pne *pne;
+    net_conn *gw; /* NULL while disconnected */
+    bool gw_open;
+    struct event *retry_timer;
+    struct event *connect_timer;
+    struct event *expiry_timer;
+    struct event *sigterm;
+    struct event *sigint;
+    backoff retry;
+    cpns_pne_state last_state;
+} pne_daemon;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: cpns-pne --id PNEID --gw HOST:PORT --key-file FILE --store DIR\n"
+            "                [--log-level LEVEL]\n"
+            "       cpns-pne keys --store DIR --key-file FILE\n"
+            "       cpns-pne seal --store DIR --key-file FILE --sg SGID  < plaintext\n"
+            "       cpns-pne open --store DIR --key-file FILE --sg SGID  < group message\n"
+            "       cpns-pne --help | --version\n"
+            "\n"
+            "A PNE of CPNS 7.8.6: registers through its PN GW, receives Group Keys\n"
+            "encrypted with its Entity User Key and keeps them in its key store.\n"
+            "\n"
+            "  --id PNEID          this PNE's identifier\n"
+            "  --gw HOST:PORT      its PN GW (the GW's usual port is 7461)\n"
+            "  --key-file FILE     its Entity User Key (base64 of 32 bytes, mode 0600)\n"
+            "  --store DIR         its key store (created 0700 if missing)\n"
+            "  --sg SGID           the Service Group (seal, open)\n"
+            "  --log-level LEVEL   error, warn, info (default) or debug\n"
+            "\n"
+            "  keys   lists the stored Group Keys: SGID, KeyVersion and fingerprint of the\n"
+            "         current and the previous key (never a key)\n"
+            "  seal   seals stdin (at most %u bytes) with the current Group Key of SGID and\n"
+            "         prints the base64 group message\n"
+            "  open   opens a base64 group message from stdin with the stored key of its\n"
+            "         KeyVersion (current or previous) and prints the plaintext\n",
+            PNE_SEAL_MAX);
+}
+
+static int bad_option(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int bad_option(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("cpns-pne: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputs("\nTry 'cpns-pne --help'.\n", stderr);
+    va_end(ap);
+    return -1;
+}
+
+static const char *const mode_names[] = {"", "keys", "seal", "open"};
+
+/*
+ * Parses and validates the whole command line, the subcommand included.
+ * 0 to run, 1 when --help or --version was answered, -1 after printing
+ * what is wrong.
+ */
+static int parse_options(int argc, char **argv, pne_options *o)
+{
+    enum { O_ID = 1, O_GW, O_KEY, O_STORE, O_SG, O_LEVEL, O_HELP, O_VERSION, O_COUNT };
+    static const struct option longopts[] = {
+        {"id", required_argument, NULL, O_ID},
+        {"gw", required_argument, NULL, O_GW},
+        {"key-file", required_argument, NULL, O_KEY},
+        {"store", required_argument, NULL, O_STORE},
+        {"sg", required_argument, NULL, O_SG},
+        {"log-level", required_argument, NULL, O_LEVEL},
+        {"help", no_argument, NULL, O_HELP},
+        {"version", no_argument, NULL, O_VERSION},
+        {NULL, 0, NULL, 0},
+    };
+    const char *level = "info";
+    bool seen[O_COUNT] = {false};
+    *o = (pne_options){.mode = PNE_MODE_DAEMON};
+    if (argc > 1 && argv[1][0] != '-') {
+        for (int m = PNE_MODE_KEYS; m <= PNE_MODE_OPEN; m++)
+            if (strcmp(argv[1], mode_names[m]) == 0)
+                o->mode = (pne_mode)m;
+        if (o->mode == PNE_MODE_DAEMON)
+            return bad_option("unknown command '%s' (keys, seal or open)", argv[1]);
+        optind = 2;
+    }
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
+        if (c == '?')
+            return bad_option("unknown option '%s'", argv[optind - 1]);
+        if (c == ':')
+            return bad_option("option '%s' needs a value", argv[optind - 1]);
+        if (seen[c])
+            return bad_option("option '%s' given twice", argv[optind - 1]);
+        seen[c] = true;
+        switch (c) {
+        case O_ID:
+            o->PNEID = optarg;
+            break;
+        case O_GW:
+            o->gw = optarg;
+            break;
+        case O_KEY:
+            o->key_file = optarg;
+            break;
+        case O_STORE:
+            o->store = optarg;
+            break;
+        case O_SG:
+            o->SGID = optarg;
+            break;
+        case O_LEVEL:
+            level = optarg;
+            break;
+        case O_HELP:
+            usage(stdout);
+            return 1;
+        case O_VERSION:
+            printf("cpns-pne %s\n", CPNS_LIB_VERSION);
+            return 1;
+        }
+    }
+    if (optind < argc)
+        return bad_option("unexpected argument '%s'", argv[optind]);
+
+    bool daemon = o->mode == PNE_MODE_DAEMON;
+    bool group = o->mode == PNE_MODE_SEAL || o->mode == PNE_MODE_OPEN;
+    const char *cmd = daemon ? "the daemon" : mode_names[o->mode];
+    char host[256];
+    uint16_t port;
+    if (daemon) {
+        if (!o->PNEID)
+            return bad_option("--id PNEID is required");
+        if (!cpns_id_valid(o->PNEID))
+            return bad_option("--id '%s': not an identifier (1-64 of A-Z a-z 0-9 . _ : @ -)",
+                              o->PNEID);
+        if (!o->gw)
+            return bad_option("--gw HOST:PORT is required");
+        if (addr_parse(o->gw, host, sizeof host, &port) != 0)
+            return bad_option("--gw '%s': not HOST:PORT with a port of 1-65535", o->gw);
+    } else {
+        if (o->PNEID)
+            return bad_option("--id is not used by '%s'", cmd);
+        if (o->gw)
+            return bad_option("--gw is not used by '%s'", cmd);
+    }
+    if (group) {
+        if (!o->SGID)
+            return bad_option("--sg SGID is required by '%s'", cmd);
+        if (!cpns_id_valid(o->SGID))
+            return bad_option("--sg '%s': not an identifier (1-64 of A-Z a-z 0-9 . _ : @ -)",
+                              o->SGID);
+    } else if (o->SGID) {
+        return bad_option("--sg is not used by %s%s%s", daemon ? "" : "'", cmd, daemon ? "" : "'");
+    }
+    if (!o->key_file)
+        return bad_option("--key-file FILE is required");
+    if (!o->store)
+        return bad_option("--store DIR is required");
+    if (!*o->store)
+        return bad_option("--store '': not a directory name");
+    if (log_parse_level(level, &o->log_level) != 0)
+        return bad_option("--log-level '%s': not error, warn, info or debug", level);
+    return 0;
+}
+
+/* --- the daemon --- */
+
+static void gw_lost(pne_daemon *d, const char *reason);
+
+static void report(int rv, const char *what)
+{
+    if (rv < 0)
+        log_error("%s: %s", what, cpns_strerror(rv));
+}
+
+/* Sends what the engine queued, re-arms its timer and acts on its state. */
+static void after_event(pne_daemon *d)
+{
+    cpns_out out;
+    while (cpns_pne_pop(d->pne, &out) == 1) {
+        if (!d->gw_open) {
+            log_debug("frame with no link to the GW: dropped");
+            continue;
+        }
+        if (net_conn_send(d->gw, out.data, out.len) != 0)
+            log_warn("cannot queue a %zu-byte frame to the GW", out.len);
+    }
+    if (d->gw_open && net_conn_pending(d->gw) > PENDING_MAX) {
+        gw_lost(d, "the GW does not read what is sent to it");
+        return;
+    }
+
+    int64_t expiry = cpns_pne_get_expiry(d->pne);
+    if (expiry == CPNS_NEVER) {
+        evtimer_del(d->expiry_timer);
+    } else {
+        struct timeval tv = ms_to_timeval(expiry - clock_now_ms());
+        evtimer_add(d->expiry_timer, &tv);
+    }
+
+    cpns_pne_state st = cpns_pne_get_state(d->pne);
+    if (st == d->last_state)
+        return;
+    d->last_state = st;
+    if (st == CPNS_PNE_REGISTERED) {
+        backoff_reset(&d->retry);
+        log_info("registered through the GW at %s: PNID=%s", d->opt.gw, cpns_pne_pnid(d->pne));
+    } else if (st == CPNS_PNE_REFUSED) {
+        int Return = cpns_pne_last_return(d->pne);
+        log_error("the server refused this PNE (Return %d: %s)", Return,
+                  Return == CPNS_RETURN_AUTH      ? "authentication failed, check --key-file"
+                  : Return == CPNS_RETURN_UNKNOWN ? "PNEID not provisioned on the server"
+                                                  : "see the server's log");
+        gw_lost(d, "registration refused");
+    }
+}
+
+static void gw_retry(pne_daemon *d)
+{
+    int64_t delay = backoff_next(&d->retry);
+    log_info("connecting to the GW again in %.1f s", (double)delay / 1000.0);
+    struct timeval tv = ms_to_timeval(delay);
+    evtimer_add(d->retry_timer, &tv);
+}
+
+/* Gives up the current connection (if any) and schedules the next attempt. */
+static void gw_lost(pne_daemon *d, const char *reason)
+{
+    if (d->gw) {
+        log_warn("connection to the GW closed: %s", reason);
+        net_conn_close(d->gw, false);
+        d->gw = NULL;
+    }
+    evtimer_del(d->connect_timer);
+    if (d->gw_open)
+        report(cpns_pne_link_down(d->pne, clock_now_ms()), "link down");
+    d->gw_open = false;
+    after_event(d);
+    gw_retry(d);
+}
+
+static void gw_on_open(net_conn *c, void *arg)
+{
+    pne_daemon *d = arg;
+    (void)c;
+    d->gw_open = true;
+    evtimer_del(d->connect_timer);
+    log_info("connected to the GW at %s", d->opt.gw);
+    report(cpns_pne_link_up(d->pne, clock_now_ms()), "link up");
+    after_event(d);
+}
+
+static void gw_on_frame(net_conn *c, const uint8_t *data, size_t len, void *arg)
+{
+    pne_daemon *d = arg;
+    (void)c;
+    report(cpns_pne_recv(d->pne, data, len, clock_now_ms()), "frame from the GW");
+    after_event(d);
+}
+
+static void gw_on_close(net_conn *c, const char *reason, void *arg)
+{
+    pne_daemon *d = arg;
+    (void)c;
+    if (d->gw_open)
+        log_warn("connection to the GW lost: %s", reason);
+    else
+        log_warn("cannot connect to the GW at %s: %s", d->opt.gw, reason);
+    d->gw = NULL; /* the net layer frees it */
+    gw_lost(d, reason);
+}
+
+static const net_conn_cbs gw_cbs = {gw_on_open, gw_on_frame, gw_on_close};
+
+static void gw_connect(pne_daemon *d)
+{
+    char err[512];
+    d->gw_open = false;
+    d->gw = net_connect(d->base, d->opt.gw, NULL, &gw_cbs, d, err, sizeof err);
+    if (!d->gw) {
+        log_warn("cannot connect to the GW: %s", err);
+        gw_retry(d);
+        return;
+    }
+    log_debug("connecting to the GW at %s", d->opt.gw);
+    struct timeval tv = ms_to_timeval(CONNECT_TIMEOUT_MS);
+    evtimer_add(d->connect_timer, &tv);
+}
+
+static void on_retry_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    gw_connect(arg);
+}
+
+static void on_connect_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    gw_lost(arg, "no connection within 10 s");
+}
+
+static void on_expiry_timer(evutil_socket_t fd, short what, void *arg)
+{
+    pne_daemon *d = arg;
+    (void)fd;
+    (void)what;
+    report(cpns_pne_handle_expiry(d->pne, clock_now_ms()), "timer");
+    after_event(d);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    pne_daemon *d = arg;
+    (void)what;
+    log_info("%s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    event_base_loopbreak(d->base);
+}
+
+static void daemon_free(pne_daemon *d)
+{
+    if (d->gw)
+        net_conn_close(d->gw, false);
+    cpns_pne_del(d->pne);
+    cpns_keystore_close(d->ks);
+    struct event *events[] = {d->retry_timer, d->connect_timer, d->expiry_timer, d->sigterm,
+                              d->sigint};
+    for (size_t i = 0; i < sizeof events / sizeof events[0]; i++)
+        if (events[i])
+            event_free(events[i]);
+    if (d->base)
+        event_base_free(d->base);
+}
+
+/* Everything that can fail before the loop runs. 0, or the exit status. */
+static int daemon_init(pne_daemon *d)
+{
+    uint8_t EUK[CPNS_KEY_LEN];
+    int status = pne_open_store(&d->opt, 1, &d->ks, EUK);
+    if (status != 0)
+        return status;
+    cpns_pne_config cfg = {
+        .PNEID = d->opt.PNEID,
+        .EUK = EUK,
+        .keystore = d->ks,
+        .log = log_engine,
+    };
+    int rv = cpns_pne_new(&d->pne, &cfg);
+    cpns_wipe(EUK, sizeof EUK);
+    if (rv != 0) {
+        log_error("cannot create the PNE engine: %s", cpns_strerror(rv));
+        return EXIT_FAILURE;
+    }
+    d->last_state = cpns_pne_get_state(d->pne);
+    d->base = event_base_new();
+    if (!d->base)
+        return EXIT_FAILURE;
+    d->retry_timer = evtimer_new(d->base, on_retry_timer, d);
+    d->connect_timer = evtimer_new(d->base, on_connect_timer, d);
+    d->expiry_timer = evtimer_new(d->base, on_expiry_timer, d);
+    d->sigterm = evsignal_new(d->base, SIGTERM, on_signal, d);
+    d->sigint = evsignal_new(d->base, SIGINT, on_signal, d);
+    if (!d->retry_timer || !d->connect_timer || !d->expiry_timer || !d->sigterm || !d->sigint ||
+        evsignal_add(d->sigterm, NULL) != 0 || evsignal_add(d->sigint, NULL) != 0) {
+        log_error("cannot set up the event loop");
+        return EXIT_FAILURE;
+    }
+    backoff_init(&d->retry, RETRY_MIN_MS, RETRY_MAX_MS);
+    return 0;
+}
+
+static int run_daemon(const pne_options *opt)
+{
+    pne_daemon d;
+    memset(&d, 0, sizeof d);
+    d.opt = *opt;
+    log_setup("pne", opt->PNEID, opt->log_level);
+    /* A GW closing mid-write must not kill the daemon. */
+    signal(SIGPIPE, SIG_IGN);
+    int status = daemon_init(&d);
+    if (status == 0) {
+        log_info("cpns-pne %s: key store %s, GW %s", CPNS_LIB_VERSION, opt->store, opt->gw);
+        gw_connect(&d);
+        event_base_dispatch(d.base);
+        log_info("stopped");
+    }
+    daemon_free(&d);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    pne_options opt;
+    int rv = parse_options(argc, argv, &opt);
+    if (rv != 0)
+        return rv > 0 ? EXIT_SUCCESS : EXIT_USAGE;
+    switch (opt.mode) {
+    case PNE_MODE_KEYS:
+        return pne_cmd_keys(&opt);
+    case PNE_MODE_SEAL:
+        return pne_cmd_seal(&opt);
+    case PNE_MODE_OPEN:
+        return pne_cmd_open(&opt);
+    case PNE_MODE_DAEMON:
+        break;
+    }
+    return run_daemon(&opt);
+}
