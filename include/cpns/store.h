@@ -134,6 +134,13 @@ void cpns_store_close(cpns_store *st); /* NULL is fine */
 int cpns_store_sqlite_open(cpns_store **out, const char *path,
                            const uint8_t master_key[CPNS_KEY_LEN], char *err, size_t errlen);
 
+/*
+ * The message of the last failure of a SQLite store's op (SQLite's own text,
+ * or the damaged row that made load() fail), for the daemon's log after an op
+ * returned CPNS_ERR_STORE. "" when there was none or st is not a SQLite store.
+ */
+const char *cpns_store_sqlite_errmsg(const cpns_store *st);
+
 #ifdef __cplusplus
 }
 #endif

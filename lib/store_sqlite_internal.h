@@ -1,0 +1,116 @@
+/*
+ * What the files of the SQLite store share: the store object, and the
+ * encryption at rest of its secrets (store_sqlite_crypt.c) that the ops and
+ * the schema code in store_sqlite.c call.
+ */
+#ifndef CPNS_STORE_SQLITE_INTERNAL_H
+#define CPNS_STORE_SQLITE_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "cpns/crypto.h"
+#include "cpns/store.h"
+#include "internal.h"
+
+/* The cached statements: each op is one sqlite3_step on one of these. */
+enum sqlite_stmt {
+    SQ_BEGIN,
+    SQ_BEGIN_READ,
+    SQ_COMMIT,
+    SQ_ROLLBACK,
+    SQ_PUT_PNE,
+    SQ_PUT_SG,
+    SQ_DEL_SG,
+    SQ_PUT_MEMBER,
+    SQ_DEL_MEMBER,
+    SQ_PUT_NONCE,
+    SQ_EXPIRE_NONCES,
+    SQ_LOAD_PNE,
+    SQ_LOAD_SG,
+    SQ_LOAD_MEMBER,
+    SQ_LOAD_NONCE,
+    SQ_COUNT
+};
+
+#define SQLITE_ERRMSG_MAX 512
+
+typedef struct cpns_store_sqlite {
+    cpns_store base; /* first, as store.h asks */
+    sqlite3 *db;
+    sqlite3_stmt *stmt[SQ_COUNT];
+    uint8_t K_store[CPNS_KEY_LEN]; /* cpns_kdf(master_key, CPNS_INFO_SERVER_STORE) */
+    int in_txn;                    /* a write transaction is open (BEGIN IMMEDIATE ran) */
+    int poisoned; /* a write of this batch failed: commit() refuses until rollback() */
+    char errmsg[SQLITE_ERRMSG_MAX];
+} cpns_store_sqlite;
+
+#define CPNS_INFO_SERVER_STORE "CPNS 1.1 server store"
+
+/* Records a message for cpns_store_sqlite_errmsg() (and the open() caller). */
+void sqlite_set_err(cpns_store_sqlite *s, const char *fmt, ...) CPNS_PRINTF(2, 3);
+
+/* Records "what: <SQLite's message>" and returns CPNS_ERR_STORE. */
+int sqlite_fail(cpns_store_sqlite *s, const char *what);
+
+/*
+ * Runs one write statement (bound by the caller) in the batch's transaction,
+ * opening it with BEGIN IMMEDIATE on the first write after a commit. Resets
+ * the statement and its bindings either way. 0 or CPNS_ERR_STORE (the batch is
+ * then poisoned: commit() fails until rollback()).
+ */
+int sqlite_write(cpns_store_sqlite *s, enum sqlite_stmt which, const char *what);
+
+/* The ops of store_sqlite_ops.c. */
+int sqlite_load(cpns_store *st, const cpns_store_loader *l, void *arg);
+int sqlite_put_pne(cpns_store *st, const cpns_store_pne *p);
+int sqlite_put_sg(cpns_store *st, const cpns_store_sg *sg);
+int sqlite_del_sg(cpns_store *st, const char *SGID);
+int sqlite_put_member(cpns_store *st, const cpns_store_member *m);
+int sqlite_del_member(cpns_store *st, const char *SGID, const char *PNEID);
+int sqlite_put_nonce(cpns_store *st, const cpns_store_nonce *n);
+int sqlite_expire_nonces(cpns_store *st, int64_t seen_before_ms);
+
+/* Encrypted column: version byte ‖ nonce ‖ ciphertext ‖ tag. */
+#define SQLITE_BLOB_FORMAT 0x01
+#define SQLITE_BLOB_OVERHEAD (1 + CPNS_GCM_NONCE_LEN + CPNS_GCM_TAG_LEN)
+#define SQLITE_SECRET_BLOB_LEN (CPNS_KEY_LEN + SQLITE_BLOB_OVERHEAD)
+
+/* The plaintext of the master key check value kept in meta. */
+#define SQLITE_CHECK_TEXT "CPNS 1.1 server store master key check"
+#define SQLITE_CHECK_BLOB_LEN (sizeof(SQLITE_CHECK_TEXT) - 1 + SQLITE_BLOB_OVERHEAD)
+
+/*
+ * Seals pt under K_store with a fresh random nonce and the AAD built from
+ * aad_parts (joined with 0x00 separators). out holds pt_len + SQLITE_BLOB_OVERHEAD.
+ * 0, CPNS_ERR_INVALID_ARG (AAD too long) or CPNS_ERR_CRYPTO.
+ */
+int sqlite_seal(const cpns_store_sqlite *s, const char *const *aad_parts, size_t n_parts,
+                const uint8_t *pt, size_t pt_len, uint8_t *out);
+
+/*
+ * Opens a blob sealed by sqlite_seal into pt (pt_len bytes, the exact plaintext
+ * length expected). 0; CPNS_ERR_AUTH for a wrong length, an unknown version
+ * byte or a tag that does not verify (pt is then wiped); CPNS_ERR_CRYPTO.
+ */
+int sqlite_open_blob(const cpns_store_sqlite *s, const char *const *aad_parts, size_t n_parts,
+                     const uint8_t *blob, size_t blob_len, uint8_t *pt, size_t pt_len);
+
+/* The AADs binding a secret to its row. */
+int sqlite_seal_euk(const cpns_store_sqlite *s, const char *PNEID, const uint8_t EUK[CPNS_KEY_LEN],
+                    uint8_t out[SQLITE_SECRET_BLOB_LEN]);
+int sqlite_open_euk(const cpns_store_sqlite *s, const char *PNEID, const uint8_t *blob,
+                    size_t blob_len, uint8_t EUK[CPNS_KEY_LEN]);
+int sqlite_seal_gk(const cpns_store_sqlite *s, const char *SGID, uint32_t KeyVersion,
+                   const uint8_t GK[CPNS_KEY_LEN], uint8_t out[SQLITE_SECRET_BLOB_LEN]);
+int sqlite_open_gk(const cpns_store_sqlite *s, const char *SGID, uint32_t KeyVersion,
+                   const uint8_t *blob, size_t blob_len, uint8_t GK[CPNS_KEY_LEN]);
+
+/* The master key check value of meta: seal a new one, or verify a stored one (0 or CPNS_ERR_AUTH).
+ */
+int sqlite_seal_check(const cpns_store_sqlite *s, uint8_t out[SQLITE_CHECK_BLOB_LEN]);
+int sqlite_verify_check(const cpns_store_sqlite *s, const uint8_t *blob, size_t blob_len);
+
+#endif
