@@ -244,12 +244,11 @@ static int put_check_value(cpns_store_sqlite *s)
         return CPNS_ERR_STORE;
     }
     sqlite3_stmt *stmt = NULL;
-    rv = sqlite3_prepare_v2(s->db, "INSERT INTO meta(name, value) VALUES ('check', ?1)", -1, &stmt,
-                            NULL) == SQLITE_OK &&
-                 sqlite3_bind_blob(stmt, 1, blob, sizeof blob, SQLITE_STATIC) == SQLITE_OK &&
-                 sqlite3_step(stmt) == SQLITE_DONE
-             ? 0
-             : sqlite_fail(s, "cannot store the master key check value");
+    int ok = sqlite3_prepare_v2(s->db, "INSERT INTO meta(name, value) VALUES ('check', ?1)", -1,
+                                &stmt, NULL) == SQLITE_OK;
+    ok = ok && sqlite3_bind_blob(stmt, 1, blob, sizeof blob, SQLITE_STATIC) == SQLITE_OK;
+    ok = ok && sqlite3_step(stmt) == SQLITE_DONE;
+    rv = ok ? 0 : sqlite_fail(s, "cannot store the master key check value");
     sqlite3_finalize(stmt);
     return rv;
 }
