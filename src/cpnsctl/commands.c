@@ -1,0 +1,486 @@
+/*
+ * The pne and sg commands of cpnsctl: each maps to one admin API call
+ * (DESIGN.md section 5), except `sg wait`, which polls the SG until its
+ * key distribution is complete. Arguments after the command are positional
+ * words plus the command's own options, in any order.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "ctl.h"
+#include "daemon.h"
+#include "show.h"
+
+#define WAIT_DEFAULT_S 60
+#define WAIT_POLL_MS 100
+#define MAX_WORDS 4096
+
+typedef struct cmd_opt {
+    const char *name;
+    const char **value; /* NULL for the flag --json */
+} cmd_opt;
+
+/*
+ * Splits argv[1..] into positional words (moved to the front of words) and
+ * the options in opts (plus --json, accepted after the command too).
+ * The number of words, or -1 after a usage message.
+ */
+static int parse_words(ctl *c, int argc, char **argv, const cmd_opt *opts, char **words)
+{
+    int n = 0;
+    int only_words = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (only_words || a[0] != '-' || a[1] == '\0') {
+            if (n == MAX_WORDS) {
+                ctl_usage_error("too many arguments");
+                return -1;
+            }
+            words[n++] = argv[i];
+            continue;
+        }
+        if (strcmp(a, "--") == 0) {
+            only_words = 1;
+            continue;
+        }
+        if (strcmp(a, "--json") == 0) {
+            c->json = 1;
+            continue;
+        }
+        const cmd_opt *o = opts;
+        for (; o && o->name; o++) {
+            size_t len = strlen(o->name);
+            if (strncmp(a, o->name, len) != 0 || (a[len] != '\0' && a[len] != '='))
+                continue;
+            if (a[len] == '=') {
+                *o->value = a + len + 1;
+            } else if (i + 1 < argc) {
+                *o->value = argv[++i];
+            } else {
+                ctl_usage_error("%s needs a value", o->name);
+                return -1;
+            }
+            break;
+        }
+        if (!o || !o->name) {
+            ctl_usage_error("%s: unknown option %s", argv[0], a);
+            return -1;
+        }
+    }
+    return n;
+}
+
+/* Prints the body (JSON) as the server sent it, with one final newline. */
+static void print_raw(const ctl_reply *r)
+{
+    if (r->len == 0)
+        return;
+    fputs(r->body, stdout);
+    if (r->body[r->len - 1] != '\n')
+        fputc('\n', stdout);
+}
+
+/*
+ * One call. 0 with the reply on a 2xx answer; otherwise CTL_FAILED after
+ * printing the server's "error" (or why no answer came) to stderr.
+ */
+static int report_error(const ctl_reply *r, const char *method, const char *path)
+{
+    json_t *j = json_loads(r->body, 0, NULL);
+    const char *msg = json_string_value(json_object_get(j, "error"));
+    if (msg)
+        ctl_fail("%s (HTTP %d)", msg, r->status);
+    else
+        ctl_fail("HTTP %d from %s %s", r->status, method, path);
+    json_decref(j);
+    return CTL_FAILED;
+}
+
+static int call(ctl *c, const char *method, const char *path, const char *body, ctl_reply *r)
+{
+    if (ctl_http_call(c->http, method, path, body, r) != 0)
+        return ctl_fail("%s", r->error);
+    if (r->status >= 200 && r->status < 300)
+        return CTL_OK;
+    report_error(r, method, path);
+    ctl_reply_clear(r);
+    return CTL_FAILED;
+}
+
+/* Serializes j (stolen) for a request body; NULL on OOM. free() the result. */
+static char *dump(json_t *j)
+{
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    return s;
+}
+
+static json_t *string_array(char **words, int n)
+{
+    json_t *a = json_array();
+    for (int i = 0; a && i < n; i++)
+        if (json_array_append_new(a, json_string(words[i])) != 0) {
+            json_decref(a);
+            return NULL;
+        }
+    return a;
+}
+
+/* Path of one SG, with the SGID made safe for a path segment. NULL on OOM. */
+static char *sg_path(const char *SGID, const char *suffix)
+{
+    char *seg = ctl_http_segment(SGID);
+    if (!seg)
+        return NULL;
+    size_t n = strlen("/v1/service-groups/") + strlen(seg) + strlen(suffix) + 1;
+    char *p = malloc(n);
+    if (p)
+        snprintf(p, n, "/v1/service-groups/%s%s", seg, suffix);
+    free(seg);
+    return p;
+}
+
+/* Prints an SG object answer as a table, or raw with --json. */
+static int print_sg_reply(ctl *c, const ctl_reply *r, int list)
+{
+    if (c->json) {
+        print_raw(r);
+        return CTL_OK;
+    }
+    if (r->len == 0)
+        return CTL_OK;
+    json_t *j = json_loads(r->body, 0, NULL);
+    int rv = list ? show_sgs(stdout, j) : show_sg(stdout, j);
+    json_decref(j);
+    return rv == 0 ? CTL_OK : ctl_fail("unexpected answer from the server: %s", r->body);
+}
+
+/* --- pne --- */
+
+/* The server's key answer: written to key_out, or printed on stdout. */
+static int pne_take_key(ctl *c, const char *PNEID, const char *key_out, ctl_reply *r)
+{
+    json_t *j = json_loads(r->body, 0, NULL);
+    const char *b64 = json_string_value(json_object_get(j, "entity_user_key"));
+    uint8_t EUK[CPNS_KEY_LEN];
+    size_t len = 0;
+    int rv = CTL_OK;
+    if (!b64 || cpns_b64_decode(b64, strlen(b64), EUK, sizeof EUK, &len) != 0 ||
+        len != CPNS_KEY_LEN) {
+        rv = ctl_fail("PNE %s provisioned, but the answer holds no usable entity_user_key", PNEID);
+    } else if (!key_out) {
+        if (c->json)
+            print_raw(r);
+        else
+            printf("%s\n", b64);
+    } else {
+        char err[512], fp[CPNS_FINGERPRINT_LEN + 1];
+        if (keyfile_write(key_out, EUK, err, sizeof err) != 0) {
+            /* The server will never show this key again: hand it out rather than lose it. */
+            printf("%s\n", b64);
+            rv = ctl_fail("PNE %s provisioned, but its key could not be written (%s); "
+                          "the key is on stdout",
+                          PNEID, err);
+        } else if (c->json) {
+            json_object_del(j, "entity_user_key");
+            char *s = json_dumps(j, JSON_COMPACT);
+            if (s)
+                printf("%s\n", s);
+            free(s);
+        } else {
+            cpns_fingerprint(EUK, sizeof EUK, fp);
+            printf("PNE %s provisioned; Entity User Key written to %s (fingerprint %s)\n", PNEID,
+                   key_out, fp);
+        }
+    }
+    cpns_wipe(EUK, sizeof EUK);
+    json_decref(j);
+    return rv;
+}
+
+static int pne_add(ctl *c, char **words, int n, const char *key_out, const char *key_file)
+{
+    if (n != 1)
+        return ctl_usage_error("usage: pne add PNEID [--key-out FILE | --key-file FILE]");
+    if (key_out && key_file)
+        return ctl_usage_error("pne add: --key-out and --key-file exclude each other");
+    const char *PNEID = words[0];
+    struct stat st;
+    /* Checked before the call: once the server generated the key, it is too late. */
+    if (key_out && lstat(key_out, &st) == 0)
+        return ctl_usage_error("--key-out %s: the file exists; it is never overwritten", key_out);
+    json_t *req = json_pack("{s:s}", "pneid", PNEID);
+    uint8_t EUK[CPNS_KEY_LEN];
+    char fp[CPNS_FINGERPRINT_LEN + 1] = "";
+    if (key_file) {
+        char err[512], b64[CPNS_B64_LEN(CPNS_KEY_LEN) + 1];
+        if (keyfile_read(key_file, EUK, err, sizeof err) != 0) {
+            json_decref(req);
+            return ctl_usage_error("--key-file %s", err);
+        }
+        cpns_b64_encode(EUK, sizeof EUK, b64, sizeof b64);
+        cpns_fingerprint(EUK, sizeof EUK, fp);
+        cpns_wipe(EUK, sizeof EUK);
+        json_object_set_new(req, "entity_user_key", json_string(b64));
+        cpns_wipe(b64, sizeof b64);
+    }
+    char *body = dump(req);
+    if (!body)
+        return ctl_fail("out of memory");
+    ctl_reply r;
+    int rv = call(c, "POST", "/v1/pnes", body, &r);
+    cpns_wipe(body, strlen(body));
+    free(body);
+    if (rv != CTL_OK)
+        return rv;
+    if (key_file) {
+        if (c->json)
+            print_raw(&r);
+        else
+            printf("PNE %s provisioned with the Entity User Key of %s (fingerprint %s)\n", PNEID,
+                   key_file, fp);
+    } else {
+        rv = pne_take_key(c, PNEID, key_out, &r);
+    }
+    if (r.body)
+        cpns_wipe(r.body, r.len);
+    ctl_reply_clear(&r);
+    return rv;
+}
+
+int cmd_pne(ctl *c, int argc, char **argv)
+{
+    if (argc < 2)
+        return ctl_usage_error("pne: give a subcommand: add or list");
+    const char *key_out = NULL, *key_file = NULL;
+    const cmd_opt add_opts[] = {{"--key-out", &key_out}, {"--key-file", &key_file}, {NULL, NULL}};
+    const char *sub = argv[1];
+    char **words = malloc(MAX_WORDS * sizeof *words);
+    if (!words)
+        return ctl_fail("out of memory");
+    int rv;
+    int n = parse_words(c, argc - 1, argv + 1, strcmp(sub, "add") == 0 ? add_opts : NULL, words);
+    if (n < 0) {
+        rv = CTL_USAGE;
+    } else if (strcmp(sub, "add") == 0) {
+        rv = pne_add(c, words, n, key_out, key_file);
+    } else if (strcmp(sub, "list") == 0) {
+        ctl_reply r;
+        if (n != 0)
+            rv = ctl_usage_error("usage: pne list");
+        else if ((rv = call(c, "GET", "/v1/pnes", NULL, &r)) == CTL_OK) {
+            if (c->json) {
+                print_raw(&r);
+            } else {
+                json_t *j = json_loads(r.body, 0, NULL);
+                if (show_pnes(stdout, j) != 0)
+                    rv = ctl_fail("unexpected answer from the server: %s", r.body);
+                json_decref(j);
+            }
+            ctl_reply_clear(&r);
+        }
+    } else {
+        rv = ctl_usage_error("pne: unknown subcommand '%s'", sub);
+    }
+    free(words);
+    return rv;
+}
+
+/* --- sg --- */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Polls the SG until its state is "complete". A server that is briefly
+ * unreachable (restarting) is polled again until the deadline; an error
+ * answer (unknown SG, ...) ends the wait at once.
+ */
+static int sg_wait(ctl *c, const char *SGID, const char *timeout)
+{
+    int64_t wait_s = WAIT_DEFAULT_S;
+    if (timeout && parse_i64(timeout, 0, 31536000, &wait_s) != 0)
+        return ctl_usage_error("sg wait --timeout %s: give whole seconds", timeout);
+    char *path = sg_path(SGID, "");
+    if (!path)
+        return ctl_fail("out of memory");
+    int64_t deadline = now_ms() + wait_s * 1000;
+    json_t *last = NULL;
+    char last_error[256] = "";
+    int rv = CTL_FAILED;
+    for (;;) {
+        ctl_reply r;
+        if (ctl_http_call(c->http, "GET", path, NULL, &r) != 0) {
+            snprintf(last_error, sizeof last_error, "%s", r.error);
+        } else if (r.status != 200) {
+            rv = report_error(&r, "GET", path);
+            ctl_reply_clear(&r);
+            break;
+        } else {
+            json_t *j = json_loads(r.body, 0, NULL);
+            const char *state = json_string_value(json_object_get(j, "state"));
+            if (!j || !json_is_array(json_object_get(j, "members")) || !state) {
+                rv = ctl_fail("unexpected answer from the server: %s", r.body);
+                json_decref(j);
+                ctl_reply_clear(&r);
+                break;
+            }
+            json_decref(last);
+            last = j;
+            last_error[0] = '\0';
+            if (strcmp(state, "complete") == 0) {
+                if (c->json)
+                    print_raw(&r);
+                else
+                    printf("SG %s complete: key_version %lld held by all %zu members\n", SGID,
+                           (long long)json_integer_value(json_object_get(j, "key_version")),
+                           json_array_size(json_object_get(j, "members")));
+                rv = CTL_OK;
+                ctl_reply_clear(&r);
+                break;
+            }
+        }
+        ctl_reply_clear(&r);
+        int64_t left = deadline - now_ms();
+        if (left <= 0) {
+            fprintf(stderr, "cpnsctl: sg wait: SG %s not complete after %lld s", SGID,
+                    (long long)wait_s);
+            if (last) {
+                fprintf(stderr, ": key_version %lld not delivered to ",
+                        (long long)json_integer_value(json_object_get(last, "key_version")));
+                show_not_done(stderr, last);
+                if (c->json) {
+                    char *s = json_dumps(last, JSON_COMPACT);
+                    if (s)
+                        printf("%s\n", s);
+                    free(s);
+                }
+            }
+            if (last_error[0])
+                fprintf(stderr, " (last poll: %s)", last_error);
+            fputc('\n', stderr);
+            break;
+        }
+        struct timespec ts = {0, (left < WAIT_POLL_MS ? left : WAIT_POLL_MS) * 1000000L};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
+    }
+    json_decref(last);
+    free(path);
+    return rv;
+}
+
+/* sg add / sg remove: one members call. */
+static int sg_members(ctl *c, const char *verb, char **words, int n)
+{
+    if (n < 2)
+        return ctl_usage_error("usage: sg %s SGID PNEID...", verb);
+    json_t *req = json_object();
+    json_object_set_new(req, verb, string_array(words + 1, n - 1));
+    char *body = dump(req);
+    char *path = sg_path(words[0], "/members");
+    int rv = CTL_FAILED;
+    ctl_reply r;
+    if (!body || !path)
+        rv = ctl_fail("out of memory");
+    else if ((rv = call(c, "POST", path, body, &r)) == CTL_OK) {
+        rv = print_sg_reply(c, &r, 0);
+        ctl_reply_clear(&r);
+    }
+    free(body);
+    free(path);
+    return rv;
+}
+
+/* sg create, show, list, rekey, delete: at most one call with a fixed shape. */
+static int sg_simple(ctl *c, const char *sub, char **words, int n)
+{
+    const char *method = "GET";
+    char *path = NULL;
+    char *body = NULL;
+    int list = 0;
+    if (strcmp(sub, "create") == 0) {
+        if (n < 1)
+            return ctl_usage_error("usage: sg create SGID [PNEID...]");
+        method = "POST";
+        path = strdup("/v1/service-groups");
+        body = dump(
+            json_pack("{s:s,s:o}", "sgid", words[0], "members", string_array(words + 1, n - 1)));
+        if (!body) {
+            free(path);
+            return ctl_fail("out of memory");
+        }
+    } else if (strcmp(sub, "list") == 0) {
+        if (n != 0)
+            return ctl_usage_error("usage: sg list");
+        path = strdup("/v1/service-groups");
+        list = 1;
+    } else {
+        if (n != 1)
+            return ctl_usage_error("usage: sg %s SGID", sub);
+        if (strcmp(sub, "rekey") == 0) {
+            method = "POST";
+            path = sg_path(words[0], "/rekey");
+        } else {
+            method = strcmp(sub, "delete") == 0 ? "DELETE" : "GET";
+            path = sg_path(words[0], "");
+        }
+    }
+    int rv;
+    ctl_reply r;
+    if (!path)
+        rv = ctl_fail("out of memory");
+    else if ((rv = call(c, method, path, body, &r)) == CTL_OK) {
+        if (strcmp(sub, "delete") == 0 && !c->json)
+            printf("SG %s deleted\n", words[0]);
+        else
+            rv = print_sg_reply(c, &r, list);
+        ctl_reply_clear(&r);
+    }
+    free(path);
+    free(body);
+    return rv;
+}
+
+int cmd_sg(ctl *c, int argc, char **argv)
+{
+    if (argc < 2)
+        return ctl_usage_error("sg: give a subcommand: create, show, list, add, remove, rekey, "
+                               "delete or wait");
+    const char *sub = argv[1];
+    static const char *const subs[] = {"create", "show",   "list", "add", "remove",
+                                       "rekey",  "delete", "wait", NULL};
+    size_t k = 0;
+    while (subs[k] && strcmp(subs[k], sub) != 0)
+        k++;
+    if (!subs[k])
+        return ctl_usage_error("sg: unknown subcommand '%s'", sub);
+    const char *timeout = NULL;
+    const cmd_opt wait_opts[] = {{"--timeout", &timeout}, {NULL, NULL}};
+    char **words = malloc(MAX_WORDS * sizeof *words);
+    if (!words)
+        return ctl_fail("out of memory");
+    int rv;
+    int n = parse_words(c, argc - 1, argv + 1, strcmp(sub, "wait") == 0 ? wait_opts : NULL, words);
+    if (n < 0)
+        rv = CTL_USAGE;
+    else if (strcmp(sub, "wait") == 0)
+        rv = n == 1 ? sg_wait(c, words[0], timeout)
+                    : ctl_usage_error("usage: sg wait SGID [--timeout S]");
+    else if (strcmp(sub, "add") == 0 || strcmp(sub, "remove") == 0)
+        rv = sg_members(c, sub, words, n);
+    else
+        rv = sg_simple(c, sub, words, n);
+    free(words);
+    return rv;
+}
