@@ -123,25 +123,33 @@ static inline uint32_t h_gw(harness *h, uint64_t conn, const char *PNGWID, const
     return r.Return;
 }
 
-/* A PNERegistrationRequest with a fresh Nonce and a real Proof made with EUK. */
-static inline void h_reg_msg(harness *h, cpns_msg *m, const char *PNEID,
-                             const uint8_t EUK[CPNS_KEY_LEN], int64_t Time)
+/* A PNERegistrationRequest with the given Nonce and a real Proof made with EUK. */
+static inline void h_reg_msg_nonce(harness *h, cpns_msg *m, const char *PNEID,
+                                   const uint8_t EUK[CPNS_KEY_LEN], int64_t Time,
+                                   const uint8_t Nonce[CPNS_NONCE_LEN])
 {
     cpns_msg_init(m, CPNS_MSG_PNE_REGISTRATION_REQUEST, h->tid_ctr++);
     assert_int_equal(cpns_msg_set_id(m, CPNS_F_PNEID, PNEID), 0);
-    uint8_t Nonce[CPNS_NONCE_LEN] = {0};
-    h->nonce_ctr++;
-    memcpy(Nonce, &h->nonce_ctr, sizeof h->nonce_ctr);
-    assert_int_equal(cpns_msg_set_blob(m, CPNS_F_NONCE, Nonce, sizeof Nonce), 0);
+    assert_int_equal(cpns_msg_set_blob(m, CPNS_F_NONCE, Nonce, CPNS_NONCE_LEN), 0);
     m->Time = (uint64_t)Time;
     m->present |= CPNS_F_TIME;
     uint8_t K_auth[CPNS_KEY_LEN], Proof[CPNS_PROOF_LEN];
     char nonce_str[64], time_str[32];
     assert_int_equal(cpns_kdf(EUK, CPNS_INFO_AUTH, K_auth), 0);
-    assert_true(cpns_b64_encode(Nonce, sizeof Nonce, nonce_str, sizeof nonce_str) > 0);
+    assert_true(cpns_b64_encode(Nonce, CPNS_NONCE_LEN, nonce_str, sizeof nonce_str) > 0);
     snprintf(time_str, sizeof time_str, "%lld", (long long)Time);
     assert_int_equal(cpns_proof(K_auth, PNEID, nonce_str, time_str, Proof), 0);
     assert_int_equal(cpns_msg_set_blob(m, CPNS_F_PROOF, Proof, sizeof Proof), 0);
+}
+
+/* The same with a fresh Nonce. */
+static inline void h_reg_msg(harness *h, cpns_msg *m, const char *PNEID,
+                             const uint8_t EUK[CPNS_KEY_LEN], int64_t Time)
+{
+    uint8_t Nonce[CPNS_NONCE_LEN] = {0};
+    h->nonce_ctr++;
+    memcpy(Nonce, &h->nonce_ctr, sizeof h->nonce_ctr);
+    h_reg_msg_nonce(h, m, PNEID, EUK, Time, Nonce);
 }
 
 /* Sends a registration and returns the Return of its response (PNID copied out when asked). */
