@@ -1,0 +1,21 @@
+# Program tests: each tests/programs/test_*.c is a cmocka program that runs
+# the built daemons and tools (fork/exec from CPNS_BIN_DIR) and checks their
+# exit codes, output and behaviour on loopback sockets.
+file(GLOB CPNS_PROGRAM_TESTS CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/programs/test_*.c)
+if(CPNS_PROGRAM_TESTS)
+  add_library(cpns_progtest STATIC ${CMAKE_CURRENT_LIST_DIR}/programs/progtest.c)
+  target_link_libraries(cpns_progtest PUBLIC cpns_test_support)
+  target_include_directories(cpns_progtest PUBLIC ${CMAKE_CURRENT_LIST_DIR}/programs)
+endif()
+foreach(src ${CPNS_PROGRAM_TESTS})
+  get_filename_component(name ${src} NAME_WE)
+  add_executable(${name} ${src})
+  target_link_libraries(${name} PRIVATE cpns_progtest)
+  set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+  # The programs are defined in src/, which is added after tests/: depend on them by name.
+  add_dependencies(${name} cpns-gw cpns-pne)
+  add_test(NAME ${name} COMMAND ${name})
+  set_tests_properties(${name} PROPERTIES
+    ENVIRONMENT "CPNS_BIN_DIR=${CMAKE_BINARY_DIR}/bin;CPNS_SOURCE_DIR=${CMAKE_SOURCE_DIR}"
+    TIMEOUT 120)
+endforeach()
