@@ -91,6 +91,9 @@ static pid_t spawn(const char *const argv[], const char *in_path, const char *ou
         dup2(in, 0);
         dup2(out, 1);
         dup2(err, 2);
+        /* The test's own sockets must not live on in the program. */
+        for (int fd = 3; fd < 1024; fd++)
+            close(fd);
         execv(path, (char *const *)argv);
         _exit(127);
     }
