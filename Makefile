@@ -2,6 +2,7 @@
 #   make          build everything into build/
 #   make test     build and run every test (CTest)
 #   make demo     the main job, end to end
+#   make fuzz     run every fuzzer (FUZZ_SECONDS each)
 BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
@@ -22,6 +23,14 @@ test: all
 
 demo: all
 	$(BUILD)/bin/cpns-demo
+
+# Fuzzing (clang + libFuzzer): every fuzz/fuzz_*.c for FUZZ_SECONDS each.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@test -f build-fuzz/CMakeCache.txt || CC=clang cmake -S . -B build-fuzz -DCPNS_FUZZ=ON \
+		-DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
+	cmake --build build-fuzz -j $(JOBS)
+	scripts/fuzz.sh build-fuzz $(FUZZ_SECONDS)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
