@@ -139,9 +139,11 @@ int show_sg(FILE *out, const json_t *sg)
     size_t n, done;
     count_done(sg, &n, &done);
     const char *state = str_or_null(sg, "state");
-    fprintf(out, "SG %s  key_version %s  state %s  delivered %zu/%zu\n", SGID,
+    /* key_fingerprint is the server's addition to the documented SG object. */
+    const char *fp = str_or_null(sg, "key_fingerprint");
+    fprintf(out, "SG %s  key_version %s  state %s  delivered %zu/%zu%s%s\n", SGID,
             int_or_null(sg, "key_version", ver, sizeof ver) ? ver : "-", state ? state : "-", done,
-            n);
+            n, fp ? "  key_fingerprint " : "", fp ? fp : "");
     if (n == 0)
         return 0;
     table t = {.ncols = 6};

@@ -57,8 +57,9 @@ static void check_sg_complete(harness *h, const cl_server *s, char server_fp[17]
         assert_int_equal(json_integer_value(json_object_get(m, "key_version")), 1);
         assert_true(json_integer_value(json_object_get(m, "attempts")) >= 1);
     }
-    /* The fingerprint is an addition to the documented SG object; compared when present. */
-    const char *fp = json_string_value(json_object_get(sg, "fingerprint"));
+    /* key_fingerprint is the server's addition to the documented SG object; compared when present.
+     */
+    const char *fp = json_string_value(json_object_get(sg, "key_fingerprint"));
     snprintf(server_fp, 17, "%s", fp ? fp : "");
     json_decref(sg);
 

@@ -17,7 +17,7 @@ static json_int_t sg_version(harness *h, const cl_server *s, char fp[17])
 {
     json_t *sg = cl_sg_json(h, s, SGID);
     json_int_t v = json_integer_value(json_object_get(sg, "key_version"));
-    const char *f = json_string_value(json_object_get(sg, "fingerprint"));
+    const char *f = json_string_value(json_object_get(sg, "key_fingerprint"));
     snprintf(fp, 17, "%s", f ? f : "");
     json_decref(sg);
     return v;
