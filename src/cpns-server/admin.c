@@ -1,0 +1,407 @@
+/*
+ * The HTTP side of the admin API (DESIGN.md section 5) on libevent's evhttp:
+ * binding, the bearer token of --admin-token-file, routing by path segment,
+ * reading JSON bodies, writing JSON answers, and one log line per call.
+ * The /v1 resources are in admin_v1.c; /metrics is rendered by metrics.c.
+ *
+ * /healthz needs no token: it reveals nothing but whether the store commits,
+ * and liveness probes seldom carry credentials. Successful GETs are logged at
+ * DEBUG (cpnsctl sg wait polls ten times a second); every change and every
+ * error is logged at INFO.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/keyvalq_struct.h>
+#include <openssl/crypto.h>
+
+#include "admin.h"
+#include "daemon.h"
+
+/* evhttp reads at most this much of a body; between ADMIN_BODY_MAX and it, we answer in JSON. */
+#define HTTP_BODY_HARD_MAX (2 * ADMIN_BODY_MAX)
+#define HTTP_HEADERS_MAX (64 * 1024)
+#define HTTP_TIMEOUT_S 30
+#define PATH_SEGMENTS_MAX 6
+
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Payload Too Large";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return status < 500 ? "Error" : "Internal Server Error";
+    }
+}
+
+static const char *method_name(enum evhttp_cmd_type cmd)
+{
+    switch (cmd) {
+    case EVHTTP_REQ_GET:
+        return "GET";
+    case EVHTTP_REQ_POST:
+        return "POST";
+    case EVHTTP_REQ_HEAD:
+        return "HEAD";
+    case EVHTTP_REQ_PUT:
+        return "PUT";
+    case EVHTTP_REQ_DELETE:
+        return "DELETE";
+    case EVHTTP_REQ_OPTIONS:
+        return "OPTIONS";
+    case EVHTTP_REQ_TRACE:
+        return "TRACE";
+    case EVHTTP_REQ_CONNECT:
+        return "CONNECT";
+    case EVHTTP_REQ_PATCH:
+        return "PATCH";
+    }
+    return "?";
+}
+
+static void send_reply(admin_req *r, int status, struct evbuffer *body, const char *type)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+    if (type)
+        evhttp_add_header(h, "Content-Type", type);
+    evhttp_add_header(h, "Cache-Control", "no-store");
+    r->status = status;
+    evhttp_send_reply(r->req, status, reason_phrase(status), body);
+}
+
+void admin_reply_json(admin_req *r, int status, json_t *body)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (!text) {
+        admin_reply_error(r, 500, "out of memory");
+        return;
+    }
+    struct evbuffer *buf = evbuffer_new();
+    if (!buf || evbuffer_add(buf, text, strlen(text)) != 0 || evbuffer_add(buf, "\n", 1) != 0) {
+        if (buf)
+            evbuffer_free(buf);
+        free(text);
+        send_reply(r, 500, NULL, NULL);
+        return;
+    }
+    free(text);
+    send_reply(r, status, buf, "application/json");
+    evbuffer_free(buf);
+}
+
+void admin_reply_error(admin_req *r, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->error, sizeof r->error, fmt, ap);
+    va_end(ap);
+    json_t *body = json_pack("{s:s}", "error", r->error);
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    struct evbuffer *buf = evbuffer_new();
+    if (buf && text) {
+        evbuffer_add(buf, text, strlen(text));
+        evbuffer_add(buf, "\n", 1);
+    }
+    free(text);
+    send_reply(r, status, buf, "application/json");
+    if (buf)
+        evbuffer_free(buf);
+}
+
+void admin_reply_empty(admin_req *r)
+{
+    send_reply(r, 204, NULL, NULL);
+}
+
+void admin_reply_method(admin_req *r, const char *allow)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(r->req), "Allow", allow);
+    admin_reply_error(r, 405, "%s is not allowed on %s (allowed: %s)", r->method, r->path, allow);
+}
+
+void admin_reply_engine(admin_req *r, int rv, const char *what)
+{
+    switch (rv) {
+    case CPNS_ERR_NOMEM:
+        admin_reply_error(r, 500, "%s: out of memory", what);
+        break;
+    case CPNS_ERR_STORE:
+        admin_reply_error(r, 503, "%s: the store failed: %s", what, srvd_store_error(r->d, rv));
+        break;
+    case CPNS_ERR_NOT_FOUND:
+        admin_reply_error(r, 404, "%s: not found", what);
+        break;
+    case CPNS_ERR_EXISTS:
+    case CPNS_ERR_STATE:
+        admin_reply_error(r, 409, "%s: %s", what, cpns_strerror(rv));
+        break;
+    case CPNS_ERR_INVALID_ARG:
+        admin_reply_error(r, 400, "%s: %s", what, cpns_strerror(rv));
+        break;
+    default:
+        admin_reply_error(r, 500, "%s: %s", what, cpns_strerror(rv));
+        break;
+    }
+}
+
+void admin_wipe_string(json_t *s)
+{
+    const char *v = json_string_value(s);
+    if (v)
+        cpns_wipe((char *)v, json_string_length(s));
+}
+
+/* Wipes the bytes of an evbuffer where they lie (a body that carried a key). */
+static void wipe_evbuffer(struct evbuffer *b)
+{
+    struct evbuffer_iovec v[16];
+    int n = evbuffer_peek(b, -1, NULL, v, 16);
+    for (int i = 0; i < n && i < 16; i++)
+        cpns_wipe(v[i].iov_base, v[i].iov_len);
+}
+
+json_t *admin_body(admin_req *r, const char *const *fields, bool secret)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
+    size_t len = evbuffer_get_length(in);
+    if (len > ADMIN_BODY_MAX) {
+        admin_reply_error(r, 413, "the request body has %zu bytes; at most %zu are accepted", len,
+                          ADMIN_BODY_MAX);
+        return NULL;
+    }
+    if (len == 0) {
+        admin_reply_error(r, 400, "%s %s needs a JSON object as its body", r->method, r->path);
+        return NULL;
+    }
+    char *text = malloc(len);
+    if (!text) {
+        admin_reply_error(r, 500, "out of memory");
+        return NULL;
+    }
+    evbuffer_copyout(in, text, len);
+    if (secret)
+        wipe_evbuffer(in);
+    json_error_t je;
+    json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    if (secret)
+        cpns_wipe(text, len);
+    free(text);
+    if (!j) {
+        admin_reply_error(r, 400, "malformed JSON at line %d, column %d: %s", je.line, je.column,
+                          je.text);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        admin_reply_error(r, 400, "the body must be a JSON object");
+        json_decref(j);
+        return NULL;
+    }
+    const char *key;
+    json_t *val;
+    json_object_foreach(j, key, val)
+    {
+        size_t i = 0;
+        while (fields[i] && strcmp(fields[i], key) != 0)
+            i++;
+        if (!fields[i]) {
+            char allowed[256] = "";
+            for (size_t k = 0; fields[k]; k++)
+                snprintf(allowed + strlen(allowed), sizeof allowed - strlen(allowed), "%s\"%s\"",
+                         k ? ", " : "", fields[k]);
+            admin_reply_error(r, 400, "unknown field \"%.64s\" (this call takes %s)", key, allowed);
+            json_decref(j);
+            return NULL;
+        }
+    }
+    return j;
+}
+
+/* --- authentication --- */
+
+static bool authorized(const srvd *d, struct evhttp_request *req)
+{
+    const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+        return false;
+    const char *token = h + 7;
+    while (*token == ' ')
+        token++;
+    size_t len = strlen(token);
+    while (len && token[len - 1] == ' ')
+        len--;
+    return len == d->token_len && CRYPTO_memcmp(token, d->token, len) == 0;
+}
+
+/* --- the routes outside /v1 --- */
+
+static void get_healthz(admin_req *r)
+{
+    /* A turn commits whatever is pending: the store is usable if that works. */
+    srvd_turn(r->d);
+    if (r->d->store_ok)
+        admin_reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
+    else
+        admin_reply_error(r, 503, "the store cannot commit: %s",
+                          srvd_store_error(r->d, CPNS_ERR_STORE));
+}
+
+static void get_metrics(admin_req *r)
+{
+    struct evbuffer *buf = evbuffer_new();
+    if (!buf || srvd_metrics(r->d->server, r->d->store_ok, buf) != 0) {
+        if (buf)
+            evbuffer_free(buf);
+        admin_reply_error(r, 500, "out of memory");
+        return;
+    }
+    send_reply(r, 200, buf, "text/plain; version=0.0.4; charset=utf-8");
+    evbuffer_free(buf);
+}
+
+/*
+ * Splits the path into at most PATH_SEGMENTS_MAX percent-decoded segments
+ * (freed by the caller). -1 when there are more, an empty one (a doubled or
+ * trailing slash) or one that decodes to a NUL.
+ */
+static int split_path(const char *path, char **seg, size_t *n)
+{
+    *n = 0;
+    if (path[0] != '/')
+        return -1;
+    const char *p = path + 1;
+    while (*p) {
+        const char *end = strchr(p, '/');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == 0 || *n == PATH_SEGMENTS_MAX)
+            return -1;
+        char *raw = strndup(p, len);
+        size_t dlen = 0;
+        char *dec = raw ? evhttp_uridecode(raw, 0, &dlen) : NULL;
+        free(raw);
+        if (!dec)
+            return -1;
+        seg[(*n)++] = dec;
+        if (strlen(dec) != dlen)
+            return -1;
+        p += len;
+        if (*p == '/' && p[1] == '\0')
+            return -1;
+        if (*p == '/')
+            p++;
+    }
+    return 0;
+}
+
+static void route(admin_req *r)
+{
+    char *seg[PATH_SEGMENTS_MAX];
+    size_t n = 0;
+    int ok = split_path(r->path, seg, &n);
+    bool healthz = ok == 0 && n == 1 && strcmp(seg[0], "healthz") == 0;
+    if (r->d->token && !healthz && !authorized(r->d, r->req)) {
+        evhttp_add_header(evhttp_request_get_output_headers(r->req), "WWW-Authenticate",
+                          "Bearer realm=\"cpns-server\"");
+        admin_reply_error(r, 401,
+                          "this server needs 'Authorization: Bearer <token>' (the token "
+                          "of its --admin-token-file)");
+    } else if (ok != 0 || n == 0) {
+        admin_reply_error(r, 404, "no such path: %s", r->path);
+    } else if (healthz || (n == 1 && strcmp(seg[0], "metrics") == 0)) {
+        if (r->cmd != EVHTTP_REQ_GET)
+            admin_reply_method(r, "GET");
+        else if (healthz)
+            get_healthz(r);
+        else
+            get_metrics(r);
+    } else if (strcmp(seg[0], "v1") == 0 && n > 1) {
+        v1_route(r, seg + 1, n - 1);
+    } else {
+        admin_reply_error(r, 404, "no such path: %s", r->path);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(seg[i]);
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+    admin_req r;
+    memset(&r, 0, sizeof r);
+    r.d = arg;
+    r.req = req;
+    r.cmd = evhttp_request_get_command(req);
+    r.method = method_name(r.cmd);
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    r.path = uri ? evhttp_uri_get_path(uri) : NULL;
+    if (!r.path || !*r.path)
+        r.path = "/";
+    route(&r);
+
+    bool quiet = r.cmd == EVHTTP_REQ_GET && r.status < 300;
+    cpns_log_level level = quiet ? CPNS_LOG_DEBUG : CPNS_LOG_INFO;
+    const char *SGID = r.SGID[0] ? r.SGID : NULL;
+    const char *PNEID = r.PNEID[0] ? r.PNEID : NULL;
+    if (r.error[0])
+        log_msg(level, SGID, PNEID, 0, "admin %s %.200s -> %d: %s", r.method, r.path, r.status,
+                r.error);
+    else
+        log_msg(level, SGID, PNEID, 0, "admin %s %.200s -> %d", r.method, r.path, r.status);
+}
+
+int srvd_admin_start(srvd *d, char *err, size_t errlen)
+{
+    char host[256];
+    uint16_t port;
+    if (addr_parse(d->opt.admin, host, sizeof host, &port) != 0) {
+        snprintf(err, errlen, "%s: not HOST:PORT", d->opt.admin);
+        return -1;
+    }
+    d->http = evhttp_new(d->base);
+    if (!d->http) {
+        snprintf(err, errlen, "%s: out of memory", d->opt.admin);
+        return -1;
+    }
+    /* Every method reaches on_request, which answers a wrong one with a JSON 405. */
+    evhttp_set_allowed_methods(d->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+    evhttp_set_max_body_size(d->http, (ev_ssize_t)HTTP_BODY_HARD_MAX);
+    evhttp_set_max_headers_size(d->http, HTTP_HEADERS_MAX);
+    evhttp_set_timeout(d->http, HTTP_TIMEOUT_S);
+    evhttp_set_gencb(d->http, on_request, d);
+    if (!evhttp_bind_socket_with_handle(d->http, host, port)) {
+        snprintf(err, errlen, "cannot listen on %s: %s", d->opt.admin,
+                 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+        return -1;
+    }
+    return 0;
+}
+
+void srvd_admin_stop(srvd *d)
+{
+    if (d->http)
+        evhttp_free(d->http);
+    d->http = NULL;
+}

@@ -1,0 +1,489 @@
+/*
+ * The /v1 resources of the admin API (DESIGN.md section 5): PNEs and Service
+ * Groups, mapped onto the engine's administration functions (server.h).
+ *
+ * Each call checks its request against the engine's state before changing
+ * anything, so that every failure gets its own status and a message naming
+ * the offending value: 400 for what is wrong in the request itself (JSON,
+ * types, identifiers, base64, a PNEID listed twice), 404 for an unknown SG or
+ * PNE, 409 for a conflict with the state (a duplicate PNE or SG, adding a
+ * present member, removing an absent one). The engine's own error codes are
+ * then only a fallback (admin_reply_engine), chiefly for store failures.
+ * A change runs a loop turn before the answer, so the answer shows what was
+ * committed and sent.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin.h"
+#include "daemon.h"
+
+#define ID_RULE "1-64 of A-Z a-z 0-9 . _ : @ -"
+
+static void note_sg(admin_req *r, const char *SGID)
+{
+    snprintf(r->SGID, sizeof r->SGID, "%s", SGID);
+}
+
+static void note_pne(admin_req *r, const char *PNEID)
+{
+    snprintf(r->PNEID, sizeof r->PNEID, "%s", PNEID);
+}
+
+/* A mandatory identifier field. NULL after answering 400. */
+static const char *get_id(admin_req *r, json_t *body, const char *field)
+{
+    json_t *v = json_object_get(body, field);
+    if (!v) {
+        admin_reply_error(r, 400, "\"%s\" is required", field);
+        return NULL;
+    }
+    if (!json_is_string(v)) {
+        admin_reply_error(r, 400, "\"%s\" must be a string", field);
+        return NULL;
+    }
+    const char *s = json_string_value(v);
+    if (strlen(s) != json_string_length(v) || !cpns_id_valid(s)) {
+        admin_reply_error(r, 400, "\"%s\": '%.80s' is not an identifier (" ID_RULE ")", field, s);
+        return NULL;
+    }
+    return s;
+}
+
+/*
+ * An array of PNEIDs. The ids point into body; `seen` collects them (value:
+ * the field) across the fields of one call, so a PNEID given twice, in one
+ * field or in two, is refused. A missing field is an empty list unless
+ * required. -1 after answering 400.
+ */
+static int get_ids(admin_req *r, json_t *body, const char *field, bool required, json_t *seen,
+                   const char ***ids, size_t *n)
+{
+    *ids = NULL;
+    *n = 0;
+    json_t *arr = json_object_get(body, field);
+    if (!arr && !required)
+        return 0;
+    if (!arr) {
+        admin_reply_error(r, 400, "\"%s\" is required (an array of PNEIDs)", field);
+        return -1;
+    }
+    if (!json_is_array(arr)) {
+        admin_reply_error(r, 400, "\"%s\" must be an array of PNEIDs", field);
+        return -1;
+    }
+    size_t count = json_array_size(arr);
+    *ids = calloc(count ? count : 1, sizeof **ids);
+    if (!*ids) {
+        admin_reply_error(r, 500, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < count; i++) {
+        json_t *v = json_array_get(arr, i);
+        const char *s = json_string_value(v);
+        if (!s) {
+            admin_reply_error(r, 400, "\"%s\"[%zu] must be a string (a PNEID)", field, i);
+            return -1;
+        }
+        if (strlen(s) != json_string_length(v) || !cpns_id_valid(s)) {
+            admin_reply_error(r, 400, "\"%s\": '%.80s' is not a PNEID (" ID_RULE ")", field, s);
+            return -1;
+        }
+        json_t *before = json_object_get(seen, s);
+        if (before) {
+            const char *other = json_string_value(before);
+            if (strcmp(other, field) == 0)
+                admin_reply_error(r, 400, "\"%s\": PNE '%s' is listed twice", field, s);
+            else
+                admin_reply_error(r, 400, "PNE '%s' is both in \"%s\" and in \"%s\"", s, other,
+                                  field);
+            return -1;
+        }
+        if (json_object_set_new(seen, s, json_string(field)) != 0) {
+            admin_reply_error(r, 500, "out of memory");
+            return -1;
+        }
+        (*ids)[(*n)++] = s;
+    }
+    return 0;
+}
+
+/* Every PNEID provisioned? -1 after answering 404 for the first that is not. */
+static int check_provisioned(admin_req *r, const char *const *ids, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        cpns_pne_info info;
+        if (cpns_server_pne_get(r->d->server, ids[i], &info) != 0) {
+            note_pne(r, ids[i]);
+            admin_reply_error(r, 404, "PNE '%s' is not provisioned (POST /v1/pnes first)", ids[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* --- JSON of the engine's objects --- */
+
+static json_t *id_or_null(const char *s)
+{
+    return s && *s ? json_string(s) : json_null();
+}
+
+static int member_json(void *arg, const cpns_member_info *m)
+{
+    json_t *o = json_pack("{s:s, s:s, s:o, s:I, s:o, s:I}", "pneid", m->PNEID, "state",
+                          cpns_member_state_name(m->state), "return",
+                          m->Return < 0 ? json_null() : json_integer(m->Return), "attempts",
+                          (json_int_t)m->attempts, "pnid", id_or_null(m->PNID), "key_version",
+                          (json_int_t)m->KeyVersion);
+    return o && json_array_append_new(arg, o) == 0 ? 0 : CPNS_ERR_NOMEM;
+}
+
+/* The SG object of DESIGN.md section 5 (plus the current key's fingerprint). NULL: OOM. */
+static json_t *sg_json(const cpns_server *s, const cpns_sg_info *sg)
+{
+    json_t *members = json_array();
+    if (!members || cpns_server_sg_members(s, sg->SGID, member_json, members) != 0) {
+        json_decref(members);
+        return NULL;
+    }
+    return json_pack("{s:s, s:I, s:s, s:s, s:o}", "sgid", sg->SGID, "key_version",
+                     (json_int_t)sg->KeyVersion, "state",
+                     sg->complete ? "complete" : "distributing", "key_fingerprint", sg->fingerprint,
+                     "members", members);
+}
+
+/* Answers the SG object of SGID (after a change: the turn has run). */
+static void reply_sg(admin_req *r, int status, const char *SGID)
+{
+    cpns_sg_info info;
+    if (cpns_server_sg_get(r->d->server, SGID, &info) != 0) {
+        admin_reply_error(r, 404, "SG '%s' does not exist", SGID);
+        return;
+    }
+    admin_reply_json(r, status, sg_json(r->d->server, &info));
+}
+
+static int pne_json(void *arg, const cpns_pne_info *p)
+{
+    json_t *o = json_pack("{s:s, s:b, s:b, s:o, s:o}", "pneid", p->PNEID, "registered",
+                          p->registered, "reachable", p->reachable, "pngwid", id_or_null(p->PNGWID),
+                          "pnid", id_or_null(p->PNID));
+    return o && json_array_append_new(arg, o) == 0 ? 0 : CPNS_ERR_NOMEM;
+}
+
+static int sg_list_json(void *arg, const cpns_sg_info *sg)
+{
+    const void *const *ctx = arg;
+    json_t *o = sg_json(ctx[0], sg);
+    return o && json_array_append_new((json_t *)ctx[1], o) == 0 ? 0 : CPNS_ERR_NOMEM;
+}
+
+/* --- PNEs --- */
+
+/* The answer that carries a generated EUK: its buffer is wiped once written. */
+static void wipe_and_free(const void *data, size_t len, void *arg)
+{
+    (void)arg;
+    cpns_wipe((void *)data, len);
+    free((void *)data);
+}
+
+static void reply_new_key(admin_req *r, const char *PNEID, const uint8_t EUK[CPNS_KEY_LEN])
+{
+    char b64[CPNS_B64_LEN(CPNS_KEY_LEN) + 1];
+    cpns_b64_encode(EUK, CPNS_KEY_LEN, b64, sizeof b64);
+    /* No JSON library copy: identifiers and base64 need no escaping. */
+    size_t cap = strlen(PNEID) + sizeof b64 + 64;
+    char *text = malloc(cap);
+    struct evbuffer *buf = evbuffer_new();
+    int len =
+        text ? snprintf(text, cap, "{\"pneid\":\"%s\",\"entity_user_key\":\"%s\"}\n", PNEID, b64)
+             : -1;
+    cpns_wipe(b64, sizeof b64);
+    if (!buf || len < 0 ||
+        evbuffer_add_reference(buf, text, (size_t)len, wipe_and_free, NULL) != 0) {
+        if (text)
+            wipe_and_free(text, cap, NULL);
+        if (buf)
+            evbuffer_free(buf);
+        admin_reply_error(r, 500,
+                          "PNE '%s' provisioned, but its key could not be answered: "
+                          "provision it again with a key of your own",
+                          PNEID);
+        return;
+    }
+    evhttp_add_header(evhttp_request_get_output_headers(r->req), "Content-Type",
+                      "application/json");
+    evhttp_add_header(evhttp_request_get_output_headers(r->req), "Cache-Control", "no-store");
+    r->status = 201;
+    evhttp_send_reply(r->req, 201, "Created", buf);
+    evbuffer_free(buf);
+}
+
+static void post_pne(admin_req *r)
+{
+    static const char *const fields[] = {"pneid", "entity_user_key", NULL};
+    json_t *body = admin_body(r, fields, true);
+    if (!body)
+        return;
+    uint8_t EUK[CPNS_KEY_LEN];
+    const char *PNEID = get_id(r, body, "pneid");
+    json_t *key = json_object_get(body, "entity_user_key");
+    bool generated = !key || json_is_null(key);
+    if (!PNEID)
+        goto out;
+    note_pne(r, PNEID);
+    if (!generated) {
+        const char *b64 = json_string_value(key);
+        size_t len = 0;
+        if (!b64 || cpns_b64_decode(b64, json_string_length(key), EUK, sizeof EUK, &len) != 0 ||
+            len != CPNS_KEY_LEN) {
+            admin_reply_error(r, 400, "\"entity_user_key\" is not the base64 of a 32-byte key");
+            goto out;
+        }
+    } else if (cpns_random(NULL, EUK, sizeof EUK) != 0) {
+        admin_reply_error(r, 500, "no randomness for a new Entity User Key");
+        goto out;
+    }
+    cpns_pne_info info;
+    if (cpns_server_pne_get(r->d->server, PNEID, &info) == 0) {
+        admin_reply_error(r, 409, "PNE '%s' already exists", PNEID);
+        goto out;
+    }
+    int rv = cpns_server_pne_add(r->d->server, PNEID, EUK);
+    srvd_turn(r->d);
+    if (rv != 0) {
+        char what[128];
+        snprintf(what, sizeof what, "provisioning PNE '%s'", PNEID);
+        admin_reply_engine(r, rv, what);
+    } else if (generated) {
+        reply_new_key(r, PNEID, EUK);
+    } else {
+        admin_reply_json(r, 201, json_pack("{s:s}", "pneid", PNEID));
+    }
+out:
+    cpns_wipe(EUK, sizeof EUK);
+    admin_wipe_string(key);
+    json_decref(body);
+}
+
+static void get_pnes(admin_req *r)
+{
+    json_t *arr = json_array();
+    if (!arr || cpns_server_pne_foreach(r->d->server, pne_json, arr) != 0) {
+        json_decref(arr);
+        admin_reply_error(r, 500, "out of memory");
+        return;
+    }
+    admin_reply_json(r, 200, arr);
+}
+
+/* --- Service Groups --- */
+
+static void post_sg(admin_req *r)
+{
+    static const char *const fields[] = {"sgid", "members", NULL};
+    json_t *body = admin_body(r, fields, false);
+    if (!body)
+        return;
+    json_t *seen = json_object();
+    const char **ids = NULL;
+    size_t n = 0;
+    const char *SGID = get_id(r, body, "sgid");
+    if (!SGID)
+        goto out;
+    note_sg(r, SGID);
+    cpns_sg_info info;
+    if (!seen) {
+        admin_reply_error(r, 500, "out of memory");
+    } else if (get_ids(r, body, "members", true, seen, &ids, &n) != 0) {
+        /* answered */
+    } else if (cpns_server_sg_get(r->d->server, SGID, &info) == 0) {
+        admin_reply_error(r, 409, "SG '%s' already exists", SGID);
+    } else if (check_provisioned(r, ids, n) == 0) {
+        int rv = cpns_server_sg_create(r->d->server, SGID, ids, n, srvd_now());
+        srvd_turn(r->d);
+        if (rv != 0)
+            admin_reply_engine(r, rv, "creating the SG");
+        else
+            reply_sg(r, 201, SGID);
+    }
+out:
+    free(ids);
+    json_decref(seen);
+    json_decref(body);
+}
+
+static void get_sgs(admin_req *r)
+{
+    json_t *arr = json_array();
+    const void *ctx[2] = {r->d->server, arr};
+    if (!arr || cpns_server_sg_foreach(r->d->server, sg_list_json, ctx) != 0) {
+        json_decref(arr);
+        admin_reply_error(r, 500, "out of memory");
+        return;
+    }
+    admin_reply_json(r, 200, arr);
+}
+
+typedef struct member_check {
+    json_t *seen;         /* PNEID -> "add" or "remove" */
+    size_t removes_found; /* members that are in "remove" */
+    const char *conflict; /* a PNEID in "add" that is a member already */
+} member_check;
+
+static int check_member(void *arg, const cpns_member_info *m)
+{
+    member_check *mc = arg;
+    const char *field = json_string_value(json_object_get(mc->seen, m->PNEID));
+    if (!field)
+        return 0;
+    if (strcmp(field, "add") == 0) {
+        mc->conflict = m->PNEID;
+        return 1;
+    }
+    mc->removes_found++;
+    json_object_set_new(mc->seen, m->PNEID, json_string("found"));
+    return 0;
+}
+
+/* Adds present or removes absent members? -1 after answering 409. */
+static int check_membership(admin_req *r, const char *SGID, json_t *seen, const char **remove,
+                            size_t n_remove)
+{
+    member_check mc = {seen, 0, NULL};
+    char conflict[CPNS_ID_MAX + 1] = "";
+    if (cpns_server_sg_members(r->d->server, SGID, check_member, &mc) == 1 && mc.conflict) {
+        snprintf(conflict, sizeof conflict, "%s", mc.conflict);
+        note_pne(r, conflict);
+        admin_reply_error(r, 409, "PNE '%s' is already a member of SG '%s'", conflict, SGID);
+        return -1;
+    }
+    if (mc.removes_found == n_remove)
+        return 0;
+    for (size_t i = 0; i < n_remove; i++) {
+        if (strcmp(json_string_value(json_object_get(seen, remove[i])), "found") != 0) {
+            note_pne(r, remove[i]);
+            admin_reply_error(r, 409, "PNE '%s' is not a member of SG '%s'", remove[i], SGID);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void post_members(admin_req *r, const char *SGID)
+{
+    static const char *const fields[] = {"add", "remove", NULL};
+    json_t *body = admin_body(r, fields, false);
+    if (!body)
+        return;
+    json_t *seen = json_object();
+    const char **add = NULL, **remove = NULL;
+    size_t n_add = 0, n_remove = 0;
+    cpns_sg_info info;
+    if (!seen) {
+        admin_reply_error(r, 500, "out of memory");
+    } else if (get_ids(r, body, "add", false, seen, &add, &n_add) != 0 ||
+               get_ids(r, body, "remove", false, seen, &remove, &n_remove) != 0) {
+        /* answered */
+    } else if (n_add + n_remove == 0) {
+        admin_reply_error(r, 400, "nothing to do: give PNEIDs in \"add\" and/or \"remove\"");
+    } else if (cpns_server_sg_get(r->d->server, SGID, &info) != 0) {
+        admin_reply_error(r, 404, "SG '%s' does not exist", SGID);
+    } else if (check_provisioned(r, add, n_add) == 0 &&
+               check_provisioned(r, remove, n_remove) == 0 &&
+               check_membership(r, SGID, seen, remove, n_remove) == 0) {
+        int rv =
+            cpns_server_sg_update(r->d->server, SGID, add, n_add, remove, n_remove, srvd_now());
+        srvd_turn(r->d);
+        if (rv == CPNS_ERR_STATE)
+            admin_reply_error(r, 409,
+                              "SG '%s' has reached the last KeyVersion: it cannot be "
+                              "rekeyed; delete and create it again",
+                              SGID);
+        else if (rv != 0)
+            admin_reply_engine(r, rv, "changing the members");
+        else
+            reply_sg(r, 200, SGID);
+    }
+    free(add);
+    free(remove);
+    json_decref(seen);
+    json_decref(body);
+}
+
+static void sg_resource(admin_req *r, const char *SGID, const char *action)
+{
+    cpns_sg_info info;
+    bool exists = cpns_server_sg_get(r->d->server, SGID, &info) == 0;
+    if (!action) {
+        if (r->cmd != EVHTTP_REQ_GET && r->cmd != EVHTTP_REQ_DELETE) {
+            admin_reply_method(r, "GET, DELETE");
+        } else if (!exists) {
+            admin_reply_error(r, 404, "SG '%s' does not exist", SGID);
+        } else if (r->cmd == EVHTTP_REQ_GET) {
+            admin_reply_json(r, 200, sg_json(r->d->server, &info));
+        } else {
+            int rv = cpns_server_sg_delete(r->d->server, SGID);
+            srvd_turn(r->d);
+            if (rv != 0)
+                admin_reply_engine(r, rv, "deleting the SG");
+            else
+                admin_reply_empty(r);
+        }
+    } else if (strcmp(action, "members") == 0) {
+        if (r->cmd != EVHTTP_REQ_POST)
+            admin_reply_method(r, "POST");
+        else
+            post_members(r, SGID);
+    } else if (strcmp(action, "rekey") == 0) {
+        if (r->cmd != EVHTTP_REQ_POST) {
+            admin_reply_method(r, "POST");
+        } else if (!exists) {
+            admin_reply_error(r, 404, "SG '%s' does not exist", SGID);
+        } else {
+            int rv = cpns_server_sg_rekey(r->d->server, SGID, srvd_now());
+            srvd_turn(r->d);
+            if (rv == CPNS_ERR_STATE)
+                admin_reply_error(r, 409, "SG '%s' has reached the last KeyVersion", SGID);
+            else if (rv != 0)
+                admin_reply_engine(r, rv, "rekeying the SG");
+            else
+                reply_sg(r, 200, SGID);
+        }
+    } else {
+        admin_reply_error(r, 404, "no such path: %s", r->path);
+    }
+}
+
+void v1_route(admin_req *r, char **seg, size_t n)
+{
+    if (n == 1 && strcmp(seg[0], "pnes") == 0) {
+        if (r->cmd == EVHTTP_REQ_GET)
+            get_pnes(r);
+        else if (r->cmd == EVHTTP_REQ_POST)
+            post_pne(r);
+        else
+            admin_reply_method(r, "GET, POST");
+    } else if (n == 1 && strcmp(seg[0], "service-groups") == 0) {
+        if (r->cmd == EVHTTP_REQ_GET)
+            get_sgs(r);
+        else if (r->cmd == EVHTTP_REQ_POST)
+            post_sg(r);
+        else
+            admin_reply_method(r, "GET, POST");
+    } else if ((n == 2 || n == 3) && strcmp(seg[0], "service-groups") == 0) {
+        if (n == 3 && strcmp(seg[2], "members") != 0 && strcmp(seg[2], "rekey") != 0) {
+            admin_reply_error(r, 404, "no such path: %s", r->path);
+        } else if (!cpns_id_valid(seg[1])) {
+            admin_reply_error(r, 400, "'%.80s' in the path is not an SGID (" ID_RULE ")", seg[1]);
+        } else {
+            note_sg(r, seg[1]);
+            sg_resource(r, seg[1], n == 3 ? seg[2] : NULL);
+        }
+    } else {
+        admin_reply_error(r, 404, "no such path: %s", r->path);
+    }
+}

@@ -1,0 +1,633 @@
+/*
+ * cpns-server: the CPNS Server daemon (7.8.6.3) as thin glue around the
+ * server engine (cpns/server.h). It opens the SQLite store under the master
+ * key, accepts GW connections (TLS 1.3 with a client certificate verified
+ * against --tls-ca, or plain TCP with --insecure), serves the admin API and
+ * /metrics (admin.c, metrics.c), and runs the loop turn of server.h after
+ * every event: drain cpns_server_pop() onto the connections, then one
+ * cpns_server_flush() (group commit), then re-arm the one expiry timer.
+ *
+ * Frames do not flush one by one: a frame schedules a turn as a zero-timeout
+ * event, so every frame read in one loop iteration shares one commit.
+ * All protocol decisions are the engine's; this file owns sockets, timers,
+ * the master key file and shutdown.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "backoff.h"
+#include "daemon.h"
+#include "srvd.h"
+
+#define DEFAULT_LISTEN "127.0.0.1:7460"
+#define DEFAULT_ADMIN "127.0.0.1:7462"
+#define DEFAULT_DELIVERY_TIMEOUT_S 10
+#define DEFAULT_MAX_ATTEMPTS 5
+#define MAX_DELIVERY_TIMEOUT_S 86400
+#define MAX_ATTEMPTS_LIMIT 1000
+/* After a failed commit the turn runs again this soon, even without an event. */
+#define STORE_RETRY_MS 1000
+/* A GW that stops reading: past this much queued output its connection is dropped. */
+#define GW_PENDING_MAX ((size_t)256 << 20)
+#define TOKEN_MAX 4096
+
+static void usage(FILE *f)
+{
+    fprintf(
+        f,
+        "Usage: cpns-server --db PATH --master-key FILE\n"
+        "                   (--tls-cert FILE --tls-key FILE --tls-ca FILE | --insecure)\n"
+        "                   [--listen HOST:PORT] [--admin HOST:PORT] [--admin-token-file FILE]\n"
+        "                   [--delivery-timeout S] [--max-attempts N] [--log-level LEVEL]\n"
+        "       cpns-server --help | --version\n"
+        "\n"
+        "The CPNS Server of 7.8.6: keeps the Service Groups, generates their Group Keys\n"
+        "and delivers them through the PN GWs that connect here.\n"
+        "\n"
+        "  --listen HOST:PORT      where GWs connect (default " DEFAULT_LISTEN ")\n"
+        "  --admin HOST:PORT       the admin API and /metrics (default " DEFAULT_ADMIN ")\n"
+        "  --admin-token-file FILE every admin call needs 'Authorization: Bearer <token>'\n"
+        "                          with the token in FILE (mode 0600); required when\n"
+        "                          --admin is not a loopback address\n"
+        "  --db PATH               the SQLite database (created when absent)\n"
+        "  --master-key FILE       the key that encrypts secrets in the database\n"
+        "                          (mode 0600; created with a random key when absent)\n"
+        "  --tls-cert FILE         this server's certificate (PEM)\n"
+        "  --tls-key FILE          its private key (PEM, mode 0600)\n"
+        "  --tls-ca FILE           the CA that GW client certificates must chain to\n"
+        "  --insecure              plain TCP from GWs: no TLS, no authentication\n"
+        "  --delivery-timeout S    seconds to wait for a delivery response (default %d)\n"
+        "  --max-attempts N        sends of one delivery before it fails (default %d)\n"
+        "  --log-level LEVEL       error, warn, info (default) or debug\n"
+        "  --help, --version\n",
+        DEFAULT_DELIVERY_TIMEOUT_S, DEFAULT_MAX_ATTEMPTS);
+}
+
+static int bad_option(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int bad_option(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("cpns-server: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputs("\nTry 'cpns-server --help'.\n", stderr);
+    va_end(ap);
+    return -1;
+}
+
+/* Whether host names this machine's loopback only (an admin API there needs no token). */
+static bool host_is_loopback(const char *host)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (strcasecmp(host, "localhost") == 0)
+        return true;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6) || (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+    return false;
+}
+
+/*
+ * Parses and validates the whole command line. 0 to run, 1 when --help or
+ * --version was answered, -1 after printing what is wrong.
+ */
+static int parse_options(int argc, char **argv, srvd_options *o)
+{
+    enum {
+        O_LISTEN = 1,
+        O_ADMIN,
+        O_TOKEN,
+        O_DB,
+        O_MASTER,
+        O_CERT,
+        O_KEY,
+        O_CA,
+        O_INSECURE,
+        O_TIMEOUT,
+        O_ATTEMPTS,
+        O_LEVEL,
+        O_HELP,
+        O_VERSION,
+        O_COUNT
+    };
+    static const struct option longopts[] = {
+        {"listen", required_argument, NULL, O_LISTEN},
+        {"admin", required_argument, NULL, O_ADMIN},
+        {"admin-token-file", required_argument, NULL, O_TOKEN},
+        {"db", required_argument, NULL, O_DB},
+        {"master-key", required_argument, NULL, O_MASTER},
+        {"tls-cert", required_argument, NULL, O_CERT},
+        {"tls-key", required_argument, NULL, O_KEY},
+        {"tls-ca", required_argument, NULL, O_CA},
+        {"insecure", no_argument, NULL, O_INSECURE},
+        {"delivery-timeout", required_argument, NULL, O_TIMEOUT},
+        {"max-attempts", required_argument, NULL, O_ATTEMPTS},
+        {"log-level", required_argument, NULL, O_LEVEL},
+        {"help", no_argument, NULL, O_HELP},
+        {"version", no_argument, NULL, O_VERSION},
+        {NULL, 0, NULL, 0},
+    };
+    const char *level = "info", *timeout = NULL, *attempts = NULL;
+    bool seen[O_COUNT] = {false};
+    *o = (srvd_options){
+        .listen = DEFAULT_LISTEN,
+        .admin = DEFAULT_ADMIN,
+        .delivery_timeout_s = DEFAULT_DELIVERY_TIMEOUT_S,
+        .max_attempts = DEFAULT_MAX_ATTEMPTS,
+    };
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
+        if (c == '?')
+            return bad_option("unknown option '%s'", argv[optind - 1]);
+        if (c == ':')
+            return bad_option("option '%s' needs a value", argv[optind - 1]);
+        if (seen[c])
+            return bad_option("option '%s' given twice", argv[optind - 1]);
+        seen[c] = true;
+        switch (c) {
+        case O_LISTEN:
+            o->listen = optarg;
+            break;
+        case O_ADMIN:
+            o->admin = optarg;
+            break;
+        case O_TOKEN:
+            o->token_file = optarg;
+            break;
+        case O_DB:
+            o->db = optarg;
+            break;
+        case O_MASTER:
+            o->master_key = optarg;
+            break;
+        case O_CERT:
+            o->tls_cert = optarg;
+            break;
+        case O_KEY:
+            o->tls_key = optarg;
+            break;
+        case O_CA:
+            o->tls_ca = optarg;
+            break;
+        case O_INSECURE:
+            o->insecure = true;
+            break;
+        case O_TIMEOUT:
+            timeout = optarg;
+            break;
+        case O_ATTEMPTS:
+            attempts = optarg;
+            break;
+        case O_LEVEL:
+            level = optarg;
+            break;
+        case O_HELP:
+            usage(stdout);
+            return 1;
+        case O_VERSION:
+            printf("cpns-server %s\n", CPNS_LIB_VERSION);
+            return 1;
+        }
+    }
+    if (optind < argc)
+        return bad_option("unexpected argument '%s'", argv[optind]);
+
+    char host[256];
+    uint16_t port;
+    if (addr_parse(o->listen, host, sizeof host, &port) != 0)
+        return bad_option("--listen '%s': not HOST:PORT with a port of 1-65535", o->listen);
+    if (addr_parse(o->admin, host, sizeof host, &port) != 0)
+        return bad_option("--admin '%s': not HOST:PORT with a port of 1-65535", o->admin);
+    if (!o->token_file && !host_is_loopback(host))
+        return bad_option("--admin '%s' is not a loopback address: the admin API must then be "
+                          "protected with --admin-token-file",
+                          o->admin);
+    if (!o->db || !*o->db)
+        return bad_option("--db PATH is required");
+    if (strncmp(o->db, "postgresql://", 13) == 0 || strncmp(o->db, "postgres://", 11) == 0)
+        return bad_option("--db '%s': the PostgreSQL store is not supported yet; give the path "
+                          "of a SQLite database",
+                          o->db);
+    if (!o->master_key || !*o->master_key)
+        return bad_option("--master-key FILE is required");
+    if (log_parse_level(level, &o->log_level) != 0)
+        return bad_option("--log-level '%s': not error, warn, info or debug", level);
+    int64_t n;
+    if (timeout) {
+        if (parse_i64(timeout, 1, MAX_DELIVERY_TIMEOUT_S, &n) != 0)
+            return bad_option("--delivery-timeout '%s': not a number of seconds of 1-%d", timeout,
+                              MAX_DELIVERY_TIMEOUT_S);
+        o->delivery_timeout_s = n;
+    }
+    if (attempts) {
+        if (parse_i64(attempts, 1, MAX_ATTEMPTS_LIMIT, &n) != 0)
+            return bad_option("--max-attempts '%s': not a number of 1-%d", attempts,
+                              MAX_ATTEMPTS_LIMIT);
+        o->max_attempts = (uint32_t)n;
+    }
+    bool any_tls = o->tls_cert || o->tls_key || o->tls_ca;
+    if (o->insecure && any_tls)
+        return bad_option("--insecure cannot be combined with --tls-cert/--tls-key/--tls-ca");
+    if (!o->insecure) {
+        if (!any_tls)
+            return bad_option("--tls-cert, --tls-key and --tls-ca are required (or --insecure)");
+        if (!o->tls_cert)
+            return bad_option("--tls-cert FILE is required with --tls-key/--tls-ca");
+        if (!o->tls_key)
+            return bad_option("--tls-key FILE is required with --tls-cert/--tls-ca");
+        if (!o->tls_ca)
+            return bad_option("--tls-ca FILE is required with --tls-cert/--tls-key");
+    }
+    return 0;
+}
+
+/* --- key material --- */
+
+/* Reads the master key, or creates the file with a fresh random key when it is absent. */
+static int load_master_key(const char *path, uint8_t key[CPNS_KEY_LEN])
+{
+    char err[600];
+    struct stat st;
+    if (lstat(path, &st) != 0 && errno == ENOENT) {
+        if (cpns_random(NULL, key, CPNS_KEY_LEN) != 0) {
+            fprintf(stderr, "cpns-server: --master-key %s: no randomness for a new key\n", path);
+            return -1;
+        }
+        if (keyfile_write(path, key, err, sizeof err) != 0) {
+            cpns_wipe(key, CPNS_KEY_LEN);
+            fprintf(stderr, "cpns-server: --master-key cannot create %s\n", err);
+            return -1;
+        }
+        log_info("created the master key file %s (mode 0600): keep it, the database cannot be "
+                 "read without it",
+                 path);
+        return 0;
+    }
+    if (keyfile_read(path, key, err, sizeof err) != 0) {
+        fprintf(stderr, "cpns-server: --master-key %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* The admin token: one line of printable text in a private file. */
+static int load_token(srvd *d)
+{
+    const char *path = d->opt.token_file;
+    char err[600];
+    if (keyfile_check_private(path, err, sizeof err) != 0) {
+        fprintf(stderr, "cpns-server: --admin-token-file %s\n", err);
+        return -1;
+    }
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "cpns-server: --admin-token-file %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    char *buf = calloc(1, TOKEN_MAX + 2);
+    size_t n = buf ? fread(buf, 1, TOKEN_MAX + 1, f) : 0;
+    fclose(f);
+    if (!buf)
+        return -1;
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        buf[--n] = '\0';
+    const char *why = NULL;
+    if (n == 0)
+        why = "the file holds no token";
+    else if (n > TOKEN_MAX)
+        why = "the token is longer than 4096 characters";
+    for (size_t i = 0; !why && i < n; i++)
+        if ((unsigned char)buf[i] <= ' ' || (unsigned char)buf[i] > '~')
+            why = "the token must be one line of printable characters without spaces";
+    if (why) {
+        fprintf(stderr, "cpns-server: --admin-token-file %s: %s\n", path, why);
+        cpns_wipe(buf, TOKEN_MAX + 2);
+        free(buf);
+        return -1;
+    }
+    d->token = buf;
+    d->token_len = n;
+    return 0;
+}
+
+/* --- the loop turn --- */
+
+int64_t srvd_now(void)
+{
+    return clock_now_ms();
+}
+
+const char *srvd_store_error(const srvd *d, int rv)
+{
+    const char *msg = rv == CPNS_ERR_STORE ? cpns_store_sqlite_errmsg(d->store) : "";
+    return msg && *msg ? msg : cpns_strerror(rv);
+}
+
+static void conn_drop(srvd *d, uint64_t id, const char *reason);
+
+static void arm_expiry(srvd *d)
+{
+    int64_t at = cpns_server_get_expiry(d->server);
+    int64_t now = srvd_now();
+    if (!d->store_ok && (at == CPNS_NEVER || at > now + STORE_RETRY_MS))
+        at = now + STORE_RETRY_MS;
+    if (at == CPNS_NEVER) {
+        evtimer_del(d->expiry_timer);
+        return;
+    }
+    struct timeval tv = ms_to_timeval(at - now);
+    evtimer_add(d->expiry_timer, &tv);
+}
+
+void srvd_turn(srvd *d)
+{
+    /* This turn covers whatever the deferred one would have done. */
+    event_del(d->turn);
+    cpns_out out;
+    int pop_rv;
+    while ((pop_rv = cpns_server_pop(d->server, &out)) == 1) {
+        net_conn *c = links_get(&d->conns, out.link);
+        if (!c) {
+            log_debug("frame for GW connection %llu, which is gone: dropped",
+                      (unsigned long long)out.link);
+            continue;
+        }
+        if (net_conn_send(c, out.data, out.len) != 0)
+            log_warn("cannot queue a %zu-byte frame on GW connection %llu", out.len,
+                     (unsigned long long)out.link);
+    }
+    if (pop_rv < 0)
+        log_error("committing a new Group Key before sending it failed: %s; its deliveries "
+                  "wait and the commit is retried",
+                  srvd_store_error(d, pop_rv));
+    int flush_rv = cpns_server_flush(d->server);
+    if (flush_rv < 0)
+        log_error("commit failed: %s; the server keeps its state and retries",
+                  srvd_store_error(d, flush_rv));
+    bool ok = pop_rv == 0 && flush_rv == 0;
+    if (ok && !d->store_ok)
+        log_info("the store works again: commits succeed");
+    d->store_ok = ok;
+
+    for (size_t i = 0; i < d->conns.cap; i++) {
+        link_entry *e = &d->conns.slots[i];
+        if (e->link && net_conn_pending(e->conn) > GW_PENDING_MAX) {
+            conn_drop(d, e->link, "the GW does not read what is sent to it");
+            i = (size_t)-1; /* the table changed under us: scan again */
+        }
+    }
+    arm_expiry(d);
+}
+
+static void on_turn(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    srvd_turn(arg);
+}
+
+/* After a frame: one turn later in this loop iteration, shared by every frame read in it. */
+static void schedule_turn(srvd *d)
+{
+    event_active(d->turn, EV_TIMEOUT, 0);
+}
+
+static void on_expiry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    srvd *d = arg;
+    int rv = cpns_server_handle_expiry(d->server, srvd_now());
+    if (rv != 0)
+        log_error("handling timers failed: %s", srvd_store_error(d, rv));
+    srvd_turn(d);
+}
+
+/* --- GW connections --- */
+
+static void conn_drop(srvd *d, uint64_t id, const char *reason)
+{
+    net_conn *c = links_remove(&d->conns, id);
+    if (!c)
+        return;
+    log_warn("GW connection %llu (%s) closed: %s", (unsigned long long)id, net_conn_peer_addr(c),
+             reason);
+    net_conn_close(c, false);
+    cpns_server_conn_close(d->server, id, srvd_now());
+}
+
+static void gw_on_open(net_conn *c, void *arg)
+{
+    srvd *d = arg;
+    uint64_t id = net_conn_id(c);
+    const char *cn = d->tls ? net_conn_peer_cn(c) : NULL;
+    if (d->tls && !cn) {
+        /* Verified, but without a usable CN: no PNGWID can ever match it. */
+        conn_drop(d, id, "the client certificate has no usable subject CN");
+        return;
+    }
+    int rv = cpns_server_conn_open(d->server, id, cn, srvd_now());
+    if (rv != 0) {
+        log_error("GW connection %llu: %s", (unsigned long long)id, cpns_strerror(rv));
+        links_remove(&d->conns, id);
+        net_conn_close(c, false);
+        return;
+    }
+    if (cn)
+        log_info("GW connection %llu from %s: TLS 1.3, client certificate CN=%s",
+                 (unsigned long long)id, net_conn_peer_addr(c), cn);
+    else
+        log_info("GW connection %llu from %s: plain TCP, NOT authenticated", (unsigned long long)id,
+                 net_conn_peer_addr(c));
+    schedule_turn(d);
+}
+
+static void gw_on_frame(net_conn *c, const uint8_t *data, size_t len, void *arg)
+{
+    srvd *d = arg;
+    int rv = cpns_server_recv(d->server, net_conn_id(c), data, len, srvd_now());
+    if (rv != 0)
+        log_error("frame from GW connection %llu: %s", (unsigned long long)net_conn_id(c),
+                  srvd_store_error(d, rv));
+    schedule_turn(d);
+}
+
+static void gw_on_close(net_conn *c, const char *reason, void *arg)
+{
+    srvd *d = arg;
+    uint64_t id = net_conn_id(c);
+    links_remove(&d->conns, id);
+    if (cpns_server_conn_close(d->server, id, srvd_now()) == 0) {
+        log_info("GW connection %llu (%s) closed: %s", (unsigned long long)id,
+                 net_conn_peer_addr(c), reason);
+        schedule_turn(d);
+    } else {
+        /* It never opened: a failed TLS handshake (no or a wrong client certificate). */
+        log_warn("connection from %s refused before it opened: %s", net_conn_peer_addr(c), reason);
+    }
+}
+
+static const net_conn_cbs gw_cbs = {gw_on_open, gw_on_frame, gw_on_close};
+
+static void on_accept(net_conn *c, void *arg)
+{
+    srvd *d = arg;
+    uint64_t id = ++d->next_conn;
+    net_conn_set_id(c, id);
+    net_conn_set_cbs(c, &gw_cbs, d);
+    if (links_put(&d->conns, id, c) != 0) {
+        log_error("out of memory: connection from %s refused", net_conn_peer_addr(c));
+        net_conn_close(c, false);
+        return;
+    }
+    log_debug("connection %llu from %s accepted", (unsigned long long)id, net_conn_peer_addr(c));
+}
+
+/* --- start and stop --- */
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    srvd *d = arg;
+    (void)what;
+    log_info("%s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    event_base_loopbreak(d->base);
+}
+
+static void daemon_free(srvd *d)
+{
+    net_listener_free(d->listener);
+    d->listener = NULL;
+    srvd_admin_stop(d);
+    if (d->server) {
+        int rv = cpns_server_flush(d->server);
+        if (rv != 0)
+            log_error("final commit failed: %s", srvd_store_error(d, rv));
+    }
+    for (size_t i = 0; i < d->conns.cap; i++)
+        if (d->conns.slots[i].link)
+            net_conn_close(d->conns.slots[i].conn, false);
+    links_free(&d->conns);
+    cpns_server_del(d->server);
+    cpns_store_close(d->store);
+    if (d->expiry_timer)
+        event_free(d->expiry_timer);
+    if (d->turn)
+        event_free(d->turn);
+    if (d->sigterm)
+        event_free(d->sigterm);
+    if (d->sigint)
+        event_free(d->sigint);
+    if (d->base)
+        event_base_free(d->base);
+    SSL_CTX_free(d->tls);
+    if (d->token) {
+        cpns_wipe(d->token, d->token_len);
+        free(d->token);
+    }
+}
+
+/* Key files and TLS: every refusal here is a bad option or file (exit 2). */
+static int load_files(srvd *d, uint8_t master_key[CPNS_KEY_LEN])
+{
+    char err[600];
+    if (d->opt.token_file && load_token(d) != 0)
+        return -1;
+    if (!d->opt.insecure) {
+        d->tls = net_tls_server_ctx(d->opt.tls_cert, d->opt.tls_key, d->opt.tls_ca, true, err,
+                                    sizeof err);
+        if (!d->tls) {
+            fprintf(stderr, "cpns-server: %s\n", err);
+            return -1;
+        }
+    }
+    return load_master_key(d->opt.master_key, master_key);
+}
+
+/* Everything that can fail before the loop runs. 0, or the exit status. */
+static int daemon_init(srvd *d)
+{
+    uint8_t master_key[CPNS_KEY_LEN];
+    char err[600];
+    if (load_files(d, master_key) != 0)
+        return EXIT_USAGE;
+    int rv = cpns_store_sqlite_open(&d->store, d->opt.db, master_key, err, sizeof err);
+    cpns_wipe(master_key, sizeof master_key);
+    if (rv != 0) {
+        log_error("cannot open the store %s: %s", d->opt.db, *err ? err : cpns_strerror(rv));
+        return EXIT_FAILURE;
+    }
+    cpns_server_config cfg = {
+        .store = d->store,
+        .log = log_engine,
+        .delivery_timeout_ms = d->opt.delivery_timeout_s * 1000,
+        .max_attempts = d->opt.max_attempts,
+    };
+    rv = cpns_server_new(&d->server, &cfg, srvd_now());
+    if (rv != 0) {
+        log_error("cannot load the server state from %s: %s", d->opt.db, srvd_store_error(d, rv));
+        return EXIT_FAILURE;
+    }
+    d->store_ok = true;
+    d->base = event_base_new();
+    if (!d->base)
+        return EXIT_FAILURE;
+    d->expiry_timer = evtimer_new(d->base, on_expiry, d);
+    d->turn = event_new(d->base, -1, 0, on_turn, d);
+    d->sigterm = evsignal_new(d->base, SIGTERM, on_signal, d);
+    d->sigint = evsignal_new(d->base, SIGINT, on_signal, d);
+    if (!d->expiry_timer || !d->turn || !d->sigterm || !d->sigint ||
+        evsignal_add(d->sigterm, NULL) != 0 || evsignal_add(d->sigint, NULL) != 0) {
+        log_error("cannot set up the event loop");
+        return EXIT_FAILURE;
+    }
+    d->listener = net_listen(d->base, d->opt.listen, d->tls, on_accept, d, err, sizeof err);
+    if (!d->listener) {
+        log_error("--listen %s", err);
+        return EXIT_FAILURE;
+    }
+    if (srvd_admin_start(d, err, sizeof err) != 0) {
+        log_error("--admin %s", err);
+        return EXIT_FAILURE;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    srvd d;
+    memset(&d, 0, sizeof d);
+    int rv = parse_options(argc, argv, &d.opt);
+    if (rv != 0)
+        return rv > 0 ? EXIT_SUCCESS : EXIT_USAGE;
+    log_setup("server", NULL, d.opt.log_level);
+    /* A peer closing mid-write must not kill the daemon. */
+    signal(SIGPIPE, SIG_IGN);
+
+    int status = daemon_init(&d);
+    if (status == 0) {
+        if (d.opt.insecure)
+            log_warn("--insecure: GW links on %s are NOT authenticated (plain TCP, no TLS, no "
+                     "client certificates)",
+                     d.opt.listen);
+        log_info("cpns-server %s: GWs connect to %s (%s), admin API on http://%s%s, store %s",
+                 CPNS_LIB_VERSION, d.opt.listen, d.tls ? "TLS 1.3" : "plain TCP", d.opt.admin,
+                 d.token ? " (bearer token)" : "", d.opt.db);
+        /* Deliveries loaded as pending wait for their GWs; expired timers run now. */
+        srvd_turn(&d);
+        event_base_dispatch(d.base);
+        log_info("stopped");
+    }
+    daemon_free(&d);
+    return status;
+}

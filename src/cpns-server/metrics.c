@@ -1,0 +1,86 @@
+/*
+ * GET /metrics: the engine's counters (cpns_server_get_stats) in the
+ * Prometheus text exposition format 0.0.4. Counters end in _total, Return
+ * values are a label, and the delivery latency (first send to delivered) is
+ * a histogram in seconds whose buckets are the engine's bounds made
+ * cumulative, as Prometheus wants them.
+ */
+#include <stdio.h>
+
+#include "srvd.h"
+
+static int counter(struct evbuffer *out, const char *name, const char *help, uint64_t v)
+{
+    return evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name,
+                               name, (unsigned long long)v) < 0;
+}
+
+static int gauge(struct evbuffer *out, const char *name, const char *help, uint64_t v)
+{
+    return evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s gauge\n%s %llu\n", name, help, name,
+                               name, (unsigned long long)v) < 0;
+}
+
+/* One counter per Return value, all ten present so that rates start at zero. */
+static int by_return(struct evbuffer *out, const char *name, const char *help, const uint64_t v[10])
+{
+    int bad = evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s counter\n", name, help, name) < 0;
+    for (int i = 0; i < 10 && !bad; i++)
+        bad = evbuffer_add_printf(out, "%s{return=\"%d\"} %llu\n", name, i,
+                                  (unsigned long long)v[i]) < 0;
+    return bad;
+}
+
+static int latency(struct evbuffer *out, const cpns_server_stats *st)
+{
+    static const char name[] = "cpns_delivery_latency_seconds";
+    int bad = evbuffer_add_printf(out,
+                                  "# HELP %s Time from the first send of a delivery to its "
+                                  "KeyConfirmation.\n# TYPE %s histogram\n",
+                                  name, name) < 0;
+    uint64_t cumulative = 0;
+    for (int i = 0; i < CPNS_LATENCY_BUCKETS && !bad; i++) {
+        cumulative += st->latency_buckets[i];
+        if (i < CPNS_LATENCY_BUCKETS - 1)
+            bad = evbuffer_add_printf(out, "%s_bucket{le=\"%g\"} %llu\n", name,
+                                      (double)cpns_latency_bounds_ms[i] / 1000.0,
+                                      (unsigned long long)cumulative) < 0;
+        else
+            bad = evbuffer_add_printf(out, "%s_bucket{le=\"+Inf\"} %llu\n", name,
+                                      (unsigned long long)cumulative) < 0;
+    }
+    if (!bad)
+        bad = evbuffer_add_printf(out, "%s_sum %.6f\n%s_count %llu\n", name,
+                                  st->latency_sum_ms / 1000.0, name,
+                                  (unsigned long long)st->latency_count) < 0;
+    return bad;
+}
+
+int srvd_metrics(const cpns_server *s, bool store_ok, struct evbuffer *out)
+{
+    cpns_server_stats st;
+    cpns_server_get_stats(s, &st);
+    int bad = 0;
+    bad |= counter(out, "cpns_deliveries_sent_total",
+                   "SGroupKeyDeliveryRequests sent, resends included.", st.deliveries_sent);
+    bad |= counter(out, "cpns_deliveries_delivered_total",
+                   "Deliveries confirmed by the PNE (Return 1 with a valid KeyConfirmation).",
+                   st.deliveries_delivered);
+    bad |= counter(out, "cpns_deliveries_failed_total", "Members whose delivery was given up.",
+                   st.deliveries_failed);
+    bad |= counter(out, "cpns_delivery_timeouts_total",
+                   "Deliveries whose response did not come in time.", st.timeouts);
+    bad |= by_return(out, "cpns_responses_total", "SGroupKeyDeliveryResponses received, by Return.",
+                     st.returns);
+    bad |= by_return(out, "cpns_registrations_total", "PNE registrations answered, by Return.",
+                     st.registrations);
+    bad |= by_return(out, "cpns_gw_registrations_total", "GW registrations answered, by Return.",
+                     st.gw_registrations);
+    bad |=
+        gauge(out, "cpns_gws_connected", "GWs registered on an open connection.", st.gws_connected);
+    bad |= gauge(out, "cpns_pnes_reachable", "PNEs routable now.", st.pnes_reachable);
+    bad |= gauge(out, "cpns_store_up", "1 when the last commit of the store succeeded.",
+                 store_ok ? 1 : 0);
+    bad |= latency(out, &st);
+    return bad ? -1 : 0;
+}

@@ -1,0 +1,79 @@
+/*
+ * What the parts of cpns-server share: the daemon object, built by main.c
+ * (options, store, GW connections, the loop turn) and served over HTTP by
+ * admin.c (the admin API of DESIGN.md section 5) and metrics.c (/metrics).
+ *
+ * Every change to the engine, from a frame, a timer or an admin call, is
+ * followed by one loop turn (srvd_turn): the frames the engine queued go out
+ * on their GW connections and the writes of the turn are committed together.
+ */
+#ifndef CPNS_SRVD_H
+#define CPNS_SRVD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include "cpns/cpns.h"
+#include "links.h"
+#include "net.h"
+
+typedef struct srvd_options {
+    const char *listen;
+    const char *admin;
+    const char *db;
+    const char *master_key;
+    const char *tls_cert;
+    const char *tls_key;
+    const char *tls_ca;
+    const char *token_file;
+    bool insecure;
+    int64_t delivery_timeout_s;
+    uint32_t max_attempts;
+    cpns_log_level log_level;
+} srvd_options;
+
+typedef struct srvd {
+    srvd_options opt;
+    struct event_base *base;
+    SSL_CTX *tls;
+    cpns_store *store;
+    cpns_server *server;
+    net_listener *listener;
+    struct evhttp *http;
+    struct event *expiry_timer; /* armed from cpns_server_get_expiry() */
+    struct event *turn;         /* the deferred drain + flush after frames */
+    struct event *sigterm;
+    struct event *sigint;
+    link_table conns; /* GW connection id -> net_conn */
+    uint64_t next_conn;
+    bool store_ok; /* the last commit succeeded */
+    char *token;   /* the admin bearer token, or NULL */
+    size_t token_len;
+} srvd;
+
+/* Unix time in milliseconds, as the engine takes it. */
+int64_t srvd_now(void);
+
+/*
+ * One loop turn: sends what the engine queued, commits the writes, re-arms
+ * the expiry timer. Admin calls run it before answering, so that their
+ * answer shows committed state.
+ */
+void srvd_turn(srvd *d);
+
+/* The store's last error for logs and answers (never a key). */
+const char *srvd_store_error(const srvd *d, int rv);
+
+/* admin.c: binds the admin API to opt.admin. 0, or -1 with err. */
+int srvd_admin_start(srvd *d, char *err, size_t errlen);
+void srvd_admin_stop(srvd *d);
+
+/* metrics.c: the Prometheus text format (0.0.4) of the engine's counters. 0 or -1. */
+int srvd_metrics(const cpns_server *s, bool store_ok, struct evbuffer *out);
+
+#endif
