@@ -133,6 +133,9 @@ int cpns_msg_set_blob(cpns_msg *m, uint32_t bit, const uint8_t *data, size_t len
  * when Return is 4, and KeyConfirmation is required when Return is 1).
  * Returns 0 and sets *out_len; CPNS_ERR_INVALID_ARG for an invalid model;
  * CPNS_ERR_TOO_LARGE when cap is too small.
+ * Present bits of fields the kind does not carry are ignored (not written).
+ * A blob must hold 1..CPNS_BLOB_MAX bytes (a Nonce exactly CPNS_NONCE_LEN),
+ * so that everything encoded decodes back to the same model. Never allocates.
  */
 int cpns_msg_encode(const cpns_msg *m, uint8_t *buf, size_t cap, size_t *out_len);
 
@@ -149,6 +152,11 @@ int cpns_msg_encode(const cpns_msg *m, uint8_t *buf, size_t cap, size_t *out_len
  * when the message element was recognised and m->present has the bits of the
  * fields that were read and valid (CPNS_F_TID among them when the
  * TransactionID was readable), so the receiver can answer Return 4.
+ * An empty blob attribute is malformed (base64 of nothing is no value). A UTF-8
+ * byte order mark is accepted; a UTF-16 document, with or without its mark,
+ * is not. Character data, comments and processing instructions are ignored
+ * anywhere; elements nest at most 32 deep. CPNS_ERR_INVALID_ARG when m or
+ * data is NULL.
  */
 int cpns_msg_decode(const uint8_t *data, size_t len, cpns_msg *m);
 
@@ -160,6 +168,8 @@ int cpns_msg_decode(const uint8_t *data, size_t len, cpns_msg *m);
  * Rejects DOCTYPE/entities and invalid values of what it reads.
  * Returns 0, or CPNS_ERR_MALFORMED / CPNS_ERR_TOO_LARGE / CPNS_ERR_NOMEM with m
  * holding what was readable, as for cpns_msg_decode().
+ * Success means the mandatory non-blob fields of the kind are present and
+ * valid; blob attributes are neither checked nor set in m->present.
  */
 int cpns_msg_peek(const uint8_t *data, size_t len, cpns_msg *m);
 
