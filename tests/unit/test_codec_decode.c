@@ -2,8 +2,8 @@
  * Tests of cpns_msg_decode() and cpns_msg_peek() (lib/codec_decode.c): the
  * PROTOCOL.md section 3 example, every rejection rule of section 3 with its
  * own test, forward compatibility (unknown attributes and children ignored),
- * the partial model left behind on failure for a Return 4 answer, the peek,
- * and allocation failures surfacing as CPNS_ERR_NOMEM.
+ * and the partial model left behind on failure for a Return 4 answer. The
+ * peek and allocation failures are in test_codec_peek.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,11 +29,6 @@
 static int dec(const char *s, cpns_msg *m)
 {
     return cpns_msg_decode((const uint8_t *)s, strlen(s), m);
-}
-
-static int peek(const char *s, cpns_msg *m)
-{
-    return cpns_msg_peek((const uint8_t *)s, strlen(s), m);
 }
 
 /* Decodes PRE body POST. */
@@ -767,166 +762,6 @@ static void test_partial_model_on_failure(void **state)
     assert_int_equal(m.KeyVersion, 2);
 }
 
-static void test_peek_routing_info(void **state)
-{
-    (void)state;
-    cpns_msg m;
-    assert_int_equal(peek(PRE REQUEST_BODY POST, &m), 0);
-    assert_int_equal(m.kind, CPNS_MSG_SGROUPKEY_DELIVERY_REQUEST);
-    assert_int_equal(m.TransactionID, 8812);
-    assert_string_equal(m.SGID, "sg-family");
-    assert_string_equal(m.PNEID, "pne-tv");
-    assert_int_equal(m.KeyVersion, 1);
-    /* blobs are not decoded */
-    assert_false(m.present & CPNS_F_EGK);
-    assert_int_equal(m.EncryptedGroupKey.len, 0);
-
-    assert_int_equal(peek(PRE "<SGroupKeyDeliveryResponse Return=\"6\" PNID=\"pn-1\" SGID=\"sg\" "
-                              "PNEID=\"pne-tv\" KeyVersion=\"4\"/>" POST,
-                          &m),
-                     0);
-    assert_int_equal(m.kind, CPNS_MSG_SGROUPKEY_DELIVERY_RESPONSE);
-    assert_int_equal(m.Return, 6);
-    assert_string_equal(m.PNID, "pn-1");
-    assert_string_equal(m.PNEID, "pne-tv");
-
-    assert_int_equal(peek(PRE "<PNEStatusNotification PNEID=\"p\" Status=\"detached\"/>" POST, &m),
-                     0);
-    assert_int_equal(m.Status, CPNS_STATUS_DETACHED);
-}
-
-static void test_peek_stops_early(void **state)
-{
-    (void)state;
-    cpns_msg m;
-    /* the peek does not look at blobs or at anything after the routing information */
-    static const char doc[] =
-        PRE "<SGroupKeyDeliveryRequest SGID=\"sg\"><GroupKeyInfo PNEID=\"p\" KeyVersion=\"1\" "
-            "EncryptedGroupKey=\"not base64!\"/></SGroupKeyDeliveryRequest><Second/>" POST "junk";
-    assert_int_equal(peek(doc, &m), 0);
-    assert_string_equal(m.PNEID, "p");
-    assert_int_equal(dec(doc, &m), CPNS_ERR_MALFORMED);
-}
-
-static void test_peek_rejects(void **state)
-{
-    (void)state;
-    cpns_msg m;
-    assert_int_equal(peek("<!DOCTYPE CPNSMessage [<!ENTITY a \"b\">]>" ROOT REQUEST_BODY POST, &m),
-                     CPNS_ERR_MALFORMED);
-    assert_int_equal(peek(PRE
-                          "<SGroupKeyDeliveryRequest SGID=\"sg\"><GroupKeyInfo PNEID=\"bad id\" "
-                          "KeyVersion=\"1\" EncryptedGroupKey=\"AQ==\"/>"
-                          "</SGroupKeyDeliveryRequest>" POST,
-                          &m),
-                     CPNS_ERR_MALFORMED);
-    assert_string_equal(m.SGID, "sg");
-    assert_int_equal(peek(PRE "<SGroupKeyDeliveryRequest SGID=\"sg\"/>" POST, &m),
-                     CPNS_ERR_MALFORMED);
-    assert_int_equal(peek(PRE "<PNEStatusNotification PNEID=\"p\"/>" POST, &m), CPNS_ERR_MALFORMED);
-    assert_int_equal(peek(PRE "<Unknown/>" POST, &m), CPNS_ERR_MALFORMED);
-    assert_int_equal(peek("<?xml version=\"1.0\" encoding=\"UTF-16\"?><a/>", &m),
-                     CPNS_ERR_MALFORMED);
-}
-
-/* An allocator that fails the Nth allocation (and every one after it when `sticky`). */
-typedef struct failing {
-    int countdown;
-    int failed;
-} failing;
-
-static void *f_malloc(size_t n, void *arg)
-{
-    failing *f = arg;
-    if (f->countdown-- == 0) {
-        f->failed = 1;
-        return NULL;
-    }
-    return malloc(n);
-}
-
-static void *f_realloc(void *p, size_t n, void *arg)
-{
-    failing *f = arg;
-    if (f->countdown-- == 0) {
-        f->failed = 1;
-        return NULL;
-    }
-    return realloc(p, n);
-}
-
-static void f_free(void *p, void *arg)
-{
-    (void)arg;
-    free(p);
-}
-
-static void test_allocation_failure_is_nomem(void **state)
-{
-    (void)state;
-    static const char doc[] = PRE REQUEST_BODY POST;
-    int failures = 0;
-    for (int n = 0; n < 200; n++) {
-        failing f = {n, 0};
-        cpns_allocator a = {f_malloc, f_realloc, f_free, &f};
-        cpns_set_allocator(&a);
-        cpns_msg m, p;
-        int rv = cpns_msg_decode((const uint8_t *)doc, sizeof doc - 1, &m);
-        int decode_failed = f.failed;
-        f = (failing){n, 0};
-        int prv = cpns_msg_peek((const uint8_t *)doc, sizeof doc - 1, &p);
-        cpns_set_allocator(NULL);
-        if (!decode_failed && !f.failed) {
-            assert_int_equal(rv, 0);
-            assert_int_equal(prv, 0);
-            break;
-        }
-        assert_true(rv == 0 || rv == CPNS_ERR_NOMEM);
-        assert_true(prv == 0 || prv == CPNS_ERR_NOMEM);
-        failures += rv == CPNS_ERR_NOMEM;
-    }
-    /* expat allocates, so at least the first allocation failure must have shown */
-    assert_true(failures > 0);
-}
-
-static void test_frame_next(void **state)
-{
-    (void)state;
-    uint8_t buf[CPNS_FRAME_HDR + 5 + CPNS_FRAME_HDR + 3];
-    cpns_frame_header(buf, 5);
-    memcpy(buf + 4, "hello", 5);
-    cpns_frame_header(buf + 9, 3);
-    memcpy(buf + 13, "abc", 3);
-    const uint8_t *payload = NULL;
-    size_t len = 0, consumed = 0;
-    /* a header split over reads, then a partial payload */
-    for (size_t avail = 0; avail < 9; avail++)
-        assert_int_equal(cpns_frame_next(buf, avail, &payload, &len, &consumed), 0);
-    assert_int_equal(cpns_frame_next(buf, sizeof buf, &payload, &len, &consumed), 1);
-    assert_ptr_equal(payload, buf + 4);
-    assert_int_equal(len, 5);
-    assert_int_equal(consumed, 9);
-    assert_int_equal(cpns_frame_next(buf + 9, 7, &payload, &len, &consumed), 1);
-    assert_memory_equal(payload, "abc", 3);
-    assert_int_equal(consumed, 7);
-
-    uint8_t hdr[CPNS_FRAME_HDR];
-    cpns_frame_header(hdr, 0x01020304);
-    assert_memory_equal(hdr, "\x01\x02\x03\x04", 4);
-
-    /* length 0 and 65537 close the connection as soon as the header is there */
-    cpns_frame_header(hdr, 0);
-    assert_int_equal(cpns_frame_next(hdr, 3, &payload, &len, &consumed), 0);
-    assert_int_equal(cpns_frame_next(hdr, 4, &payload, &len, &consumed), CPNS_ERR_TOO_LARGE);
-    cpns_frame_header(hdr, CPNS_FRAME_MAX + 1);
-    assert_int_equal(cpns_frame_next(hdr, 4, &payload, &len, &consumed), CPNS_ERR_TOO_LARGE);
-    memcpy(hdr, "\xff\xff\xff\xff", 4);
-    assert_int_equal(cpns_frame_next(hdr, 4, &payload, &len, &consumed), CPNS_ERR_TOO_LARGE);
-    /* 65536 is allowed and waits for its payload */
-    cpns_frame_header(hdr, CPNS_FRAME_MAX);
-    assert_int_equal(cpns_frame_next(hdr, 4, &payload, &len, &consumed), 0);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -953,11 +788,6 @@ int main(void)
         cmocka_unit_test(test_depth_bounded),
         cmocka_unit_test(test_unknown_attributes_and_children_ignored),
         cmocka_unit_test(test_partial_model_on_failure),
-        cmocka_unit_test(test_peek_routing_info),
-        cmocka_unit_test(test_peek_stops_early),
-        cmocka_unit_test(test_peek_rejects),
-        cmocka_unit_test(test_allocation_failure_is_nomem),
-        cmocka_unit_test(test_frame_next),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
