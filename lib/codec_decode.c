@@ -141,7 +141,9 @@ static int read_value(cpns_msg *m, const attr_rule *r, const char *v)
     case T_ID:
         if (!cpns_id_valid(v))
             return CPNS_ERR_MALFORMED;
-        strncpy(id_field(m, r->bit), v, CPNS_ID_MAX + 1);
+        /* valid means 1..CPNS_ID_MAX characters; NUL-padded as cpns_msg_set_id does */
+        memset(id_field(m, r->bit), 0, CPNS_ID_MAX + 1);
+        memcpy(id_field(m, r->bit), v, strlen(v));
         return 0;
     case T_KEYVERSION:
         if (cpns_parse_u64(v, 1, CPNS_KEYVERSION_MAX, &n))

@@ -114,8 +114,9 @@ int cpns_msg_set_id(cpns_msg *m, uint32_t bit, const char *src)
     char *dst = m ? id_field(m, bit) : NULL;
     if (!dst || !cpns_id_valid(src))
         return CPNS_ERR_INVALID_ARG;
-    /* strncpy pads with NULs, so two models with the same identifiers compare equal bytewise */
-    strncpy(dst, src, CPNS_ID_MAX + 1);
+    /* NUL-padded, so two models with the same identifiers compare equal bytewise */
+    memset(dst, 0, CPNS_ID_MAX + 1);
+    memcpy(dst, src, strlen(src));
     m->present |= bit;
     return 0;
 }
