@@ -146,6 +146,8 @@ int h_teardown(void **state)
         if (p->pid > 0)
             h_kill9(p);
     }
+    if (h->repeats)
+        h_note(h, "(end of the test)");
     if (!h->passed) {
         fprintf(stderr, "===== logs of the failed test (in %s) =====\n", h->dir);
         for (size_t i = 0; i < h->n_procs; i++)
@@ -164,6 +166,7 @@ int h_teardown(void **state)
             free(*a);
         free(h->procs[i].argv);
     }
+    free(h->last_entry);
     for (size_t i = 0; i < h->n_strings; i++)
         free(h->strings[i]);
     free(h->strings);
@@ -467,22 +470,69 @@ static void grow_append(growbuf *b, const char *s, size_t n)
     b->data[b->len] = '\0';
 }
 
+/*
+ * Appends the command and its output to commands.log. Polls repeat the same
+ * entry many times; those are folded into one line saying how often.
+ */
 static void transcript(harness *h, char *const *argv, const h_out *o)
+{
+    growbuf e = {0};
+    grow_append(&e, "$", 1);
+    for (; *argv; argv++) {
+        grow_append(&e, " ", 1);
+        grow_append(&e, *argv, strlen(*argv));
+    }
+    char st[32];
+    int n = snprintf(st, sizeof st, "\n[exit %d]\n", o->status);
+    grow_append(&e, st, (size_t)n);
+    if (*o->out) {
+        grow_append(&e, o->out, strlen(o->out));
+        if (o->out[strlen(o->out) - 1] != '\n')
+            grow_append(&e, "\n", 1);
+    }
+    if (*o->err) {
+        grow_append(&e, "(stderr) ", 9);
+        grow_append(&e, o->err, strlen(o->err));
+        if (o->err[strlen(o->err) - 1] != '\n')
+            grow_append(&e, "\n", 1);
+    }
+    if (h->last_entry && strcmp(h->last_entry, e.data) == 0) {
+        h->repeats++;
+        free(e.data);
+        return;
+    }
+    char path[H_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/commands.log", h->dir);
+    FILE *f = fopen(path, "a");
+    if (f) {
+        if (h->repeats)
+            fprintf(f, "(the same %u more times)\n", h->repeats);
+        fputs(e.data, f);
+        fclose(f);
+    }
+    free(h->last_entry);
+    h->last_entry = e.data;
+    h->repeats = 0;
+}
+
+void h_note(harness *h, const char *fmt, ...)
 {
     char path[H_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/commands.log", h->dir);
     FILE *f = fopen(path, "a");
     if (!f)
         return;
-    fputs("$", f);
-    for (; *argv; argv++)
-        fprintf(f, " %s", *argv);
-    fprintf(f, "\n[exit %d]\n", o->status);
-    if (*o->out)
-        fprintf(f, "%s%s", o->out, o->out[strlen(o->out) - 1] == '\n' ? "" : "\n");
-    if (*o->err)
-        fprintf(f, "(stderr) %s%s", o->err, o->err[strlen(o->err) - 1] == '\n' ? "" : "\n");
+    if (h->repeats)
+        fprintf(f, "(the same %u more times)\n", h->repeats);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(f, fmt, ap);
+    va_end(ap);
+    fputc('\n', f);
     fclose(f);
+    free(h->last_entry);
+    h->last_entry = NULL;
+    h->repeats = 0;
 }
 
 h_out h_runv(harness *h, const char *stdin_data, int timeout_ms, const char *prog,

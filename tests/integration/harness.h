@@ -44,6 +44,8 @@ typedef struct harness {
     h_proc procs[H_MAX_PROCS];
     size_t n_procs;
     bool passed;
+    char *last_entry; /* of commands.log, to fold repeated polls */
+    unsigned repeats;
     char **strings; /* from h_fmt, freed at teardown */
     size_t n_strings, cap_strings;
 } harness;
@@ -122,6 +124,9 @@ h_out h_runv(harness *h, const char *stdin_data, int timeout_ms, const char *pro
 h_out h_run(harness *h, const char *stdin_data, int timeout_ms, const char *prog, ...)
     __attribute__((sentinel));
 void h_out_free(h_out *o);
+
+/* Appends a line to the transcript (<dir>/commands.log), e.g. a raw HTTP exchange. */
+void h_note(harness *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Whether file at path contains needle (a plain substring). */
 bool h_file_contains(const char *path, const char *needle);

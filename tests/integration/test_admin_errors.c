@@ -21,12 +21,8 @@ static json_t *expect(harness *h, const cl_server *s, const char *method, const 
     char *resp = NULL;
     int status = h_http(s->admin_port, method, path, NULL, body, &resp);
     /* In the transcript too, so that a failure shows what was asked and answered. */
-    FILE *f = fopen(h_path(h, "commands.log"), "a");
-    if (f) {
-        fprintf(f, "HTTP %s %s %s\n[status %d] %s\n", method, path, body ? body : "", status,
-                resp ? resp : "");
-        fclose(f);
-    }
+    h_note(h, "HTTP %s %s %s\n[status %d] %s", method, path, body ? body : "", status,
+           resp ? resp : "");
     if (status != want_status)
         fail_msg("%s %s %s: status %d, want %d (%s)", method, path, body ? body : "", status,
                  want_status, resp ? resp : "");

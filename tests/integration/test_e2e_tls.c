@@ -123,6 +123,15 @@ static void test_e2e_tls(void **state)
         assert_int_equal(strncmp(o.out, "hello group", 11), 0);
         h_out_free(&o);
     }
+    /* A tampered message does not open (AES-GCM tag). */
+    char *tampered = h_fmt(h, "%s", sealed.out);
+    size_t mid = strlen(tampered) / 2;
+    tampered[mid] = tampered[mid] == 'A' ? 'B' : 'A';
+    o = h_run(h, tampered, CL_CTL_MS, "cpns-pne", "open", "--store", pne[1].store, "--key-file",
+              pne[1].key_file, "--sg", SGID, NULL);
+    assert_int_not_equal(o.status, 0);
+    assert_null(strstr(o.out, "hello group"));
+    h_out_free(&o);
     /* ... and only for its group. */
     o = h_run(h, sealed.out, CL_CTL_MS, "cpns-pne", "open", "--store", pne[1].store, "--key-file",
               pne[1].key_file, "--sg", "sg-other", NULL);
