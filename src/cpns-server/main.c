@@ -335,6 +335,7 @@ const char *srvd_store_error(const srvd *d, int rv)
 }
 
 static void conn_drop(srvd *d, uint64_t id, const char *reason);
+static void schedule_turn(srvd *d);
 
 static void arm_expiry(srvd *d)
 {
@@ -424,7 +425,8 @@ static void conn_drop(srvd *d, uint64_t id, const char *reason)
     log_warn("GW connection %llu (%s) closed: %s", (unsigned long long)id, net_conn_peer_addr(c),
              reason);
     net_conn_close(c, false);
-    cpns_server_conn_close(d->server, id, srvd_now());
+    if (cpns_server_conn_close(d->server, id, srvd_now()) == 0)
+        schedule_turn(d); /* the GW's routes are gone: commit that */
 }
 
 static void gw_on_open(net_conn *c, void *arg)
