@@ -31,7 +31,8 @@ typedef struct cmd_opt {
  * the options in opts (plus --json, accepted after the command too).
  * The number of words, or -1 after a usage message.
  */
-static int parse_words(ctl *c, int argc, char **argv, const cmd_opt *opts, char **words)
+static int parse_words(ctl *c, const char *group, int argc, char **argv, const cmd_opt *opts,
+                       char **words)
 {
     int n = 0;
     int only_words = 0;
@@ -63,13 +64,13 @@ static int parse_words(ctl *c, int argc, char **argv, const cmd_opt *opts, char 
             } else if (i + 1 < argc) {
                 *o->value = argv[++i];
             } else {
-                ctl_usage_error("%s needs a value", o->name);
+                ctl_usage_error("%s %s: %s needs a value", group, argv[0], o->name);
                 return -1;
             }
             break;
         }
         if (!o || !o->name) {
-            ctl_usage_error("%s: unknown option %s", argv[0], a);
+            ctl_usage_error("%s %s: unknown option %s", group, argv[0], a);
             return -1;
         }
     }
@@ -265,7 +266,8 @@ int cmd_pne(ctl *c, int argc, char **argv)
     if (!words)
         return ctl_fail("out of memory");
     int rv;
-    int n = parse_words(c, argc - 1, argv + 1, strcmp(sub, "add") == 0 ? add_opts : NULL, words);
+    int n =
+        parse_words(c, "pne", argc - 1, argv + 1, strcmp(sub, "add") == 0 ? add_opts : NULL, words);
     if (n < 0) {
         rv = CTL_USAGE;
     } else if (strcmp(sub, "add") == 0) {
@@ -471,7 +473,8 @@ int cmd_sg(ctl *c, int argc, char **argv)
     if (!words)
         return ctl_fail("out of memory");
     int rv;
-    int n = parse_words(c, argc - 1, argv + 1, strcmp(sub, "wait") == 0 ? wait_opts : NULL, words);
+    int n = parse_words(c, "sg", argc - 1, argv + 1, strcmp(sub, "wait") == 0 ? wait_opts : NULL,
+                        words);
     if (n < 0)
         rv = CTL_USAGE;
     else if (strcmp(sub, "wait") == 0)
