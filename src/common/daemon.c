@@ -82,8 +82,8 @@ void log_msg(cpns_log_level level, const char *SGID, const char *PNEID, uint64_t
 void log_engine(void *arg, const cpns_log_event *ev)
 {
     (void)arg;
-    emit(ev->level, ev->entity ? ev->entity : logcfg.entity, ev->id ? ev->id : logcfg.id,
-         ev->SGID, ev->PNEID, ev->TransactionID, ev->text);
+    emit(ev->level, ev->entity ? ev->entity : logcfg.entity, ev->id ? ev->id : logcfg.id, ev->SGID,
+         ev->PNEID, ev->TransactionID, ev->text);
 }
 
 int keyfile_check_private(const char *path, char *err, size_t errlen)
@@ -180,7 +180,7 @@ int addr_parse(const char *s, char *host, size_t hostlen, uint16_t *port)
     if (hl == 0 || hl >= hostlen)
         return -1;
     int64_t p;
-    if (parse_i64(colon + 1, 1, 65535, &p) != 0)
+    if (parse_i64(colon + 1, 0, 65535, &p) != 0)
         return -1;
     memcpy(host, h, hl);
     host[hl] = '\0';

@@ -47,7 +47,8 @@ int keyfile_write(const char *path, const uint8_t key[CPNS_KEY_LEN], char *err, 
 
 /*
  * Splits "HOST:PORT" or "[V6]:PORT" into host (NUL-terminated) and port.
- * 0, or -1 if it is not of that form or the port is not 1..65535.
+ * 0, or -1 if it is not of that form or the port is not 0..65535 (port 0
+ * means "any free port" to a listener; connecting to it fails).
  */
 int addr_parse(const char *s, char *host, size_t hostlen, uint16_t *port);
 

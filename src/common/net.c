@@ -61,8 +61,8 @@ static void tls_error(const char *what, char *err, size_t errlen)
     ERR_clear_error();
 }
 
-static SSL_CTX *tls_ctx(const SSL_METHOD *method, const char *cert, const char *key,
-                        const char *ca, char *err, size_t errlen)
+static SSL_CTX *tls_ctx(const SSL_METHOD *method, const char *cert, const char *key, const char *ca,
+                        char *err, size_t errlen)
 {
     SSL_CTX *ctx = SSL_CTX_new(method);
     if (!ctx) {
@@ -93,8 +93,8 @@ fail_quiet:
     return NULL;
 }
 
-SSL_CTX *net_tls_server_ctx(const char *cert, const char *key, const char *ca,
-                            bool require_client, char *err, size_t errlen)
+SSL_CTX *net_tls_server_ctx(const char *cert, const char *key, const char *ca, bool require_client,
+                            char *err, size_t errlen)
 {
     SSL_CTX *ctx = tls_ctx(TLS_server_method(), cert, key, ca, err, errlen);
     if (ctx && require_client)
@@ -175,8 +175,8 @@ static void read_cb(struct bufferevent *bev, void *arg)
             break;
         uint8_t hdr[CPNS_FRAME_HDR];
         evbuffer_copyout(in, hdr, sizeof hdr);
-        uint32_t len = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 |
-                       hdr[3];
+        uint32_t len =
+            (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
         if (len == 0 || len > CPNS_FRAME_MAX) {
             conn_fail(c, "frame length out of range");
             return;
@@ -243,8 +243,8 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
             snprintf(reason, sizeof reason, "TLS: %s", buf);
         } else {
             int err = EVUTIL_SOCKET_ERROR();
-            snprintf(reason, sizeof reason, "%s", err ? evutil_socket_error_to_string(err)
-                                                      : "connection error");
+            snprintf(reason, sizeof reason, "%s",
+                     err ? evutil_socket_error_to_string(err) : "connection error");
         }
     }
     if (c->closing) {
@@ -264,8 +264,7 @@ static void set_keepalive(evutil_socket_t fd)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
 }
 
-static net_conn *conn_new(struct event_base *base, evutil_socket_t fd, SSL_CTX *tls,
-                          bool accepting)
+static net_conn *conn_new(struct event_base *base, evutil_socket_t fd, SSL_CTX *tls, bool accepting)
 {
     net_conn *c = calloc(1, sizeof *c);
     if (!c)
@@ -337,12 +336,12 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
         finish_close(c);
 }
 
-static int resolve(const char *addr, struct sockaddr_storage *ss, int *sslen, char *err,
-                   size_t errlen)
+static int resolve(const char *addr, bool listening, struct sockaddr_storage *ss, int *sslen,
+                   char *err, size_t errlen)
 {
     char host[256];
     uint16_t port;
-    if (addr_parse(addr, host, sizeof host, &port) != 0) {
+    if (addr_parse(addr, host, sizeof host, &port) != 0 || (port == 0 && !listening)) {
         snprintf(err, errlen, "%s: not HOST:PORT", addr);
         return -1;
     }
@@ -368,7 +367,7 @@ net_listener *net_listen(struct event_base *base, const char *addr, SSL_CTX *tls
 {
     struct sockaddr_storage ss;
     int sslen;
-    if (resolve(addr, &ss, &sslen, err, errlen) != 0)
+    if (resolve(addr, true, &ss, &sslen, err, errlen) != 0)
         return NULL;
     net_listener *l = calloc(1, sizeof *l);
     if (!l) {
@@ -378,10 +377,9 @@ net_listener *net_listen(struct event_base *base, const char *addr, SSL_CTX *tls
     l->tls = tls;
     l->on_accept = on_accept;
     l->arg = arg;
-    l->lev = evconnlistener_new_bind(base, accept_cb, l,
-                                     LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-                                         LEV_OPT_CLOSE_ON_EXEC,
-                                     512, (struct sockaddr *)&ss, sslen);
+    l->lev = evconnlistener_new_bind(
+        base, accept_cb, l, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 512,
+        (struct sockaddr *)&ss, sslen);
     if (!l->lev) {
         snprintf(err, errlen, "cannot listen on %s: %s", addr, strerror(errno));
         free(l);
@@ -416,7 +414,7 @@ net_conn *net_connect(struct event_base *base, const char *addr, SSL_CTX *tls,
 {
     struct sockaddr_storage ss;
     int sslen;
-    if (resolve(addr, &ss, &sslen, err, errlen) != 0)
+    if (resolve(addr, false, &ss, &sslen, err, errlen) != 0)
         return NULL;
     net_conn *c = conn_new(base, -1, tls, false);
     if (!c) {

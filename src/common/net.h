@@ -36,8 +36,8 @@ typedef void (*net_accept_fn)(net_conn *c, void *arg);
  * TLS contexts, TLS 1.3 only. The server side requires and verifies a client
  * certificate against ca when require_client is true. 0 or -1 with err.
  */
-SSL_CTX *net_tls_server_ctx(const char *cert, const char *key, const char *ca,
-                            bool require_client, char *err, size_t errlen);
+SSL_CTX *net_tls_server_ctx(const char *cert, const char *key, const char *ca, bool require_client,
+                            char *err, size_t errlen);
 SSL_CTX *net_tls_client_ctx(const char *cert, const char *key, const char *ca, char *err,
                             size_t errlen);
 

@@ -213,9 +213,9 @@ static int parse_options(int argc, char **argv, gw_options *o)
                           o->PNID);
     if (!o->server)
         return bad_option("--server HOST:PORT is required");
-    if (addr_parse(o->server, host, sizeof host, &port) != 0)
+    if (addr_parse(o->server, host, sizeof host, &port) != 0 || port == 0)
         return bad_option("--server '%s': not HOST:PORT with a port of 1-65535", o->server);
-    if (addr_parse(o->listen, host, sizeof host, &port) != 0)
+    if (addr_parse(o->listen, host, sizeof host, &port) != 0 || port == 0)
         return bad_option("--listen '%s': not HOST:PORT with a port of 1-65535", o->listen);
     if (log_parse_level(level, &o->log_level) != 0)
         return bad_option("--log-level '%s': not error, warn, info or debug", level);
@@ -542,6 +542,7 @@ static int daemon_init(gw_daemon *d)
         log_error("%s", err);
         return EXIT_FAILURE;
     }
+    log_info("listening for PNEs on %s (port %u)", d->opt.listen, net_listener_port(d->listener));
     backoff_init(&d->retry, RETRY_MIN_MS, RETRY_MAX_MS);
     return 0;
 }

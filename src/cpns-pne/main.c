@@ -171,7 +171,7 @@ static int parse_options(int argc, char **argv, pne_options *o)
                               o->PNEID);
         if (!o->gw)
             return bad_option("--gw HOST:PORT is required");
-        if (addr_parse(o->gw, host, sizeof host, &port) != 0)
+        if (addr_parse(o->gw, host, sizeof host, &port) != 0 || port == 0)
             return bad_option("--gw '%s': not HOST:PORT with a port of 1-65535", o->gw);
     } else {
         if (o->PNEID)

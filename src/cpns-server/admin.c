@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <strings.h>
 
 #include <event2/keyvalq_struct.h>
@@ -391,11 +393,19 @@ int srvd_admin_start(srvd *d, char *err, size_t errlen)
     evhttp_set_max_headers_size(d->http, HTTP_HEADERS_MAX);
     evhttp_set_timeout(d->http, HTTP_TIMEOUT_S);
     evhttp_set_gencb(d->http, on_request, d);
-    if (!evhttp_bind_socket_with_handle(d->http, host, port)) {
+    struct evhttp_bound_socket *bound = evhttp_bind_socket_with_handle(d->http, host, port);
+    if (!bound) {
         snprintf(err, errlen, "cannot listen on %s: %s", d->opt.admin,
                  evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
         return -1;
     }
+    struct sockaddr_storage ss;
+    socklen_t sslen = sizeof ss;
+    if (getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&ss, &sslen) == 0)
+        port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                              : ((struct sockaddr_in *)&ss)->sin_port);
+    log_info("admin API on %s (port %u)%s", d->opt.admin, port,
+             d->opt.token_file ? ", bearer token required" : "");
     return 0;
 }
 

@@ -205,9 +205,9 @@ static int parse_options(int argc, char **argv, srvd_options *o)
 
     char host[256];
     uint16_t port;
-    if (addr_parse(o->listen, host, sizeof host, &port) != 0)
+    if (addr_parse(o->listen, host, sizeof host, &port) != 0 || port == 0)
         return bad_option("--listen '%s': not HOST:PORT with a port of 1-65535", o->listen);
-    if (addr_parse(o->admin, host, sizeof host, &port) != 0)
+    if (addr_parse(o->admin, host, sizeof host, &port) != 0 || port == 0)
         return bad_option("--admin '%s': not HOST:PORT with a port of 1-65535", o->admin);
     if (!o->token_file && !host_is_loopback(host))
         return bad_option("--admin '%s' is not a loopback address: the admin API must then be "
@@ -598,6 +598,8 @@ static int daemon_init(srvd *d)
         log_error("--listen %s", err);
         return EXIT_FAILURE;
     }
+    log_info("listening for GWs on %s (port %u, %s)", d->opt.listen, net_listener_port(d->listener),
+             d->tls ? "TLS 1.3" : "plain TCP");
     if (srvd_admin_start(d, err, sizeof err) != 0) {
         log_error("--admin %s", err);
         return EXIT_FAILURE;

@@ -308,11 +308,15 @@ h_proc *h_startv(harness *h, const char *name, const char *prog, char *const *ar
 {
     if (h->n_procs == H_MAX_PROCS)
         fail_msg("too many processes");
-    h_proc *p = &h->procs[h->n_procs++];
-    memset(p, 0, sizeof *p);
-    snprintf(p->name, sizeof p->name, "%s", name);
-    snprintf(p->prog, sizeof p->prog, "%s", prog);
-    snprintf(p->log, sizeof p->log, "%s/%s.log", h->dir, name);
+    h_proc *p = &h->procs[h->n_procs];
+    /* name may point into h (a restart passes p->name): build everything before touching p */
+    h_proc fresh;
+    memset(&fresh, 0, sizeof fresh);
+    snprintf(fresh.name, sizeof fresh.name, "%s", name);
+    snprintf(fresh.prog, sizeof fresh.prog, "%s", prog);
+    snprintf(fresh.log, sizeof fresh.log, "%s/%s.log", h->dir, name);
+    *p = fresh;
+    h->n_procs++;
     size_t n = 0;
     while (args[n])
         n++;
