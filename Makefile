@@ -7,7 +7,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure test demo clean format fuzz
+.PHONY: all deps configure test demo demo-inprocess clean format fuzz
 
 all: configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -22,6 +22,10 @@ test: all
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 demo: all
+	scripts/demo.sh $(BUILD)/bin
+
+# The same procedure with the three engines wired in one process (no sockets), every frame printed.
+demo-inprocess: all
 	$(BUILD)/bin/cpns-demo
 
 # Fuzzing (clang + libFuzzer): every fuzz/fuzz_*.c for FUZZ_SECONDS each.
