@@ -91,10 +91,11 @@ for m in "${members[@]}"; do
   pids+=($!)
 done
 for _ in $(seq 100); do
-  n=$("${ctl[@]}" --json pne list | grep -o '"registered": *true' | wc -l)
+  n=$("${ctl[@]}" --json pne list | { grep -o '"registered": *true' || true; } | wc -l)
   [ "$n" -eq 3 ] && break
   sleep 0.1
 done
+[ "$n" -eq 3 ] || fail "the PNEs did not all register"
 "${ctl[@]}" pne list
 
 step "Creating Service Group sg-family: inventory stored, Group Key generated and delivered"
