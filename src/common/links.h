@@ -1,11 +1,12 @@
 /*
- * The GW daemon's table of PNE connections: engine link handle -> net_conn.
- * The engine names links by number (cpns_out.link); the glue needs the
- * socket behind the number once per outgoing frame, so this is a small
- * open-addressing hash table keyed by the (non-zero) link handle.
+ * A daemon's table of connections: engine link handle -> net_conn (the GW's
+ * PNE connections, the server's GW connections). The engines name links by
+ * number (cpns_out.link); the glue needs the socket behind the number once
+ * per outgoing frame, so this is a small open-addressing hash table keyed by
+ * the (non-zero) link handle.
  */
-#ifndef CPNS_GW_LINKS_H
-#define CPNS_GW_LINKS_H
+#ifndef CPNS_COMMON_LINKS_H
+#define CPNS_COMMON_LINKS_H
 
 #include <stddef.h>
 #include <stdint.h>
