@@ -185,7 +185,7 @@ static void wipe_evbuffer(struct evbuffer *b)
         cpns_wipe(v[i].iov_base, v[i].iov_len);
 }
 
-json_t *admin_body(admin_req *r, const char *const *fields, bool secret)
+static json_t *read_body(admin_req *r, const char *const *fields, bool secret, bool null_ok)
 {
     struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
     size_t len = evbuffer_get_length(in);
@@ -207,7 +207,8 @@ json_t *admin_body(admin_req *r, const char *const *fields, bool secret)
     if (secret)
         wipe_evbuffer(in);
     json_error_t je;
-    json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    json_t *j =
+        json_loadb(text, len, JSON_REJECT_DUPLICATES | (null_ok ? JSON_DECODE_ANY : 0), &je);
     if (secret)
         cpns_wipe(text, len);
     free(text);
@@ -216,8 +217,17 @@ json_t *admin_body(admin_req *r, const char *const *fields, bool secret)
                           je.text);
         return NULL;
     }
+    if (null_ok && json_is_null(j)) {
+        json_decref(j);
+        j = json_object();
+        if (!j)
+            admin_reply_error(r, 500, "out of memory");
+        return j;
+    }
     if (!json_is_object(j)) {
-        admin_reply_error(r, 400, "the body must be a JSON object");
+        admin_reply_error(r, 400,
+                          null_ok ? "the body must be a JSON object or null"
+                                  : "the body must be a JSON object");
         json_decref(j);
         return NULL;
     }
@@ -239,6 +249,16 @@ json_t *admin_body(admin_req *r, const char *const *fields, bool secret)
         }
     }
     return j;
+}
+
+json_t *admin_body(admin_req *r, const char *const *fields, bool secret)
+{
+    return read_body(r, fields, secret, false);
+}
+
+json_t *admin_body_or_null(admin_req *r, const char *const *fields, bool secret)
+{
+    return read_body(r, fields, secret, true);
 }
 
 /* --- authentication --- */

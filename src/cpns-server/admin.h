@@ -53,6 +53,8 @@ void admin_reply_engine(admin_req *r, int rv, const char *what);
  * body that this side holds are wiped.
  */
 json_t *admin_body(admin_req *r, const char *const *fields, bool secret);
+/* The same, but a body that is JSON null reads as an empty object. */
+json_t *admin_body_or_null(admin_req *r, const char *const *fields, bool secret);
 
 /* Wipes a JSON string value in place (a key that passed through jansson). */
 void admin_wipe_string(json_t *s);

@@ -190,7 +190,13 @@ static void wipe_and_free(const void *data, size_t len, void *arg)
     free((void *)data);
 }
 
-static void reply_new_key(admin_req *r, const char *PNEID, const uint8_t EUK[CPNS_KEY_LEN])
+/*
+ * Answers status with the PNE and the EUK the server generated for it, the
+ * only time that key leaves the server. `done` says what happened, for the
+ * message when the answer cannot be built.
+ */
+static void reply_new_key(admin_req *r, int status, const char *PNEID,
+                          const uint8_t EUK[CPNS_KEY_LEN], const char *done)
 {
     char b64[CPNS_B64_LEN(CPNS_KEY_LEN) + 1];
     cpns_b64_encode(EUK, CPNS_KEY_LEN, b64, sizeof b64);
@@ -209,17 +215,39 @@ static void reply_new_key(admin_req *r, const char *PNEID, const uint8_t EUK[CPN
         if (buf)
             evbuffer_free(buf);
         admin_reply_error(r, 500,
-                          "PNE '%s' provisioned, but its key could not be answered: "
-                          "provision it again with a key of your own",
-                          PNEID);
+                          "PNE '%s' %s, but its key could not be answered: "
+                          "re-provision it with a key of your own (PUT /v1/pnes/%s)",
+                          PNEID, done, PNEID);
         return;
     }
     evhttp_add_header(evhttp_request_get_output_headers(r->req), "Content-Type",
                       "application/json");
     evhttp_add_header(evhttp_request_get_output_headers(r->req), "Cache-Control", "no-store");
-    r->status = 201;
-    evhttp_send_reply(r->req, 201, "Created", buf);
+    r->status = status;
+    evhttp_send_reply(r->req, status, status == 201 ? "Created" : "OK", buf);
     evbuffer_free(buf);
+}
+
+/*
+ * The "entity_user_key" field of a body: decoded into EUK, or drawn at
+ * random when it is absent or null (*generated then). -1 after answering.
+ */
+static int get_key(admin_req *r, json_t *key, uint8_t EUK[CPNS_KEY_LEN], bool *generated)
+{
+    *generated = !key || json_is_null(key);
+    if (!*generated) {
+        const char *b64 = json_string_value(key);
+        size_t len = 0;
+        if (!b64 || cpns_b64_decode(b64, json_string_length(key), EUK, CPNS_KEY_LEN, &len) != 0 ||
+            len != CPNS_KEY_LEN) {
+            admin_reply_error(r, 400, "\"entity_user_key\" is not the base64 of a 32-byte key");
+            return -1;
+        }
+    } else if (cpns_random(NULL, EUK, CPNS_KEY_LEN) != 0) {
+        admin_reply_error(r, 500, "no randomness for a new Entity User Key");
+        return -1;
+    }
+    return 0;
 }
 
 static void post_pne(admin_req *r)
@@ -229,27 +257,18 @@ static void post_pne(admin_req *r)
     if (!body)
         return;
     uint8_t EUK[CPNS_KEY_LEN];
+    bool generated = false;
     const char *PNEID = get_id(r, body, "pneid");
     json_t *key = json_object_get(body, "entity_user_key");
-    bool generated = !key || json_is_null(key);
     if (!PNEID)
         goto out;
     note_pne(r, PNEID);
-    if (!generated) {
-        const char *b64 = json_string_value(key);
-        size_t len = 0;
-        if (!b64 || cpns_b64_decode(b64, json_string_length(key), EUK, sizeof EUK, &len) != 0 ||
-            len != CPNS_KEY_LEN) {
-            admin_reply_error(r, 400, "\"entity_user_key\" is not the base64 of a 32-byte key");
-            goto out;
-        }
-    } else if (cpns_random(NULL, EUK, sizeof EUK) != 0) {
-        admin_reply_error(r, 500, "no randomness for a new Entity User Key");
+    if (get_key(r, key, EUK, &generated) != 0)
         goto out;
-    }
     cpns_pne_info info;
     if (cpns_server_pne_get(r->d->server, PNEID, &info) == 0) {
-        admin_reply_error(r, 409, "PNE '%s' already exists", PNEID);
+        admin_reply_error(r, 409, "PNE '%s' already exists (PUT /v1/pnes/%s changes its key)",
+                          PNEID, PNEID);
         goto out;
     }
     int rv = cpns_server_pne_add(r->d->server, PNEID, EUK);
@@ -259,9 +278,50 @@ static void post_pne(admin_req *r)
         snprintf(what, sizeof what, "provisioning PNE '%s'", PNEID);
         admin_reply_engine(r, rv, what);
     } else if (generated) {
-        reply_new_key(r, PNEID, EUK);
+        reply_new_key(r, 201, PNEID, EUK, "provisioned");
     } else {
         admin_reply_json(r, 201, json_pack("{s:s}", "pneid", PNEID));
+    }
+out:
+    cpns_wipe(EUK, sizeof EUK);
+    admin_wipe_string(key);
+    json_decref(body);
+}
+
+/*
+ * Re-provisioning (an extension of DESIGN.md section 5): a new EUK for a
+ * known PNE. The engine revives the members that failed by Return 2
+ * (PROTOCOL.md 3.2: "not retried until the PNE is re-provisioned") and logs
+ * the new key's fingerprint. An empty object or null asks the server for a
+ * fresh key, answered once like POST /v1/pnes.
+ */
+static void put_pne(admin_req *r, const char *PNEID)
+{
+    static const char *const fields[] = {"entity_user_key", NULL};
+    note_pne(r, PNEID);
+    json_t *body = admin_body_or_null(r, fields, true);
+    if (!body)
+        return;
+    uint8_t EUK[CPNS_KEY_LEN];
+    bool generated = false;
+    json_t *key = json_object_get(body, "entity_user_key");
+    cpns_pne_info info;
+    if (get_key(r, key, EUK, &generated) != 0)
+        goto out;
+    if (cpns_server_pne_get(r->d->server, PNEID, &info) != 0) {
+        admin_reply_error(r, 404, "PNE '%s' is not provisioned (POST /v1/pnes first)", PNEID);
+        goto out;
+    }
+    int rv = cpns_server_pne_set_key(r->d->server, PNEID, EUK, srvd_now());
+    srvd_turn(r->d);
+    if (rv != 0) {
+        char what[128];
+        snprintf(what, sizeof what, "re-provisioning PNE '%s'", PNEID);
+        admin_reply_engine(r, rv, what);
+    } else if (generated) {
+        reply_new_key(r, 200, PNEID, EUK, "re-provisioned");
+    } else {
+        admin_reply_json(r, 200, json_pack("{s:s}", "pneid", PNEID));
     }
 out:
     cpns_wipe(EUK, sizeof EUK);
@@ -467,6 +527,13 @@ void v1_route(admin_req *r, char **seg, size_t n)
             post_pne(r);
         else
             admin_reply_method(r, "GET, POST");
+    } else if (n == 2 && strcmp(seg[0], "pnes") == 0) {
+        if (!cpns_id_valid(seg[1]))
+            admin_reply_error(r, 400, "'%.80s' in the path is not a PNEID (" ID_RULE ")", seg[1]);
+        else if (r->cmd != EVHTTP_REQ_PUT)
+            admin_reply_method(r, "PUT");
+        else
+            put_pne(r, seg[1]);
     } else if (n == 1 && strcmp(seg[0], "service-groups") == 0) {
         if (r->cmd == EVHTTP_REQ_GET)
             get_sgs(r);

@@ -164,8 +164,12 @@ static int print_sg_reply(ctl *c, const ctl_reply *r, int list)
 
 /* --- pne --- */
 
-/* The server's key answer: written to key_out, or printed on stdout. */
-static int pne_take_key(ctl *c, const char *PNEID, const char *key_out, ctl_reply *r)
+/*
+ * The server's key answer: written to key_out, or printed on stdout. done
+ * ("provisioned", "re-provisioned") is what the call did, for the messages.
+ */
+static int pne_take_key(ctl *c, const char *PNEID, const char *key_out, ctl_reply *r,
+                        const char *done)
 {
     json_t *j = json_loads(r->body, 0, NULL);
     const char *b64 = json_string_value(json_object_get(j, "entity_user_key"));
@@ -174,7 +178,7 @@ static int pne_take_key(ctl *c, const char *PNEID, const char *key_out, ctl_repl
     int rv = CTL_OK;
     if (!b64 || cpns_b64_decode(b64, strlen(b64), EUK, sizeof EUK, &len) != 0 ||
         len != CPNS_KEY_LEN) {
-        rv = ctl_fail("PNE %s provisioned, but the answer holds no usable entity_user_key", PNEID);
+        rv = ctl_fail("PNE %s %s, but the answer holds no usable entity_user_key", PNEID, done);
     } else if (!key_out) {
         if (c->json)
             print_raw(r);
@@ -185,9 +189,9 @@ static int pne_take_key(ctl *c, const char *PNEID, const char *key_out, ctl_repl
         if (keyfile_write(key_out, EUK, err, sizeof err) != 0) {
             /* The server will never show this key again: hand it out rather than lose it. */
             printf("%s\n", b64);
-            rv = ctl_fail("PNE %s provisioned, but its key could not be written (%s); "
+            rv = ctl_fail("PNE %s %s, but its key could not be written (%s); "
                           "the key is on stdout",
-                          PNEID, err);
+                          PNEID, done, err);
         } else if (c->json) {
             json_object_del(j, "entity_user_key");
             char *s = json_dumps(j, JSON_COMPACT);
@@ -196,13 +200,73 @@ static int pne_take_key(ctl *c, const char *PNEID, const char *key_out, ctl_repl
             free(s);
         } else {
             cpns_fingerprint(EUK, sizeof EUK, fp);
-            printf("PNE %s provisioned; Entity User Key written to %s (fingerprint %s)\n", PNEID,
+            printf("PNE %s %s; Entity User Key written to %s (fingerprint %s)\n", PNEID, done,
                    key_out, fp);
         }
     }
     cpns_wipe(EUK, sizeof EUK);
     json_decref(j);
     return rv;
+}
+
+/*
+ * Puts the base64 of key_file's EUK into req as "entity_user_key" and its
+ * fingerprint into fp. CTL_OK, or CTL_USAGE after a message.
+ */
+static int key_from_file(json_t *req, const char *key_file, char fp[CPNS_FINGERPRINT_LEN + 1])
+{
+    uint8_t EUK[CPNS_KEY_LEN];
+    char err[512], b64[CPNS_B64_LEN(CPNS_KEY_LEN) + 1];
+    if (keyfile_read(key_file, EUK, err, sizeof err) != 0)
+        return ctl_usage_error("--key-file %s", err);
+    cpns_b64_encode(EUK, sizeof EUK, b64, sizeof b64);
+    cpns_fingerprint(EUK, sizeof EUK, fp);
+    cpns_wipe(EUK, sizeof EUK);
+    int rv = json_object_set_new(req, "entity_user_key", json_string(b64));
+    cpns_wipe(b64, sizeof b64);
+    return rv == 0 ? CTL_OK : ctl_fail("out of memory");
+}
+
+/*
+ * The one call of pne add and pne set-key: req (stolen) to path, then the
+ * answer: the key the server generated goes to key_out (or stdout); a key
+ * from key_file (fingerprint fp) is only confirmed.
+ */
+static int pne_key_call(ctl *c, const char *method, const char *path, json_t *req,
+                        const char *PNEID, const char *key_out, const char *key_file,
+                        const char *fp, const char *done)
+{
+    char *body = dump(req);
+    if (!body)
+        return ctl_fail("out of memory");
+    ctl_reply r;
+    int rv = call(c, method, path, body, &r);
+    cpns_wipe(body, strlen(body));
+    free(body);
+    if (rv != CTL_OK)
+        return rv;
+    if (key_file) {
+        if (c->json)
+            print_raw(&r);
+        else
+            printf("PNE %s %s with the Entity User Key of %s (fingerprint %s)\n", PNEID, done,
+                   key_file, fp);
+    } else {
+        rv = pne_take_key(c, PNEID, key_out, &r, done);
+    }
+    if (r.body)
+        cpns_wipe(r.body, r.len);
+    ctl_reply_clear(&r);
+    return rv;
+}
+
+/* Checked before the call: once the server generated the key, it is too late. */
+static int check_key_out(const char *key_out)
+{
+    struct stat st;
+    if (key_out && lstat(key_out, &st) == 0)
+        return ctl_usage_error("--key-out %s: the file exists; it is never overwritten", key_out);
+    return CTL_OK;
 }
 
 static int pne_add(ctl *c, char **words, int n, const char *key_out, const char *key_file)
@@ -212,53 +276,70 @@ static int pne_add(ctl *c, char **words, int n, const char *key_out, const char 
     if (key_out && key_file)
         return ctl_usage_error("pne add: --key-out and --key-file exclude each other");
     const char *PNEID = words[0];
-    struct stat st;
-    /* Checked before the call: once the server generated the key, it is too late. */
-    if (key_out && lstat(key_out, &st) == 0)
-        return ctl_usage_error("--key-out %s: the file exists; it is never overwritten", key_out);
+    if (check_key_out(key_out) != CTL_OK)
+        return CTL_USAGE;
     json_t *req = json_pack("{s:s}", "pneid", PNEID);
-    uint8_t EUK[CPNS_KEY_LEN];
     char fp[CPNS_FINGERPRINT_LEN + 1] = "";
-    if (key_file) {
-        char err[512], b64[CPNS_B64_LEN(CPNS_KEY_LEN) + 1];
-        if (keyfile_read(key_file, EUK, err, sizeof err) != 0) {
-            json_decref(req);
-            return ctl_usage_error("--key-file %s", err);
-        }
-        cpns_b64_encode(EUK, sizeof EUK, b64, sizeof b64);
-        cpns_fingerprint(EUK, sizeof EUK, fp);
-        cpns_wipe(EUK, sizeof EUK);
-        json_object_set_new(req, "entity_user_key", json_string(b64));
-        cpns_wipe(b64, sizeof b64);
-    }
-    char *body = dump(req);
-    if (!body)
+    if (!req)
         return ctl_fail("out of memory");
-    ctl_reply r;
-    int rv = call(c, "POST", "/v1/pnes", body, &r);
-    cpns_wipe(body, strlen(body));
-    free(body);
-    if (rv != CTL_OK)
-        return rv;
     if (key_file) {
-        if (c->json)
-            print_raw(&r);
-        else
-            printf("PNE %s provisioned with the Entity User Key of %s (fingerprint %s)\n", PNEID,
-                   key_file, fp);
-    } else {
-        rv = pne_take_key(c, PNEID, key_out, &r);
+        int rv = key_from_file(req, key_file, fp);
+        if (rv != CTL_OK) {
+            json_decref(req);
+            return rv;
+        }
     }
-    if (r.body)
-        cpns_wipe(r.body, r.len);
-    ctl_reply_clear(&r);
+    return pne_key_call(c, "POST", "/v1/pnes", req, PNEID, key_out, key_file, fp, "provisioned");
+}
+
+/*
+ * Re-provisioning (PUT /v1/pnes/PNEID): the server takes a new EUK and
+ * retries the PNE's members that failed by Return 2. Exactly one of the key
+ * options, so a key is never changed without the operator holding the new one.
+ */
+static int pne_set_key(ctl *c, char **words, int n, const char *key_out, const char *key_file)
+{
+    static const char usage[] = "usage: pne set-key PNEID (--key-file FILE | --key-out FILE)";
+    if (n != 1)
+        return ctl_usage_error("%s", usage);
+    if (key_out && key_file)
+        return ctl_usage_error("pne set-key: --key-out and --key-file exclude each other");
+    if (!key_out && !key_file)
+        return ctl_usage_error("pne set-key: give the new key (--key-file FILE) or where to "
+                               "write the one the server generates (--key-out FILE)");
+    const char *PNEID = words[0];
+    if (check_key_out(key_out) != CTL_OK)
+        return CTL_USAGE;
+    json_t *req = json_object();
+    char fp[CPNS_FINGERPRINT_LEN + 1] = "";
+    if (!req)
+        return ctl_fail("out of memory");
+    if (key_file) {
+        int rv = key_from_file(req, key_file, fp);
+        if (rv != CTL_OK) {
+            json_decref(req);
+            return rv;
+        }
+    }
+    char *seg = ctl_http_segment(PNEID);
+    size_t len = seg ? strlen("/v1/pnes/") + strlen(seg) + 1 : 0;
+    char *path = seg ? malloc(len) : NULL;
+    if (!path) {
+        free(seg);
+        json_decref(req);
+        return ctl_fail("out of memory");
+    }
+    snprintf(path, len, "/v1/pnes/%s", seg);
+    free(seg);
+    int rv = pne_key_call(c, "PUT", path, req, PNEID, key_out, key_file, fp, "re-provisioned");
+    free(path);
     return rv;
 }
 
 int cmd_pne(ctl *c, int argc, char **argv)
 {
     if (argc < 2)
-        return ctl_usage_error("pne: give a subcommand: add or list");
+        return ctl_usage_error("pne: give a subcommand: add, set-key or list");
     const char *key_out = NULL, *key_file = NULL;
     const cmd_opt add_opts[] = {{"--key-out", &key_out}, {"--key-file", &key_file}, {NULL, NULL}};
     const char *sub = argv[1];
@@ -266,12 +347,14 @@ int cmd_pne(ctl *c, int argc, char **argv)
     if (!words)
         return ctl_fail("out of memory");
     int rv;
-    int n =
-        parse_words(c, "pne", argc - 1, argv + 1, strcmp(sub, "add") == 0 ? add_opts : NULL, words);
+    int keyed = strcmp(sub, "add") == 0 || strcmp(sub, "set-key") == 0;
+    int n = parse_words(c, "pne", argc - 1, argv + 1, keyed ? add_opts : NULL, words);
     if (n < 0) {
         rv = CTL_USAGE;
     } else if (strcmp(sub, "add") == 0) {
         rv = pne_add(c, words, n, key_out, key_file);
+    } else if (strcmp(sub, "set-key") == 0) {
+        rv = pne_set_key(c, words, n, key_out, key_file);
     } else if (strcmp(sub, "list") == 0) {
         ctl_reply r;
         if (n != 0)

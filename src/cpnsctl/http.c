@@ -166,6 +166,8 @@ int ctl_http_call(ctl_http *h, const char *method, const char *path, const char 
         cmd = EVHTTP_REQ_GET;
     else if (strcmp(method, "POST") == 0)
         cmd = EVHTTP_REQ_POST;
+    else if (strcmp(method, "PUT") == 0)
+        cmd = EVHTTP_REQ_PUT;
     else if (strcmp(method, "DELETE") == 0)
         cmd = EVHTTP_REQ_DELETE;
     else {
