@@ -13,3 +13,11 @@ foreach(src ${CPNS_FUZZ_HARNESSES})
            COMMAND replay_${name} ${CMAKE_SOURCE_DIR}/fuzz/corpus/${name})
   set_tests_properties(replay_${name} PROPERTIES TIMEOUT 300)
 endforeach()
+
+# The seed generator of the engine and key-store corpora (fuzz/gen_seeds.c):
+# `build/tests/gen_seeds fuzz/corpus` rewrites them. Built with the tests so
+# that it keeps compiling; not a test itself.
+add_executable(gen_seeds ${CMAKE_SOURCE_DIR}/fuzz/gen_seeds.c)
+target_include_directories(gen_seeds PRIVATE ${CMAKE_SOURCE_DIR}/lib)
+target_link_libraries(gen_seeds PRIVATE cpns)
+set_target_properties(gen_seeds PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
