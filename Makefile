@@ -3,11 +3,13 @@
 #   make test     build and run every test (CTest)
 #   make demo     the main job, end to end
 #   make fuzz     run every fuzzer (FUZZ_SECONDS each)
+#   make install  programs, libcpns, headers and cpns.pc under PREFIX
 BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
+PREFIX ?= /usr/local
 
-.PHONY: all deps configure test demo demo-inprocess clean format fuzz
+.PHONY: all deps configure test demo demo-inprocess clean format fuzz install
 
 all: configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -23,6 +25,9 @@ test: all
 
 demo: all
 	scripts/demo.sh $(BUILD)/bin
+
+install: all
+	cmake --install $(BUILD) --prefix $(PREFIX)
 
 # The same procedure with the three engines wired in one process (no sockets), every frame printed.
 demo-inprocess: all
