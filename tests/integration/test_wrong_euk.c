@@ -1,15 +1,17 @@
 /*
  * A PNE whose Entity User Key differs from the one the server holds.
  *
- * Through the admin API the mismatch can only exist from the start: a PNE is
- * provisioned once (a second `pne add` is a 409) and there is no call to
- * change its key. So the server gets key A with `pne add --key-file` and the
- * PNE runs with key B: its registration Proof does not verify, the server
- * answers Return 8, the PNE is never routable and its member stays undelivered
- * while the correctly keyed member completes. (Return 2, a Group Key that does
- * not decrypt, needs a registration that verified with the same wrong key, so
- * it cannot happen here; the engine tests cover it.) A PNE the server does not
- * know at all gets Return 9.
+ * Two ways for the keys to disagree. From the start (test_wrong_euk_refused):
+ * the server gets key A with `pne add --key-file` and the PNE runs with key
+ * B, so its registration Proof does not verify, the server answers Return 8,
+ * the PNE is never routable and its member stays undelivered while the
+ * correctly keyed member completes. After registration
+ * (test_wrong_euk_return2_then_reprovision): the PNE registered with key A,
+ * then the operator re-provisions the server with key B (`pne set-key`,
+ * PUT /v1/pnes/PNEID); the Group Key then reaches the PNE wrapped with B, the
+ * PNE answers Return 2 (PROTOCOL.md 3.2, 5.1) and the member is failed until
+ * the PNE is re-provisioned with the key it really holds. A PNE the server
+ * does not know at all gets Return 9.
  */
 #include <stdio.h>
 #include <string.h>
@@ -103,6 +105,135 @@ static void test_wrong_euk_refused(void **state)
     h_passed(h);
 }
 
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Polls the SG until PNEID's member is in state; that member (json_decref the SG). */
+static json_t *wait_member_state(harness *h, const cl_server *s, const char *PNEID,
+                                 const char *state, int timeout_ms, json_t **sg_out)
+{
+    for (int waited = 0;; waited += 100) {
+        json_t *sg = cl_sg_json(h, s, SGID);
+        json_t *m = cl_member(sg, PNEID);
+        const char *now = json_string_value(json_object_get(m, "state"));
+        if (now && strcmp(now, state) == 0) {
+            *sg_out = sg;
+            return m;
+        }
+        json_decref(sg);
+        if (waited >= timeout_ms)
+            fail_msg("SG %s: member %s not %s after %d ms (it is %s)", SGID, PNEID, state,
+                     timeout_ms, now ? now : "absent");
+        sleep_ms(100);
+    }
+}
+
+/* cpnsctl pne set-key PNEID --key-file F; fails the test unless it exits 0. */
+static void set_key(harness *h, const cl_server *s, const char *PNEID, const char *key_file)
+{
+    h_out o = cl_ctl(h, s, "pne", "set-key", PNEID, "--key-file", key_file, NULL);
+    if (o.status != 0)
+        fail_msg("pne set-key %s --key-file %s: exit %d: %s", PNEID, key_file, o.status, o.err);
+    h_out_free(&o);
+}
+
+/*
+ * 7.8.6.1-1 (a Group Key that does not decrypt is answered Return 2) and
+ * PROTOCOL.md 3.2 (Return 2: failed, not retried until the PNE is
+ * re-provisioned), through the real programs.
+ */
+static void test_wrong_euk_return2_then_reprovision(void **state)
+{
+    harness *h = *state;
+    cl_server s = {0};
+    cl_server_start(h, &s, false, "--delivery-timeout", "1", NULL);
+
+    /* Both PNEs register with the keys the server generated for them (key A for pne-bad). */
+    cl_pne good = {0}, bad = {0};
+    cl_pne_provision(h, &s, &good, "pne-good");
+    cl_pne_provision(h, &s, &bad, "pne-bad");
+    cl_gw g = {0};
+    cl_gw_start(h, &g, &s, "gw-1", "pn-1");
+    cl_pne_start(h, &good, &g);
+    cl_pne_start(h, &bad, &g);
+    cl_wait_registered(h, &s, "pne-good", 30000);
+    cl_wait_registered(h, &s, "pne-bad", 30000);
+
+    /* The operator re-provisions the server's copy with key B, which the PNE does not hold. */
+    char *key_b = make_key_file(h, "b.key", "HxUOQ3yFk1BzcdWNGgwUzWZEuhdqWm1O0s7h2NYqZCw=\n");
+    set_key(h, &s, "pne-bad", key_b);
+
+    h_out o = cl_ctl(h, &s, "sg", "create", SGID, "pne-good", "pne-bad", NULL);
+    assert_int_equal(o.status, 0);
+    h_out_free(&o);
+
+    json_t *sg = NULL;
+    json_t *m = wait_member_state(h, &s, "pne-bad", "failed", 30000, &sg);
+    assert_true(json_is_integer(json_object_get(m, "return")));
+    assert_int_equal(json_integer_value(json_object_get(m, "return")), 2);
+    assert_string_equal(json_string_value(json_object_get(sg, "state")), "distributing");
+    json_decref(sg);
+    cl_wait_delivered(h, &s, SGID, "pne-good", 30000);
+
+    /* Failed by Return 2 is final: it is not retried while the keys still disagree. */
+    char *err = NULL;
+    assert_int_equal(cl_sg_wait(h, &s, SGID, 3, &err), 1);
+    assert_non_null(strstr(err, "pne-bad"));
+    assert_null(strstr(err, "pne-good"));
+    sg = cl_sg_json(h, &s, SGID);
+    m = cl_member(sg, "pne-bad");
+    assert_string_equal(json_string_value(json_object_get(m, "state")), "failed");
+    json_int_t attempts = json_integer_value(json_object_get(m, "attempts"));
+    assert_true(attempts >= 1);
+    json_decref(sg);
+
+    /* The PNE stored nothing it could not decrypt. */
+    o = h_run(h, NULL, CL_CTL_MS, "cpns-pne", "keys", "--store", bad.store, "--key-file",
+              bad.key_file, NULL);
+    assert_int_equal(o.status, 0);
+    assert_null(strstr(o.out, SGID));
+    h_out_free(&o);
+
+    /* Re-provisioning with the key the PNE holds (A) revives the member. */
+    set_key(h, &s, "pne-bad", bad.key_file);
+    assert_int_equal(cl_sg_wait(h, &s, SGID, 30, NULL), 0);
+
+    sg = cl_sg_json(h, &s, SGID);
+    assert_string_equal(json_string_value(json_object_get(sg, "state")), "complete");
+    m = cl_member(sg, "pne-bad");
+    assert_string_equal(json_string_value(json_object_get(m, "state")), "delivered");
+    assert_int_equal(json_integer_value(json_object_get(m, "return")), 1);
+    char server_fp[17];
+    snprintf(server_fp, sizeof server_fp, "%s",
+             json_string_value(json_object_get(sg, "key_fingerprint")));
+    json_int_t version = json_integer_value(json_object_get(sg, "key_version"));
+    json_decref(sg);
+
+    /* Both members hold the server's Group Key, at the version it was created with. */
+    char fp_good[17], fp_bad[17];
+    unsigned v_good = 0, v_bad = 0;
+    cl_pne_fingerprint(h, &good, SGID, fp_good, &v_good);
+    cl_pne_fingerprint(h, &bad, SGID, fp_bad, &v_bad);
+    assert_int_equal(version, 1);
+    assert_int_equal(v_good, 1);
+    assert_int_equal(v_bad, 1);
+    assert_string_equal(fp_good, server_fp);
+    assert_string_equal(fp_bad, server_fp);
+
+    /* The server logged the keys' fingerprints, never the keys. */
+    assert_true(h_file_contains(s.p->log, "re-provisioned"));
+    assert_false(h_file_contains(s.p->log, "HxUOQ3yFk1BzcdWNGgwUzWZEuhdqWm1O0s7h2NYqZCw="));
+
+    cl_stop_clean(good.p);
+    cl_stop_clean(bad.p);
+    cl_stop_clean(g.p);
+    cl_stop_clean(s.p);
+    h_passed(h);
+}
+
 static void test_unknown_pne_refused(void **state)
 {
     harness *h = *state;
@@ -143,6 +274,8 @@ int main(void)
         return skip;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_wrong_euk_refused, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_wrong_euk_return2_then_reprovision, h_setup,
+                                        h_teardown),
         cmocka_unit_test_setup_teardown(test_unknown_pne_refused, h_setup, h_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
