@@ -494,8 +494,15 @@ static void daemon_free(gw_daemon *d)
         event_free(d->sigterm);
     if (d->sigint)
         event_free(d->sigint);
-    if (d->base)
+    if (d->base) {
+        /*
+         * A connection closed just now can still have a deferred callback that
+         * holds its bufferevent: run them, since freeing the base would drop
+         * them and leak the bufferevent with its buffers (LeakSanitizer).
+         */
+        event_base_loop(d->base, EVLOOP_NONBLOCK);
         event_base_free(d->base);
+    }
     SSL_CTX_free(d->tls);
 }
 
