@@ -5,6 +5,7 @@
  *   server_member.c    the per-member delivery state machine (7.8.6.3)
  *   server_register.c  PNGWRegistration, PNERegistration, PNEStatusNotification
  *   server_admin.c     provisioning, SG create/update/rekey/delete, queries
+ *   server_limits.c    the registration rate limit per GW connection
  *
  * Everything lives in memory; the store is written through its ops and read
  * only at start-up. Writes are batched: objects that changed are put on
@@ -61,6 +62,15 @@ static inline void srv_list_unlink(srv_link *l)
     l->prev = l->next = NULL;
 }
 
+/*
+ * A token bucket (server_limits.c), in thousandths of a token so that the
+ * refill stays integer. All zero is a fresh, full bucket.
+ */
+typedef struct srv_bucket {
+    uint64_t milli_tokens;
+    int64_t last_ms; /* of the last refill; 0: never used */
+} srv_bucket;
+
 /* A GW connection; registered once its PNGWRegistrationRequest got Return 1. */
 typedef struct srv_conn {
     uint64_t conn;
@@ -69,6 +79,7 @@ typedef struct srv_conn {
     char PNGWID[CPNS_ID_MAX + 1];
     char PNID[CPNS_ID_MAX + 1];
     uint64_t bind; /* generation of this PNGWID binding, 0 while unregistered */
+    srv_bucket reg_bucket; /* PNERegistrationRequests admitted on this connection */
 } srv_conn;
 
 typedef struct srv_pne {
@@ -197,6 +208,9 @@ void srv_pne_revive(cpns_server *s, srv_pne *pne);
 void srv_sg_set_key(cpns_server *s, srv_sg *sg, const uint8_t GK[CPNS_KEY_LEN], const char *why);
 int srv_sg_new_key(cpns_server *s, srv_sg *sg, const char *why);
 void srv_sg_free(cpns_server *s, srv_sg *sg);
+
+/* server_limits.c: 1 when one more PNERegistrationRequest on c is within the rate limit. */
+int srv_limits_admit_registration(cpns_server *s, srv_conn *c);
 
 /* server_register.c */
 int srv_on_gw_registration(cpns_server *s, srv_conn *c, const cpns_msg *m, int decoded);

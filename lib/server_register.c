@@ -5,7 +5,8 @@
  * a GW reports its PNEs attached or detached. Together they decide which
  * connection, if any, reaches each PNE (srv_pne_route()).
  *
- * Return values produced here: 1 success, 4 malformed, 8 authentication
+ * Return values produced here: 0 over the registration rate limit
+ * (server_limits.c), 1 success, 4 malformed, 8 authentication
  * failed (CN/PNGWID mismatch, stale Time, bad Proof, replayed Nonce),
  * 9 unknown PNEID.
  */
@@ -149,6 +150,11 @@ int srv_on_pne_registration(cpns_server *s, srv_conn *c, const cpns_msg *m, int 
         cpns_log(&s->log, CPNS_LOG_WARN, NULL, m->PNEID, tid,
                  "malformed PNERegistrationRequest: Return 4");
         return answer_pne(s, c, tid, CPNS_RETURN_MALFORMED, m->PNEID, c->PNID);
+    }
+    if (!srv_limits_admit_registration(s, c)) {
+        cpns_log(&s->log, CPNS_LOG_DEBUG, NULL, m->PNEID, tid,
+                 "PNERegistrationRequest via %s over the rate limit: Return 0", c->PNGWID);
+        return answer_pne(s, c, tid, CPNS_RETURN_OTHER, m->PNEID, c->PNID);
     }
     srv_pne *pne = cpns_map_get(&s->pnes, m->PNEID);
     const char *why = NULL;

@@ -39,6 +39,15 @@ typedef struct cpns_server_config {
     int64_t max_backoff_ms;      /* 0: 300,000 */
     int64_t time_window_s;       /* registration |now - Time| limit; 0: 300 */
     int64_t nonce_ttl_s;         /* replay cache lifetime; 0: 600 */
+    /*
+     * Registration flood control (lib/server_limits.c): each GW connection
+     * may pass at most reg_rate_per_s PNERegistrationRequests a second, with
+     * bursts of up to reg_burst. One over the limit is answered Return 0 (the
+     * PNE retries at its timer) before its Proof is checked, and counted in
+     * stats.registrations_limited. 0: 1,000 a second, bursts of 10,000.
+     */
+    uint32_t reg_rate_per_s;
+    uint32_t reg_burst;
 } cpns_server_config;
 
 /*
@@ -185,6 +194,7 @@ typedef struct cpns_server_stats {
     uint64_t latency_count;  /* first send to delivered, per delivery */
     double latency_sum_ms;
     uint64_t latency_buckets[CPNS_LATENCY_BUCKETS]; /* non-cumulative */
+    uint64_t registrations_limited; /* PNE registrations refused by the rate limit (Return 0) */
 } cpns_server_stats;
 
 void cpns_server_get_stats(const cpns_server *s, cpns_server_stats *out);

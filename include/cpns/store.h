@@ -141,6 +141,17 @@ int cpns_store_sqlite_open(cpns_store **out, const char *path,
  */
 const char *cpns_store_sqlite_errmsg(const cpns_store *st);
 
+/*
+ * Test hooks (fault injection, lib/store_sqlite_fault.c): real SQLite errors
+ * on a live store. set_max_pages caps the database file at max_pages pages
+ * (never below its current size), so a write needing more fails with
+ * SQLITE_FULL as on a full disk; 0 lifts the cap. set_read_only(1) makes
+ * every write fail with SQLITE_READONLY; 0 allows writes again. 0,
+ * CPNS_ERR_INVALID_ARG (not a SQLite store) or CPNS_ERR_STORE.
+ */
+int cpns_store_sqlite_set_max_pages(cpns_store *st, uint32_t max_pages);
+int cpns_store_sqlite_set_read_only(cpns_store *st, int read_only);
+
 #ifdef __cplusplus
 }
 #endif

@@ -39,6 +39,8 @@
 #define MAX_PNES_LIMIT 10000000
 /* With --max-pnes, room for PNEs reconnecting before their old connection is seen dead. */
 #define CONN_SLACK 64
+#define DEFAULT_STALL_TIMEOUT_S 30
+#define MAX_STALL_TIMEOUT_S 3600
 
 typedef struct gw_options {
     const char *PNGWID;
@@ -51,6 +53,7 @@ typedef struct gw_options {
     bool insecure;
     cpns_log_level log_level;
     size_t max_pnes;
+    int stall_timeout_s; /* a frame left half-received this long drops its connection */
 } gw_options;
 
 typedef struct gw_daemon {
@@ -77,7 +80,8 @@ static void usage(FILE *f)
 {
     fprintf(f, "Usage: cpns-gw --id PNGWID --pnid PNID --server HOST:PORT\n"
                "               (--tls-cert FILE --tls-key FILE --tls-ca FILE | --insecure)\n"
-               "               [--listen HOST:PORT] [--max-pnes N] [--log-level LEVEL]\n"
+               "               [--listen HOST:PORT] [--max-pnes N] [--stall-timeout S]\n"
+               "               [--log-level LEVEL]\n"
                "       cpns-gw --help | --version\n"
                "\n"
                "The PN GW of CPNS 7.8.6: keeps one connection to the CPNS Server and\n"
@@ -91,7 +95,10 @@ static void usage(FILE *f)
                "  --tls-key FILE      its private key (PEM, mode 0600)\n"
                "  --tls-ca FILE       the CA the server's certificate must chain to\n"
                "  --insecure          plain TCP to the server: no TLS, no authentication\n"
-               "  --max-pnes N        refuse registrations beyond N PNEs (default 0: no limit)\n"
+               "  --max-pnes N        refuse registrations beyond N PNEs, and PNE connections\n"
+               "                      beyond N + 64 (default 0: no limit)\n"
+               "  --stall-timeout S   drop a connection (PNE or server) that leaves a frame\n"
+               "                      half-sent for S seconds (default 30)\n"
                "  --log-level LEVEL   error, warn, info (default) or debug\n"
                "  --help, --version\n");
 }
@@ -125,6 +132,7 @@ static int parse_options(int argc, char **argv, gw_options *o)
         O_INSECURE,
         O_LEVEL,
         O_MAX,
+        O_STALL,
         O_HELP,
         O_VERSION,
         O_COUNT
@@ -140,13 +148,14 @@ static int parse_options(int argc, char **argv, gw_options *o)
         {"insecure", no_argument, NULL, O_INSECURE},
         {"log-level", required_argument, NULL, O_LEVEL},
         {"max-pnes", required_argument, NULL, O_MAX},
+        {"stall-timeout", required_argument, NULL, O_STALL},
         {"help", no_argument, NULL, O_HELP},
         {"version", no_argument, NULL, O_VERSION},
         {NULL, 0, NULL, 0},
     };
-    const char *level = "info", *max_pnes = NULL;
+    const char *level = "info", *max_pnes = NULL, *stall = NULL;
     bool seen[O_COUNT] = {false};
-    *o = (gw_options){.listen = DEFAULT_LISTEN};
+    *o = (gw_options){.listen = DEFAULT_LISTEN, .stall_timeout_s = DEFAULT_STALL_TIMEOUT_S};
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
@@ -188,6 +197,9 @@ static int parse_options(int argc, char **argv, gw_options *o)
         case O_MAX:
             max_pnes = optarg;
             break;
+        case O_STALL:
+            stall = optarg;
+            break;
         case O_HELP:
             usage(stdout);
             return 1;
@@ -224,6 +236,13 @@ static int parse_options(int argc, char **argv, gw_options *o)
         if (parse_i64(max_pnes, 0, MAX_PNES_LIMIT, &n) != 0)
             return bad_option("--max-pnes '%s': not a number of 0-%d", max_pnes, MAX_PNES_LIMIT);
         o->max_pnes = (size_t)n;
+    }
+    if (stall) {
+        int64_t n;
+        if (parse_i64(stall, 1, MAX_STALL_TIMEOUT_S, &n) != 0)
+            return bad_option("--stall-timeout '%s': not a number of seconds of 1-%d", stall,
+                              MAX_STALL_TIMEOUT_S);
+        o->stall_timeout_s = (int)n;
     }
     bool any_tls = o->tls_cert || o->tls_key || o->tls_ca;
     if (o->insecure && any_tls)
@@ -383,6 +402,7 @@ static void server_connect(gw_daemon *d)
         server_retry(d);
         return;
     }
+    net_conn_set_stall_timeout(d->server, d->opt.stall_timeout_s);
     log_debug("connecting to the server at %s", d->opt.server);
     struct timeval tv = ms_to_timeval(SESSION_TIMEOUT_MS);
     evtimer_add(d->session_timer, &tv);
@@ -447,6 +467,7 @@ static void on_accept(net_conn *c, void *arg)
         net_conn_close(c, false);
         return;
     }
+    net_conn_set_stall_timeout(c, d->opt.stall_timeout_s);
     uint64_t link = ++d->next_link;
     net_conn_set_id(c, link);
     net_conn_set_cbs(c, &pne_cbs, d);

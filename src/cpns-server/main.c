@@ -33,6 +33,10 @@
 #define DEFAULT_MAX_ATTEMPTS 5
 #define MAX_DELIVERY_TIMEOUT_S 86400
 #define MAX_ATTEMPTS_LIMIT 1000
+#define DEFAULT_MAX_GWS 10000
+#define MAX_GWS_LIMIT 1000000
+#define DEFAULT_STALL_TIMEOUT_S 30
+#define MAX_STALL_TIMEOUT_S 3600
 /* After a failed commit the turn runs again this soon, even without an event. */
 #define STORE_RETRY_MS 1000
 /* A GW that stops reading: past this much queued output its connection is dropped. */
@@ -46,7 +50,8 @@ static void usage(FILE *f)
         "Usage: cpns-server --db PATH --master-key FILE\n"
         "                   (--tls-cert FILE --tls-key FILE --tls-ca FILE | --insecure)\n"
         "                   [--listen HOST:PORT] [--admin HOST:PORT] [--admin-token-file FILE]\n"
-        "                   [--delivery-timeout S] [--max-attempts N] [--log-level LEVEL]\n"
+        "                   [--delivery-timeout S] [--max-attempts N] [--max-gws N]\n"
+        "                   [--stall-timeout S] [--log-level LEVEL]\n"
         "       cpns-server --help | --version\n"
         "\n"
         "The CPNS Server of 7.8.6: keeps the Service Groups, generates their Group Keys\n"
@@ -66,9 +71,14 @@ static void usage(FILE *f)
         "  --insecure              plain TCP from GWs: no TLS, no authentication\n"
         "  --delivery-timeout S    seconds to wait for a delivery response (default %d)\n"
         "  --max-attempts N        sends of one delivery before it fails (default %d)\n"
+        "  --max-gws N             GW connections open at once; more are refused\n"
+        "                          (default %d, 0: no limit)\n"
+        "  --stall-timeout S       drop a GW connection that leaves a frame half-sent\n"
+        "                          for S seconds (default %d)\n"
         "  --log-level LEVEL       error, warn, info (default) or debug\n"
         "  --help, --version\n",
-        DEFAULT_DELIVERY_TIMEOUT_S, DEFAULT_MAX_ATTEMPTS);
+        DEFAULT_DELIVERY_TIMEOUT_S, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_GWS,
+        DEFAULT_STALL_TIMEOUT_S);
 }
 
 static int bad_option(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -115,6 +125,8 @@ static int parse_options(int argc, char **argv, srvd_options *o)
         O_INSECURE,
         O_TIMEOUT,
         O_ATTEMPTS,
+        O_MAX_GWS,
+        O_STALL,
         O_LEVEL,
         O_HELP,
         O_VERSION,
@@ -132,18 +144,23 @@ static int parse_options(int argc, char **argv, srvd_options *o)
         {"insecure", no_argument, NULL, O_INSECURE},
         {"delivery-timeout", required_argument, NULL, O_TIMEOUT},
         {"max-attempts", required_argument, NULL, O_ATTEMPTS},
+        {"max-gws", required_argument, NULL, O_MAX_GWS},
+        {"stall-timeout", required_argument, NULL, O_STALL},
         {"log-level", required_argument, NULL, O_LEVEL},
         {"help", no_argument, NULL, O_HELP},
         {"version", no_argument, NULL, O_VERSION},
         {NULL, 0, NULL, 0},
     };
-    const char *level = "info", *timeout = NULL, *attempts = NULL;
+    const char *level = "info", *timeout = NULL, *attempts = NULL, *max_gws = NULL,
+               *stall = NULL;
     bool seen[O_COUNT] = {false};
     *o = (srvd_options){
         .listen = DEFAULT_LISTEN,
         .admin = DEFAULT_ADMIN,
         .delivery_timeout_s = DEFAULT_DELIVERY_TIMEOUT_S,
         .max_attempts = DEFAULT_MAX_ATTEMPTS,
+        .max_gws = DEFAULT_MAX_GWS,
+        .stall_timeout_s = DEFAULT_STALL_TIMEOUT_S,
     };
     opterr = 0;
     int c;
@@ -188,6 +205,12 @@ static int parse_options(int argc, char **argv, srvd_options *o)
             break;
         case O_ATTEMPTS:
             attempts = optarg;
+            break;
+        case O_MAX_GWS:
+            max_gws = optarg;
+            break;
+        case O_STALL:
+            stall = optarg;
             break;
         case O_LEVEL:
             level = optarg;
@@ -235,6 +258,17 @@ static int parse_options(int argc, char **argv, srvd_options *o)
             return bad_option("--max-attempts '%s': not a number of 1-%d", attempts,
                               MAX_ATTEMPTS_LIMIT);
         o->max_attempts = (uint32_t)n;
+    }
+    if (max_gws) {
+        if (parse_i64(max_gws, 0, MAX_GWS_LIMIT, &n) != 0)
+            return bad_option("--max-gws '%s': not a number of 0-%d", max_gws, MAX_GWS_LIMIT);
+        o->max_gws = (size_t)n;
+    }
+    if (stall) {
+        if (parse_i64(stall, 1, MAX_STALL_TIMEOUT_S, &n) != 0)
+            return bad_option("--stall-timeout '%s': not a number of seconds of 1-%d", stall,
+                              MAX_STALL_TIMEOUT_S);
+        o->stall_timeout_s = (int)n;
     }
     bool any_tls = o->tls_cert || o->tls_key || o->tls_ca;
     if (o->insecure && any_tls)
@@ -485,6 +519,13 @@ static const net_conn_cbs gw_cbs = {gw_on_open, gw_on_frame, gw_on_close};
 static void on_accept(net_conn *c, void *arg)
 {
     srvd *d = arg;
+    if (d->opt.max_gws && d->conns.count >= d->opt.max_gws) {
+        log_warn("%zu GW connections open (--max-gws): connection from %s refused",
+                 d->conns.count, net_conn_peer_addr(c));
+        net_conn_close(c, false);
+        return;
+    }
+    net_conn_set_stall_timeout(c, d->opt.stall_timeout_s);
     uint64_t id = ++d->next_conn;
     net_conn_set_id(c, id);
     net_conn_set_cbs(c, &gw_cbs, d);
@@ -563,6 +604,32 @@ static int load_files(srvd *d, uint8_t master_key[CPNS_KEY_LEN])
     return load_master_key(d->opt.master_key, master_key);
 }
 
+/*
+ * A test hook, not an option: CPNS_FAULT_DB_MAX_PAGES=N caps the database at
+ * N pages (store.h, cpns_store_sqlite_set_max_pages), so that tests can make
+ * the store fail as on a full disk (1: full from the start). It is logged
+ * loudly, and has no effect when unset.
+ */
+static int fault_hooks(srvd *d)
+{
+    const char *pages = getenv("CPNS_FAULT_DB_MAX_PAGES");
+    if (!pages || !*pages)
+        return 0;
+    int64_t n;
+    if (parse_i64(pages, 0, UINT32_MAX, &n) != 0) {
+        log_error("CPNS_FAULT_DB_MAX_PAGES '%s': not a number of pages", pages);
+        return -1;
+    }
+    int rv = cpns_store_sqlite_set_max_pages(d->store, (uint32_t)n);
+    if (rv != 0) {
+        log_error("CPNS_FAULT_DB_MAX_PAGES: %s", srvd_store_error(d, rv));
+        return -1;
+    }
+    log_warn("CPNS_FAULT_DB_MAX_PAGES=%s: TEST HOOK, the database is capped at that many pages",
+             pages);
+    return 0;
+}
+
 /* Everything that can fail before the loop runs. 0, or the exit status. */
 static int daemon_init(srvd *d)
 {
@@ -576,6 +643,8 @@ static int daemon_init(srvd *d)
         log_error("cannot open the store %s: %s", d->opt.db, *err ? err : cpns_strerror(rv));
         return EXIT_FAILURE;
     }
+    if (fault_hooks(d) != 0)
+        return EXIT_FAILURE;
     cpns_server_config cfg = {
         .store = d->store,
         .log = log_engine,

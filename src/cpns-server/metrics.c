@@ -74,6 +74,9 @@ int srvd_metrics(const cpns_server *s, bool store_ok, struct evbuffer *out)
                      st.returns);
     bad |= by_return(out, "cpns_registrations_total", "PNE registrations answered, by Return.",
                      st.registrations);
+    bad |= counter(out, "cpns_registrations_limited_total",
+                   "PNE registrations refused by the per-GW rate limit (answered Return 0).",
+                   st.registrations_limited);
     bad |= by_return(out, "cpns_gw_registrations_total", "GW registrations answered, by Return.",
                      st.gw_registrations);
     bad |=

@@ -35,6 +35,8 @@ typedef struct srvd_options {
     int64_t delivery_timeout_s;
     uint32_t max_attempts;
     cpns_log_level log_level;
+    size_t max_gws;      /* GW connections open at once; more are refused (0: no limit) */
+    int stall_timeout_s; /* a frame left half-received this long drops its connection */
 } srvd_options;
 
 typedef struct srvd {

@@ -1,0 +1,255 @@
+/*
+ * The kill loop of issue #5 (item 4): one server, one GW, four PNEs and one
+ * SG; each run rekeys the SG and kill -9s a random daemon (the server, the
+ * GW or a PNE) at a random moment around the distribution, restarts it, and
+ * waits until the SG is complete again. After every run the invariants hold:
+ *   - every member ends with the latest key (the PNE's current KeyVersion and
+ *     fingerprint are the server's);
+ *   - no version is ever held with two different keys (one fingerprint per
+ *     KeyVersion, over every PNE, every run, current and previous keys);
+ *   - no member holds a key the server did not generate (each fingerprint a
+ *     PNE lists is the one the server answered for that version);
+ *   - no acknowledged rekey is lost (run r ends at version r + 1).
+ *
+ * The randomness is seeded and the seed printed: CPNS_KILL_SEED=<seed>
+ * replays a failing sequence; CPNS_KILL_RUNS changes the number of runs.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cluster.h"
+
+#define SGID "sg-kill"
+#define N_PNE 4
+#define DEFAULT_RUNS 30
+#define MAX_VERSION 256
+
+typedef struct rng {
+    uint64_t s;
+} rng;
+
+static uint64_t rng_next(rng *r)
+{
+    /* xorshift64*: enough to pick victims and delays reproducibly */
+    r->s ^= r->s >> 12;
+    r->s ^= r->s << 25;
+    r->s ^= r->s >> 27;
+    return r->s * 2685821657736338717ULL;
+}
+
+static unsigned rng_below(rng *r, unsigned n)
+{
+    return (unsigned)(rng_next(r) % n);
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* What was seen of each KeyVersion: the server's fingerprint, and the PNEs'. */
+typedef struct ledger {
+    char server[MAX_VERSION][17];
+    char pnes[MAX_VERSION][17];
+} ledger;
+
+static void ledger_server(ledger *l, unsigned v, const char *fp, const char *when)
+{
+    assert_true(v > 0 && v < MAX_VERSION);
+    if (l->server[v][0] && strcmp(l->server[v], fp) != 0)
+        fail_msg("%s: the server reports KeyVersion %u with fingerprint %s, earlier %s", when, v,
+                 fp, l->server[v]);
+    snprintf(l->server[v], 17, "%s", fp);
+}
+
+static void ledger_pne(ledger *l, const char *PNEID, unsigned v, const char *fp)
+{
+    assert_true(v > 0 && v < MAX_VERSION);
+    if (l->pnes[v][0] && strcmp(l->pnes[v], fp) != 0)
+        fail_msg("KeyVersion %u held with two keys: %s by %s, %s before", v, fp, PNEID, l->pnes[v]);
+    snprintf(l->pnes[v], 17, "%s", fp);
+    if (!l->server[v][0])
+        fail_msg("%s holds KeyVersion %u (%s), which the server never reported", PNEID, v, fp);
+    if (strcmp(l->server[v], fp) != 0)
+        fail_msg("%s holds KeyVersion %u as %s: the server generated %s", PNEID, v, fp,
+                 l->server[v]);
+}
+
+/* POST .../rekey (raw HTTP: no process start between the rekey and the kill). */
+static unsigned rekey(harness *h, const cl_server *s, ledger *l, int run)
+{
+    char *body = NULL;
+    int status =
+        h_http(s->admin_port, "POST", "/v1/service-groups/" SGID "/rekey", NULL, "{}", &body);
+    h_note(h, "run %d: POST rekey -> %d %s", run, status, body ? body : "");
+    if (status != 200)
+        fail_msg("run %d: rekey answered %d: %s", run, status, body ? body : "");
+    json_t *j = json_loads(body, 0, NULL);
+    free(body);
+    assert_non_null(j);
+    unsigned v = (unsigned)json_integer_value(json_object_get(j, "key_version"));
+    const char *fp = json_string_value(json_object_get(j, "key_fingerprint"));
+    assert_non_null(fp);
+    ledger_server(l, v, fp, "rekey");
+    json_decref(j);
+    return v;
+}
+
+/*
+ * Every (KeyVersion, fingerprint) pair `cpns-pne keys` lists for the SG: the
+ * current one first, then the previous one when there is one.
+ */
+static size_t pne_keys(harness *h, const cl_pne *n, unsigned v[2], char fp[2][17])
+{
+    h_out o = h_run(h, NULL, CL_CTL_MS, "cpns-pne", "keys", "--store", n->store, "--key-file",
+                    n->key_file, NULL);
+    if (o.status != 0)
+        fail_msg("cpns-pne keys (%s): exit %d: %s", n->PNEID, o.status, o.err);
+    size_t k = 0;
+    char *save_line = NULL;
+    for (char *line = strtok_r(o.out, "\n", &save_line); line;
+         line = strtok_r(NULL, "\n", &save_line)) {
+        char *save_tok = NULL;
+        char *tok = strtok_r(line, " \t", &save_tok);
+        if (!tok || strcmp(tok, SGID) != 0)
+            continue;
+        long version = -1;
+        while ((tok = strtok_r(NULL, " \t", &save_tok)) != NULL && k < 2) {
+            char *end;
+            long num = strtol(tok, &end, 10);
+            if (*end == '\0' && num > 0) {
+                version = num;
+            } else if (strlen(tok) == 16 && version > 0) {
+                v[k] = (unsigned)version;
+                snprintf(fp[k], 17, "%s", tok);
+                k++;
+                version = -1;
+            }
+        }
+    }
+    h_out_free(&o);
+    return k;
+}
+
+static void check_invariants(harness *h, const cl_server *s, cl_pne *pne, ledger *l, int run,
+                             unsigned want_version)
+{
+    char *err = NULL;
+    if (cl_sg_wait(h, s, SGID, 60, &err) != 0)
+        fail_msg("run %d: the SG did not complete: %s", run, err);
+    json_t *sg = cl_sg_json(h, s, SGID);
+    unsigned V = (unsigned)json_integer_value(json_object_get(sg, "key_version"));
+    char F[17];
+    snprintf(F, sizeof F, "%s", json_string_value(json_object_get(sg, "key_fingerprint")));
+    json_decref(sg);
+    if (V != want_version)
+        fail_msg("run %d: the server is at KeyVersion %u, want %u (an acknowledged rekey lost?)",
+                 run, V, want_version);
+    ledger_server(l, V, F, "sg show");
+    for (int i = 0; i < N_PNE; i++) {
+        unsigned v[2];
+        char fp[2][17];
+        size_t k = pne_keys(h, &pne[i], v, fp);
+        if (k == 0)
+            fail_msg("run %d: %s holds no key for %s", run, pne[i].PNEID, SGID);
+        if (v[0] != V || strcmp(fp[0], F) != 0)
+            fail_msg("run %d: %s holds KeyVersion %u (%s), the server's latest is %u (%s)", run,
+                     pne[i].PNEID, v[0], fp[0], V, F);
+        for (size_t j = 0; j < k; j++)
+            ledger_pne(l, pne[i].PNEID, v[j], fp[j]);
+    }
+}
+
+static const char *const victim_names[] = {"server", "gw", "pne"};
+
+static void test_kill_loop(void **state)
+{
+    harness *h = *state;
+    const char *env_seed = getenv("CPNS_KILL_SEED");
+    const char *env_runs = getenv("CPNS_KILL_RUNS");
+    uint64_t seed =
+        env_seed ? strtoull(env_seed, NULL, 0) : ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid();
+    if (seed == 0)
+        seed = 1;
+    int runs = env_runs ? atoi(env_runs) : DEFAULT_RUNS;
+    fprintf(stderr, "kill loop: seed %llu, %d runs (replay: CPNS_KILL_SEED=%llu)\n",
+            (unsigned long long)seed, runs, (unsigned long long)seed);
+    h_note(h, "kill loop seed %llu", (unsigned long long)seed);
+    rng r = {seed};
+    static ledger l;
+    memset(&l, 0, sizeof l);
+
+    cl_server s = {0};
+    cl_server_start(h, &s, false, "--delivery-timeout", "1", "--max-attempts", "1000", NULL);
+    cl_pne pne[N_PNE] = {{0}};
+    const char *ids[N_PNE] = {"pne-1", "pne-2", "pne-3", "pne-4"};
+    for (int i = 0; i < N_PNE; i++)
+        cl_pne_provision(h, &s, &pne[i], ids[i]);
+    cl_gw g = {0};
+    cl_gw_start(h, &g, &s, "gw-1", "pn-1");
+    for (int i = 0; i < N_PNE; i++)
+        cl_pne_start(h, &pne[i], &g);
+    for (int i = 0; i < N_PNE; i++)
+        cl_wait_registered(h, &s, ids[i], 30000);
+    h_out o = cl_ctl(h, &s, "sg", "create", SGID, ids[0], ids[1], ids[2], ids[3], NULL);
+    assert_int_equal(o.status, 0);
+    h_out_free(&o);
+    json_t *sg = cl_sg_json(h, &s, SGID);
+    ledger_server(&l, 1, json_string_value(json_object_get(sg, "key_fingerprint")), "create");
+    json_decref(sg);
+    check_invariants(h, &s, pne, &l, 0, 1);
+
+    for (int run = 1; run <= runs; run++) {
+        unsigned who = rng_below(&r, 2 + N_PNE); /* 0 server, 1 GW, 2.. a PNE */
+        unsigned kind = who < 2 ? who : 2;
+        bool before = rng_below(&r, 3) == 0; /* kill first, rekey while it is down */
+        unsigned delay = rng_below(&r, 20), down = rng_below(&r, 400);
+        h_proc *victim = who == 0 ? s.p : who == 1 ? g.p : pne[who - 2].p;
+        fprintf(stderr, "run %d: kill -9 %s%s, %s, after %u ms, down %u ms\n", run,
+                victim_names[kind], kind == 2 ? ids[who - 2] + 3 : "",
+                before ? "then rekey" : "during the distribution", delay, down);
+        h_note(h, "run %d: victim %s, before %d, delay %u, down %u", run, victim->name, before,
+               delay, down);
+        if (before) {
+            h_kill9(victim);
+            if (who != 0)
+                rekey(h, &s, &l, run);
+            sleep_ms(down);
+        } else {
+            rekey(h, &s, &l, run);
+            sleep_ms(delay);
+            h_kill9(victim);
+            sleep_ms(down);
+        }
+        if (who == 0)
+            cl_server_start(h, &s, false, NULL);
+        else if (who == 1)
+            cl_gw_start(h, &g, &s, "gw-1", "pn-1");
+        else
+            cl_pne_start(h, &pne[who - 2], &g);
+        if (before && who == 0)
+            rekey(h, &s, &l, run);
+        check_invariants(h, &s, pne, &l, run, (unsigned)run + 1);
+    }
+
+    for (int i = 0; i < N_PNE; i++)
+        cl_stop_clean(pne[i].p);
+    cl_stop_clean(g.p);
+    cl_stop_clean(s.p);
+    h_passed(h);
+}
+
+int main(void)
+{
+    int skip = h_programs_present(cl_programs);
+    if (skip)
+        return skip;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_kill_loop, h_setup, h_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
