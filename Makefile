@@ -3,13 +3,16 @@
 #   make test     build and run every test (CTest)
 #   make demo     the main job, end to end
 #   make fuzz     run every fuzzer (FUZZ_SECONDS each)
+#   make test-sanitize  every test with ASan + UBSan (build-sanitize/)
+#   make test-valgrind  the unit and e2e tests under valgrind memcheck
 #   make install  programs, libcpns, headers and cpns.pc under PREFIX
 BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 PREFIX ?= /usr/local
 
-.PHONY: all deps configure test demo demo-inprocess clean format fuzz install
+.PHONY: all deps configure test demo demo-inprocess clean format fuzz install test-sanitize \
+	test-valgrind
 
 all: configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -38,8 +41,27 @@ FUZZ_SECONDS ?= 60
 fuzz: deps
 	@test -f build-fuzz/CMakeCache.txt || CC=clang cmake -S . -B build-fuzz -DCPNS_FUZZ=ON \
 		-DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
-	cmake --build build-fuzz -j $(JOBS)
+	cmake --build build-fuzz -j $(JOBS) --target $(FUZZ_TARGETS)
 	scripts/fuzz.sh build-fuzz $(FUZZ_SECONDS)
+FUZZ_TARGETS = $(basename $(notdir $(wildcard fuzz/fuzz_*.c)))
+
+# Every test (unit, e2e, corpus replays, programs and integration: the daemons
+# are built with the sanitizers too) under AddressSanitizer, LeakSanitizer and
+# UBSan. Any report aborts the process that made it, so a daemon's report
+# fails its test through its exit status, and a leak fails the process at exit.
+SAN_BUILD ?= build-sanitize
+SAN_ENV = ASAN_OPTIONS=abort_on_error=1:halt_on_error=1:detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1 \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+test-sanitize: deps
+	@test -f $(SAN_BUILD)/CMakeCache.txt || cmake -S . -B $(SAN_BUILD) -DCPNS_SANITIZE=ON \
+		-DCMAKE_BUILD_TYPE=Debug $(CMAKE_FLAGS)
+	cmake --build $(SAN_BUILD) -j $(JOBS)
+	cd $(SAN_BUILD) && $(SAN_ENV) ctest --output-on-failure -j $(JOBS)
+
+# The unit and e2e tests of the normal build under valgrind memcheck: any error,
+# and any definite or indirect leak, fails (scripts/valgrind.sh).
+test-valgrind: all
+	scripts/valgrind.sh $(BUILD) $(JOBS)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
