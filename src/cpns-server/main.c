@@ -77,8 +77,7 @@ static void usage(FILE *f)
         "                          for S seconds (default %d)\n"
         "  --log-level LEVEL       error, warn, info (default) or debug\n"
         "  --help, --version\n",
-        DEFAULT_DELIVERY_TIMEOUT_S, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_GWS,
-        DEFAULT_STALL_TIMEOUT_S);
+        DEFAULT_DELIVERY_TIMEOUT_S, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_GWS, DEFAULT_STALL_TIMEOUT_S);
 }
 
 static int bad_option(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -151,8 +150,7 @@ static int parse_options(int argc, char **argv, srvd_options *o)
         {"version", no_argument, NULL, O_VERSION},
         {NULL, 0, NULL, 0},
     };
-    const char *level = "info", *timeout = NULL, *attempts = NULL, *max_gws = NULL,
-               *stall = NULL;
+    const char *level = "info", *timeout = NULL, *attempts = NULL, *max_gws = NULL, *stall = NULL;
     bool seen[O_COUNT] = {false};
     *o = (srvd_options){
         .listen = DEFAULT_LISTEN,
@@ -520,8 +518,8 @@ static void on_accept(net_conn *c, void *arg)
 {
     srvd *d = arg;
     if (d->opt.max_gws && d->conns.count >= d->opt.max_gws) {
-        log_warn("%zu GW connections open (--max-gws): connection from %s refused",
-                 d->conns.count, net_conn_peer_addr(c));
+        log_warn("%zu GW connections open (--max-gws): connection from %s refused", d->conns.count,
+                 net_conn_peer_addr(c));
         net_conn_close(c, false);
         return;
     }
@@ -605,13 +603,23 @@ static int load_files(srvd *d, uint8_t master_key[CPNS_KEY_LEN])
 }
 
 /*
- * A test hook, not an option: CPNS_FAULT_DB_MAX_PAGES=N caps the database at
- * N pages (store.h, cpns_store_sqlite_set_max_pages), so that tests can make
- * the store fail as on a full disk (1: full from the start). It is logged
- * loudly, and has no effect when unset.
+ * Test hooks, not options: CPNS_FAULT_DB_MAX_PAGES=N caps the database at N
+ * pages (store.h, cpns_store_sqlite_set_max_pages), so that tests can make
+ * the store fail as on a full disk (1: full from the start);
+ * CPNS_FAULT_DB_READ_ONLY=1 makes every write fail as on a read-only mount.
+ * Each is logged loudly and has no effect when unset.
  */
 static int fault_hooks(srvd *d)
 {
+    const char *ro = getenv("CPNS_FAULT_DB_READ_ONLY");
+    if (ro && strcmp(ro, "1") == 0) {
+        int rv = cpns_store_sqlite_set_read_only(d->store, 1);
+        if (rv != 0) {
+            log_error("CPNS_FAULT_DB_READ_ONLY: %s", srvd_store_error(d, rv));
+            return -1;
+        }
+        log_warn("CPNS_FAULT_DB_READ_ONLY=1: TEST HOOK, every write to the database fails");
+    }
     const char *pages = getenv("CPNS_FAULT_DB_MAX_PAGES");
     if (!pages || !*pages)
         return 0;
