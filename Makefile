@@ -49,8 +49,10 @@ FUZZ_TARGETS = $(basename $(notdir $(wildcard fuzz/fuzz_*.c)))
 # are built with the sanitizers too) under AddressSanitizer, LeakSanitizer and
 # UBSan. Any report aborts the process that made it, so a daemon's report
 # fails its test through its exit status, and a leak fails the process at exit.
+# verify_asan_link_order=0: install_pkgconfig links a plain program against the
+# instrumented libcpns.so with pkg-config alone, so the runtime comes in second.
 SAN_BUILD ?= build-sanitize
-SAN_ENV = ASAN_OPTIONS=abort_on_error=1:halt_on_error=1:detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1 \
+SAN_ENV = ASAN_OPTIONS=verify_asan_link_order=0:abort_on_error=1:halt_on_error=1:detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 test-sanitize: deps
 	@test -f $(SAN_BUILD)/CMakeCache.txt || cmake -S . -B $(SAN_BUILD) -DCPNS_SANITIZE=ON \
