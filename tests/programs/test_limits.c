@@ -5,7 +5,8 @@
  * 0) closes the link at once while a 65,536-byte frame does not; cpns-server
  * --max-gws and cpns-gw --max-pnes cap the connections; 1,000 PNE
  * connections register through one GW at once. Plus the option checks of
- * the new options and the admin-address refusal (item 6).
+ * the new options, the admin-address refusal and cpnsctl's refusal of a
+ * readable token file (item 6).
  */
 #include <errno.h>
 #include <poll.h>
@@ -142,6 +143,17 @@ static void test_options_validated(void **state)
     run_expect_2((const char *const[]){GW, "--stall-timeout", "0", NULL}, "--stall-timeout '0'");
     run_expect_2((const char *const[]){GW, "--stall-timeout", "x", NULL}, "--stall-timeout 'x'");
     run_expect_2((const char *const[]){GW, "--max-pnes", "-5", NULL}, "--max-pnes");
+
+    /* cpnsctl refuses a token file that others can read, before any request. */
+    char dir[256], token[300];
+    prog_tmpdir(dir, sizeof dir);
+    snprintf(token, sizeof token, "%s/token", dir);
+    prog_write_file(token, "s3cret\n", 7, 0644);
+    run_expect_2((const char *const[]){"cpnsctl", "--server", "http://127.0.0.1:1", "--token-file",
+                                       token, "pne", "list", NULL},
+                 "--token-file");
+    unlink(token);
+    rmdir(dir);
 
     prog_result r;
     prog_run((const char *const[]){"cpns-server", "--help", NULL}, NULL, 0, &r);
