@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <event2/event.h>
 #include <openssl/x509.h>
@@ -41,6 +42,9 @@
 #define CONN_SLACK 64
 #define DEFAULT_STALL_TIMEOUT_S 30
 #define MAX_STALL_TIMEOUT_S 3600
+/* File descriptors kept out of the connection cap, and the most we ask for. */
+#define FD_RESERVE 32
+#define FD_MAX ((rlim_t)1 << 20)
 
 typedef struct gw_options {
     const char *PNGWID;
@@ -72,6 +76,7 @@ typedef struct gw_daemon {
     cpns_gw_state last_state;
     link_table links;
     uint64_t next_link;
+    size_t max_conns; /* PNE connections open at once, 0: no limit */
 } gw_daemon;
 
 static void server_connect(gw_daemon *d);
@@ -96,7 +101,8 @@ static void usage(FILE *f)
                "  --tls-ca FILE       the CA the server's certificate must chain to\n"
                "  --insecure          plain TCP to the server: no TLS, no authentication\n"
                "  --max-pnes N        refuse registrations beyond N PNEs, and PNE connections\n"
-               "                      beyond N + 64 (default 0: no limit)\n"
+               "                      beyond N + 64 (default 0: no limit but the\n"
+               "                      open-file limit)\n"
                "  --stall-timeout S   drop a connection (PNE or server) that leaves a frame\n"
                "                      half-sent for S seconds (default 30)\n"
                "  --log-level LEVEL   error, warn, info (default) or debug\n"
@@ -275,6 +281,33 @@ static int check_cert_cn(SSL_CTX *ctx, const gw_options *o)
         return -1;
     }
     return 0;
+}
+
+/*
+ * Every connection costs a file descriptor, and an accept() that fails for
+ * want of one leaves the connection queued, so libevent's listener retries
+ * (and logs) on every loop turn: a flood of connections would make the daemon
+ * spin. So the soft limit on open files is raised to the hard one, and the
+ * connection cap is kept FD_RESERVE below it (the listeners, the loop, the server connection
+ * and the log use those). 0 when the limit cannot be read.
+ */
+static size_t fd_budget(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 0;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < rl.rlim_max) {
+        rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > FD_MAX ? FD_MAX : rl.rlim_max;
+        if (want > rl.rlim_cur) {
+            rl.rlim_cur = want;
+            if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || getrlimit(RLIMIT_NOFILE, &rl) != 0)
+                return 0;
+        }
+    }
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > FD_MAX)
+        return FD_MAX - FD_RESERVE;
+    return rl.rlim_cur > 2 * FD_RESERVE ? (size_t)rl.rlim_cur - FD_RESERVE
+                                        : (size_t)rl.rlim_cur / 2;
 }
 
 /* --- moving frames --- */
@@ -460,8 +493,7 @@ static const net_conn_cbs pne_cbs = {NULL, pne_on_frame, pne_on_close};
 static void on_accept(net_conn *c, void *arg)
 {
     gw_daemon *d = arg;
-    size_t max_conns = d->opt.max_pnes ? d->opt.max_pnes + CONN_SLACK : 0;
-    if (max_conns && d->links.count >= max_conns) {
+    if (d->max_conns && d->links.count >= d->max_conns) {
         log_warn("%zu PNE connections open: connection from %s refused", d->links.count,
                  net_conn_peer_addr(c));
         net_conn_close(c, false);
@@ -565,6 +597,16 @@ static int daemon_init(gw_daemon *d)
         log_error("cannot set up the event loop");
         return EXIT_FAILURE;
     }
+    d->max_conns = d->opt.max_pnes ? d->opt.max_pnes + CONN_SLACK : 0;
+    size_t budget = fd_budget();
+    if (budget && (d->max_conns == 0 || d->max_conns > budget)) {
+        if (d->opt.max_pnes)
+            log_warn("PNE connections capped at %zu, not --max-pnes %zu + %d: the limit on open "
+                     "files (ulimit -n) allows no more",
+                     budget, d->opt.max_pnes, CONN_SLACK);
+        d->max_conns = budget;
+    }
+    log_info("PNE connections capped at %zu (the open-file limit and --max-pnes)", d->max_conns);
     d->listener = net_listen(d->base, d->opt.listen, NULL, on_accept, d, err, sizeof err);
     if (!d->listener) {
         log_error("%s", err);

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "backoff.h"
@@ -37,6 +38,9 @@
 #define MAX_GWS_LIMIT 1000000
 #define DEFAULT_STALL_TIMEOUT_S 30
 #define MAX_STALL_TIMEOUT_S 3600
+/* File descriptors kept out of the connection cap, and the most we ask for. */
+#define FD_RESERVE 32
+#define FD_MAX ((rlim_t)1 << 20)
 /* After a failed commit the turn runs again this soon, even without an event. */
 #define STORE_RETRY_MS 1000
 /* A GW that stops reading: past this much queued output its connection is dropped. */
@@ -72,7 +76,8 @@ static void usage(FILE *f)
         "  --delivery-timeout S    seconds to wait for a delivery response (default %d)\n"
         "  --max-attempts N        sends of one delivery before it fails (default %d)\n"
         "  --max-gws N             GW connections open at once; more are refused\n"
-        "                          (default %d, 0: no limit)\n"
+        "                          (default %d, 0: as many as the open-file limit\n"
+        "                          allows; never more than that)\n"
         "  --stall-timeout S       drop a GW connection that leaves a frame half-sent\n"
         "                          for S seconds (default %d)\n"
         "  --log-level LEVEL       error, warn, info (default) or debug\n"
@@ -282,6 +287,33 @@ static int parse_options(int argc, char **argv, srvd_options *o)
             return bad_option("--tls-ca FILE is required with --tls-cert/--tls-key");
     }
     return 0;
+}
+
+/*
+ * Every connection costs a file descriptor, and an accept() that fails for
+ * want of one leaves the connection queued, so libevent's listener retries
+ * (and logs) on every loop turn: a flood of connections would make the daemon
+ * spin. So the soft limit on open files is raised to the hard one, and the
+ * connection cap is kept FD_RESERVE below it (the listeners, the loop, the SQLite files, admin
+ * connections and the log use those). 0 when the limit cannot be read.
+ */
+static size_t fd_budget(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 0;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < rl.rlim_max) {
+        rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > FD_MAX ? FD_MAX : rl.rlim_max;
+        if (want > rl.rlim_cur) {
+            rl.rlim_cur = want;
+            if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || getrlimit(RLIMIT_NOFILE, &rl) != 0)
+                return 0;
+        }
+    }
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > FD_MAX)
+        return FD_MAX - FD_RESERVE;
+    return rl.rlim_cur > 2 * FD_RESERVE ? (size_t)rl.rlim_cur - FD_RESERVE
+                                        : (size_t)rl.rlim_cur / 2;
 }
 
 /* --- key material --- */
@@ -676,6 +708,13 @@ static int daemon_init(srvd *d)
         evsignal_add(d->sigterm, NULL) != 0 || evsignal_add(d->sigint, NULL) != 0) {
         log_error("cannot set up the event loop");
         return EXIT_FAILURE;
+    }
+    size_t budget = fd_budget();
+    if (budget && (d->opt.max_gws == 0 || d->opt.max_gws > budget)) {
+        log_warn("GW connections capped at %zu (--max-gws %zu%s): the limit on open files "
+                 "(ulimit -n) allows no more",
+                 budget, d->opt.max_gws, d->opt.max_gws ? "" : ", no limit");
+        d->opt.max_gws = budget;
     }
     d->listener = net_listen(d->base, d->opt.listen, d->tls, on_accept, d, err, sizeof err);
     if (!d->listener) {
