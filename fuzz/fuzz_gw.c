@@ -66,6 +66,7 @@ static void drain(fz_gw *f, int accept, int64_t now)
     while (cpns_gw_pop(f->gw, &out) == 1) {
         FZ_CHECK(out.link == CPNS_GW_LINK_SERVER || (out.link <= NLINKS && f->open[out.link]));
         FZ_CHECK(cpns_msg_peek(out.data, out.len, &m) == 0);
+        fz_trace("gw", out.link, out.data, out.len);
         int forwarded = out.len == f->in_len && memcmp(out.data, f->in, out.len) == 0;
         if (!forwarded)
             FZ_CHECK(cpns_msg_decode(out.data, out.len, &m) == 0);

@@ -25,6 +25,7 @@ static void check_outputs(cpns_pne *pne, cpns_keystore *ks)
     cpns_msg m;
     while (cpns_pne_pop(pne, &out) == 1) {
         FZ_CHECK(out.link == 0);
+        fz_trace("pne", out.link, out.data, out.len);
         FZ_CHECK(cpns_msg_decode(out.data, out.len, &m) == 0);
         FZ_CHECK(m.kind == CPNS_MSG_PNE_REGISTRATION_REQUEST ||
                  m.kind == CPNS_MSG_SGROUPKEY_DELIVERY_RESPONSE);

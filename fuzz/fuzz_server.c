@@ -20,6 +20,7 @@ static void check_out(void *arg, const cpns_out *out)
 {
     cpns_msg m;
     (void)arg;
+    fz_trace("server", out->link, out->data, out->len);
     FZ_CHECK(cpns_msg_decode(out->data, out->len, &m) == 0);
     FZ_CHECK(m.kind == CPNS_MSG_SGROUPKEY_DELIVERY_REQUEST ||
              m.kind == CPNS_MSG_PNGW_REGISTRATION_RESPONSE ||

@@ -37,6 +37,26 @@
             abort();                                                                               \
     } while (0)
 
+/*
+ * FUZZ_TRACE=1 in the environment makes the harnesses print every frame they
+ * get back (kind, routing fields, Return), to see what a corpus input does:
+ *   FUZZ_TRACE=1 build/tests/replay_pne fuzz/corpus/pne
+ */
+static inline void fz_trace(const char *who, uint64_t link, const uint8_t *data, size_t len)
+{
+    static int on = -1;
+    cpns_msg m;
+    if (on < 0)
+        on = getenv("FUZZ_TRACE") != NULL;
+    if (!on)
+        return;
+    int rv = cpns_msg_peek(data, len, &m);
+    fprintf(stderr, "%s -> %llu: %s tid=%llu SGID=%s PNEID=%s KeyVersion=%u Return=%d\n", who,
+            (unsigned long long)link, rv == 0 ? cpns_msg_kind_name(m.kind) : "(unreadable)",
+            (unsigned long long)m.TransactionID, m.SGID, m.PNEID, (unsigned)m.KeyVersion,
+            (m.present & CPNS_F_RETURN) ? (int)m.Return : -1);
+}
+
 /* splitmix64 over *(uint64_t *)arg: deterministic, and no allocation, so allocation tests stay
  * exact */
 static inline int fz_rand(void *arg, uint8_t *buf, size_t len)
