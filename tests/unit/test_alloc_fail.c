@@ -14,8 +14,10 @@
  * The allocator only sees libcpns (and expat, which the codec creates with
  * the hook); OpenSSL and SQLite allocate on their own and are not covered.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cpns/crypto.h"
 #include "server_harness.h"
@@ -88,7 +90,11 @@ typedef struct scenario {
      * keystore cannot store) the retry is how the peer recovers.
      */
     int retry_always;
-    /* flush of a memory store: nothing to allocate, the loop only checks the result */
+    /*
+     * Nothing to allocate: flush of a memory store; a rekey or a timer run,
+     * which only mark members pending (the requests are built by pop). The loop then only
+     * checks the result, and the report shows 0.
+     */
     int may_not_allocate;
 } scenario;
 
@@ -472,12 +478,73 @@ static void check_ks_new(world *w)
     assert_int_equal(w->ks->ops->get(w->ks, W_SGID, &keys), CPNS_ERR_NOT_FOUND);
 }
 
+/* --- file keystore --- */
+
+static char ks_dir[64];
+
+static void ks_file_setup(world *w)
+{
+    uint8_t GK[CPNS_KEY_LEN];
+    memset(GK, 1, sizeof GK);
+    snprintf(ks_dir, sizeof ks_dir, "/tmp/test_alloc_fail.XXXXXX");
+    assert_non_null(mkdtemp(ks_dir));
+    assert_int_equal(cpns_keystore_file_open(&w->ks, ks_dir, w->EUK), 0);
+    assert_int_equal(w->ks->ops->put(w->ks, W_SGID, 1, GK), 0);
+    cpns_keystore_close(w->ks);
+    w->ks = NULL;
+}
+
+static void ks_file_setup_open(world *w)
+{
+    ks_file_setup(w);
+    assert_int_equal(cpns_keystore_file_open(&w->ks, ks_dir, w->EUK), 0);
+}
+
+static int op_ks_file_open(world *w)
+{
+    return cpns_keystore_file_open(&w->ks, ks_dir, w->EUK);
+}
+
+static void check_ks_file_open(world *w)
+{
+    cpns_stored_keys keys;
+    assert_non_null(w->ks);
+    assert_int_equal(w->ks->ops->get(w->ks, W_SGID, &keys), 0);
+    assert_int_equal(keys.current.KeyVersion, 1);
+    assert_int_equal(keys.current.GK[0], 1);
+}
+
+/* What put() made durable: a fresh open sees sg-2 and the untouched sg-1. */
+static void check_ks_file_put(world *w)
+{
+    check_ks(w);
+    cpns_keystore_close(w->ks);
+    w->ks = NULL;
+    assert_int_equal(cpns_keystore_file_open(&w->ks, ks_dir, w->EUK), 0);
+    check_ks(w);
+}
+
+static void ks_file_teardown(world *w)
+{
+    char path[128];
+    cpns_keystore_close(w->ks);
+    snprintf(path, sizeof path, "%s/groupkeys", ks_dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/groupkeys.tmp", ks_dir);
+    unlink(path);
+    rmdir(ks_dir);
+}
+
 static void test_keystore_mem(void **state)
 {
     (void)state;
     const scenario s[] = {
         {"cpns_keystore_mem_new", nothing, op_ks_new, check_ks_new, ks_teardown, 0, 0, 0},
         {"keystore mem put", ks_setup, op_ks_put, check_ks, ks_teardown, 0, 0, 0},
+        {"cpns_keystore_file_open", ks_file_setup, op_ks_file_open, check_ks_file_open,
+         ks_file_teardown, 0, 0, 0},
+        {"keystore file put", ks_file_setup_open, op_ks_put, check_ks_file_put, ks_file_teardown, 0,
+         0, 0},
     };
     for (size_t i = 0; i < ARRAY_LEN(s); i++)
         run_scenario(&s[i], make_world);
@@ -897,6 +964,75 @@ static void check_srv_popped_all(world *w)
     assert_true(h_sg(&w->h, W_SGID).complete);
 }
 
+/* A complete SG: every member confirmed version 1. */
+static void srv_setup_complete(world *w)
+{
+    srv_setup_created(w);
+    collect_requests(w);
+    for (size_t i = 0; i < w->n_reqs; i++)
+        h_confirm(&w->h, w->req_links[i], &w->reqs[i]);
+    assert_true(h_sg(&w->h, W_SGID).complete);
+    assert_int_equal(cpns_server_flush(w->h.s), 0);
+    w->n_reqs = 0;
+}
+
+static int op_srv_rekey(world *w)
+{
+    return cpns_server_sg_rekey(w->h.s, W_SGID, w->h.now);
+}
+
+/* Answers every queued request; the SG completes at `KeyVersion` with `n` members. */
+static void confirm_all(world *w, uint32_t KeyVersion, size_t n)
+{
+    collect_requests(w);
+    assert_int_equal(w->n_reqs, n);
+    for (size_t i = 0; i < w->n_reqs; i++) {
+        assert_int_equal(w->reqs[i].KeyVersion, KeyVersion);
+        h_confirm(&w->h, w->req_links[i], &w->reqs[i]);
+    }
+    cpns_sg_info sg = h_sg(&w->h, W_SGID);
+    assert_int_equal(sg.KeyVersion, KeyVersion);
+    assert_int_equal(sg.n_members, n);
+    assert_true(sg.complete);
+}
+
+/* A rekey that failed changed nothing: the retry makes version 2, not 3. */
+static void check_srv_rekeyed(world *w)
+{
+    confirm_all(w, 2, 3);
+}
+
+static int op_srv_remove(world *w)
+{
+    const char *gone[] = {"pne-3"};
+    return cpns_server_sg_update(w->h.s, W_SGID, NULL, 0, gone, 1, w->h.now);
+}
+
+static void check_srv_removed(world *w)
+{
+    confirm_all(w, 2, 2);
+}
+
+/* Requests out, unanswered, and the delivery timeout passed. */
+static void srv_setup_timed_out(world *w)
+{
+    srv_setup_created(w);
+    collect_requests(w);
+    assert_int_equal(w->n_reqs, 3);
+    w->n_reqs = 0;
+    w->h.now += 60 * 1000;
+}
+
+static int op_srv_expiry(world *w)
+{
+    return cpns_server_handle_expiry(w->h.s, w->h.now);
+}
+
+static void check_srv_resent(world *w)
+{
+    confirm_all(w, 1, 3);
+}
+
 static void test_server(void **state)
 {
     (void)state;
@@ -915,6 +1051,12 @@ static void test_server(void **state)
          CPNS_ERR_STORE, 0, 0},
         {"cpns_server_recv response", srv_setup_answering, op_srv_recv_frame,
          check_srv_member_delivered, srv_teardown, CPNS_ERR_STORE, 0, 0},
+        {"cpns_server_sg_rekey", srv_setup_complete, op_srv_rekey, check_srv_rekeyed, srv_teardown,
+         CPNS_ERR_STORE, 0, 1},
+        {"cpns_server_sg_update remove", srv_setup_complete, op_srv_remove, check_srv_removed,
+         srv_teardown, CPNS_ERR_STORE, 0, 0},
+        {"cpns_server_handle_expiry resend", srv_setup_timed_out, op_srv_expiry, check_srv_resent,
+         srv_teardown, CPNS_ERR_STORE, 0, 1},
         {"cpns_server_flush", srv_setup_dirty, op_srv_flush, check_srv_flushed, srv_teardown,
          CPNS_ERR_STORE, 0, 1},
     };
