@@ -3,6 +3,7 @@
 #   make test     build and run every test (CTest)
 #   make demo     the main job, end to end
 #   make fuzz     run every fuzzer (FUZZ_SECONDS each)
+#   make bench    every benchmark (docs/PERFORMANCE.md); bench-smoke: the same, small and quick
 #   make test-sanitize  every test with ASan + UBSan (build-sanitize/)
 #   make test-valgrind  the unit and e2e tests under valgrind memcheck
 #   make install  programs, libcpns, headers and cpns.pc under PREFIX
@@ -11,7 +12,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 PREFIX ?= /usr/local
 
-.PHONY: all deps configure test demo demo-inprocess clean format fuzz install test-sanitize \
+.PHONY: all deps configure test demo demo-inprocess clean format fuzz bench bench-smoke install test-sanitize \
 	test-valgrind
 
 all: configure
@@ -64,6 +65,13 @@ test-sanitize: deps
 # and any definite or indirect leak, fails (scripts/valgrind.sh).
 test-valgrind: all
 	scripts/valgrind.sh $(BUILD) $(JOBS)
+
+# Benchmarks (docs/PERFORMANCE.md): BENCH {json} lines on stdout, a summary on stderr.
+bench: all
+	bench/run.sh $(BUILD)/bin full
+
+bench-smoke: all
+	bench/run.sh $(BUILD)/bin smoke
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
