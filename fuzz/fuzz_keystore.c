@@ -104,11 +104,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     int rv = cpns_keystore_file_open(&ks, dir, EUK);
     FZ_CHECK(rv == 0 || rv == CPNS_ERR_CORRUPT);
-    if (rv != 0)
+    if (rv != 0) {
+        fz_trace_text("keystore: %s", cpns_strerror(rv));
         return 0;
+    }
 
     visit v = {ks, "", 0};
     FZ_CHECK(ks->ops->list(ks, check_entry, &v) == 0);
+    fz_trace_text("keystore: loaded, %zu groups", v.n);
     const char *SGID = v.n ? v.first : FZ_SGID;
     cpns_stored_keys before = {0}, after;
     int had = ks->ops->get(ks, SGID, &before);

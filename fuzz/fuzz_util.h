@@ -15,6 +15,7 @@
 #ifndef CPNS_FUZZ_UTIL_H
 #define CPNS_FUZZ_UTIL_H
 
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,13 +43,33 @@
  * get back (kind, routing fields, Return), to see what a corpus input does:
  *   FUZZ_TRACE=1 build/tests/replay_pne fuzz/corpus/pne
  */
-static inline void fz_trace(const char *who, uint64_t link, const uint8_t *data, size_t len)
+static inline int fz_tracing(void)
 {
     static int on = -1;
-    cpns_msg m;
     if (on < 0)
         on = getenv("FUZZ_TRACE") != NULL;
-    if (!on)
+    return on;
+}
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 1, 2)))
+#endif
+static inline void
+fz_trace_text(const char *fmt, ...)
+{
+    va_list ap;
+    if (!fz_tracing())
+        return;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+static inline void fz_trace(const char *who, uint64_t link, const uint8_t *data, size_t len)
+{
+    cpns_msg m;
+    if (!fz_tracing())
         return;
     int rv = cpns_msg_peek(data, len, &m);
     fprintf(stderr, "%s -> %llu: %s tid=%llu SGID=%s PNEID=%s KeyVersion=%u Return=%d\n", who,
