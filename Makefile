@@ -39,11 +39,12 @@ demo-inprocess: all
 
 # Fuzzing (clang + libFuzzer): every fuzz/fuzz_*.c for FUZZ_SECONDS each.
 FUZZ_SECONDS ?= 60
+FUZZ_BUILD ?= build-fuzz
 fuzz: deps
-	@test -f build-fuzz/CMakeCache.txt || CC=clang cmake -S . -B build-fuzz -DCPNS_FUZZ=ON \
+	@test -f $(FUZZ_BUILD)/CMakeCache.txt || CC=clang cmake -S . -B $(FUZZ_BUILD) -DCPNS_FUZZ=ON \
 		-DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
-	cmake --build build-fuzz -j $(JOBS) --target $(FUZZ_TARGETS)
-	scripts/fuzz.sh build-fuzz $(FUZZ_SECONDS)
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target $(FUZZ_TARGETS)
+	scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 FUZZ_TARGETS = $(basename $(notdir $(wildcard fuzz/fuzz_*.c)))
 
 # Every test (unit, e2e, corpus replays, programs and integration: the daemons
