@@ -18,6 +18,7 @@
 #include <strings.h>
 
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <openssl/crypto.h>
 
 #include "admin.h"
@@ -392,6 +393,40 @@ static void on_request(struct evhttp_request *req, void *arg)
         log_msg(level, SGID, PNEID, 0, "admin %s %.200s -> %d", r.method, r.path, r.status);
 }
 
+/*
+ * An accept() that fails for want of a file descriptor leaves the connection
+ * queued, and libevent's listener would retry it on every loop turn: a
+ * connection flood made the daemon spin and log some 150,000 lines a second.
+ * The listener pauses instead and resumes ACCEPT_PAUSE_MS later. evhttp gives
+ * the listener's callbacks its own argument, so the daemon that owns the
+ * listener is found here (one per process, like the logger).
+ */
+#define ACCEPT_PAUSE_MS 100
+static srvd *admin_daemon;
+
+static void on_admin_resume(evutil_socket_t fd, short what, void *arg)
+{
+    srvd *d = arg;
+    (void)fd;
+    (void)what;
+    evconnlistener_enable(d->admin_listener);
+}
+
+static void on_admin_accept_error(struct evconnlistener *lev, void *arg)
+{
+    (void)arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    srvd *d = admin_daemon;
+    if (!d || lev != d->admin_listener)
+        return;
+    evconnlistener_disable(lev);
+    struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
+    if (!evtimer_pending(d->admin_resume, NULL))
+        log_warn("admin API: cannot accept a connection (%s): pausing for %d ms",
+                 evutil_socket_error_to_string(err), ACCEPT_PAUSE_MS);
+    evtimer_add(d->admin_resume, &tv);
+}
+
 int srvd_admin_start(srvd *d, char *err, size_t errlen)
 {
     char host[256];
@@ -419,6 +454,14 @@ int srvd_admin_start(srvd *d, char *err, size_t errlen)
                  evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
         return -1;
     }
+    d->admin_listener = evhttp_bound_socket_get_listener(bound);
+    d->admin_resume = evtimer_new(d->base, on_admin_resume, d);
+    if (!d->admin_resume) {
+        snprintf(err, errlen, "%s: out of memory", d->opt.admin);
+        return -1;
+    }
+    admin_daemon = d;
+    evconnlistener_set_error_cb(d->admin_listener, on_admin_accept_error);
     struct sockaddr_storage ss;
     socklen_t sslen = sizeof ss;
     if (getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&ss, &sslen) == 0)
@@ -431,6 +474,13 @@ int srvd_admin_start(srvd *d, char *err, size_t errlen)
 
 void srvd_admin_stop(srvd *d)
 {
+    if (admin_daemon == d)
+        admin_daemon = NULL;
+    if (d->admin_resume) {
+        event_free(d->admin_resume);
+        d->admin_resume = NULL;
+    }
+    d->admin_listener = NULL;
     if (d->http)
         evhttp_free(d->http);
     d->http = NULL;

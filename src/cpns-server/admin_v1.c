@@ -165,6 +165,23 @@ static void reply_sg(admin_req *r, int status, const char *SGID)
     admin_reply_json(r, status, sg_json(r->d->server, &info));
 }
 
+/*
+ * After a change and its turn: whether the turn's commit worked. When it did
+ * not, the change lives only in the engine's memory (it is committed at a
+ * later turn, or lost if the server stops first): answer 503 rather than
+ * acknowledge what is not durable, and say what happened.
+ */
+static bool stored(admin_req *r, const char *what)
+{
+    if (r->d->store_ok)
+        return true;
+    admin_reply_error(r, 503,
+                      "%s: done in memory but the store cannot commit it (%s); it is stored "
+                      "once the store works again, and lost if the server stops before",
+                      what, srvd_store_error(r->d, CPNS_ERR_STORE));
+    return false;
+}
+
 static int pne_json(void *arg, const cpns_pne_info *p)
 {
     json_t *o = json_pack("{s:s, s:b, s:b, s:o, s:o}", "pneid", p->PNEID, "registered",
@@ -367,7 +384,7 @@ static void post_sg(admin_req *r)
         srvd_turn(r->d);
         if (rv != 0)
             admin_reply_engine(r, rv, "creating the SG");
-        else
+        else if (stored(r, "creating the SG"))
             reply_sg(r, 201, SGID);
     }
 out:
@@ -465,7 +482,7 @@ static void post_members(admin_req *r, const char *SGID)
                               SGID);
         else if (rv != 0)
             admin_reply_engine(r, rv, "changing the members");
-        else
+        else if (stored(r, "changing the members"))
             reply_sg(r, 200, SGID);
     }
     free(add);
@@ -490,7 +507,7 @@ static void sg_resource(admin_req *r, const char *SGID, const char *action)
             srvd_turn(r->d);
             if (rv != 0)
                 admin_reply_engine(r, rv, "deleting the SG");
-            else
+            else if (stored(r, "deleting the SG"))
                 admin_reply_empty(r);
         }
     } else if (strcmp(action, "members") == 0) {
@@ -510,7 +527,7 @@ static void sg_resource(admin_req *r, const char *SGID, const char *action)
                 admin_reply_error(r, 409, "SG '%s' has reached the last KeyVersion", SGID);
             else if (rv != 0)
                 admin_reply_engine(r, rv, "rekeying the SG");
-            else
+            else if (stored(r, "rekeying the SG"))
                 reply_sg(r, 200, SGID);
         }
     } else {

@@ -17,6 +17,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/listener.h>
 
 #include "cpns/cpns.h"
 #include "links.h"
@@ -56,6 +57,8 @@ typedef struct srvd {
     bool store_ok; /* the last commit succeeded */
     char *token;   /* the admin bearer token, or NULL */
     size_t token_len;
+    struct evconnlistener *admin_listener; /* paused while accept() lacks descriptors */
+    struct event *admin_resume;            /* resumes it */
 } srvd;
 
 /* Unix time in milliseconds, as the engine takes it. */

@@ -140,9 +140,9 @@ static void test_disk_full(void **state)
 }
 
 /*
- * Read-only database: a rekey cannot be stored, so it must not be
- * acknowledged, and no PNE receives its key; once writable again the SG
- * rekeys and completes.
+ * Read-only database: a rekey or a deletion cannot be stored, so neither is
+ * acknowledged (503), and no PNE receives the unstored key; after a crash the
+ * SG is as it was; once writable again the SG rekeys and completes.
  */
 static void test_read_only_rekey(void **state)
 {
@@ -161,10 +161,7 @@ static void test_read_only_rekey(void **state)
     h_note(h, "POST rekey on a read-only store -> %d %s", status, body ? body : "");
     free(body);
     expect_store_down(h, &s, "readonly");
-    /*
-     * Whatever the answer (200 today: the admin API answers from memory, see
-     * docs/SECURITY.md), no PNE may receive a key that is not stored.
-     */
+    /* The rekey is not acknowledged (503), and no PNE receives a key that is not stored. */
     char pfp[17];
     unsigned v = 0;
     for (int i = 0; i < 2; i++) {
@@ -172,8 +169,15 @@ static void test_read_only_rekey(void **state)
         assert_int_equal(v, 1);
         assert_string_equal(pfp, fp);
     }
-    assert_true(status == 200 || status == 503);
-    /* A crash during the fault: the unstored version 2 is gone, version 1 is intact. */
+    assert_int_equal(status, 503);
+    /* Nor is a deletion that cannot be stored. */
+    status = h_http(s.admin_port, "DELETE", "/v1/service-groups/" SGID, NULL, NULL, &body);
+    h_note(h, "DELETE on a read-only store -> %d %s", status, body ? body : "");
+    assert_int_equal(status, 503);
+    assert_non_null(strstr(body, "cannot commit"));
+    free(body);
+    /* A crash during the fault: the unacknowledged rekey and deletion are gone, version 1 is
+     * intact. */
     h_kill9(s.p);
 
     cl_server_start(h, &s, false, NULL);

@@ -536,6 +536,65 @@ static void test_fd_exhaustion_server(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* The admin API under the same flood: no accept() loop, and it answers once the flood is gone. */
+static void test_fd_exhaustion_admin(void **state)
+{
+    (void)state;
+    char dir[256], db[300], mk[300], listen[32], admin[32];
+    prog_tmpdir(dir, sizeof dir);
+    snprintf(db, sizeof db, "%s/server.db", dir);
+    snprintf(mk, sizeof mk, "%s/master.key", dir);
+    uint16_t admin_port = tcp_free_port();
+    snprintf(listen, sizeof listen, "127.0.0.1:%u", tcp_free_port());
+    snprintf(admin, sizeof admin, "127.0.0.1:%u", admin_port);
+    prog_daemon d;
+    spawn_with_nofile((const char *const[]){"cpns-server", "--db", db, "--master-key", mk,
+                                            "--insecure", "--listen", listen, "--admin", admin,
+                                            NULL},
+                      64, &d);
+    assert_true(prog_wait_log(&d, "GWs connect to", 1, 5000));
+    enum { N = 80 };
+    int fds[N];
+    for (int i = 0; i < N; i++) {
+        fds[i] = tcp_connect(admin_port, 3000);
+        assert_true(fds[i] >= 0);
+    }
+    struct timespec settle = {0, 300 * 1000 * 1000}, second = {1, 0};
+    nanosleep(&settle, NULL);
+    long t0 = cpu_ticks(d.pid);
+    nanosleep(&second, NULL);
+    long busy = cpu_ticks(d.pid) - t0;
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    char *log = prog_log(&d);
+    int accept_errors = 0;
+    for (const char *p = log; (p = strstr(p, "accept() call")) != NULL; p++)
+        accept_errors++;
+    free(log);
+    if (busy > sysconf(_SC_CLK_TCK) / 5 || accept_errors > 50)
+        fail_msg("under the flood: %ld clock ticks in one second, %d accept() errors logged", busy,
+                 accept_errors);
+    /* Served again: GET /healthz answers 200 (the listener may wait a moment to resume). */
+    int ok = 0;
+    for (int i = 0; i < 50 && !ok; i++) {
+        int fd = tcp_connect(admin_port, 3000);
+        static const char req[] = "GET /healthz HTTP/1.0\r\n\r\n";
+        send_bytes(fd, req, sizeof req - 1);
+        char buf[256] = "";
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 1000) == 1 && read(fd, buf, sizeof buf - 1) > 0)
+            ok = strstr(buf, " 200 ") != NULL;
+        close(fd);
+        if (!ok)
+            nanosleep(&settle, NULL);
+    }
+    assert_true(ok);
+    assert_int_equal(prog_stop(&d, SIGTERM), 0);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 static void test_fd_exhaustion_gw(void **state)
 {
     (void)state;
@@ -565,6 +624,7 @@ int main(void)
         cmocka_unit_test(test_gw_1000_pnes),
         cmocka_unit_test(test_fd_exhaustion_server),
         cmocka_unit_test(test_fd_exhaustion_gw),
+        cmocka_unit_test(test_fd_exhaustion_admin),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
