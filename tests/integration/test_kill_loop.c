@@ -64,7 +64,7 @@ static void ledger_server(ledger *l, unsigned v, const char *fp, const char *whe
     if (l->server[v][0] && strcmp(l->server[v], fp) != 0)
         fail_msg("%s: the server reports KeyVersion %u with fingerprint %s, earlier %s", when, v,
                  fp, l->server[v]);
-    snprintf(l->server[v], 17, "%s", fp);
+    snprintf(l->server[v], 17, "%.16s", fp); /* a fingerprint is 16 hex digits */
 }
 
 static void ledger_pne(ledger *l, const char *PNEID, unsigned v, const char *fp)
@@ -72,7 +72,7 @@ static void ledger_pne(ledger *l, const char *PNEID, unsigned v, const char *fp)
     assert_true(v > 0 && v < MAX_VERSION);
     if (l->pnes[v][0] && strcmp(l->pnes[v], fp) != 0)
         fail_msg("KeyVersion %u held with two keys: %s by %s, %s before", v, fp, PNEID, l->pnes[v]);
-    snprintf(l->pnes[v], 17, "%s", fp);
+    snprintf(l->pnes[v], 17, "%.16s", fp);
     if (!l->server[v][0])
         fail_msg("%s holds KeyVersion %u (%s), which the server never reported", PNEID, v, fp);
     if (strcmp(l->server[v], fp) != 0)
