@@ -25,7 +25,7 @@
 
 #define SGID "sg-kill"
 #define N_PNE 4
-#define DEFAULT_RUNS 30
+#define DEFAULT_RUNS 24
 #define MAX_VERSION 256
 
 typedef struct rng {
