@@ -27,20 +27,20 @@ for n in ${sizes//,/ }; do [ "$n" -gt "$max" ] && max=$n; done
 pnes=$max
 [ "$fanout_pnes" -gt "$pnes" ] && pnes=$fanout_pnes
 # PNEs per simulated GW: the server admits bursts of 10,000 registrations per GW connection
-gws=$(( (max + 4999) / 5000 ))
+gws=${BENCH_GWS:-$(( (max + 4999) / 5000 ))}
 [ "$gws" -lt 2 ] && gws=2
 
 for p in cpns-server cpns-gw cpns-loadgen cpns-bench-crypto; do
   [ -x "$bin/$p" ] || { echo "bench: $bin/$p is missing (run make first)" >&2; exit 1; }
 done
 
-work=$(mktemp -d /tmp/cpns-bench.XXXXXX)
+work=$(mktemp -d "${BENCH_TMP:-/tmp}/cpns-bench.XXXXXX")
 pids=()
 results=$work/results
 cleanup() {
   local rc=$?
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   if [ $rc -ne 0 ]; then
     echo "bench FAILED (exit $rc); the last log lines:" >&2
     for log in "$work"/*.log; do
@@ -80,10 +80,11 @@ for ((k = 0; k < gws; k++)); do gw_ids+=("$(printf 'lg-gw-%03d' "$k")"); done
 
 server_port=$(free_port)
 admin_port=$(free_port)
-"$bin/cpns-server" --listen "127.0.0.1:$server_port" --admin "127.0.0.1:$admin_port" \
+# BENCH_SERVER_WRAP: a command prefix for the server, e.g. valgrind --tool=callgrind (profiling)
+${BENCH_SERVER_WRAP:-} "$bin/cpns-server" --listen "127.0.0.1:$server_port" --admin "127.0.0.1:$admin_port" \
   --db "$work/server.db" --master-key "$work/master.key" --delivery-timeout 60 \
   --tls-cert "$work/pki/server.crt" --tls-key "$work/pki/server.key" --tls-ca "$work/pki/ca.crt" \
-  --log-level warn 2>"$work/server.log" &
+  --log-level info 2>"$work/server.log" &
 server_pid=$!
 pids+=("$server_pid")
 for _ in $(seq 600); do
@@ -94,7 +95,7 @@ done
 say "e2e: groups of $sizes members over $gws TLS GW connections (and the baseline of each)"
 "$bin/cpns-loadgen" e2e --server "127.0.0.1:$server_port" --admin "127.0.0.1:$admin_port" \
   --pki "$work/pki" --gws "$gws" --pnes "$max" --sizes "$sizes" --server-pid "$server_pid" \
-  --capture-dir "$work" 2>>"$work/loadgen.log" | emit
+  --server-log "$work/server.log" --capture-dir "$work" 2>>"$work/loadgen.log" | emit
 grep -E '^(provisioned|registered|[0-9]+ simulated)' "$work/loadgen.log" >&2 || true
 
 say "gw_fanout: $fanout_pnes PNE connections to a real cpns-gw"
@@ -112,7 +113,7 @@ for _ in $(seq 100); do
 done
 sleep 0.5 # its TLS link to the server
 "$bin/cpns-loadgen" fanout --gw "127.0.0.1:$gw_port" --admin "127.0.0.1:$admin_port" \
-  --pnes "$fanout_pnes" --gw-pid "$gw_pid" 2>>"$work/loadgen.log" | emit
+  --pnes "$fanout_pnes" --gw-pid "$gw_pid" --server-log "$work/server.log" 2>>"$work/loadgen.log" | emit
 grep -E '^[0-9]+ PNEs attached' "$work/loadgen.log" >&2 || true
 
 # Every expected line is there and parses as JSON.

@@ -26,6 +26,9 @@
 #include "daemon.h"
 #include "net.h"
 
+/* Bytes one read or write callback may move (the default is 16 KB). */
+#define NET_MAX_SINGLE_IO (256 * 1024)
+
 struct net_conn {
     struct bufferevent *bev;
     SSL *ssl;
@@ -294,6 +297,13 @@ static net_conn *conn_new(struct event_base *base, evutil_socket_t fd, SSL_CTX *
         conn_free(c);
         return NULL;
     }
+    /*
+     * libevent reads and writes at most 16 KB per callback by default: a few
+     * dozen frames. The server commits once per loop turn, so a bigger bite
+     * per turn means fewer commits (fsyncs) for the same frames.
+     */
+    bufferevent_set_max_single_read(c->bev, NET_MAX_SINGLE_IO);
+    bufferevent_set_max_single_write(c->bev, NET_MAX_SINGLE_IO);
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     return c;

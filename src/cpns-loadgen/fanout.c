@@ -76,6 +76,8 @@ int lg_fanout_main(int argc, char **argv)
             gw_addr = v;
         else if (strcmp(k, "--admin") == 0)
             g.admin = v;
+        else if (strcmp(k, "--server-log") == 0)
+            g.server_log = v;
         else if (strcmp(k, "--seed") == 0)
             g.seed = v;
         else if (strcmp(k, "--pnes") == 0)
@@ -139,15 +141,20 @@ int lg_fanout_main(int argc, char **argv)
     int64_t before = lg_delivered(&g);
     lg_http_req post;
     g.responses = 0;
+    long log_from = lg_file_size(g.server_log);
     int64_t t1 = lg_now_us();
     if (!body || before < 0 ||
         lg_http_start(&g, "POST", "/v1/service-groups", body, body_len, &post) != 0)
         return 1;
     int rv = lg_wait_responses(&g, &post, g.n_pnes, 300000);
     int64_t done = -1;
-    while (rv == 0 && (done = lg_delivered(&g)) >= 0 && done - before < g.n_pnes)
+    if (rv == 0 && log_from >= 0)
+        rv = lg_wait_log_complete(&g, g.server_log, log_from, SGID, 300000);
+    while (rv == 0 && log_from < 0 && (done = lg_delivered(&g)) >= 0 && done - before < g.n_pnes)
         ;
     double seconds = (double)(lg_now_us() - t1) / 1e6;
+    if (rv == 0 && log_from >= 0 && (done = lg_delivered(&g)) - before < g.n_pnes)
+        done = -1;
     if (rv == 0)
         rv = lg_run_until(&g, &post.done, 60000);
     if (rv != 0 || post.status != 201 || done < 0) {

@@ -49,8 +49,9 @@ typedef struct lg {
     struct event_base *base;
     struct event *tick; /* wakes the loop every few ms: retries, polling */
     const char *seed;
-    const char *admin; /* HOST:PORT */
-    const char *pki;   /* directory of scripts/pki.sh */
+    const char *admin;      /* HOST:PORT */
+    const char *pki;        /* directory of scripts/pki.sh */
+    const char *server_log; /* the server's log (info level), to see completion; NULL: poll */
     lg_pne *pnes;
     uint32_t n_pnes;
     lg_gw *gws;
@@ -76,6 +77,7 @@ void lg_pnes_free(lg *g);
 int lg_buf_add(lg_buf *b, const void *p, size_t n);
 void lg_raise_nofile(void);
 long lg_rss_kb(long pid, const char *field); /* "VmRSS" or "VmHWM"; -1 if unknown */
+double lg_cpu_s(long pid);                   /* user + system CPU seconds so far, -1 */
 /* Runs the loop until *flag is true or timeout_ms passes; 0 or -1 (timeout). */
 int lg_run_until(lg *g, const bool *flag, int64_t timeout_ms);
 int lg_run_until_count(lg *g, const uint32_t *count, uint32_t want, int64_t timeout_ms);
@@ -97,6 +99,9 @@ int lg_http_do(lg *g, const char *method, const char *path, const char *body, si
 int lg_wait_responses(lg *g, const lg_http_req *post, uint32_t want, int64_t timeout_ms);
 /* cpns_deliveries_delivered_total from /metrics, or -1. */
 int64_t lg_delivered(lg *g);
+long lg_file_size(const char *path); /* -1 if unreadable */
+/* 0 once the server's log (from offset `from`) says SGID is complete; -1 on timeout. */
+int lg_wait_log_complete(lg *g, const char *path, long from, const char *SGID, int64_t timeout_ms);
 /* The JSON body of POST /v1/sgs for members lg-first .. lg-(first+n-1). NULL: OOM. */
 char *lg_sg_body(const char *SGID, uint32_t first, uint32_t n, size_t *len);
 double lg_percentile(double *v, size_t n, double p);

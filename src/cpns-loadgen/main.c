@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/http.h>
@@ -149,6 +150,25 @@ long lg_rss_kb(long pid, const char *field)
     return kb;
 }
 
+double lg_cpu_s(long pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    char buf[1024];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* fields 14 and 15 (utime, stime) count after the ")" that ends the command name */
+    const char *p = strrchr(buf, ')');
+    unsigned long ut = 0, st = 0;
+    if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -269,6 +289,56 @@ int64_t lg_delivered(lg *g)
     }
     free(h.body);
     return v;
+}
+
+long lg_file_size(const char *path)
+{
+    FILE *f = path ? fopen(path, "r") : NULL;
+    if (!f)
+        return -1;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fclose(f);
+    return n;
+}
+
+/*
+ * Waits for the server's "key distribution complete" log line of SGID past
+ * offset `from` of its log: the engine's own signal, free for the server,
+ * where polling /metrics would cost it a walk over every PNE per poll.
+ */
+int lg_wait_log_complete(lg *g, const char *path, long from, const char *SGID, int64_t timeout_ms)
+{
+    char needle[CPNS_ID_MAX + 16]; /* the daemon logs " SGID=<id>: text" */
+    snprintf(needle, sizeof needle, " SGID=%s:", SGID);
+    int64_t end = lg_now_us() + timeout_ms * 1000;
+    char line[4096];
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    fseek(f, from, SEEK_SET);
+    long pos = from;
+    while (lg_now_us() < end && !g->failed) {
+        if (fgets(line, sizeof line, f)) {
+            size_t n = strlen(line);
+            if (n && line[n - 1] != '\n') { /* half a line: read it again when complete */
+                fseek(f, pos, SEEK_SET);
+            } else {
+                pos += (long)n;
+                if (strstr(line, "key distribution complete") && strstr(line, needle)) {
+                    fclose(f);
+                    return 0;
+                }
+                continue;
+            }
+        }
+        clearerr(f);
+        event_base_loop(g->base, EVLOOP_NONBLOCK);
+        struct timespec ts = {0, 500000};
+        nanosleep(&ts, NULL);
+    }
+    fclose(f);
+    return -1;
 }
 
 char *lg_sg_body(const char *SGID, uint32_t first, uint32_t n, size_t *len)
