@@ -52,6 +52,19 @@ int keyfile_write(const char *path, const uint8_t key[CPNS_KEY_LEN], char *err, 
  */
 int addr_parse(const char *s, char *host, size_t hostlen, uint16_t *port);
 
+/* --- file descriptors --- */
+
+/*
+ * Every connection costs a file descriptor, and an accept() that fails for
+ * want of one leaves the connection queued, so libevent's listener retries
+ * (and logs) on every loop turn: a flood of connections would make a daemon
+ * spin. So the soft limit on open files is raised to the hard one (at most
+ * 2^20), and the connection budget returned is kept 32 below it for the
+ * listeners, the loop, the store files and the log. 0 when the limit cannot
+ * be read.
+ */
+size_t fd_budget(void);
+
 /* --- options --- */
 
 /* Parses a whole decimal number in [min, max]. 0 or -1. */

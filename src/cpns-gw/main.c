@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 
 #include <event2/event.h>
 #include <openssl/x509.h>
@@ -43,8 +42,6 @@
 #define DEFAULT_STALL_TIMEOUT_S 30
 #define MAX_STALL_TIMEOUT_S 3600
 /* File descriptors kept out of the connection cap, and the most we ask for. */
-#define FD_RESERVE 32
-#define FD_MAX ((rlim_t)1 << 20)
 
 typedef struct gw_options {
     const char *PNGWID;
@@ -281,33 +278,6 @@ static int check_cert_cn(SSL_CTX *ctx, const gw_options *o)
         return -1;
     }
     return 0;
-}
-
-/*
- * Every connection costs a file descriptor, and an accept() that fails for
- * want of one leaves the connection queued, so libevent's listener retries
- * (and logs) on every loop turn: a flood of connections would make the daemon
- * spin. So the soft limit on open files is raised to the hard one, and the
- * connection cap is kept FD_RESERVE below it (the listeners, the loop, the server connection
- * and the log use those). 0 when the limit cannot be read.
- */
-static size_t fd_budget(void)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-        return 0;
-    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < rl.rlim_max) {
-        rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > FD_MAX ? FD_MAX : rl.rlim_max;
-        if (want > rl.rlim_cur) {
-            rl.rlim_cur = want;
-            if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || getrlimit(RLIMIT_NOFILE, &rl) != 0)
-                return 0;
-        }
-    }
-    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > FD_MAX)
-        return FD_MAX - FD_RESERVE;
-    return rl.rlim_cur > 2 * FD_RESERVE ? (size_t)rl.rlim_cur - FD_RESERVE
-                                        : (size_t)rl.rlim_cur / 2;
 }
 
 /* --- moving frames --- */

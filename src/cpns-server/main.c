@@ -21,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "backoff.h"
@@ -39,8 +38,6 @@
 #define DEFAULT_STALL_TIMEOUT_S 30
 #define MAX_STALL_TIMEOUT_S 3600
 /* File descriptors kept out of the connection cap, and the most we ask for. */
-#define FD_RESERVE 32
-#define FD_MAX ((rlim_t)1 << 20)
 /* After a failed commit the turn runs again this soon, even without an event. */
 #define STORE_RETRY_MS 1000
 /* A GW that stops reading: past this much queued output its connection is dropped. */
@@ -287,33 +284,6 @@ static int parse_options(int argc, char **argv, srvd_options *o)
             return bad_option("--tls-ca FILE is required with --tls-cert/--tls-key");
     }
     return 0;
-}
-
-/*
- * Every connection costs a file descriptor, and an accept() that fails for
- * want of one leaves the connection queued, so libevent's listener retries
- * (and logs) on every loop turn: a flood of connections would make the daemon
- * spin. So the soft limit on open files is raised to the hard one, and the
- * connection cap is kept FD_RESERVE below it (the listeners, the loop, the SQLite files, admin
- * connections and the log use those). 0 when the limit cannot be read.
- */
-static size_t fd_budget(void)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-        return 0;
-    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < rl.rlim_max) {
-        rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > FD_MAX ? FD_MAX : rl.rlim_max;
-        if (want > rl.rlim_cur) {
-            rl.rlim_cur = want;
-            if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || getrlimit(RLIMIT_NOFILE, &rl) != 0)
-                return 0;
-        }
-    }
-    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > FD_MAX)
-        return FD_MAX - FD_RESERVE;
-    return rl.rlim_cur > 2 * FD_RESERVE ? (size_t)rl.rlim_cur - FD_RESERVE
-                                        : (size_t)rl.rlim_cur / 2;
 }
 
 /* --- key material --- */
