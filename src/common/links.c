@@ -84,3 +84,11 @@ void links_free(link_table *t)
     free(t->slots);
     *t = (link_table){NULL, 0, 0};
 }
+
+void links_close_all(link_table *t)
+{
+    for (size_t i = 0; i < t->cap; i++)
+        if (t->slots[i].link)
+            net_conn_close(t->slots[i].conn, false);
+    links_free(t);
+}

@@ -32,5 +32,7 @@ net_conn *links_get(const link_table *t, uint64_t link);
 net_conn *links_remove(link_table *t, uint64_t link);
 /* Frees the table (not the connections). */
 void links_free(link_table *t);
+/* Closes every connection in the table (no callbacks follow), then frees it. */
+void links_close_all(link_table *t);
 
 #endif

@@ -491,6 +491,14 @@ void net_conn_set_stall_timeout(net_conn *c, int seconds)
     c->stall_seconds = seconds;
 }
 
+void net_base_free(struct event_base *base)
+{
+    if (!base)
+        return;
+    event_base_loop(base, EVLOOP_NONBLOCK);
+    event_base_free(base);
+}
+
 void net_conn_close(net_conn *c, bool flush)
 {
     if (!c || c->closing)

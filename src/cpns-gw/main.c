@@ -501,10 +501,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 static void daemon_free(gw_daemon *d)
 {
-    for (size_t i = 0; i < d->links.cap; i++)
-        if (d->links.slots[i].link)
-            net_conn_close(d->links.slots[i].conn, false);
-    links_free(&d->links);
+    links_close_all(&d->links);
     if (d->server)
         net_conn_close(d->server, false);
     net_listener_free(d->listener);
@@ -517,15 +514,7 @@ static void daemon_free(gw_daemon *d)
         event_free(d->sigterm);
     if (d->sigint)
         event_free(d->sigint);
-    if (d->base) {
-        /*
-         * A connection closed just now can still have a deferred callback that
-         * holds its bufferevent: run them, since freeing the base would drop
-         * them and leak the bufferevent with its buffers (LeakSanitizer).
-         */
-        event_base_loop(d->base, EVLOOP_NONBLOCK);
-        event_base_free(d->base);
-    }
+    net_base_free(d->base);
     SSL_CTX_free(d->tls);
 }
 

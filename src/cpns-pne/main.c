@@ -365,15 +365,7 @@ static void daemon_free(pne_daemon *d)
     for (size_t i = 0; i < sizeof events / sizeof events[0]; i++)
         if (events[i])
             event_free(events[i]);
-    if (d->base) {
-        /*
-         * A connection closed just now can still have a deferred callback that
-         * holds its bufferevent: run them, since freeing the base would drop
-         * them and leak the bufferevent with its buffers (LeakSanitizer).
-         */
-        event_base_loop(d->base, EVLOOP_NONBLOCK);
-        event_base_free(d->base);
-    }
+    net_base_free(d->base);
 }
 
 /* Everything that can fail before the loop runs. 0, or the exit status. */

@@ -557,10 +557,7 @@ static void daemon_free(srvd *d)
         if (rv != 0)
             log_error("final commit failed: %s", srvd_store_error(d, rv));
     }
-    for (size_t i = 0; i < d->conns.cap; i++)
-        if (d->conns.slots[i].link)
-            net_conn_close(d->conns.slots[i].conn, false);
-    links_free(&d->conns);
+    links_close_all(&d->conns);
     cpns_server_del(d->server);
     cpns_store_close(d->store);
     if (d->expiry_timer)
@@ -571,15 +568,7 @@ static void daemon_free(srvd *d)
         event_free(d->sigterm);
     if (d->sigint)
         event_free(d->sigint);
-    if (d->base) {
-        /*
-         * A connection closed just now can still have a deferred callback that
-         * holds its bufferevent: run them, since freeing the base would drop
-         * them and leak the bufferevent with its buffers (LeakSanitizer).
-         */
-        event_base_loop(d->base, EVLOOP_NONBLOCK);
-        event_base_free(d->base);
-    }
+    net_base_free(d->base);
     SSL_CTX_free(d->tls);
     if (d->token) {
         cpns_wipe(d->token, d->token_len);
