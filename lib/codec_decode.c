@@ -16,6 +16,11 @@
  * The peek runs the same machine but ignores blob attributes and stops as
  * soon as the routing information has been read: after the message start tag,
  * or after GroupKeyInfo for a SGroupKeyDeliveryRequest.
+ *
+ * Creating an expat parser costs several allocations, environment lookups and
+ * a getrandom call, more than parsing a message, so cpns_msg_decoder keeps one
+ * and resets it between documents (with a salt drawn once); the one-shot
+ * calls run the same code on a decoder that lives for one document.
  */
 #include <string.h>
 #include <strings.h>
@@ -23,10 +28,13 @@
 #include <expat.h>
 
 #include "codec.h"
+#include "cpns/crypto.h"
 #include "internal.h"
 
 #define NS_PREFIX CPNS_NAMESPACE "\x01"
 #define MAX_DEPTH 32 /* far beyond any real message; bounds handler recursion and state */
+/* Messages are a few hundred bytes; a reused parser is dropped after anything above this. */
+#define KEEP_MAX 4096
 
 typedef struct decoder {
     XML_Parser parser;
@@ -38,6 +46,22 @@ typedef struct decoder {
     int stopped;   /* XML_StopParser was called: ignore late callbacks */
     int peek_done; /* the peek read all it needs */
 } decoder;
+
+/*
+ * The reusable decoder (cpns_msg_decoder_new). The parser is NULL until it is
+ * needed again after a document that made it big or ran out of memory.
+ */
+struct cpns_msg_decoder {
+    XML_Parser parser;
+    unsigned long salt; /* expat's hash salt for every document; 0: expat draws one */
+};
+
+static void drop_parser(cpns_msg_decoder *dec)
+{
+    if (dec->parser)
+        XML_ParserFree(dec->parser);
+    dec->parser = NULL;
+}
 
 typedef enum attr_type { T_ID, T_KEYVERSION, T_RETURN, T_TIME, T_BLOB, T_STATUS } attr_type;
 
@@ -338,11 +362,52 @@ static int looks_like_utf16(const uint8_t *data, size_t len)
            ((data[0] == 0xff && data[1] == 0xfe) || (data[0] == 0xfe && data[1] == 0xff));
 }
 
-static int run(const uint8_t *data, size_t len, cpns_msg *m, int peek)
+/*
+ * Hands out the decoder's parser ready for a new document: reset (or created
+ * when there is none), forced to UTF-8, the salt and every handler installed.
+ * XML_ParserReset clears the handlers, the user data and the salt, but keeps
+ * the namespace processing chosen at creation. Its encoding argument is
+ * copied without reporting an allocation failure (the parser would then
+ * follow the document's declaration), so the encoding is set separately with
+ * XML_SetEncoding, which does report it. A parser that cannot be reset is
+ * replaced by a new one. NULL on allocation failure.
+ */
+static XML_Parser parser_ready(cpns_msg_decoder *dec, decoder *d)
+{
+    XML_Parser p = dec->parser;
+    if (p && !XML_ParserReset(p, NULL)) {
+        XML_ParserFree(p);
+        p = NULL;
+    }
+    if (!p) {
+        const XML_Char sep[] = {CPNS_NS_SEP, '\0'};
+        p = XML_ParserCreate_MM(NULL, &xml_memory, sep);
+    }
+    dec->parser = p;
+    if (!p)
+        return NULL;
+    if (XML_SetEncoding(p, "UTF-8") != XML_STATUS_OK) {
+        drop_parser(dec);
+        return NULL;
+    }
+    if (dec->salt)
+        XML_SetHashSalt(p, dec->salt);
+    XML_SetUserData(p, d);
+    XML_SetElementHandler(p, on_start, on_end);
+    XML_SetXmlDeclHandler(p, on_xml_decl);
+    XML_SetStartDoctypeDeclHandler(p, on_doctype);
+    XML_SetEntityDeclHandler(p, on_entity_decl);
+    XML_SetParamEntityParsing(p, XML_PARAM_ENTITY_PARSING_NEVER);
+    return p;
+}
+
+static int run(cpns_msg_decoder *dec, const uint8_t *data, size_t len, cpns_msg *m, int peek)
 {
     if (!m)
         return CPNS_ERR_INVALID_ARG;
     memset(m, 0, sizeof *m);
+    if (!dec)
+        return CPNS_ERR_INVALID_ARG;
     if (len < 1 || len > CPNS_FRAME_MAX)
         return CPNS_ERR_TOO_LARGE;
     if (!data)
@@ -353,20 +418,16 @@ static int run(const uint8_t *data, size_t len, cpns_msg *m, int peek)
     decoder d = {0};
     d.m = m;
     d.peek = peek;
-    const XML_Char sep[] = {CPNS_NS_SEP, '\0'};
-    d.parser = XML_ParserCreate_MM("UTF-8", &xml_memory, sep);
+    d.parser = parser_ready(dec, &d);
     if (!d.parser)
         return CPNS_ERR_NOMEM;
-    XML_SetUserData(d.parser, &d);
-    XML_SetElementHandler(d.parser, on_start, on_end);
-    XML_SetXmlDeclHandler(d.parser, on_xml_decl);
-    XML_SetStartDoctypeDeclHandler(d.parser, on_doctype);
-    XML_SetEntityDeclHandler(d.parser, on_entity_decl);
-    XML_SetParamEntityParsing(d.parser, XML_PARAM_ENTITY_PARSING_NEVER);
 
     enum XML_Status st = XML_Parse(d.parser, (const char *)data, (int)len, XML_TRUE);
     enum XML_Error xerr = st == XML_STATUS_OK ? XML_ERROR_NONE : XML_GetErrorCode(d.parser);
-    XML_ParserFree(d.parser);
+    /* a reset keeps every buffer the last document grew: do not keep a big one,
+     * nor a parser that ran out of memory half-way */
+    if (len > KEEP_MAX || xerr == XML_ERROR_NO_MEMORY)
+        drop_parser(dec);
 
     if (xerr == XML_ERROR_NO_MEMORY)
         return CPNS_ERR_NOMEM;
@@ -382,12 +443,58 @@ static int run(const uint8_t *data, size_t len, cpns_msg *m, int peek)
     return (need & ~m->present) ? CPNS_ERR_MALFORMED : 0;
 }
 
+/* The one-shot calls: a decoder on the stack, without a salt of its own (expat
+ * draws one per parser), its parser freed at once. */
+static int run_once(const uint8_t *data, size_t len, cpns_msg *m, int peek)
+{
+    cpns_msg_decoder one = {NULL, 0};
+    int rv = run(&one, data, len, m, peek);
+    drop_parser(&one);
+    return rv;
+}
+
 int cpns_msg_decode(const uint8_t *data, size_t len, cpns_msg *m)
 {
-    return run(data, len, m, 0);
+    return run_once(data, len, m, 0);
 }
 
 int cpns_msg_peek(const uint8_t *data, size_t len, cpns_msg *m)
 {
-    return run(data, len, m, 1);
+    return run_once(data, len, m, 1);
+}
+
+cpns_msg_decoder *cpns_msg_decoder_new(void)
+{
+    cpns_msg_decoder *dec = cpns_calloc(1, sizeof *dec);
+    if (!dec)
+        return NULL;
+    /* without a CSPRNG the salt stays 0 and expat draws one per document, as the one-shot calls do
+     */
+    if (cpns_random(NULL, (uint8_t *)&dec->salt, sizeof dec->salt) != 0)
+        dec->salt = 0;
+    decoder d = {0};
+    if (!parser_ready(dec, &d)) {
+        cpns_msg_decoder_free(dec);
+        return NULL;
+    }
+    return dec;
+}
+
+int cpns_msg_decoder_decode(cpns_msg_decoder *d, const uint8_t *data, size_t len, cpns_msg *m)
+{
+    return run(d, data, len, m, 0);
+}
+
+int cpns_msg_decoder_peek(cpns_msg_decoder *d, const uint8_t *data, size_t len, cpns_msg *m)
+{
+    return run(d, data, len, m, 1);
+}
+
+void cpns_msg_decoder_free(cpns_msg_decoder *d)
+{
+    if (!d)
+        return;
+    drop_parser(d);
+    cpns_wipe(&d->salt, sizeof d->salt);
+    cpns_free(d);
 }

@@ -4,7 +4,8 @@
  * The GW routes and nothing else. It forwards SGroupKeyDeliveryRequest from
  * the server to the PNE named by GroupKeyInfo/@PNEID (7.8.6.2-1) and
  * SGroupKeyDeliveryResponse from the PNE to the server (7.8.6.2-2), byte for
- * byte: it reads frames with cpns_msg_peek() only, never base64-decodes
+ * byte: it reads frames with the peek only (cpns_msg_decoder_peek, on one
+ * decoder the engine owns, created on the first frame), never base64-decodes
  * EncryptedGroupKey, and queues the very bytes it received. So it never holds
  * a Group Key in clear and cannot alter what it relays.
  *
@@ -43,6 +44,7 @@ struct cpns_gw {
     cpns_map claims;           /* PNEID -> gw_link */
     cpns_map routes;           /* PNEID -> gw_link */
     cpns_outq outq;
+    cpns_msg_decoder *decoder; /* NULL until the first frame */
 };
 
 static const char *state_name(cpns_gw_state s)
@@ -99,7 +101,19 @@ void cpns_gw_del(cpns_gw *gw)
     cpns_map_clear(&gw->claims);
     cpns_map_clear(&gw->routes);
     cpns_outq_clear(&gw->outq);
+    cpns_msg_decoder_free(gw->decoder);
     cpns_free(gw);
+}
+
+/* cpns_msg_peek on the engine's own parser: one per engine, reset per frame. */
+static int gw_peek(cpns_gw *gw, const uint8_t *data, size_t len, cpns_msg *m)
+{
+    if (!gw->decoder) {
+        gw->decoder = cpns_msg_decoder_new();
+        if (!gw->decoder)
+            return CPNS_ERR_NOMEM;
+    }
+    return cpns_msg_decoder_peek(gw->decoder, data, len, m);
 }
 
 cpns_gw_state cpns_gw_get_state(const cpns_gw *gw)
@@ -308,7 +322,7 @@ int cpns_gw_recv_server(cpns_gw *gw, const uint8_t *data, size_t len, int64_t no
     (void)now_ms;
     cpns_msg m;
     memset(&m, 0, sizeof m);
-    int rv = cpns_msg_peek(data, len, &m);
+    int rv = gw_peek(gw, data, len, &m);
     if (rv == CPNS_ERR_NOMEM)
         return rv;
     int peeked = rv == 0;
@@ -446,7 +460,7 @@ int cpns_gw_recv_link(cpns_gw *gw, uint64_t link, const uint8_t *data, size_t le
         return CPNS_ERR_NOT_FOUND;
     cpns_msg m;
     memset(&m, 0, sizeof m);
-    int rv = cpns_msg_peek(data, len, &m);
+    int rv = gw_peek(gw, data, len, &m);
     if (rv == CPNS_ERR_NOMEM)
         return rv;
     uint64_t tid = (m.present & CPNS_F_TID) ? m.TransactionID : 0;

@@ -31,6 +31,8 @@ struct cpns_pne {
     void *rand_arg;
     cpns_logger log;
     int64_t register_timeout_ms;
+    cpns_msg_decoder *decoder; /* the config's, or our own (own_decoder) once a frame came */
+    int own_decoder;
 
     cpns_pne_state state;
     int last_return;
@@ -91,6 +93,7 @@ int cpns_pne_new(cpns_pne **out, const cpns_pne_config *cfg)
     pne->log = (cpns_logger){cfg->log, cfg->log_arg, "pne", pne->PNEID};
     pne->register_timeout_ms =
         cfg->register_timeout_ms ? cfg->register_timeout_ms : PNE_DEFAULT_REGISTER_TIMEOUT_MS;
+    pne->decoder = cfg->decoder;
     pne->state = CPNS_PNE_OFFLINE;
     pne->last_return = -1;
     pne->registration_expiry = CPNS_NEVER;
@@ -103,6 +106,8 @@ void cpns_pne_del(cpns_pne *pne)
     if (!pne)
         return;
     cpns_outq_clear(&pne->outq);
+    if (pne->own_decoder)
+        cpns_msg_decoder_free(pne->decoder);
     cpns_wipe(pne, sizeof *pne);
     cpns_free(pne);
 }
@@ -402,7 +407,14 @@ int cpns_pne_recv(cpns_pne *pne, const uint8_t *data, size_t len, int64_t now_ms
     (void)now_ms;
     cpns_msg m;
     memset(&m, 0, sizeof m);
-    int rv = cpns_msg_decode(data, len, &m);
+    /* a device runs one engine, so one parser for its lifetime is the cheap way */
+    if (!pne->decoder) {
+        pne->decoder = cpns_msg_decoder_new();
+        if (!pne->decoder)
+            return CPNS_ERR_NOMEM;
+        pne->own_decoder = 1;
+    }
+    int rv = cpns_msg_decoder_decode(pne->decoder, data, len, &m);
     if (rv == CPNS_ERR_NOMEM) {
         cpns_wipe(&m, sizeof m);
         return rv;

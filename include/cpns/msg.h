@@ -173,6 +173,25 @@ int cpns_msg_decode(const uint8_t *data, size_t len, cpns_msg *m);
  */
 int cpns_msg_peek(const uint8_t *data, size_t len, cpns_msg *m);
 
+/*
+ * A reusable decoder: it keeps one XML parser and resets it between messages
+ * instead of creating and freeing one per message, with an expat hash salt
+ * drawn once from the OS CSPRNG. cpns_msg_decoder_decode() and
+ * cpns_msg_decoder_peek() have exactly the contracts (and results) of
+ * cpns_msg_decode() and cpns_msg_peek(); nothing of one message, failed or
+ * not, carries over into the next. Not thread-safe: one decoder per thread
+ * (or per engine, or shared by engines run from one thread).
+ * CPNS_ERR_INVALID_ARG also when d is NULL.
+ */
+typedef struct cpns_msg_decoder cpns_msg_decoder;
+
+/* NULL on allocation failure. */
+cpns_msg_decoder *cpns_msg_decoder_new(void);
+int cpns_msg_decoder_decode(cpns_msg_decoder *d, const uint8_t *data, size_t len, cpns_msg *m);
+int cpns_msg_decoder_peek(cpns_msg_decoder *d, const uint8_t *data, size_t len, cpns_msg *m);
+/* NULL is a no-op. */
+void cpns_msg_decoder_free(cpns_msg_decoder *d);
+
 /* Framing (PROTOCOL.md section 2): a 4-byte big-endian length, then the payload. */
 #define CPNS_FRAME_HDR 4
 

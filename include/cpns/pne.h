@@ -28,6 +28,12 @@ typedef struct cpns_pne_config {
     cpns_log_fn log;
     void *log_arg;
     int64_t register_timeout_ms; /* resend the registration after this; 0: 10,000 */
+    /*
+     * Not owned; NULL: the engine creates its own on the first cpns_pne_recv()
+     * and frees it in cpns_pne_del(). Engines run from one thread (a load
+     * generator) may share one; it must outlive them.
+     */
+    cpns_msg_decoder *decoder;
 } cpns_pne_config;
 
 typedef enum cpns_pne_state {

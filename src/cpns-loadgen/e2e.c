@@ -6,7 +6,7 @@
  * each. A simulated PNE is the real cpns_pne engine with a memory keystore:
  * it checks and decrypts the EncryptedGroupKey, stores the key and answers
  * with its KeyConfirmation. Routing in the GW is what cpns-gw does: a
- * cpns_msg_peek for the PNEID, the frame passed on byte for byte.
+ * peek (on the shared decoder) for the PNEID, the frame passed on byte for byte.
  *
  * For each group size the clock starts when POST /v1/sgs leaves and stops
  * when the server's delivered counter (/metrics) shows every member done.
@@ -71,7 +71,7 @@ static void gw_on_frame(net_conn *c, const uint8_t *data, size_t len, void *arg)
     lg_gw *gw = arg;
     lg *g = G;
     cpns_msg m;
-    if (cpns_msg_peek(data, len, &m) != 0) {
+    if (cpns_msg_decoder_peek(g->decoder, data, len, &m) != 0) {
         fprintf(stderr, "cpns-loadgen: GW %u: an unreadable frame\n", gw->idx);
         return;
     }

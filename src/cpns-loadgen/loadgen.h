@@ -54,6 +54,8 @@ typedef struct lg {
     const char *server_log; /* the server's log (info level), to see completion; NULL: poll */
     lg_pne *pnes;
     uint32_t n_pnes;
+    /* one parser for every simulated PNE (they all run in this thread) and the GWs' peeks */
+    cpns_msg_decoder *decoder;
     lg_gw *gws;
     uint32_t n_gws;
     uint32_t pnes_registered;

@@ -74,6 +74,9 @@ int lg_pnes_new(lg *g, uint32_t n)
     if (!g->pnes)
         return -1;
     g->n_pnes = n;
+    g->decoder = cpns_msg_decoder_new();
+    if (!g->decoder)
+        return -1;
     for (uint32_t i = 0; i < n; i++) {
         char PNEID[CPNS_ID_MAX + 1];
         uint8_t EUK[CPNS_KEY_LEN];
@@ -85,6 +88,7 @@ int lg_pnes_new(lg *g, uint32_t n)
             .EUK = EUK,
             .keystore = g->pnes[i].ks,
             .register_timeout_ms = 2000,
+            .decoder = g->decoder,
         };
         int rv = cpns_pne_new(&g->pnes[i].eng, &cfg);
         cpns_wipe(EUK, sizeof EUK);
@@ -102,6 +106,8 @@ void lg_pnes_free(lg *g)
     }
     free(g->pnes);
     g->pnes = NULL;
+    cpns_msg_decoder_free(g->decoder);
+    g->decoder = NULL;
 }
 
 int lg_buf_add(lg_buf *b, const void *p, size_t n)
