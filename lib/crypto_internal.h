@@ -38,4 +38,16 @@ int cpns_gcm_open(const uint8_t key[CPNS_KEY_LEN], const uint8_t nonce[CPNS_GCM_
                   const uint8_t *aad, size_t aad_len, const uint8_t *ct, size_t ct_len,
                   const uint8_t tag[CPNS_GCM_TAG_LEN], uint8_t *pt);
 
+/*
+ * The same on a reusable cpns_gcm (c not NULL), with the same results. After
+ * any failure the context has been reset and works for the next call.
+ */
+int cpns_gcm_seal_ctx(cpns_gcm *c, const uint8_t key[CPNS_KEY_LEN],
+                      const uint8_t nonce[CPNS_GCM_NONCE_LEN], const uint8_t *aad, size_t aad_len,
+                      const uint8_t *pt, size_t pt_len, uint8_t *ct, uint8_t tag[CPNS_GCM_TAG_LEN]);
+int cpns_gcm_open_ctx(cpns_gcm *c, const uint8_t key[CPNS_KEY_LEN],
+                      const uint8_t nonce[CPNS_GCM_NONCE_LEN], const uint8_t *aad, size_t aad_len,
+                      const uint8_t *ct, size_t ct_len, const uint8_t tag[CPNS_GCM_TAG_LEN],
+                      uint8_t *pt);
+
 #endif

@@ -2,9 +2,10 @@
  * The cryptography of PROTOCOL.md section 4, on OpenSSL 3 EVP.
  *
  * Every function is a pure computation: keys come in, results go out, and
- * nothing is kept. Derived keys that callers want to reuse (the server wraps
- * a key for every member with that member's K_wrap) are returned so that they
- * can be cached; the caller wipes them with cpns_wipe() when done.
+ * nothing is kept, except in a cpns_gcm context that the caller owns.
+ * Derived keys that callers want to reuse (the server wraps a key for every
+ * member with that member's K_wrap) are returned so that they can be cached;
+ * the caller wipes them with cpns_wipe() when done.
  */
 #ifndef CPNS_CRYPTO_H
 #define CPNS_CRYPTO_H
@@ -63,6 +64,32 @@ int cpns_egk_wrap(const uint8_t K_wrap[CPNS_KEY_LEN], const char *SGID, const ch
 int cpns_egk_unwrap(const uint8_t K_wrap[CPNS_KEY_LEN], const char *SGID, const char *PNEID,
                     uint32_t KeyVersion, const uint8_t *blob, size_t blob_len,
                     uint8_t GK[CPNS_KEY_LEN]);
+
+/*
+ * A reusable AES-256-GCM context, so that the server can wrap a Group Key for
+ * 100,000 members without setting up OpenSSL for each one: it holds the
+ * cipher, fetched once, and one EVP_CIPHER_CTX that every call re-keys.
+ * Between calls it keeps the key schedule of the last key used (the server
+ * keeps that K_wrap cached anyway); cpns_gcm_free wipes it. It has no
+ * global state, but one context serves one thread at a time.
+ * cpns_gcm_new: NULL when memory or the OpenSSL cipher is not available.
+ * cpns_gcm_free: NULL is a no-op.
+ */
+typedef struct cpns_gcm cpns_gcm;
+cpns_gcm *cpns_gcm_new(void);
+void cpns_gcm_free(cpns_gcm *c);
+
+/*
+ * cpns_egk_wrap / cpns_egk_unwrap on a reusable context: same arguments,
+ * same results, byte for byte (CPNS_ERR_INVALID_ARG also for c NULL). After
+ * any failure, a refused blob included, c works for the next call.
+ */
+int cpns_egk_wrap_ctx(cpns_gcm *c, const uint8_t K_wrap[CPNS_KEY_LEN], const char *SGID,
+                      const char *PNEID, uint32_t KeyVersion, const uint8_t GK[CPNS_KEY_LEN],
+                      const uint8_t nonce[CPNS_GCM_NONCE_LEN], uint8_t out[CPNS_EGK_LEN]);
+int cpns_egk_unwrap_ctx(cpns_gcm *c, const uint8_t K_wrap[CPNS_KEY_LEN], const char *SGID,
+                        const char *PNEID, uint32_t KeyVersion, const uint8_t *blob,
+                        size_t blob_len, uint8_t GK[CPNS_KEY_LEN]);
 
 /*
  * Registration Proof: HMAC-SHA256(K_auth, "PNERegistrationRequest" ‖ 0 ‖ PNEID ‖ 0 ‖
