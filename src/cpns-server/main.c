@@ -37,6 +37,14 @@
 #define MAX_GWS_LIMIT 1000000
 #define DEFAULT_STALL_TIMEOUT_S 30
 #define MAX_STALL_TIMEOUT_S 3600
+#define DEFAULT_COMMIT_INTERVAL_MS 20
+#define MAX_COMMIT_INTERVAL_MS 1000
+/*
+ * Frames built in one turn before the loop gets back to its sockets: the
+ * frames of a big group go out (and their responses come in) while the rest
+ * are still being built, instead of 100,000 frames piling up in memory first.
+ */
+#define TURN_FRAMES 256
 /* File descriptors kept out of the connection cap, and the most we ask for. */
 /* After a failed commit the turn runs again this soon, even without an event. */
 #define STORE_RETRY_MS 1000
@@ -77,9 +85,13 @@ static void usage(FILE *f)
         "                          allows; never more than that)\n"
         "  --stall-timeout S       drop a GW connection that leaves a frame half-sent\n"
         "                          for S seconds (default %d)\n"
+        "  --commit-interval MS    commit delivery progress at most this often (group\n"
+        "                          commit, default %d; 0: after every event). New Group\n"
+        "                          Keys and admin changes are always committed first\n"
         "  --log-level LEVEL       error, warn, info (default) or debug\n"
         "  --help, --version\n",
-        DEFAULT_DELIVERY_TIMEOUT_S, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_GWS, DEFAULT_STALL_TIMEOUT_S);
+        DEFAULT_DELIVERY_TIMEOUT_S, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_GWS, DEFAULT_STALL_TIMEOUT_S,
+        DEFAULT_COMMIT_INTERVAL_MS);
 }
 
 static int bad_option(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -128,6 +140,7 @@ static int parse_options(int argc, char **argv, srvd_options *o)
         O_ATTEMPTS,
         O_MAX_GWS,
         O_STALL,
+        O_COMMIT,
         O_LEVEL,
         O_HELP,
         O_VERSION,
@@ -147,12 +160,14 @@ static int parse_options(int argc, char **argv, srvd_options *o)
         {"max-attempts", required_argument, NULL, O_ATTEMPTS},
         {"max-gws", required_argument, NULL, O_MAX_GWS},
         {"stall-timeout", required_argument, NULL, O_STALL},
+        {"commit-interval", required_argument, NULL, O_COMMIT},
         {"log-level", required_argument, NULL, O_LEVEL},
         {"help", no_argument, NULL, O_HELP},
         {"version", no_argument, NULL, O_VERSION},
         {NULL, 0, NULL, 0},
     };
-    const char *level = "info", *timeout = NULL, *attempts = NULL, *max_gws = NULL, *stall = NULL;
+    const char *level = "info", *timeout = NULL, *attempts = NULL, *max_gws = NULL, *stall = NULL,
+               *commit = NULL;
     bool seen[O_COUNT] = {false};
     *o = (srvd_options){
         .listen = DEFAULT_LISTEN,
@@ -161,6 +176,7 @@ static int parse_options(int argc, char **argv, srvd_options *o)
         .max_attempts = DEFAULT_MAX_ATTEMPTS,
         .max_gws = DEFAULT_MAX_GWS,
         .stall_timeout_s = DEFAULT_STALL_TIMEOUT_S,
+        .commit_interval_ms = DEFAULT_COMMIT_INTERVAL_MS,
     };
     opterr = 0;
     int c;
@@ -211,6 +227,9 @@ static int parse_options(int argc, char **argv, srvd_options *o)
             break;
         case O_STALL:
             stall = optarg;
+            break;
+        case O_COMMIT:
+            commit = optarg;
             break;
         case O_LEVEL:
             level = optarg;
@@ -269,6 +288,12 @@ static int parse_options(int argc, char **argv, srvd_options *o)
             return bad_option("--stall-timeout '%s': not a number of seconds of 1-%d", stall,
                               MAX_STALL_TIMEOUT_S);
         o->stall_timeout_s = (int)n;
+    }
+    if (commit) {
+        if (parse_i64(commit, 0, MAX_COMMIT_INTERVAL_MS, &n) != 0)
+            return bad_option("--commit-interval '%s': not a number of milliseconds of 0-%d",
+                              commit, MAX_COMMIT_INTERVAL_MS);
+        o->commit_interval_ms = n;
     }
     bool any_tls = o->tls_cert || o->tls_key || o->tls_ca;
     if (o->insecure && any_tls)
@@ -385,13 +410,19 @@ static void arm_expiry(srvd *d)
     evtimer_add(d->expiry_timer, &tv);
 }
 
-void srvd_turn(srvd *d)
+/*
+ * Builds and queues up to TURN_FRAMES frames; then commits when commit_now,
+ * when the store failed last time (the retry), or when the commit interval
+ * has passed, and otherwise arms the commit timer for the end of the interval.
+ */
+static void turn(srvd *d, bool commit_now)
 {
     /* This turn covers whatever the deferred one would have done. */
     event_del(d->turn);
+    event_del(d->more);
     cpns_out out;
-    int pop_rv;
-    while ((pop_rv = cpns_server_pop(d->server, &out)) == 1) {
+    int pop_rv = 0;
+    for (size_t n = 0; n < TURN_FRAMES && (pop_rv = cpns_server_pop(d->server, &out)) == 1; n++) {
         net_conn *c = links_get(&d->conns, out.link);
         if (!c) {
             log_debug("frame for GW connection %llu, which is gone: dropped",
@@ -402,18 +433,32 @@ void srvd_turn(srvd *d)
             log_warn("cannot queue a %zu-byte frame on GW connection %llu", out.len,
                      (unsigned long long)out.link);
     }
+    if (pop_rv == 1) {
+        /* More to build: after the loop has written these and read what came in. */
+        static const struct timeval now_tv = {0, 0};
+        evtimer_add(d->more, &now_tv);
+    }
     if (pop_rv < 0)
         log_error("committing a new Group Key before sending it failed: %s; its deliveries "
                   "wait and the commit is retried",
                   srvd_store_error(d, pop_rv));
-    int flush_rv = cpns_server_flush(d->server);
-    if (flush_rv < 0)
-        log_error("commit failed: %s; the server keeps its state and retries",
-                  srvd_store_error(d, flush_rv));
-    bool ok = pop_rv == 0 && flush_rv == 0;
-    if (ok && !d->store_ok)
-        log_info("the store works again: commits succeed");
-    d->store_ok = ok;
+    int64_t now = srvd_now();
+    int64_t due = d->last_commit_ms + d->opt.commit_interval_ms;
+    if (commit_now || !d->store_ok || pop_rv < 0 || now >= due) {
+        evtimer_del(d->commit_timer);
+        int flush_rv = cpns_server_flush(d->server);
+        d->last_commit_ms = now;
+        if (flush_rv < 0)
+            log_error("commit failed: %s; the server keeps its state and retries",
+                      srvd_store_error(d, flush_rv));
+        bool ok = pop_rv >= 0 && flush_rv == 0;
+        if (ok && !d->store_ok)
+            log_info("the store works again: commits succeed");
+        d->store_ok = ok;
+    } else if (!evtimer_pending(d->commit_timer, NULL)) {
+        struct timeval tv = ms_to_timeval(due - now);
+        evtimer_add(d->commit_timer, &tv);
+    }
 
     for (size_t i = 0; i < d->conns.cap; i++) {
         link_entry *e = &d->conns.slots[i];
@@ -425,11 +470,23 @@ void srvd_turn(srvd *d)
     arm_expiry(d);
 }
 
+void srvd_turn(srvd *d)
+{
+    turn(d, true);
+}
+
 static void on_turn(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    srvd_turn(arg);
+    turn(arg, false);
+}
+
+static void on_commit(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    turn(arg, true);
 }
 
 /* After a frame: one turn later in this loop iteration, shared by every frame read in it. */
@@ -446,7 +503,7 @@ static void on_expiry(evutil_socket_t fd, short what, void *arg)
     int rv = cpns_server_handle_expiry(d->server, srvd_now());
     if (rv != 0)
         log_error("handling timers failed: %s", srvd_store_error(d, rv));
-    srvd_turn(d);
+    turn(d, false);
 }
 
 /* --- GW connections --- */
@@ -564,6 +621,10 @@ static void daemon_free(srvd *d)
         event_free(d->expiry_timer);
     if (d->turn)
         event_free(d->turn);
+    if (d->more)
+        event_free(d->more);
+    if (d->commit_timer)
+        event_free(d->commit_timer);
     if (d->sigterm)
         event_free(d->sigterm);
     if (d->sigint)
@@ -661,9 +722,11 @@ static int daemon_init(srvd *d)
         return EXIT_FAILURE;
     d->expiry_timer = evtimer_new(d->base, on_expiry, d);
     d->turn = event_new(d->base, -1, 0, on_turn, d);
+    d->more = evtimer_new(d->base, on_turn, d);
+    d->commit_timer = evtimer_new(d->base, on_commit, d);
     d->sigterm = evsignal_new(d->base, SIGTERM, on_signal, d);
     d->sigint = evsignal_new(d->base, SIGINT, on_signal, d);
-    if (!d->expiry_timer || !d->turn || !d->sigterm || !d->sigint ||
+    if (!d->expiry_timer || !d->turn || !d->more || !d->commit_timer || !d->sigterm || !d->sigint ||
         evsignal_add(d->sigterm, NULL) != 0 || evsignal_add(d->sigint, NULL) != 0) {
         log_error("cannot set up the event loop");
         return EXIT_FAILURE;

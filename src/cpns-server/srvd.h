@@ -4,8 +4,11 @@
  * admin.c (the admin API of DESIGN.md section 5) and metrics.c (/metrics).
  *
  * Every change to the engine, from a frame, a timer or an admin call, is
- * followed by one loop turn (srvd_turn): the frames the engine queued go out
- * on their GW connections and the writes of the turn are committed together.
+ * followed by a loop turn: the frames the engine queued go out on their GW
+ * connections (at most TURN_FRAMES per turn, the rest in the next one) and the
+ * writes are committed together: at once after an admin call, at most every
+ * --commit-interval otherwise (group commit; a new Group Key is committed by
+ * the engine before the first frame carrying it, whatever the interval).
  */
 #ifndef CPNS_SRVD_H
 #define CPNS_SRVD_H
@@ -36,8 +39,9 @@ typedef struct srvd_options {
     int64_t delivery_timeout_s;
     uint32_t max_attempts;
     cpns_log_level log_level;
-    size_t max_gws;      /* GW connections open at once; more are refused (0: no limit) */
-    int stall_timeout_s; /* a frame left half-received this long drops its connection */
+    size_t max_gws;             /* GW connections open at once; more are refused (0: no limit) */
+    int stall_timeout_s;        /* a frame left half-received this long drops its connection */
+    int64_t commit_interval_ms; /* delivery progress waits at most this long for its commit */
 } srvd_options;
 
 typedef struct srvd {
@@ -50,6 +54,9 @@ typedef struct srvd {
     struct evhttp *http;
     struct event *expiry_timer; /* armed from cpns_server_get_expiry() */
     struct event *turn;         /* the deferred drain + flush after frames */
+    struct event *more;         /* the next turn, when one turn left frames unbuilt */
+    struct event *commit_timer; /* the group commit due at last_commit_ms + interval */
+    int64_t last_commit_ms;
     struct event *sigterm;
     struct event *sigint;
     link_table conns; /* GW connection id -> net_conn */
@@ -65,9 +72,10 @@ typedef struct srvd {
 int64_t srvd_now(void);
 
 /*
- * One loop turn: sends what the engine queued, commits the writes, re-arms
- * the expiry timer. Admin calls run it before answering, so that their
- * answer shows committed state.
+ * One loop turn that commits: sends what the engine queued (up to a turn's
+ * worth; the rest follows in later turns), commits every write so far,
+ * re-arms the expiry timer. Admin calls run it before answering, so that
+ * their answer shows committed state.
  */
 void srvd_turn(srvd *d);
 
