@@ -114,6 +114,17 @@ void admin_reply_json(admin_req *r, int status, json_t *body)
     evbuffer_free(buf);
 }
 
+void admin_reply_buffer(admin_req *r, int status, struct evbuffer *body)
+{
+    if (evbuffer_add(body, "\n", 1) != 0) {
+        evbuffer_free(body);
+        admin_reply_error(r, 500, "out of memory");
+        return;
+    }
+    send_reply(r, status, body, "application/json");
+    evbuffer_free(body);
+}
+
 void admin_reply_error(admin_req *r, int status, const char *fmt, ...)
 {
     va_list ap;

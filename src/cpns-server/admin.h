@@ -34,6 +34,8 @@ typedef struct admin_req {
 
 /* Answers with body (the reference is taken; NULL means out of memory: 500). */
 void admin_reply_json(admin_req *r, int status, json_t *body);
+/* Answers a JSON text already written into body, which it frees. */
+void admin_reply_buffer(admin_req *r, int status, struct evbuffer *body);
 /* Answers {"error": "<message>"}. */
 void admin_reply_error(admin_req *r, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

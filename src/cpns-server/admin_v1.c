@@ -130,28 +130,49 @@ static json_t *id_or_null(const char *s)
     return s && *s ? json_string(s) : json_null();
 }
 
-static int member_json(void *arg, const cpns_member_info *m)
+/*
+ * The SG object is written straight into the answer: a 100,000-member group
+ * is 7 JSON values per member, and building them as a jansson tree first cost
+ * more than creating the group. Identifiers need no escaping (ID_RULE).
+ */
+typedef struct sg_writer {
+    struct evbuffer *out;
+    bool first;
+    const cpns_server *server; /* for a list of SGs */
+} sg_writer;
+
+static int member_write(void *arg, const cpns_member_info *m)
 {
-    json_t *o = json_pack("{s:s, s:s, s:o, s:I, s:o, s:I}", "pneid", m->PNEID, "state",
-                          cpns_member_state_name(m->state), "return",
-                          m->Return < 0 ? json_null() : json_integer(m->Return), "attempts",
-                          (json_int_t)m->attempts, "pnid", id_or_null(m->PNID), "key_version",
-                          (json_int_t)m->KeyVersion);
-    return o && json_array_append_new(arg, o) == 0 ? 0 : CPNS_ERR_NOMEM;
+    sg_writer *w = arg;
+    char ret[16] = "null";
+    if (m->Return >= 0)
+        snprintf(ret, sizeof ret, "%d", m->Return);
+    bool pnid = m->PNID && *m->PNID;
+    const char *q = pnid ? "\"" : "";
+    int n = evbuffer_add_printf(w->out,
+                                "%s{\"pneid\":\"%s\",\"state\":\"%s\",\"return\":%s,"
+                                "\"attempts\":%u,\"pnid\":%s%s%s,\"key_version\":%u}",
+                                w->first ? "" : ",", m->PNEID, cpns_member_state_name(m->state),
+                                ret, (unsigned)m->attempts, q, pnid ? m->PNID : "null", q,
+                                (unsigned)m->KeyVersion);
+    w->first = false;
+    return n < 0 ? CPNS_ERR_NOMEM : 0;
 }
 
-/* The SG object of DESIGN.md section 5 (plus the current key's fingerprint). NULL: OOM. */
-static json_t *sg_json(const cpns_server *s, const cpns_sg_info *sg)
+/* Appends the SG object of DESIGN.md section 5 (plus the current key's fingerprint). */
+static int sg_write(const cpns_server *s, const cpns_sg_info *sg, struct evbuffer *out)
 {
-    json_t *members = json_array();
-    if (!members || cpns_server_sg_members(s, sg->SGID, member_json, members) != 0) {
-        json_decref(members);
-        return NULL;
-    }
-    return json_pack("{s:s, s:I, s:s, s:s, s:o}", "sgid", sg->SGID, "key_version",
-                     (json_int_t)sg->KeyVersion, "state",
-                     sg->complete ? "complete" : "distributing", "key_fingerprint", sg->fingerprint,
-                     "members", members);
+    sg_writer w = {out, true, s};
+    if (evbuffer_add_printf(out,
+                            "{\"sgid\":\"%s\",\"key_version\":%u,\"state\":\"%s\","
+                            "\"key_fingerprint\":\"%s\",\"members\":[",
+                            sg->SGID, (unsigned)sg->KeyVersion,
+                            sg->complete ? "complete" : "distributing", sg->fingerprint) < 0)
+        return CPNS_ERR_NOMEM;
+    int rv = cpns_server_sg_members(s, sg->SGID, member_write, &w);
+    if (rv == 0 && evbuffer_add(out, "]}", 2) != 0)
+        rv = CPNS_ERR_NOMEM;
+    return rv;
 }
 
 /* Answers the SG object of SGID (after a change: the turn has run). */
@@ -162,7 +183,14 @@ static void reply_sg(admin_req *r, int status, const char *SGID)
         admin_reply_error(r, 404, "SG '%s' does not exist", SGID);
         return;
     }
-    admin_reply_json(r, status, sg_json(r->d->server, &info));
+    struct evbuffer *out = evbuffer_new();
+    if (!out || sg_write(r->d->server, &info, out) != 0) {
+        if (out)
+            evbuffer_free(out);
+        admin_reply_error(r, 500, "out of memory");
+        return;
+    }
+    admin_reply_buffer(r, status, out);
 }
 
 /*
@@ -190,11 +218,13 @@ static int pne_json(void *arg, const cpns_pne_info *p)
     return o && json_array_append_new(arg, o) == 0 ? 0 : CPNS_ERR_NOMEM;
 }
 
-static int sg_list_json(void *arg, const cpns_sg_info *sg)
+static int sg_list_write(void *arg, const cpns_sg_info *sg)
 {
-    const void *const *ctx = arg;
-    json_t *o = sg_json(ctx[0], sg);
-    return o && json_array_append_new((json_t *)ctx[1], o) == 0 ? 0 : CPNS_ERR_NOMEM;
+    sg_writer *w = arg;
+    if (!w->first && evbuffer_add(w->out, ",", 1) != 0)
+        return CPNS_ERR_NOMEM;
+    w->first = false;
+    return sg_write(w->server, sg, w->out);
 }
 
 /* --- PNEs --- */
@@ -395,14 +425,17 @@ out:
 
 static void get_sgs(admin_req *r)
 {
-    json_t *arr = json_array();
-    const void *ctx[2] = {r->d->server, arr};
-    if (!arr || cpns_server_sg_foreach(r->d->server, sg_list_json, ctx) != 0) {
-        json_decref(arr);
+    struct evbuffer *out = evbuffer_new();
+    sg_writer w = {out, true, r->d->server};
+    if (!out || evbuffer_add(out, "[", 1) != 0 ||
+        cpns_server_sg_foreach(r->d->server, sg_list_write, &w) != 0 ||
+        evbuffer_add(out, "]", 1) != 0) {
+        if (out)
+            evbuffer_free(out);
         admin_reply_error(r, 500, "out of memory");
         return;
     }
-    admin_reply_json(r, 200, arr);
+    admin_reply_buffer(r, 200, out);
 }
 
 typedef struct member_check {
@@ -501,7 +534,7 @@ static void sg_resource(admin_req *r, const char *SGID, const char *action)
         } else if (!exists) {
             admin_reply_error(r, 404, "SG '%s' does not exist", SGID);
         } else if (r->cmd == EVHTTP_REQ_GET) {
-            admin_reply_json(r, 200, sg_json(r->d->server, &info));
+            reply_sg(r, 200, SGID);
         } else {
             int rv = cpns_server_sg_delete(r->d->server, SGID);
             srvd_turn(r->d);
