@@ -18,6 +18,27 @@ const int64_t cpns_latency_bounds_ms[CPNS_LATENCY_BUCKETS - 1] = {
     10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000,
 };
 
+int srv_pool_random(void *server, uint8_t *buf, size_t len)
+{
+    cpns_server *s = server;
+    while (len) {
+        if (s->pool_left == 0) {
+            int rv = srv_random(s, s->pool, sizeof s->pool);
+            if (rv)
+                return rv;
+            s->pool_left = sizeof s->pool;
+        }
+        size_t n = len < s->pool_left ? len : s->pool_left;
+        uint8_t *from = s->pool + sizeof s->pool - s->pool_left;
+        memcpy(buf, from, n);
+        cpns_wipe(from, n); /* handed out once */
+        s->pool_left -= n;
+        buf += n;
+        len -= n;
+    }
+    return 0;
+}
+
 int64_t srv_delay(const cpns_server *s, uint32_t attempt)
 {
     int64_t d = s->cfg.delivery_timeout_ms;
@@ -206,7 +227,10 @@ int cpns_server_flush(cpns_server *s)
     }
     clear_list(&s->dirty_pnes);
     clear_list(&s->dirty_sgs);
-    clear_list(&s->dirty_members);
+    while (!srv_list_empty(&s->dirty_members)) {
+        SRV_CONTAINER(s->dirty_members.next, srv_member, dirty_link)->stored = 1;
+        srv_list_unlink(s->dirty_members.next);
+    }
     clear_list(&s->nonces_unwritten);
     s->n_dels = 0;
     s->expire_before_ms = 0;
@@ -304,6 +328,7 @@ static int load_member(void *arg, const cpns_store_member *row)
         return CPNS_ERR_NOMEM;
     sg->n[mb->row.state]--;
     mb->row = *row;
+    mb->stored = 1;
     sg->n[mb->row.state]++;
     /* The request went down with the connection; it goes out again once routable. */
     if (mb->row.state == CPNS_MEMBER_SENT)
@@ -383,8 +408,11 @@ int cpns_server_new(cpns_server **out, const cpns_server_config *cfg, int64_t no
     srv_list_init(&s->nonces_by_age);
     srv_list_init(&s->nonces_unwritten);
 
+    s->decoder = cpns_msg_decoder_new();
+    s->gcm = cpns_gcm_new();
     const cpns_store_loader loader = {load_pne, load_sg, load_member, load_nonce};
-    int rv = s->cfg.store->ops->load(s->cfg.store, &loader, s);
+    int rv =
+        s->decoder && s->gcm ? s->cfg.store->ops->load(s->cfg.store, &loader, s) : CPNS_ERR_NOMEM;
     if (rv == 0)
         rv = finish_load(s);
     if (rv) {
@@ -424,6 +452,9 @@ void cpns_server_del(cpns_server *s)
     cpns_free(s->dels);
     cpns_outq_clear(&s->outq);
     cpns_wipe(s->frame, sizeof s->frame);
+    cpns_wipe(s->pool, sizeof s->pool);
+    cpns_msg_decoder_free(s->decoder);
+    cpns_gcm_free(s->gcm);
     cpns_free(s);
 }
 
@@ -486,7 +517,7 @@ int cpns_server_recv(cpns_server *s, uint64_t conn, const uint8_t *data, size_t 
         return CPNS_ERR_NOT_FOUND;
     cpns_msg m;
     memset(&m, 0, sizeof m);
-    int rv = cpns_msg_decode(data, len, &m);
+    int rv = cpns_msg_decoder_decode(s->decoder, data, len, &m);
     if (rv == CPNS_ERR_NOMEM)
         return rv;
     int decoded = rv == 0;

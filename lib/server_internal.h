@@ -78,7 +78,7 @@ typedef struct srv_conn {
     int registered;
     char PNGWID[CPNS_ID_MAX + 1];
     char PNID[CPNS_ID_MAX + 1];
-    uint64_t bind; /* generation of this PNGWID binding, 0 while unregistered */
+    uint64_t bind;         /* generation of this PNGWID binding, 0 while unregistered */
     srv_bucket reg_bucket; /* PNERegistrationRequests admitted on this connection */
 } srv_conn;
 
@@ -127,9 +127,11 @@ typedef struct srv_member {
     srv_link pne_link;
     srv_link queue_link; /* on s->queue: due to be sent */
     srv_link dirty_link;
+    int stored; /* its row is in the store (committed), of whatever KeyVersion */
 } srv_member;
 
 #define SRV_NO_HEAP ((size_t)-1)
+#define SRV_POOL_LEN 4000
 
 /* "PNEID/<hex of Nonce>": '/' cannot occur in an identifier. */
 #define SRV_NONCE_KEY_LEN (CPNS_ID_MAX + 1 + 2 * CPNS_NONCE_LEN + 1)
@@ -173,10 +175,20 @@ struct cpns_server {
 
     cpns_outq outq; /* registration responses */
     uint8_t frame[2048];
+    cpns_msg_decoder *decoder; /* one expat parser, reset per frame */
+    cpns_gcm *gcm;             /* one AES-256-GCM context for every EncryptedGroupKey */
+    /*
+     * Random bytes for the public values of a send (TransactionID, GCM nonce),
+     * drawn SRV_POOL_LEN at a time: one CSPRNG call per ~200 sends instead of
+     * two per send. Group Keys never come from here (srv_random).
+     */
+    uint8_t pool[SRV_POOL_LEN];
+    size_t pool_left;
     cpns_server_stats stats;
 };
 
 /* server.c */
+int srv_pool_random(void *server, uint8_t *buf, size_t len);
 int64_t srv_delay(const cpns_server *s, uint32_t attempt);
 uint64_t srv_pne_route(const cpns_server *s, const srv_pne *pne);
 void srv_timer_set(cpns_server *s, srv_member *mb, int64_t deadline);

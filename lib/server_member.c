@@ -182,6 +182,7 @@ void srv_member_kick(cpns_server *s, srv_member *mb)
 
 void srv_member_start(cpns_server *s, srv_member *mb, const char *why)
 {
+    uint32_t previous = mb->row.KeyVersion;
     drop_outstanding(s, mb);
     srv_timer_clear(s, mb);
     srv_list_unlink(&mb->queue_link);
@@ -193,6 +194,14 @@ void srv_member_start(cpns_server *s, srv_member *mb, const char *why)
     mb->first_sent_ms = -1;
     mb->sg->complete_logged = 0;
     srv_member_transition(s, mb, CPNS_MEMBER_PENDING, 0, why);
+    /*
+     * A new version needs no write of its own when the member's row is in
+     * the store: a row of an older version restarts this very delivery when
+     * it is loaded (finish_load), so a rekey of 100,000 members writes their
+     * rows as they progress, not once more up front.
+     */
+    if (mb->stored && mb->row.KeyVersion != previous)
+        srv_list_unlink(&mb->dirty_link);
     srv_member_kick(s, mb);
 }
 
@@ -208,8 +217,22 @@ void srv_sg_set_key(cpns_server *s, srv_sg *sg, const uint8_t GK[CPNS_KEY_LEN], 
              "Group Key generated: KeyVersion %u, fingerprint %s (%s)", sg->row.KeyVersion, fp,
              why);
     sg->complete_logged = 0;
-    for (cpns_map_iter it = cpns_map_begin(&sg->members); cpns_map_next(&it);)
-        srv_member_start(s, it.val, why);
+    /*
+     * In PNEID order, the order of the member table: the rows that one
+     * commit writes then share their pages (a group commit of 500 delivered
+     * members writes ~10 pages, not ~500). Without memory for the order,
+     * any order is correct.
+     */
+    void **v;
+    size_t n;
+    if (cpns_map_sorted(&sg->members, &v, &n) == 0) {
+        for (size_t i = 0; i < n; i++)
+            srv_member_start(s, v[i], why);
+        cpns_free(v);
+    } else {
+        for (cpns_map_iter it = cpns_map_begin(&sg->members); cpns_map_next(&it);)
+            srv_member_start(s, it.val, why);
+    }
     check_complete(s, sg);
 }
 
@@ -232,16 +255,16 @@ int srv_member_send(cpns_server *s, srv_member *mb, uint64_t conn, cpns_out *out
     uint64_t TransactionID;
     int rv;
     do {
-        rv = cpns_random_tid(s->cfg.rand, s->cfg.rand_arg, &TransactionID);
+        rv = cpns_random_tid(srv_pool_random, s, &TransactionID);
         if (rv)
             return rv;
     } while (cpns_map_get_u64(&s->tids, TransactionID));
 
     uint8_t nonce[CPNS_GCM_NONCE_LEN], EncryptedGroupKey[CPNS_EGK_LEN];
-    rv = srv_random(s, nonce, sizeof nonce);
+    rv = srv_pool_random(s, nonce, sizeof nonce);
     if (rv == 0)
-        rv = cpns_egk_wrap(mb->pne->K_wrap, mb->row.SGID, mb->row.PNEID, mb->row.KeyVersion,
-                           mb->sg->row.GK, nonce, EncryptedGroupKey);
+        rv = cpns_egk_wrap_ctx(s->gcm, mb->pne->K_wrap, mb->row.SGID, mb->row.PNEID,
+                               mb->row.KeyVersion, mb->sg->row.GK, nonce, EncryptedGroupKey);
     cpns_msg m;
     cpns_msg_init(&m, CPNS_MSG_SGROUPKEY_DELIVERY_REQUEST, TransactionID);
     if (rv == 0)
