@@ -50,4 +50,25 @@ int cpns_gcm_open_ctx(cpns_gcm *c, const uint8_t key[CPNS_KEY_LEN],
                       const uint8_t *ct, size_t ct_len, const uint8_t tag[CPNS_GCM_TAG_LEN],
                       uint8_t *pt);
 
+/*
+ * HMAC-SHA256 under a fixed 32-byte key, keyed once and run per message (see
+ * crypto_mac.c). new: 0, CPNS_ERR_NOMEM or CPNS_ERR_CRYPTO (*out NULL); run:
+ * 0 or CPNS_ERR_CRYPTO (out wiped); free: NULL is a no-op, the key is cleansed.
+ */
+typedef struct cpns_hmac cpns_hmac;
+int cpns_hmac_new(const uint8_t key[CPNS_KEY_LEN], cpns_hmac **out);
+int cpns_hmac_run(cpns_hmac *h, const uint8_t *msg, size_t msg_len, uint8_t out[32]);
+void cpns_hmac_free(cpns_hmac *h);
+
+/*
+ * The KeyConfirmation of PROTOCOL.md section 4 in two steps, for a server
+ * that checks the responses of many members to one Group Key: the key
+ * HMAC(HKDF(GK, "CPNS 1.1 key confirmation"), .) once per Group Key (0,
+ * CPNS_ERR_NOMEM or CPNS_ERR_CRYPTO), then one HMAC per response, equal to
+ * cpns_key_confirmation().
+ */
+int cpns_key_confirmation_key(const uint8_t GK[CPNS_KEY_LEN], cpns_hmac **out);
+int cpns_key_confirmation_with(cpns_hmac *K_confirm, const char *SGID, const char *PNEID,
+                               uint32_t KeyVersion, uint8_t out[CPNS_KC_LEN]);
+
 #endif

@@ -535,7 +535,7 @@ int cpns_server_recv(cpns_server *s, uint64_t conn, const uint8_t *data, size_t 
         return srv_on_pne_registration(s, c, &m, decoded);
     case CPNS_MSG_SGROUPKEY_DELIVERY_RESPONSE:
         if (decoded)
-            srv_on_delivery_response(s, c, &m);
+            return srv_on_delivery_response(s, c, &m);
         break;
     case CPNS_MSG_PNE_STATUS_NOTIFICATION:
         if (decoded)

@@ -18,6 +18,7 @@
 
 #include "cpns/crypto.h"
 #include "cpns/server.h"
+#include "crypto_internal.h"
 #include "internal.h"
 
 /*
@@ -101,6 +102,7 @@ typedef struct srv_sg {
     cpns_map members;  /* PNEID -> srv_member */
     size_t n[4];       /* members per cpns_member_state */
     int complete_logged;
+    cpns_hmac *K_confirm; /* of the current Group Key, made at its first response; or NULL */
     srv_link dirty;
 } srv_sg;
 
@@ -212,7 +214,8 @@ void srv_member_start(cpns_server *s, srv_member *mb, const char *why);
 void srv_member_kick(cpns_server *s, srv_member *mb);
 int srv_member_send(cpns_server *s, srv_member *mb, uint64_t conn, cpns_out *out);
 void srv_member_on_timer(cpns_server *s, srv_member *mb);
-void srv_on_delivery_response(cpns_server *s, const srv_conn *c, const cpns_msg *m);
+/* 0, or CPNS_ERR_NOMEM / CPNS_ERR_CRYPTO with nothing changed (the response can be retried). */
+int srv_on_delivery_response(cpns_server *s, const srv_conn *c, const cpns_msg *m);
 void srv_pne_catch_up(cpns_server *s, srv_pne *pne);
 void srv_pne_kick(cpns_server *s, srv_pne *pne);
 void srv_pne_revive(cpns_server *s, srv_pne *pne);

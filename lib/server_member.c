@@ -130,6 +130,7 @@ void srv_sg_free(cpns_server *s, srv_sg *sg)
         member_release(s, it.val);
     cpns_map_clear(&sg->members);
     srv_list_unlink(&sg->dirty);
+    cpns_hmac_free(sg->K_confirm);
     cpns_wipe(sg, sizeof *sg);
     cpns_free(sg);
 }
@@ -209,6 +210,8 @@ void srv_sg_set_key(cpns_server *s, srv_sg *sg, const uint8_t GK[CPNS_KEY_LEN], 
 {
     memcpy(sg->row.GK, GK, CPNS_KEY_LEN);
     sg->row.KeyVersion++;
+    cpns_hmac_free(sg->K_confirm);
+    sg->K_confirm = NULL;
     srv_dirty_sg(s, sg);
     s->barrier = 1; /* committed before the first frame carrying it leaves */
     char fp[CPNS_FINGERPRINT_LEN + 1];
@@ -288,7 +291,16 @@ int srv_member_send(cpns_server *s, srv_member *mb, uint64_t conn, cpns_out *out
     mb->row.attempts++;
     if (mb->first_sent_ms < 0)
         mb->first_sent_ms = s->now;
+    int was_dirty = srv_linked(&mb->dirty_link);
     srv_member_transition(s, mb, CPNS_MEMBER_SENT, TransactionID, "SGroupKeyDeliveryRequest sent");
+    /*
+     * A send writes nothing by itself: a stored row loads as pending and is
+     * sent again after a restart, which is what a "sent" row would do too
+     * (load_member). The attempt count reaches the store with the outcome;
+     * a crash in between forgets the attempts since the last write.
+     */
+    if (mb->stored && !was_dirty)
+        srv_list_unlink(&mb->dirty_link);
     srv_timer_set(s, mb, s->now + srv_delay(s, mb->row.attempts));
     s->stats.deliveries_sent++;
     out->link = conn;
@@ -350,7 +362,8 @@ static int key_confirmation_ok(const srv_member *mb, const cpns_msg *m)
     if (!(m->present & CPNS_F_KC) || m->KeyConfirmation.len != CPNS_KC_LEN)
         return 0;
     uint8_t kc[CPNS_KC_LEN];
-    if (cpns_key_confirmation(mb->sg->row.GK, mb->row.SGID, mb->row.PNEID, mb->row.KeyVersion, kc))
+    if (cpns_key_confirmation_with(mb->sg->K_confirm, mb->row.SGID, mb->row.PNEID,
+                                   mb->row.KeyVersion, kc))
         return 0;
     int ok = cpns_mem_equal(kc, m->KeyConfirmation.data, CPNS_KC_LEN);
     cpns_wipe(kc, sizeof kc);
@@ -377,7 +390,7 @@ static const char *mismatch(const srv_conn *c, const srv_attempt *a, const cpns_
 }
 
 /* 7.8.6.3-4: the server checks Return; 7.8.6.3-5: Return 1 finishes the member. */
-void srv_on_delivery_response(cpns_server *s, const srv_conn *c, const cpns_msg *m)
+int srv_on_delivery_response(cpns_server *s, const srv_conn *c, const cpns_msg *m)
 {
     uint64_t tid = m->TransactionID;
     srv_attempt *a = cpns_map_get_u64(&s->tids, tid);
@@ -385,14 +398,24 @@ void srv_on_delivery_response(cpns_server *s, const srv_conn *c, const cpns_msg 
         cpns_log(&s->log, CPNS_LOG_INFO, (m->present & CPNS_F_SGID) ? m->SGID : NULL,
                  (m->present & CPNS_F_PNEID) ? m->PNEID : NULL, tid,
                  "ignored SGroupKeyDeliveryResponse: no outstanding request");
-        return;
+        return 0;
     }
     srv_member *mb = a->mb;
     const char *bad = mismatch(c, a, m);
     if (bad) {
         cpns_log(&s->log, CPNS_LOG_WARN, mb->row.SGID, mb->row.PNEID, tid,
                  "ignored SGroupKeyDeliveryResponse: %s", bad);
-        return;
+        return 0;
+    }
+    /*
+     * Keyed once per Group Key: each response then costs one HMAC, not HKDF
+     * + HMAC. Made before anything changes, so that a failure leaves the
+     * response unconsumed for a retry.
+     */
+    if (!mb->sg->K_confirm) {
+        int rv = cpns_key_confirmation_key(mb->sg->row.GK, &mb->sg->K_confirm);
+        if (rv)
+            return rv;
     }
     /* One response per request: a copy of it must not count twice. */
     remove_attempt(s, mb, a);
@@ -447,6 +470,7 @@ void srv_on_delivery_response(cpns_server *s, const srv_conn *c, const cpns_msg 
         retry(s, mb, mb->row.Return, tid, "retryable Return");
         break;
     }
+    return 0;
 }
 
 /* --- per-PNE events --- */

@@ -3,8 +3,10 @@
  * of PROTOCOL.md section 4, against the section 4.1 vectors, and the
  * bindings that make them useless for anything but the message they sign.
  */
+#include <stdio.h>
 #include <string.h>
 
+#include "crypto_internal.h"
 #include "crypto_vectors.h"
 
 static void vector_k_auth(uint8_t K_auth[CPNS_KEY_LEN])
@@ -84,6 +86,48 @@ static void test_key_confirmation_bindings(void **state)
     assert_int_equal(cpns_key_confirmation(GK, V_SGID, "a/b", 1, kc), CPNS_ERR_INVALID_ARG);
 }
 
+/*
+ * The server's two-step KeyConfirmation (keyed once per Group Key, one HMAC
+ * per response) gives the 4.1 vector and the one-shot's value for every
+ * member, version and key, on one keyed object used many times.
+ */
+static void test_key_confirmation_keyed_once(void **state)
+{
+    (void)state;
+    uint8_t GK[CPNS_KEY_LEN], kc[CPNS_KC_LEN], one_shot[CPNS_KC_LEN];
+    test_hex(V_GK_HEX, GK, sizeof GK);
+    cpns_hmac *K_confirm;
+    assert_int_equal(cpns_key_confirmation_key(GK, &K_confirm), 0);
+    assert_int_equal(cpns_key_confirmation_with(K_confirm, V_SGID, V_PNEID, V_KEYVERSION, kc), 0);
+    char b64[CPNS_B64_LEN(CPNS_KC_LEN) + 1];
+    v_b64_encode(kc, sizeof kc, b64);
+    assert_string_equal(b64, V_KC_B64);
+    cpns_hmac_free(K_confirm);
+
+    uint64_t seed = 7;
+    for (int k = 0; k < 8; k++) {
+        test_rand(&seed, GK, sizeof GK);
+        assert_int_equal(cpns_key_confirmation_key(GK, &K_confirm), 0);
+        for (uint32_t i = 1; i <= 50; i++) {
+            char PNEID[32];
+            snprintf(PNEID, sizeof PNEID, "pne-%u", i * 7919u);
+            uint32_t KeyVersion = i == 50 ? UINT32_MAX : i;
+            assert_int_equal(cpns_key_confirmation_with(K_confirm, "sg-x", PNEID, KeyVersion, kc),
+                             0);
+            assert_int_equal(cpns_key_confirmation(GK, "sg-x", PNEID, KeyVersion, one_shot), 0);
+            assert_memory_equal(kc, one_shot, sizeof kc);
+        }
+        assert_int_equal(cpns_key_confirmation_with(K_confirm, "sg-x", "bad id", 1, kc),
+                         CPNS_ERR_INVALID_ARG);
+        assert_int_equal(cpns_key_confirmation_with(K_confirm, "sg-x", "pne-1", 0, kc),
+                         CPNS_ERR_INVALID_ARG);
+        cpns_hmac_free(K_confirm);
+    }
+    assert_int_equal(cpns_key_confirmation_with(NULL, "sg-x", "pne-1", 1, kc),
+                     CPNS_ERR_INVALID_ARG);
+    cpns_hmac_free(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -91,6 +135,7 @@ int main(void)
         cmocka_unit_test(test_proof_bindings),
         cmocka_unit_test(test_key_confirmation_vector),
         cmocka_unit_test(test_key_confirmation_bindings),
+        cmocka_unit_test(test_key_confirmation_keyed_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -165,6 +165,70 @@ static void test_batching_10000_members(void **state)
     assert_int_equal(row.KeyVersion, 1);
 }
 
+/*
+ * What a member row costs: the inventory writes it, an outcome writes it; a
+ * send or the start of a new KeyVersion does not (a stored row of an older
+ * version, or a "sent" one, loads as pending for the current version). A
+ * crash after such unwritten steps still ends with every member holding the
+ * current key.
+ */
+static void test_sends_and_new_versions_write_no_member_row(void **state)
+{
+    harness *h = *state;
+    static const char *const THREE[] = {"pne-a", "pne-b", "pne-c"};
+    h_world(h, THREE, 3);
+    assert_int_equal(cpns_server_sg_create(h->s, "sg-1", THREE, 3, h->now), 0);
+    cpns_msg req[3];
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(h_pop(h, NULL, &req[i]), 1);
+    assert_int_equal(cpns_server_flush(h->s), 0);
+    cpns_store_member row;
+    assert_int_equal(cpns_store_mem_get_member(h->st, "sg-1", "pne-a", &row), 0);
+    assert_int_equal(row.KeyVersion, 0); /* the inventory's row */
+    assert_int_equal(row.state, CPNS_MEMBER_PENDING);
+
+    h_confirm(h, 1, &req[0]);
+    assert_int_equal(cpns_server_flush(h->s), 0);
+    assert_int_equal(cpns_store_mem_get_member(h->st, "sg-1", "pne-a", &row), 0);
+    assert_int_equal(row.KeyVersion, 1);
+    assert_int_equal(row.state, CPNS_MEMBER_DELIVERED);
+    assert_int_equal(row.attempts, 1);
+
+    /* A rekey, sent to all: pne-a's row still says version 1, delivered. */
+    assert_int_equal(cpns_server_sg_rekey(h->s, "sg-1", h->now), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(h_pop(h, NULL, &req[i]), 1);
+    assert_int_equal(cpns_server_flush(h->s), 0);
+    assert_int_equal(cpns_store_mem_get_member(h->st, "sg-1", "pne-a", &row), 0);
+    assert_int_equal(row.KeyVersion, 1);
+    cpns_store_sg sg;
+    assert_int_equal(cpns_store_mem_get_sg(h->st, "sg-1", &sg), 0);
+    assert_int_equal(sg.KeyVersion, 2);
+    uint8_t GK2[CPNS_KEY_LEN];
+    h_unwrap(&req[0], GK2);
+
+    /* After a crash every member gets version 2 again, with the same key. */
+    h_crash_restart(h);
+    for (int i = 0; i < 3; i++) {
+        cpns_member_info m = h_member(h, "sg-1", THREE[i]);
+        assert_int_equal(m.KeyVersion, 2);
+        assert_int_equal(m.state, CPNS_MEMBER_PENDING);
+    }
+    assert_int_equal(h_gw(h, 9, "gw-1", "pn-home", NULL), 1);
+    for (int i = 0; i < 3; i++)
+        h_status(h, 9, THREE[i], CPNS_STATUS_ATTACHED);
+    for (int i = 0; i < 3; i++) {
+        cpns_msg again;
+        assert_int_equal(h_pop(h, NULL, &again), 1);
+        assert_int_equal(again.KeyVersion, 2);
+        uint8_t GK[CPNS_KEY_LEN];
+        h_unwrap(&again, GK);
+        assert_memory_equal(GK, GK2, CPNS_KEY_LEN);
+        h_confirm(h, 9, &again);
+    }
+    assert_true(h_sg(h, "sg-1").complete);
+}
+
 /* Crash and restart: same key and version resent, nothing delivered is lost. */
 static void test_crash_restart_resends_same_key(void **state)
 {
@@ -385,6 +449,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_barrier_commit_failure_sends_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batching_10000_members, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sends_and_new_versions_write_no_member_row, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_crash_restart_resends_same_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_after_inventory_generates_key_on_load, setup,
                                         teardown),
