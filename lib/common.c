@@ -112,7 +112,7 @@ char *cpns_strdup(const char *s)
 void cpns_log(const cpns_logger *lg, cpns_log_level level, const char *SGID, const char *PNEID,
               uint64_t TransactionID, const char *fmt, ...)
 {
-    if (!lg || !lg->fn)
+    if (!lg || !lg->fn || (level == CPNS_LOG_DEBUG && lg->no_debug))
         return;
     char text[512];
     va_list ap;

@@ -84,7 +84,7 @@ int cpns_gw_new(cpns_gw **out, const cpns_gw_config *cfg)
     gw->max_pnes = cfg->max_pnes;
     gw->rand = cfg->rand;
     gw->rand_arg = cfg->rand_arg;
-    gw->log = (cpns_logger){cfg->log, cfg->log_arg, "gw", gw->PNGWID};
+    gw->log = (cpns_logger){cfg->log, cfg->log_arg, "gw", gw->PNGWID, !cfg->log_debug};
     gw->state = CPNS_GW_OFFLINE;
     gw->last_return = -1;
     *out = gw;

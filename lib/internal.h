@@ -94,6 +94,7 @@ typedef struct cpns_logger {
     void *arg;
     const char *entity;
     const char *id;
+    int no_debug; /* drop CPNS_LOG_DEBUG before formatting (a format per frame adds up) */
 } cpns_logger;
 
 #if defined(__GNUC__)

@@ -90,7 +90,7 @@ int cpns_pne_new(cpns_pne **out, const cpns_pne_config *cfg)
     pne->keystore = cfg->keystore;
     pne->rand = cfg->rand;
     pne->rand_arg = cfg->rand_arg;
-    pne->log = (cpns_logger){cfg->log, cfg->log_arg, "pne", pne->PNEID};
+    pne->log = (cpns_logger){cfg->log, cfg->log_arg, "pne", pne->PNEID, 0};
     pne->register_timeout_ms =
         cfg->register_timeout_ms ? cfg->register_timeout_ms : PNE_DEFAULT_REGISTER_TIMEOUT_MS;
     pne->decoder = cfg->decoder;

@@ -399,7 +399,7 @@ int cpns_server_new(cpns_server **out, const cpns_server_config *cfg, int64_t no
         s->cfg.time_window_s = 300;
     if (s->cfg.nonce_ttl_s <= 0)
         s->cfg.nonce_ttl_s = 600;
-    s->log = (cpns_logger){cfg->log, cfg->log_arg, "server", NULL};
+    s->log = (cpns_logger){cfg->log, cfg->log_arg, "server", NULL, !cfg->log_debug};
     s->now = now_ms;
     srv_list_init(&s->queue);
     srv_list_init(&s->dirty_pnes);

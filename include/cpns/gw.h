@@ -12,6 +12,7 @@
 #ifndef CPNS_GW_H
 #define CPNS_GW_H
 
+#include <stdbool.h>
 #include "common.h"
 #include "msg.h"
 
@@ -31,6 +32,7 @@ typedef struct cpns_gw_config {
     void *rand_arg;
     cpns_log_fn log;
     void *log_arg;
+    bool log_debug; /* also pass CPNS_LOG_DEBUG messages (one per forwarded frame) to log */
 } cpns_gw_config;
 
 typedef enum cpns_gw_state {

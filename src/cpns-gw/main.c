@@ -537,6 +537,7 @@ static int daemon_init(gw_daemon *d)
         .PNID = d->opt.PNID,
         .max_pnes = d->opt.max_pnes,
         .log = log_engine,
+        .log_debug = d->opt.log_level >= CPNS_LOG_DEBUG,
     };
     int rv = cpns_gw_new(&d->gw, &cfg);
     if (rv != 0) {

@@ -708,6 +708,7 @@ static int daemon_init(srvd *d)
     cpns_server_config cfg = {
         .store = d->store,
         .log = log_engine,
+        .log_debug = d->opt.log_level >= CPNS_LOG_DEBUG,
         .delivery_timeout_ms = d->opt.delivery_timeout_s * 1000,
         .max_attempts = d->opt.max_attempts,
     };

@@ -42,6 +42,7 @@ static int new_server(sim *s)
     cfg.rand_arg = &s->seed;
     cfg.log = s->log;
     cfg.log_arg = s->log_arg;
+    cfg.log_debug = true;
     return cpns_server_new(&s->server, &cfg, s->now);
 }
 
@@ -66,6 +67,7 @@ int sim_init(sim *s, uint64_t seed, cpns_log_fn log, void *log_arg)
     gcfg.rand_arg = &s->seed;
     gcfg.log = log;
     gcfg.log_arg = log_arg;
+    gcfg.log_debug = true;
     return cpns_gw_new(&s->gw, &gcfg);
 }
 
