@@ -33,6 +33,8 @@ struct cpns_pne {
     int64_t register_timeout_ms;
     cpns_msg_decoder *decoder; /* the config's, or our own (own_decoder) once a frame came */
     int own_decoder;
+    cpns_gcm *gcm; /* the config's, or our own (own_gcm) once a delivery request came */
+    int own_gcm;
 
     cpns_pne_state state;
     int last_return;
@@ -94,6 +96,7 @@ int cpns_pne_new(cpns_pne **out, const cpns_pne_config *cfg)
     pne->register_timeout_ms =
         cfg->register_timeout_ms ? cfg->register_timeout_ms : PNE_DEFAULT_REGISTER_TIMEOUT_MS;
     pne->decoder = cfg->decoder;
+    pne->gcm = cfg->gcm;
     pne->state = CPNS_PNE_OFFLINE;
     pne->last_return = -1;
     pne->registration_expiry = CPNS_NEVER;
@@ -108,6 +111,8 @@ void cpns_pne_del(cpns_pne *pne)
     cpns_outq_clear(&pne->outq);
     if (pne->own_decoder)
         cpns_msg_decoder_free(pne->decoder);
+    if (pne->own_gcm)
+        cpns_gcm_free(pne->gcm);
     cpns_wipe(pne, sizeof *pne);
     cpns_free(pne);
 }
@@ -288,10 +293,11 @@ static uint32_t process_delivery(cpns_pne *pne, const cpns_msg *req, uint8_t GK[
 {
     const cpns_blob *EncryptedGroupKey = &req->EncryptedGroupKey;
     /* A decoded length over the model's room is never a valid blob: a wrong length. */
-    int rv = EncryptedGroupKey->len > CPNS_BLOB_MAX
-                 ? CPNS_ERR_AUTH
-                 : cpns_egk_unwrap(pne->K_wrap, req->SGID, pne->PNEID, req->KeyVersion,
-                                   EncryptedGroupKey->data, EncryptedGroupKey->len, GK);
+    int rv =
+        EncryptedGroupKey->len > CPNS_BLOB_MAX
+            ? CPNS_ERR_AUTH
+            : cpns_egk_unwrap_ctx(pne->gcm, pne->K_wrap, req->SGID, pne->PNEID, req->KeyVersion,
+                                  EncryptedGroupKey->data, EncryptedGroupKey->len, GK);
     if (rv != 0 && rv != CPNS_ERR_AUTH) {
         /* Our own failure, not the blob's: Return 2 would stop the server for good. */
         cpns_wipe(GK, CPNS_KEY_LEN);
@@ -317,13 +323,14 @@ static uint32_t process_delivery(cpns_pne *pne, const cpns_msg *req, uint8_t GK[
             Return = CPNS_RETURN_STORAGE;
         }
     }
-    if (Return == CPNS_RETURN_SUCCESS) {
+    if (Return == CPNS_RETURN_SUCCESS && pne->log.fn) {
+        /* a hash per delivery only for a log line: not when nobody reads the log */
         char fp[CPNS_FINGERPRINT_LEN + 1];
         cpns_fingerprint(GK, CPNS_KEY_LEN, fp);
         cpns_log(&pne->log, CPNS_LOG_INFO, req->SGID, pne->PNEID, req->TransactionID,
                  "Group Key KeyVersion=%u fingerprint %s %s", (unsigned)req->KeyVersion, fp,
                  store ? "stored" : "already stored");
-    } else {
+    } else if (Return != CPNS_RETURN_SUCCESS) {
         cpns_wipe(GK, CPNS_KEY_LEN);
     }
     return Return;
@@ -391,12 +398,24 @@ static int on_delivery_request(cpns_pne *pne, const cpns_msg *req, int decoded)
     uint8_t GK[CPNS_KEY_LEN];
     uint32_t Return;
     memset(GK, 0, sizeof GK);
-    if (!decoded)
+    if (!decoded) {
         Return = CPNS_RETURN_MALFORMED;
-    else if (strcmp(req->PNEID, pne->PNEID) != 0)
+    } else if (strcmp(req->PNEID, pne->PNEID) != 0) {
         Return = CPNS_RETURN_NOT_MINE;
-    else
+    } else {
+        /*
+         * Like the decoder: one context for the engine's lifetime instead of
+         * a cipher fetch and context per request. Failing to make it is ours,
+         * so nothing is answered and the same request can be given again.
+         */
+        if (!pne->gcm) {
+            pne->gcm = cpns_gcm_new();
+            if (!pne->gcm)
+                return CPNS_ERR_NOMEM;
+            pne->own_gcm = 1;
+        }
         Return = process_delivery(pne, req, GK);
+    }
     int rv = send_delivery_response(pne, req, Return, GK);
     cpns_wipe(GK, sizeof GK);
     return rv;

@@ -10,6 +10,7 @@
 #define CPNS_PNE_H
 
 #include "common.h"
+#include "crypto.h"
 #include "keystore.h"
 #include "msg.h"
 
@@ -34,6 +35,13 @@ typedef struct cpns_pne_config {
      * generator) may share one; it must outlive them.
      */
     cpns_msg_decoder *decoder;
+    /*
+     * The AES-GCM context that decrypts EncryptedGroupKey, on the same terms:
+     * not owned; NULL: the engine creates its own on the first delivery
+     * request addressed to it and frees it in cpns_pne_del(). Engines run
+     * from one thread may share one; it must outlive them.
+     */
+    cpns_gcm *gcm;
 } cpns_pne_config;
 
 typedef enum cpns_pne_state {
@@ -62,7 +70,9 @@ int cpns_pne_link_down(cpns_pne *pne, int64_t now_ms);
  * A frame from the GW: PNERegistrationResponse or SGroupKeyDeliveryRequest
  * (answered per PROTOCOL.md 5.1, Return 4 for a malformed request whose
  * TransactionID is readable). Anything else is dropped.
- * 0, CPNS_ERR_NOMEM. Keystore failures are answered Return 3, not returned.
+ * 0, CPNS_ERR_NOMEM (also when the engine's own decoder or GCM context cannot
+ * be created: nothing is answered or stored, the same frame may be given
+ * again). Keystore failures are answered Return 3, not returned.
  */
 int cpns_pne_recv(cpns_pne *pne, const uint8_t *data, size_t len, int64_t now_ms);
 
