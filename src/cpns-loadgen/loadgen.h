@@ -56,12 +56,15 @@ typedef struct lg {
     uint32_t n_pnes;
     /* one parser for every simulated PNE (they all run in this thread) and the GWs' peeks */
     cpns_msg_decoder *decoder;
+    /* likewise one AES-GCM context for every simulated PNE's EncryptedGroupKey */
+    cpns_gcm *gcm;
     lg_gw *gws;
     uint32_t n_gws;
     uint32_t pnes_registered;
     /* the round being measured */
     bool capture_on;
     lg_buf capture;
+    size_t capture_per_member; /* bytes, from the last round (an estimate before the first) */
     uint32_t round_members, responses;
     int64_t t0_us;
     double *lat_ms; /* per response: t(sent) - t0 */
@@ -76,6 +79,8 @@ int lg_pne_index(const char *PNEID, uint32_t n, uint32_t *out);
 int lg_euk(const char *seed, uint32_t i, uint8_t EUK[CPNS_KEY_LEN]);
 int lg_pnes_new(lg *g, uint32_t n);
 void lg_pnes_free(lg *g);
+/* Grows b to at least cap bytes, pages touched (before a measurement); 0 or -1. */
+int lg_buf_reserve(lg_buf *b, size_t cap);
 int lg_buf_add(lg_buf *b, const void *p, size_t n);
 void lg_raise_nofile(void);
 long lg_rss_kb(long pid, const char *field); /* "VmRSS" or "VmHWM"; -1 if unknown */

@@ -75,7 +75,8 @@ int lg_pnes_new(lg *g, uint32_t n)
         return -1;
     g->n_pnes = n;
     g->decoder = cpns_msg_decoder_new();
-    if (!g->decoder)
+    g->gcm = cpns_gcm_new();
+    if (!g->decoder || !g->gcm)
         return -1;
     for (uint32_t i = 0; i < n; i++) {
         char PNEID[CPNS_ID_MAX + 1];
@@ -89,6 +90,7 @@ int lg_pnes_new(lg *g, uint32_t n)
             .keystore = g->pnes[i].ks,
             .register_timeout_ms = 2000,
             .decoder = g->decoder,
+            .gcm = g->gcm,
         };
         int rv = cpns_pne_new(&g->pnes[i].eng, &cfg);
         cpns_wipe(EUK, sizeof EUK);
@@ -108,6 +110,22 @@ void lg_pnes_free(lg *g)
     g->pnes = NULL;
     cpns_msg_decoder_free(g->decoder);
     g->decoder = NULL;
+    cpns_gcm_free(g->gcm);
+    g->gcm = NULL;
+}
+
+int lg_buf_reserve(lg_buf *b, size_t cap)
+{
+    if (cap <= b->cap)
+        return 0;
+    uint8_t *np = realloc(b->p, cap);
+    if (!np)
+        return -1;
+    /* touch every new page now, so that the page faults are not paid during the round */
+    memset(np + b->cap, 0, cap - b->cap);
+    b->p = np;
+    b->cap = cap;
+    return 0;
 }
 
 int lg_buf_add(lg_buf *b, const void *p, size_t n)
