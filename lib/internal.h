@@ -44,6 +44,8 @@ void *cpns_map_remove_u64(cpns_map *m, uint64_t key);
 
 /* Frees the map's own memory (not the values). */
 void cpns_map_clear(cpns_map *m);
+/* Room for n entries without growing: 0 or CPNS_ERR_NOMEM (the map is unchanged). */
+int cpns_map_reserve(cpns_map *m, size_t n);
 
 /*
  * Iteration: `for (cpns_map_iter it = cpns_map_begin(m); cpns_map_next(&it);)`

@@ -51,9 +51,8 @@ static cpns_map_node **find(const cpns_map *m, uint64_t h, const char *key, uint
     return pp;
 }
 
-static int grow(cpns_map *m)
+static int rehash(cpns_map *m, size_t nb)
 {
-    size_t nb = m->nbuckets ? m->nbuckets * 2 : 16;
     cpns_map_node **b = cpns_calloc(nb, sizeof *b);
     if (!b)
         return CPNS_ERR_NOMEM;
@@ -71,6 +70,19 @@ static int grow(cpns_map *m)
     m->buckets = b;
     m->nbuckets = nb;
     return 0;
+}
+
+static int grow(cpns_map *m)
+{
+    return rehash(m, m->nbuckets ? m->nbuckets * 2 : 16);
+}
+
+int cpns_map_reserve(cpns_map *m, size_t n)
+{
+    size_t nb = m->nbuckets ? m->nbuckets : 16;
+    while (nb < n)
+        nb *= 2;
+    return nb == m->nbuckets ? 0 : rehash(m, nb);
 }
 
 static int put(cpns_map *m, uint64_t h, const char *key, uint64_t ikey, void *val)

@@ -8,6 +8,7 @@
  * version sets the barrier, so it is committed before the first frame that
  * carries it leaves (cpns_server_pop()).
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "server_internal.h"
@@ -155,14 +156,13 @@ static int store_inventory(cpns_server *s, srv_sg *sg)
 {
     cpns_store *st = s->cfg.store;
     /* In key order: a B-tree takes sorted inserts fastest. */
-    void **v;
+    srv_member **v;
     size_t n;
-    int rv = cpns_map_sorted(&sg->members, &v, &n);
+    int rv = srv_sg_by_id(sg, &v, &n);
     if (rv == 0)
         rv = st->ops->put_sg(st, &sg->row);
     for (size_t i = 0; rv == 0 && i < n; i++)
-        rv = st->ops->put_member(st, &((const srv_member *)v[i])->row);
-    cpns_free(v);
+        rv = st->ops->put_member(st, &v[i]->row);
     if (rv == 0)
         rv = st->ops->commit(st);
     if (rv) {
@@ -174,35 +174,102 @@ static int store_inventory(cpns_server *s, srv_sg *sg)
     return 0;
 }
 
+static int cmp_id(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/*
+ * The PNEIDs of a new SG in PNEID order, checked as check_ids() does (valid
+ * and distinct: CPNS_ERR_INVALID_ARG; provisioned: CPNS_ERR_NOT_FOUND). One
+ * sort serves the checks, the inventory, the sends and the answer; a list
+ * given in order already (cpns-server's admin API sorts it) costs one pass.
+ */
+static int sorted_new_ids(const cpns_server *s, const char *const *PNEIDs, size_t n,
+                          const char ***out)
+{
+    *out = NULL;
+    if (n && !PNEIDs)
+        return CPNS_ERR_INVALID_ARG;
+    const char **v = cpns_calloc(n ? n : 1, sizeof *v);
+    if (!v)
+        return CPNS_ERR_NOMEM;
+    int rv = 0, in_order = 1;
+    for (size_t i = 0; rv == 0 && i < n; i++) {
+        v[i] = PNEIDs[i];
+        if (!v[i] || !cpns_id_valid(v[i]))
+            rv = CPNS_ERR_INVALID_ARG;
+        else if (i && in_order && strcmp(v[i - 1], v[i]) >= 0)
+            in_order = 0;
+    }
+    if (rv == 0 && !in_order)
+        qsort(v, n, sizeof *v, cmp_id);
+    for (size_t i = 1; rv == 0 && i < n; i++)
+        if (strcmp(v[i - 1], v[i]) == 0)
+            rv = CPNS_ERR_INVALID_ARG;
+    for (size_t i = 0; rv == 0 && i < n; i++)
+        if (!cpns_map_get(&s->pnes, v[i]))
+            rv = CPNS_ERR_NOT_FOUND;
+    if (rv) {
+        cpns_free(v);
+        return rv;
+    }
+    *out = v;
+    return 0;
+}
+
+/* The members of a new SG, in PNEID order: the order they are stored and sent in. */
+static int add_members(cpns_server *s, srv_sg *sg, const char *const *ids, size_t n)
+{
+    srv_member **by_id = cpns_calloc(n ? n : 1, sizeof *by_id);
+    if (!by_id || cpns_map_reserve(&sg->members, n) != 0) {
+        cpns_free(by_id);
+        return CPNS_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        by_id[i] = srv_member_new(s, sg, cpns_map_get(&s->pnes, ids[i]));
+        if (!by_id[i]) {
+            cpns_free(by_id);
+            return CPNS_ERR_NOMEM;
+        }
+    }
+    sg->by_id = by_id;
+    return 0;
+}
+
 int cpns_server_sg_create(cpns_server *s, const char *SGID, const char *const *PNEIDs, size_t n,
                           int64_t now_ms)
 {
     if (!s || !SGID || !cpns_id_valid(SGID))
         return CPNS_ERR_INVALID_ARG;
     s->now = now_ms;
-    int rv = check_ids(s, NULL, PNEIDs, n, 0);
+    const char **ids;
+    int rv = sorted_new_ids(s, PNEIDs, n, &ids);
     if (rv)
         return rv;
     if (cpns_map_get(&s->sgs, SGID))
-        return CPNS_ERR_EXISTS;
+        rv = CPNS_ERR_EXISTS;
     /* Earlier writes are committed first, so a failure below rolls back this SG only. */
-    rv = cpns_server_flush(s);
-    if (rv)
+    if (rv == 0)
+        rv = cpns_server_flush(s);
+    srv_sg *sg = rv == 0 ? cpns_calloc(1, sizeof *sg) : NULL;
+    if (rv == 0 && !sg)
+        rv = CPNS_ERR_NOMEM;
+    if (rv) {
+        cpns_free(ids);
         return rv;
-
-    srv_sg *sg = cpns_calloc(1, sizeof *sg);
-    if (!sg)
-        return CPNS_ERR_NOMEM;
+    }
     strcpy(sg->row.SGID, SGID);
     if (cpns_map_put(&s->sgs, sg->row.SGID, sg)) {
+        cpns_free(ids);
         srv_sg_free(s, sg);
         return CPNS_ERR_NOMEM;
     }
-    for (size_t i = 0; i < n; i++) {
-        if (!srv_member_new(s, sg, cpns_map_get(&s->pnes, PNEIDs[i]))) {
-            sg_discard(s, sg);
-            return CPNS_ERR_NOMEM;
-        }
+    rv = add_members(s, sg, ids, n);
+    cpns_free(ids);
+    if (rv) {
+        sg_discard(s, sg);
+        return rv;
     }
     rv = store_inventory(s, sg);
     if (rv) {
@@ -363,11 +430,12 @@ int cpns_server_sg_members(const cpns_server *s, const char *SGID, cpns_member_v
     const srv_sg *sg = cpns_map_get(&s->sgs, SGID);
     if (!sg)
         return CPNS_ERR_NOT_FOUND;
-    void **v;
-    size_t n;
-    int rv = cpns_map_sorted(&sg->members, &v, &n);
+    /* The kept order when there is one (the server is const here: no new one is kept). */
+    void **sorted = NULL;
+    size_t n = sg->members.count;
+    int rv = sg->by_id ? 0 : cpns_map_sorted(&sg->members, &sorted, &n);
     for (size_t i = 0; rv == 0 && i < n; i++) {
-        const srv_member *mb = v[i];
+        const srv_member *mb = sg->by_id ? sg->by_id[i] : sorted[i];
         cpns_member_info info = {
             .PNEID = mb->row.PNEID,
             .state = mb->row.state,
@@ -378,6 +446,6 @@ int cpns_server_sg_members(const cpns_server *s, const char *SGID, cpns_member_v
         };
         rv = fn(arg, &info);
     }
-    cpns_free(v);
+    cpns_free(sorted);
     return rv;
 }

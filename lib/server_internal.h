@@ -103,6 +103,12 @@ typedef struct srv_sg {
     size_t n[4];       /* members per cpns_member_state */
     int complete_logged;
     cpns_hmac *K_confirm; /* of the current Group Key, made at its first response; or NULL */
+    /*
+     * The members in PNEID order (the store's order: sends and commits in
+     * this order touch few pages), kept until the membership changes; NULL
+     * until needed (srv_sg_by_id).
+     */
+    struct srv_member **by_id;
     srv_link dirty;
 } srv_sg;
 
@@ -216,6 +222,8 @@ int srv_member_send(cpns_server *s, srv_member *mb, uint64_t conn, cpns_out *out
 void srv_member_on_timer(cpns_server *s, srv_member *mb);
 /* 0, or CPNS_ERR_NOMEM / CPNS_ERR_CRYPTO with nothing changed (the response can be retried). */
 int srv_on_delivery_response(cpns_server *s, const srv_conn *c, const cpns_msg *m);
+/* The members of sg in PNEID order (*n of them), sorted once per membership; CPNS_ERR_NOMEM. */
+int srv_sg_by_id(srv_sg *sg, srv_member ***out, size_t *n);
 void srv_pne_catch_up(cpns_server *s, srv_pne *pne);
 void srv_pne_kick(cpns_server *s, srv_pne *pne);
 void srv_pne_revive(cpns_server *s, srv_pne *pne);

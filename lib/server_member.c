@@ -102,6 +102,8 @@ srv_member *srv_member_new(cpns_server *s, srv_sg *sg, srv_pne *pne)
     }
     srv_list_push(&pne->members, &mb->pne_link);
     sg->n[CPNS_MEMBER_PENDING]++;
+    cpns_free(sg->by_id);
+    sg->by_id = NULL;
     (void)s;
     return mb;
 }
@@ -121,6 +123,8 @@ static void member_release(cpns_server *s, srv_member *mb)
 void srv_member_free(cpns_server *s, srv_member *mb)
 {
     cpns_map_remove(&mb->sg->members, mb->row.PNEID);
+    cpns_free(mb->sg->by_id);
+    mb->sg->by_id = NULL;
     member_release(s, mb);
 }
 
@@ -131,8 +135,24 @@ void srv_sg_free(cpns_server *s, srv_sg *sg)
     cpns_map_clear(&sg->members);
     srv_list_unlink(&sg->dirty);
     cpns_hmac_free(sg->K_confirm);
+    cpns_free(sg->by_id);
     cpns_wipe(sg, sizeof *sg);
     cpns_free(sg);
+}
+
+int srv_sg_by_id(srv_sg *sg, srv_member ***out, size_t *n)
+{
+    if (!sg->by_id && sg->members.count) {
+        void **v;
+        size_t count;
+        int rv = cpns_map_sorted(&sg->members, &v, &count);
+        if (rv)
+            return rv;
+        sg->by_id = (srv_member **)v;
+    }
+    *out = sg->by_id;
+    *n = sg->members.count;
+    return 0;
 }
 
 static void check_complete(cpns_server *s, srv_sg *sg)
@@ -226,12 +246,11 @@ void srv_sg_set_key(cpns_server *s, srv_sg *sg, const uint8_t GK[CPNS_KEY_LEN], 
      * members writes ~10 pages, not ~500). Without memory for the order,
      * any order is correct.
      */
-    void **v;
+    srv_member **v;
     size_t n;
-    if (cpns_map_sorted(&sg->members, &v, &n) == 0) {
+    if (srv_sg_by_id(sg, &v, &n) == 0) {
         for (size_t i = 0; i < n; i++)
             srv_member_start(s, v[i], why);
-        cpns_free(v);
     } else {
         for (cpns_map_iter it = cpns_map_begin(&sg->members); cpns_map_next(&it);)
             srv_member_start(s, it.val, why);

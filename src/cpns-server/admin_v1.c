@@ -52,10 +52,10 @@ static const char *get_id(admin_req *r, json_t *body, const char *field)
 }
 
 /*
- * An array of PNEIDs. The ids point into body; `seen` collects them (value:
- * the field) across the fields of one call, so a PNEID given twice, in one
- * field or in two, is refused. A missing field is an empty list unless
- * required. -1 after answering 400.
+ * An array of PNEIDs. The ids point into body; `seen`, when given, collects
+ * them (value: the field) across the fields of one call, so a PNEID given
+ * twice, in one field or in two, is refused. A missing field is an empty
+ * list unless required. -1 after answering 400.
  */
 static int get_ids(admin_req *r, json_t *body, const char *field, bool required, json_t *seen,
                    const char ***ids, size_t *n)
@@ -90,7 +90,7 @@ static int get_ids(admin_req *r, json_t *body, const char *field, bool required,
             admin_reply_error(r, 400, "\"%s\": '%.80s' is not a PNEID (" ID_RULE ")", field, s);
             return -1;
         }
-        json_t *before = json_object_get(seen, s);
+        json_t *before = seen ? json_object_get(seen, s) : NULL;
         if (before) {
             const char *other = json_string_value(before);
             if (strcmp(other, field) == 0)
@@ -100,7 +100,7 @@ static int get_ids(admin_req *r, json_t *body, const char *field, bool required,
                                   field);
             return -1;
         }
-        if (json_object_set_new(seen, s, json_string(field)) != 0) {
+        if (seen && json_object_set_new(seen, s, json_string(field)) != 0) {
             admin_reply_error(r, 500, "out of memory");
             return -1;
         }
@@ -389,13 +389,34 @@ static void get_pnes(admin_req *r)
 
 /* --- Service Groups --- */
 
+static int cmp_id(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/*
+ * Sorts ids (PNEID order, as the engine stores and sends them, so it need not
+ * sort again) and refuses one listed twice: -1 after answering 400. A sort
+ * instead of a set: at 100,000 members a jansson object cost ~0.1 s.
+ */
+static int sort_distinct(admin_req *r, const char *field, const char **ids, size_t n)
+{
+    qsort(ids, n, sizeof *ids, cmp_id);
+    for (size_t i = 1; i < n; i++) {
+        if (strcmp(ids[i - 1], ids[i]) == 0) {
+            admin_reply_error(r, 400, "\"%s\": PNE '%s' is listed twice", field, ids[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static void post_sg(admin_req *r)
 {
     static const char *const fields[] = {"sgid", "members", NULL};
     json_t *body = admin_body(r, fields, false);
     if (!body)
         return;
-    json_t *seen = json_object();
     const char **ids = NULL;
     size_t n = 0;
     const char *SGID = get_id(r, body, "sgid");
@@ -403,9 +424,8 @@ static void post_sg(admin_req *r)
         goto out;
     note_sg(r, SGID);
     cpns_sg_info info;
-    if (!seen) {
-        admin_reply_error(r, 500, "out of memory");
-    } else if (get_ids(r, body, "members", true, seen, &ids, &n) != 0) {
+    if (get_ids(r, body, "members", true, NULL, &ids, &n) != 0 ||
+        sort_distinct(r, "members", ids, n) != 0) {
         /* answered */
     } else if (cpns_server_sg_get(r->d->server, SGID, &info) == 0) {
         admin_reply_error(r, 409, "SG '%s' already exists", SGID);
@@ -419,7 +439,6 @@ static void post_sg(admin_req *r)
     }
 out:
     free(ids);
-    json_decref(seen);
     json_decref(body);
 }
 
