@@ -4,11 +4,13 @@
  * key, accepts GW connections (TLS 1.3 with a client certificate verified
  * against --tls-ca, or plain TCP with --insecure), serves the admin API and
  * /metrics (admin.c, metrics.c), and runs the loop turn of server.h after
- * every event: drain cpns_server_pop() onto the connections, then one
- * cpns_server_flush() (group commit), then re-arm the one expiry timer.
+ * every event: drain cpns_server_pop() onto the connections (up to
+ * TURN_FRAMES, the rest in the next turn), then cpns_server_flush() (group
+ * commit), then re-arm the one expiry timer.
  *
  * Frames do not flush one by one: a frame schedules a turn as a zero-timeout
- * event, so every frame read in one loop iteration shares one commit.
+ * event, so every frame read in one loop iteration shares one turn, and the
+ * turns of --commit-interval share one commit. An admin call commits at once.
  * All protocol decisions are the engine's; this file owns sockets, timers,
  * the master key file and shutdown.
  */
