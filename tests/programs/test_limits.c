@@ -137,6 +137,12 @@ static void test_options_validated(void **state)
     run_expect_2((const char *const[]){SRV, "--max-gws", "1000001", NULL}, "--max-gws");
     run_expect_2((const char *const[]){SRV, "--stall-timeout", "0", NULL}, "--stall-timeout '0'");
     run_expect_2((const char *const[]){SRV, "--stall-timeout", "3601", NULL}, "--stall-timeout");
+    run_expect_2((const char *const[]){SRV, "--commit-interval", "-1", NULL},
+                 "--commit-interval '-1'");
+    run_expect_2((const char *const[]){SRV, "--commit-interval", "1001", NULL},
+                 "--commit-interval");
+    run_expect_2((const char *const[]){SRV, "--commit-interval", "soon", NULL},
+                 "--commit-interval 'soon'");
     /* Item 6: an admin API off loopback without a token is refused at start-up. */
     run_expect_2((const char *const[]){SRV, "--admin", "10.1.2.3:7462", NULL}, "loopback");
     run_expect_2((const char *const[]){SRV, "--admin", "0.0.0.0:7462", NULL}, "--admin-token-file");
@@ -162,6 +168,7 @@ static void test_options_validated(void **state)
     assert_int_equal(r.status, 0);
     has(r.out, "--max-gws N");
     has(r.out, "--stall-timeout S");
+    has(r.out, "--commit-interval MS");
     prog_result_free(&r);
     prog_run((const char *const[]){"cpns-gw", "--help", NULL}, NULL, 0, &r);
     assert_int_equal(r.status, 0);
