@@ -46,7 +46,7 @@
  * frames of a big group go out (and their responses come in) while the rest
  * are still being built, instead of 100,000 frames piling up in memory first.
  */
-#define TURN_FRAMES 256
+#define TURN_FRAMES 1024
 /* File descriptors kept out of the connection cap, and the most we ask for. */
 /* After a failed commit the turn runs again this soon, even without an event. */
 #define STORE_RETRY_MS 1000
