@@ -323,7 +323,7 @@ static int load_member(void *arg, const cpns_store_member *row)
     if (!sg || !pne || cpns_map_get(&sg->members, row->PNEID) ||
         (unsigned)row->state > CPNS_MEMBER_FAILED)
         return CPNS_ERR_CORRUPT;
-    srv_member *mb = srv_member_new(s, sg, pne);
+    srv_member *mb = srv_member_new(s, sg, pne, NULL);
     if (!mb)
         return CPNS_ERR_NOMEM;
     sg->n[mb->row.state]--;

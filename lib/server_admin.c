@@ -222,12 +222,13 @@ static int sorted_new_ids(const cpns_server *s, const char *const *PNEIDs, size_
 static int add_members(cpns_server *s, srv_sg *sg, const char *const *ids, size_t n)
 {
     srv_member **by_id = cpns_calloc(n ? n : 1, sizeof *by_id);
-    if (!by_id || cpns_map_reserve(&sg->members, n) != 0) {
+    sg->slab = cpns_calloc(n ? n : 1, sizeof *sg->slab);
+    if (!by_id || !sg->slab || cpns_map_reserve(&sg->members, n) != 0) {
         cpns_free(by_id);
-        return CPNS_ERR_NOMEM;
+        return CPNS_ERR_NOMEM; /* the slab goes with the SG */
     }
     for (size_t i = 0; i < n; i++) {
-        by_id[i] = srv_member_new(s, sg, cpns_map_get(&s->pnes, ids[i]));
+        by_id[i] = srv_member_new(s, sg, cpns_map_get(&s->pnes, ids[i]), &sg->slab[i]);
         if (!by_id[i]) {
             cpns_free(by_id);
             return CPNS_ERR_NOMEM;
@@ -321,7 +322,7 @@ int cpns_server_sg_update(cpns_server *s, const char *SGID, const char *const *a
     }
     size_t added = 0, n_dels = s->n_dels;
     for (; rv == 0 && added < n_add; added++)
-        if (!srv_member_new(s, sg, cpns_map_get(&s->pnes, add[added]))) {
+        if (!srv_member_new(s, sg, cpns_map_get(&s->pnes, add[added]), NULL)) {
             rv = CPNS_ERR_NOMEM;
             break;
         }

@@ -80,11 +80,12 @@ static int add_attempt(cpns_server *s, srv_member *mb, uint64_t TransactionID, u
 
 /* --- life cycle --- */
 
-srv_member *srv_member_new(cpns_server *s, srv_sg *sg, srv_pne *pne)
+srv_member *srv_member_new(cpns_server *s, srv_sg *sg, srv_pne *pne, srv_member *in_slab)
 {
-    srv_member *mb = cpns_calloc(1, sizeof *mb);
+    srv_member *mb = in_slab ? in_slab : cpns_calloc(1, sizeof *mb);
     if (!mb)
         return NULL;
+    mb->in_slab = in_slab != NULL;
     strcpy(mb->row.SGID, sg->row.SGID);
     strcpy(mb->row.PNEID, pne->row.PNEID);
     mb->row.KeyVersion = sg->row.KeyVersion;
@@ -97,7 +98,8 @@ srv_member *srv_member_new(cpns_server *s, srv_sg *sg, srv_pne *pne)
     mb->heap_idx = SRV_NO_HEAP;
     mb->first_sent_ms = -1;
     if (cpns_map_put(&sg->members, mb->row.PNEID, mb)) {
-        cpns_free(mb);
+        if (!mb->in_slab)
+            cpns_free(mb);
         return NULL;
     }
     srv_list_push(&pne->members, &mb->pne_link);
@@ -117,7 +119,8 @@ static void member_release(cpns_server *s, srv_member *mb)
     srv_list_unlink(&mb->queue_link);
     srv_list_unlink(&mb->dirty_link);
     mb->sg->n[mb->row.state]--;
-    cpns_free(mb);
+    if (!mb->in_slab)
+        cpns_free(mb);
 }
 
 void srv_member_free(cpns_server *s, srv_member *mb)
@@ -136,6 +139,7 @@ void srv_sg_free(cpns_server *s, srv_sg *sg)
     srv_list_unlink(&sg->dirty);
     cpns_hmac_free(sg->K_confirm);
     cpns_free(sg->by_id);
+    cpns_free(sg->slab);
     cpns_wipe(sg, sizeof *sg);
     cpns_free(sg);
 }
