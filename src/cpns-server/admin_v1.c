@@ -401,7 +401,11 @@ static int cmp_id(const void *a, const void *b)
  */
 static int sort_distinct(admin_req *r, const char *field, const char **ids, size_t n)
 {
-    qsort(ids, n, sizeof *ids, cmp_id);
+    size_t in_order = 1;
+    while (in_order < n && strcmp(ids[in_order - 1], ids[in_order]) < 0)
+        in_order++;
+    if (in_order < n) /* not in strict order already */
+        qsort(ids, n, sizeof *ids, cmp_id);
     for (size_t i = 1; i < n; i++) {
         if (strcmp(ids[i - 1], ids[i]) == 0) {
             admin_reply_error(r, 400, "\"%s\": PNE '%s' is listed twice", field, ids[i]);
@@ -429,10 +433,13 @@ static void post_sg(admin_req *r)
         /* answered */
     } else if (cpns_server_sg_get(r->d->server, SGID, &info) == 0) {
         admin_reply_error(r, 409, "SG '%s' already exists", SGID);
-    } else if (check_provisioned(r, ids, n) == 0) {
+    } else {
         int rv = cpns_server_sg_create(r->d->server, SGID, ids, n, srvd_now());
         srvd_turn(r->d);
-        if (rv != 0)
+        /* The engine checked every PNEID; which one is unknown is looked up for the answer. */
+        if (rv == CPNS_ERR_NOT_FOUND && check_provisioned(r, ids, n) != 0)
+            ; /* answered 404 naming it */
+        else if (rv != 0)
             admin_reply_engine(r, rv, "creating the SG");
         else if (stored(r, "creating the SG"))
             reply_sg(r, 201, SGID);
