@@ -53,10 +53,15 @@ trap cleanup EXIT
 say() { printf '== %s\n' "$*" >&2; }
 emit() { tee -a "$results"; }
 
+# Below the ephemeral range (ip_local_port_range), where no outgoing connection
+# can be holding it as its local port: a random port up there was sometimes
+# taken by one (bind: Address already in use).
 free_port() {
-  local port
+  local port low
+  low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+  [ "$low" -gt 12000 ] || low=32768
   while :; do
-    port=$((20000 + RANDOM % 40000))
+    port=$((10000 + RANDOM % (low - 10000)))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return; fi
   done
 }
@@ -78,19 +83,28 @@ for ((k = 0; k < gws; k++)); do gw_ids+=("$(printf 'lg-gw-%03d' "$k")"); done
 "$bin/cpns-loadgen" provision --db "$work/server.db" --master-key "$work/master.key" \
   --pnes "$pnes" 2>>"$work/loadgen.log"
 
-server_port=$(free_port)
-admin_port=$(free_port)
-# BENCH_SERVER_WRAP: a command prefix for the server, e.g. valgrind --tool=callgrind (profiling)
-${BENCH_SERVER_WRAP:-} "$bin/cpns-server" --listen "127.0.0.1:$server_port" --admin "127.0.0.1:$admin_port" \
-  --db "$work/server.db" --master-key "$work/master.key" --delivery-timeout 60 \
-  --tls-cert "$work/pki/server.crt" --tls-key "$work/pki/server.key" --tls-ca "$work/pki/ca.crt" \
-  --log-level info 2>"$work/server.log" &
-server_pid=$!
-pids+=("$server_pid")
-for _ in $(seq 600); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$admin_port") 2>/dev/null && break
-  sleep 0.1
+# Up to three tries: a port can still be taken between the check and the bind.
+for try in 1 2 3; do
+  server_port=$(free_port)
+  admin_port=$(free_port)
+  # BENCH_SERVER_WRAP: a command prefix for the server, e.g. valgrind --tool=callgrind (profiling)
+  ${BENCH_SERVER_WRAP:-} "$bin/cpns-server" --listen "127.0.0.1:$server_port" --admin "127.0.0.1:$admin_port" \
+    --db "$work/server.db" --master-key "$work/master.key" --delivery-timeout 60 \
+    --tls-cert "$work/pki/server.crt" --tls-key "$work/pki/server.key" --tls-ca "$work/pki/ca.crt" \
+    --log-level info 2>"$work/server.log" &
+  server_pid=$!
+  pids+=("$server_pid")
+  up=0
+  for _ in $(seq 600); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$admin_port") 2>/dev/null; then up=1; break; fi
+    kill -0 "$server_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  [ $up = 1 ] && break
+  echo "bench: cpns-server did not start (try $try): $(tail -n 1 "$work/server.log")" >&2
+  wait "$server_pid" 2>/dev/null || true
 done
+[ $up = 1 ] || exit 1
 
 say "e2e: groups of $sizes members over $gws TLS GW connections (and the baseline of each)"
 "$bin/cpns-loadgen" e2e --server "127.0.0.1:$server_port" --admin "127.0.0.1:$admin_port" \
