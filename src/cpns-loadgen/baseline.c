@@ -291,6 +291,7 @@ double lg_baseline_run(lg *g, const char *self, const char *capture_path, uint32
         tls_paths(g->pki, name, crt, key, ca, sizeof crt);
         SSL_CTX *ctx = net_tls_client_ctx(crt, key, ca, err, sizeof err);
         w[k].conn = ctx ? net_connect(g->base, addr, ctx, &bgw_cbs, &w[k], err, sizeof err) : NULL;
+        SSL_CTX_free(ctx); /* the connection's SSL keeps its own reference */
         if (!w[k].conn || lg_run_until(g, &w[k].open, 30000) != 0) {
             fprintf(stderr, "cpns-loadgen: baseline: %s\n", err);
             goto out;

@@ -171,6 +171,7 @@ static int connect_gws(lg *g, const char *server)
         }
         g->gws[k].idx = k;
         g->gws[k].conn = net_connect(g->base, server, ctx, &gw_cbs, &g->gws[k], err, sizeof err);
+        SSL_CTX_free(ctx); /* the connection's SSL keeps its own reference */
         if (!g->gws[k].conn) {
             fprintf(stderr, "cpns-loadgen: %s\n", err);
             return -1;
