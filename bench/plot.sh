@@ -23,7 +23,7 @@ set xlabel "group size (members)"
 set ylabel "seconds"
 set logscale xy
 set grid
-set key top left
+set key bottom right
 plot "$data" using 1:2 with linespoints lw 2 title "cpns-server + loadgen PNEs", \
      "$data" using 1:3 with linespoints lw 2 title "baseline (same frames, no parsing/crypto/storage)", \
      5 with lines dt 2 title "target 5 s"
