@@ -35,6 +35,8 @@ struct cpns_pne {
     int own_decoder;
     cpns_gcm *gcm; /* the config's, or our own (own_gcm) once a delivery request came */
     int own_gcm;
+    cpns_sha256 *sha256; /* the config's, or our own (own_sha256), like gcm */
+    int own_sha256;
 
     cpns_pne_state state;
     int last_return;
@@ -97,6 +99,7 @@ int cpns_pne_new(cpns_pne **out, const cpns_pne_config *cfg)
         cfg->register_timeout_ms ? cfg->register_timeout_ms : PNE_DEFAULT_REGISTER_TIMEOUT_MS;
     pne->decoder = cfg->decoder;
     pne->gcm = cfg->gcm;
+    pne->sha256 = cfg->sha256;
     pne->state = CPNS_PNE_OFFLINE;
     pne->last_return = -1;
     pne->registration_expiry = CPNS_NEVER;
@@ -113,6 +116,8 @@ void cpns_pne_del(cpns_pne *pne)
         cpns_msg_decoder_free(pne->decoder);
     if (pne->own_gcm)
         cpns_gcm_free(pne->gcm);
+    if (pne->own_sha256)
+        cpns_sha256_free(pne->sha256);
     cpns_wipe(pne, sizeof *pne);
     cpns_free(pne);
 }
@@ -357,7 +362,8 @@ static int send_delivery_response(cpns_pne *pne, const cpns_msg *req, uint32_t R
     }
     if (Return == CPNS_RETURN_SUCCESS) {
         uint8_t KeyConfirmation[CPNS_KC_LEN];
-        rv = cpns_key_confirmation(GK, req->SGID, pne->PNEID, req->KeyVersion, KeyConfirmation);
+        rv = cpns_key_confirmation_ctx(pne->sha256, GK, req->SGID, pne->PNEID, req->KeyVersion,
+                                       KeyConfirmation);
         if (rv == 0)
             rv = cpns_msg_set_blob(&m, CPNS_F_KC, KeyConfirmation, sizeof KeyConfirmation);
         if (rv != 0) {
@@ -413,6 +419,12 @@ static int on_delivery_request(cpns_pne *pne, const cpns_msg *req, int decoded)
             if (!pne->gcm)
                 return CPNS_ERR_NOMEM;
             pne->own_gcm = 1;
+        }
+        if (!pne->sha256) {
+            pne->sha256 = cpns_sha256_new();
+            if (!pne->sha256)
+                return CPNS_ERR_NOMEM;
+            pne->own_sha256 = 1;
         }
         Return = process_delivery(pne, req, GK);
     }

@@ -80,6 +80,21 @@ cpns_gcm *cpns_gcm_new(void);
 void cpns_gcm_free(cpns_gcm *c);
 
 /*
+ * A reusable SHA-256 context for the KeyConfirmation a PNE computes for every
+ * delivery (HKDF, then HMAC): with it a KeyConfirmation needs no digest fetch
+ * and no allocation. No global state; one thread at a time.
+ * cpns_sha256_new: NULL when memory or the OpenSSL digest is not available.
+ * cpns_sha256_free: NULL is a no-op.
+ * cpns_key_confirmation_ctx: cpns_key_confirmation() on h (not NULL), the
+ * same result byte for byte; h works for the next call after any failure.
+ */
+typedef struct cpns_sha256 cpns_sha256;
+cpns_sha256 *cpns_sha256_new(void);
+void cpns_sha256_free(cpns_sha256 *h);
+int cpns_key_confirmation_ctx(cpns_sha256 *h, const uint8_t GK[CPNS_KEY_LEN], const char *SGID,
+                              const char *PNEID, uint32_t KeyVersion, uint8_t out[CPNS_KC_LEN]);
+
+/*
  * cpns_egk_wrap / cpns_egk_unwrap on a reusable context: same arguments,
  * same results, byte for byte (CPNS_ERR_INVALID_ARG also for c NULL). After
  * any failure, a refused blob included, c works for the next call.

@@ -42,6 +42,8 @@ typedef struct cpns_pne_config {
      * from one thread may share one; it must outlive them.
      */
     cpns_gcm *gcm;
+    /* The SHA-256 context of its KeyConfirmations, on the same terms as gcm. */
+    cpns_sha256 *sha256;
 } cpns_pne_config;
 
 typedef enum cpns_pne_state {

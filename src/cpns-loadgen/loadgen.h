@@ -58,6 +58,7 @@ typedef struct lg {
     cpns_msg_decoder *decoder;
     /* likewise one AES-GCM context for every simulated PNE's EncryptedGroupKey */
     cpns_gcm *gcm;
+    cpns_sha256 *sha256;
     lg_gw *gws;
     uint32_t n_gws;
     uint32_t pnes_registered;

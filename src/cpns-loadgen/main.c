@@ -76,7 +76,8 @@ int lg_pnes_new(lg *g, uint32_t n)
     g->n_pnes = n;
     g->decoder = cpns_msg_decoder_new();
     g->gcm = cpns_gcm_new();
-    if (!g->decoder || !g->gcm)
+    g->sha256 = cpns_sha256_new();
+    if (!g->decoder || !g->gcm || !g->sha256)
         return -1;
     for (uint32_t i = 0; i < n; i++) {
         char PNEID[CPNS_ID_MAX + 1];
@@ -91,6 +92,7 @@ int lg_pnes_new(lg *g, uint32_t n)
             .register_timeout_ms = 2000,
             .decoder = g->decoder,
             .gcm = g->gcm,
+            .sha256 = g->sha256,
         };
         int rv = cpns_pne_new(&g->pnes[i].eng, &cfg);
         cpns_wipe(EUK, sizeof EUK);
@@ -112,6 +114,8 @@ void lg_pnes_free(lg *g)
     g->decoder = NULL;
     cpns_gcm_free(g->gcm);
     g->gcm = NULL;
+    cpns_sha256_free(g->sha256);
+    g->sha256 = NULL;
 }
 
 int lg_buf_reserve(lg_buf *b, size_t cap)

@@ -128,6 +128,40 @@ static void test_key_confirmation_keyed_once(void **state)
     cpns_hmac_free(NULL);
 }
 
+/* The PNE's reusable SHA-256 context: the 4.1 vector and the one-shot's value, reused. */
+static void test_key_confirmation_on_context(void **state)
+{
+    (void)state;
+    uint8_t GK[CPNS_KEY_LEN], kc[CPNS_KC_LEN], one_shot[CPNS_KC_LEN];
+    test_hex(V_GK_HEX, GK, sizeof GK);
+    cpns_sha256 *h = cpns_sha256_new();
+    assert_non_null(h);
+    assert_int_equal(cpns_key_confirmation_ctx(h, GK, V_SGID, V_PNEID, V_KEYVERSION, kc), 0);
+    char b64[CPNS_B64_LEN(CPNS_KC_LEN) + 1];
+    v_b64_encode(kc, sizeof kc, b64);
+    assert_string_equal(b64, V_KC_B64);
+
+    uint64_t seed = 11;
+    for (uint32_t i = 1; i <= 300; i++) {
+        test_rand(&seed, GK, sizeof GK);
+        char PNEID[32];
+        snprintf(PNEID, sizeof PNEID, "pne-%u", i);
+        uint32_t KeyVersion = i % 7 ? i : UINT32_MAX;
+        assert_int_equal(cpns_key_confirmation_ctx(h, GK, "sg-y", PNEID, KeyVersion, kc), 0);
+        assert_int_equal(cpns_key_confirmation(GK, "sg-y", PNEID, KeyVersion, one_shot), 0);
+        assert_memory_equal(kc, one_shot, sizeof kc);
+        if (i % 50 == 0) /* a refused call leaves the context usable */
+            assert_int_equal(cpns_key_confirmation_ctx(h, GK, "sg-y", "no good", 1, kc),
+                             CPNS_ERR_INVALID_ARG);
+    }
+    assert_int_equal(cpns_key_confirmation_ctx(NULL, GK, "sg-y", "pne-1", 1, kc),
+                     CPNS_ERR_INVALID_ARG);
+    assert_int_equal(cpns_key_confirmation_ctx(h, GK, "sg-y", "pne-1", 0, kc),
+                     CPNS_ERR_INVALID_ARG);
+    cpns_sha256_free(h);
+    cpns_sha256_free(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -136,6 +170,7 @@ int main(void)
         cmocka_unit_test(test_key_confirmation_vector),
         cmocka_unit_test(test_key_confirmation_bindings),
         cmocka_unit_test(test_key_confirmation_keyed_once),
+        cmocka_unit_test(test_key_confirmation_on_context),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

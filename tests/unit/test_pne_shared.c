@@ -1,6 +1,6 @@
 /*
  * Tests of the PNE engine's optional shared contexts (lib/pne.c): a
- * cpns_msg_decoder and a cpns_gcm handed in through cpns_pne_config, as the
+ * cpns_msg_decoder, a cpns_gcm and a cpns_sha256 handed in through cpns_pne_config, as the
  * load generator does for 100,000 simulated PNEs in one thread.
  *
  * The promise under test: an engine that uses shared contexts answers byte
@@ -34,6 +34,7 @@ typedef struct twin {
 typedef struct fixture {
     cpns_msg_decoder *decoder;
     cpns_gcm *gcm;
+    cpns_sha256 *sha256;
     twin t[N_PNE];
     uint64_t nonce_ctr;
 } fixture;
@@ -58,6 +59,7 @@ static void twin_new(fixture *f, int i, cpns_log_fn log)
     cfg.rand_arg = &t->seed_shared;
     cfg.decoder = f->decoder;
     cfg.gcm = f->gcm;
+    cfg.sha256 = f->sha256;
     assert_int_equal(cpns_pne_new(&t->shared, &cfg), 0);
 }
 
@@ -67,8 +69,10 @@ static int setup(void **state)
     assert_non_null(f);
     f->decoder = cpns_msg_decoder_new();
     f->gcm = cpns_gcm_new();
+    f->sha256 = cpns_sha256_new();
     assert_non_null(f->decoder);
     assert_non_null(f->gcm);
+    assert_non_null(f->sha256);
     /* the last one without a logger: the engine then skips the log-only work */
     for (int i = 0; i < N_PNE; i++)
         twin_new(f, i, i == N_PNE - 1 ? NULL : test_log);
@@ -87,6 +91,7 @@ static int teardown(void **state)
     }
     /* the engines are gone; the contexts are still ours to free (a double free fails here) */
     cpns_gcm_free(f->gcm);
+    cpns_sha256_free(f->sha256);
     cpns_msg_decoder_free(f->decoder);
     free(f);
     return 0;
