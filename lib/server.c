@@ -130,7 +130,7 @@ void srv_timer_set(cpns_server *s, srv_member *mb, int64_t deadline)
              * response; it stays `sent` with no timer and is picked up by the
              * next catch-up. Memory this short fails everything else too.
              */
-            cpns_log(&s->log, CPNS_LOG_ERROR, mb->row.SGID, mb->row.PNEID, 0,
+            cpns_log(&s->log, CPNS_LOG_ERROR, mb->sg->row.SGID, mb->pne->row.PNEID, 0,
                      "out of memory arming a timer");
             return;
         }
@@ -210,8 +210,11 @@ int cpns_server_flush(cpns_server *s)
         rv = ops->put_pne(st, &SRV_CONTAINER(l, srv_pne, dirty)->row);
     for (srv_link *l = s->dirty_sgs.next; rv == 0 && l != &s->dirty_sgs; l = l->next)
         rv = ops->put_sg(st, &SRV_CONTAINER(l, srv_sg, dirty)->row);
-    for (srv_link *l = s->dirty_members.next; rv == 0 && l != &s->dirty_members; l = l->next)
-        rv = ops->put_member(st, &SRV_CONTAINER(l, srv_member, dirty_link)->row);
+    for (srv_link *l = s->dirty_members.next; rv == 0 && l != &s->dirty_members; l = l->next) {
+        cpns_store_member row;
+        srv_member_store_row(SRV_CONTAINER(l, srv_member, dirty_link), &row);
+        rv = ops->put_member(st, &row);
+    }
     for (srv_link *l = s->nonces_unwritten.next; rv == 0 && l != &s->nonces_unwritten; l = l->next)
         rv = ops->put_nonce(st, &SRV_CONTAINER(l, srv_nonce, unwritten)->row);
     if (rv == 0 && s->expire_before_ms)
@@ -327,7 +330,9 @@ static int load_member(void *arg, const cpns_store_member *row)
     if (!mb)
         return CPNS_ERR_NOMEM;
     sg->n[mb->row.state]--;
-    mb->row = *row;
+    mb->row = (srv_member_row){row->KeyVersion, row->state,     row->Return, row->fail_reason,
+                               row->attempts,   row->malformed, ""};
+    strcpy(mb->row.PNID, row->PNID);
     mb->stored = 1;
     sg->n[mb->row.state]++;
     /* The request went down with the connection; it goes out again once routable. */

@@ -161,8 +161,11 @@ static int store_inventory(cpns_server *s, srv_sg *sg)
     int rv = srv_sg_by_id(sg, &v, &n);
     if (rv == 0)
         rv = st->ops->put_sg(st, &sg->row);
-    for (size_t i = 0; rv == 0 && i < n; i++)
-        rv = st->ops->put_member(st, &v[i]->row);
+    for (size_t i = 0; rv == 0 && i < n; i++) {
+        cpns_store_member row;
+        srv_member_store_row(v[i], &row);
+        rv = st->ops->put_member(st, &row);
+    }
     if (rv == 0)
         rv = st->ops->commit(st);
     if (rv) {
@@ -438,7 +441,7 @@ int cpns_server_sg_members(const cpns_server *s, const char *SGID, cpns_member_v
     for (size_t i = 0; rv == 0 && i < n; i++) {
         const srv_member *mb = sg->by_id ? sg->by_id[i] : sorted[i];
         cpns_member_info info = {
-            .PNEID = mb->row.PNEID,
+            .PNEID = mb->pne->row.PNEID,
             .state = mb->row.state,
             .Return = mb->row.Return,
             .attempts = mb->row.attempts,

@@ -129,8 +129,24 @@ typedef struct srv_attempt {
     struct srv_attempt *next; /* the member's attempts, newest first */
 } srv_attempt;
 
+/*
+ * The durable delivery state of a member: cpns_store_member without the
+ * identifiers, which are its SG's and its PNE's (sg->row.SGID,
+ * pne->row.PNEID). 130 bytes less per member: a 100,000-member group is
+ * 13 MB less memory to touch (each first touch of a page is a fault).
+ */
+typedef struct srv_member_row {
+    uint32_t KeyVersion;
+    cpns_member_state state;
+    int32_t Return;
+    int32_t fail_reason;
+    uint32_t attempts;
+    uint32_t malformed;
+    char PNID[CPNS_ID_MAX + 1];
+} srv_member_row;
+
 typedef struct srv_member {
-    cpns_store_member row; /* the durable delivery state */
+    srv_member_row row; /* the durable delivery state */
     srv_sg *sg;
     srv_pne *pne;
     int64_t deadline;         /* response timeout or retry time; CPNS_NEVER for none */
@@ -219,6 +235,8 @@ void srv_nonce_key(const char *PNEID, const uint8_t *Nonce, char out[SRV_NONCE_K
 
 /* server_member.c */
 int srv_random(cpns_server *s, uint8_t *buf, size_t len);
+/* The store's row of a member. */
+void srv_member_store_row(const struct srv_member *mb, cpns_store_member *out);
 /* A new member of sg, allocated or (in_slab not NULL) made in that zeroed slot of sg->slab. */
 srv_member *srv_member_new(cpns_server *s, srv_sg *sg, srv_pne *pne, srv_member *in_slab);
 void srv_member_free(cpns_server *s, srv_member *mb);

@@ -86,18 +86,16 @@ srv_member *srv_member_new(cpns_server *s, srv_sg *sg, srv_pne *pne, srv_member 
     if (!mb)
         return NULL;
     mb->in_slab = in_slab != NULL;
-    strcpy(mb->row.SGID, sg->row.SGID);
-    strcpy(mb->row.PNEID, pne->row.PNEID);
+    mb->sg = sg; /* first: its identifiers are theirs */
+    mb->pne = pne;
     mb->row.KeyVersion = sg->row.KeyVersion;
     mb->row.state = CPNS_MEMBER_PENDING;
     mb->row.Return = -1;
     mb->row.fail_reason = -1;
-    mb->sg = sg;
-    mb->pne = pne;
     mb->deadline = CPNS_NEVER;
     mb->heap_idx = SRV_NO_HEAP;
     mb->first_sent_ms = -1;
-    if (cpns_map_put(&sg->members, mb->row.PNEID, mb)) {
+    if (cpns_map_put(&sg->members, mb->pne->row.PNEID, mb)) {
         if (!mb->in_slab)
             cpns_free(mb);
         return NULL;
@@ -108,6 +106,19 @@ srv_member *srv_member_new(cpns_server *s, srv_sg *sg, srv_pne *pne, srv_member 
     sg->by_id = NULL;
     (void)s;
     return mb;
+}
+
+void srv_member_store_row(const srv_member *mb, cpns_store_member *out)
+{
+    strcpy(out->SGID, mb->sg->row.SGID);
+    strcpy(out->PNEID, mb->pne->row.PNEID);
+    out->KeyVersion = mb->row.KeyVersion;
+    out->state = mb->row.state;
+    out->Return = mb->row.Return;
+    out->fail_reason = mb->row.fail_reason;
+    out->attempts = mb->row.attempts;
+    out->malformed = mb->row.malformed;
+    strcpy(out->PNID, mb->row.PNID);
 }
 
 /* Frees a member without touching its SG's member map (the caller owns that walk). */
@@ -125,7 +136,7 @@ static void member_release(cpns_server *s, srv_member *mb)
 
 void srv_member_free(cpns_server *s, srv_member *mb)
 {
-    cpns_map_remove(&mb->sg->members, mb->row.PNEID);
+    cpns_map_remove(&mb->sg->members, mb->pne->row.PNEID);
     cpns_free(mb->sg->by_id);
     mb->sg->by_id = NULL;
     member_release(s, mb);
@@ -178,10 +189,11 @@ void srv_member_transition(cpns_server *s, srv_member *mb, cpns_member_state to,
     sg->n[to]++;
     mb->row.state = to;
     srv_dirty_member(s, mb);
-    cpns_log(&s->log, to == CPNS_MEMBER_FAILED ? CPNS_LOG_INFO : CPNS_LOG_DEBUG, mb->row.SGID,
-             mb->row.PNEID, TransactionID, "%s -> %s: %s (KeyVersion %u, attempt %u, Return %d)",
-             cpns_member_state_name(from), cpns_member_state_name(to), why, mb->row.KeyVersion,
-             mb->row.attempts, (int)mb->row.Return);
+    cpns_log(&s->log, to == CPNS_MEMBER_FAILED ? CPNS_LOG_INFO : CPNS_LOG_DEBUG, mb->sg->row.SGID,
+             mb->pne->row.PNEID, TransactionID,
+             "%s -> %s: %s (KeyVersion %u, attempt %u, Return %d)", cpns_member_state_name(from),
+             cpns_member_state_name(to), why, mb->row.KeyVersion, mb->row.attempts,
+             (int)mb->row.Return);
     if (to == CPNS_MEMBER_DELIVERED || to == CPNS_MEMBER_FAILED) {
         /* The delivery is over: its timer, queue place and attempts go with it. */
         srv_timer_clear(s, mb);
@@ -289,14 +301,14 @@ int srv_member_send(cpns_server *s, srv_member *mb, uint64_t conn, cpns_out *out
     uint8_t nonce[CPNS_GCM_NONCE_LEN], EncryptedGroupKey[CPNS_EGK_LEN];
     rv = srv_pool_random(s, nonce, sizeof nonce);
     if (rv == 0)
-        rv = cpns_egk_wrap_ctx(s->gcm, mb->pne->K_wrap, mb->row.SGID, mb->row.PNEID,
+        rv = cpns_egk_wrap_ctx(s->gcm, mb->pne->K_wrap, mb->sg->row.SGID, mb->pne->row.PNEID,
                                mb->row.KeyVersion, mb->sg->row.GK, nonce, EncryptedGroupKey);
     cpns_msg m;
     cpns_msg_init(&m, CPNS_MSG_SGROUPKEY_DELIVERY_REQUEST, TransactionID);
     if (rv == 0)
-        rv = cpns_msg_set_id(&m, CPNS_F_SGID, mb->row.SGID);
+        rv = cpns_msg_set_id(&m, CPNS_F_SGID, mb->sg->row.SGID);
     if (rv == 0)
-        rv = cpns_msg_set_id(&m, CPNS_F_PNEID, mb->row.PNEID);
+        rv = cpns_msg_set_id(&m, CPNS_F_PNEID, mb->pne->row.PNEID);
     m.KeyVersion = mb->row.KeyVersion;
     m.present |= CPNS_F_KEYVERSION | CPNS_F_GROUPKEYINFO;
     if (rv == 0)
@@ -307,7 +319,7 @@ int srv_member_send(cpns_server *s, srv_member *mb, uint64_t conn, cpns_out *out
     if (rv == 0)
         rv = add_attempt(s, mb, TransactionID, conn);
     if (rv) {
-        cpns_log(&s->log, CPNS_LOG_ERROR, mb->row.SGID, mb->row.PNEID, TransactionID,
+        cpns_log(&s->log, CPNS_LOG_ERROR, mb->sg->row.SGID, mb->pne->row.PNEID, TransactionID,
                  "building SGroupKeyDeliveryRequest failed: %s", cpns_strerror(rv));
         return rv;
     }
@@ -385,7 +397,7 @@ static int key_confirmation_ok(const srv_member *mb, const cpns_msg *m)
     if (!(m->present & CPNS_F_KC) || m->KeyConfirmation.len != CPNS_KC_LEN)
         return 0;
     uint8_t kc[CPNS_KC_LEN];
-    if (cpns_key_confirmation_with(mb->sg->K_confirm, mb->row.SGID, mb->row.PNEID,
+    if (cpns_key_confirmation_with(mb->sg->K_confirm, mb->sg->row.SGID, mb->pne->row.PNEID,
                                    mb->row.KeyVersion, kc))
         return 0;
     int ok = cpns_mem_equal(kc, m->KeyConfirmation.data, CPNS_KC_LEN);
@@ -403,9 +415,9 @@ static const char *mismatch(const srv_conn *c, const srv_attempt *a, const cpns_
         return "KeyVersion no longer current";
     if ((m->present & CPNS_F_KEYVERSION) && m->KeyVersion != a->KeyVersion)
         return "KeyVersion differs from the request";
-    if ((m->present & CPNS_F_PNEID) && strcmp(m->PNEID, mb->row.PNEID) != 0)
+    if ((m->present & CPNS_F_PNEID) && strcmp(m->PNEID, mb->pne->row.PNEID) != 0)
         return "PNEID differs from the request";
-    if ((m->present & CPNS_F_SGID) && strcmp(m->SGID, mb->row.SGID) != 0)
+    if ((m->present & CPNS_F_SGID) && strcmp(m->SGID, mb->sg->row.SGID) != 0)
         return "SGID differs from the request";
     if (!(m->present & CPNS_F_RETURN))
         return "no Return";
@@ -426,7 +438,7 @@ int srv_on_delivery_response(cpns_server *s, const srv_conn *c, const cpns_msg *
     srv_member *mb = a->mb;
     const char *bad = mismatch(c, a, m);
     if (bad) {
-        cpns_log(&s->log, CPNS_LOG_WARN, mb->row.SGID, mb->row.PNEID, tid,
+        cpns_log(&s->log, CPNS_LOG_WARN, mb->sg->row.SGID, mb->pne->row.PNEID, tid,
                  "ignored SGroupKeyDeliveryResponse: %s", bad);
         return 0;
     }
@@ -448,7 +460,7 @@ int srv_on_delivery_response(cpns_server *s, const srv_conn *c, const cpns_msg *
     if (m->present & CPNS_F_PNID)
         strcpy(mb->row.PNID, m->PNID);
     if (Return == CPNS_RETURN_SUCCESS && !key_confirmation_ok(mb, m)) {
-        cpns_log(&s->log, CPNS_LOG_WARN, mb->row.SGID, mb->row.PNEID, tid,
+        cpns_log(&s->log, CPNS_LOG_WARN, mb->sg->row.SGID, mb->pne->row.PNEID, tid,
                  "Return 1 without a valid KeyConfirmation, treated as Return 0");
         Return = CPNS_RETURN_OTHER;
     }
@@ -465,7 +477,7 @@ int srv_on_delivery_response(cpns_server *s, const srv_conn *c, const cpns_msg *
         fail(s, mb, CPNS_RETURN_DECRYPT, tid, "Return 2: EUK mismatch, waits for re-provisioning");
         break;
     case CPNS_RETURN_STALE:
-        cpns_log(&s->log, CPNS_LOG_WARN, mb->row.SGID, mb->row.PNEID, tid,
+        cpns_log(&s->log, CPNS_LOG_WARN, mb->sg->row.SGID, mb->pne->row.PNEID, tid,
                  "Return 7: the PNE holds a newer or different key for KeyVersion %u, "
                  "possible replay",
                  mb->row.KeyVersion);
