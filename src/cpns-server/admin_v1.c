@@ -141,22 +141,51 @@ typedef struct sg_writer {
     const cpns_server *server; /* for a list of SGs */
 } sg_writer;
 
+/* Appends text at *p (the line below has room for the longest member). */
+static void put(char **p, const char *text)
+{
+    size_t n = strlen(text);
+    memcpy(*p, text, n);
+    *p += n;
+}
+
+static void put_int(char **p, long long v)
+{
+    char digits[24];
+    snprintf(digits, sizeof digits, "%lld", v);
+    put(p, digits);
+}
+
+/* One member, built with copies rather than a printf per member (100,000 of them). */
 static int member_write(void *arg, const cpns_member_info *m)
 {
     sg_writer *w = arg;
-    char ret[16] = "null";
+    char line[512]; /* 2 identifiers of <= 64 and the rest: < 250 */
+    char *p = line;
+    put(&p, w->first ? "{\"pneid\":\"" : ",{\"pneid\":\"");
+    put(&p, m->PNEID);
+    put(&p, "\",\"state\":\"");
+    put(&p, cpns_member_state_name(m->state));
+    put(&p, "\",\"return\":");
     if (m->Return >= 0)
-        snprintf(ret, sizeof ret, "%d", m->Return);
-    bool pnid = m->PNID && *m->PNID;
-    const char *q = pnid ? "\"" : "";
-    int n = evbuffer_add_printf(w->out,
-                                "%s{\"pneid\":\"%s\",\"state\":\"%s\",\"return\":%s,"
-                                "\"attempts\":%u,\"pnid\":%s%s%s,\"key_version\":%u}",
-                                w->first ? "" : ",", m->PNEID, cpns_member_state_name(m->state),
-                                ret, (unsigned)m->attempts, q, pnid ? m->PNID : "null", q,
-                                (unsigned)m->KeyVersion);
+        put_int(&p, m->Return);
+    else
+        put(&p, "null");
+    put(&p, ",\"attempts\":");
+    put_int(&p, m->attempts);
+    put(&p, ",\"pnid\":");
+    if (m->PNID && *m->PNID) {
+        put(&p, "\"");
+        put(&p, m->PNID);
+        put(&p, "\"");
+    } else {
+        put(&p, "null");
+    }
+    put(&p, ",\"key_version\":");
+    put_int(&p, m->KeyVersion);
+    put(&p, "}");
     w->first = false;
-    return n < 0 ? CPNS_ERR_NOMEM : 0;
+    return evbuffer_add(w->out, line, (size_t)(p - line)) == 0 ? 0 : CPNS_ERR_NOMEM;
 }
 
 /* Appends the SG object of DESIGN.md section 5 (plus the current key's fingerprint). */
