@@ -55,3 +55,48 @@ void test_log(void *arg, const cpns_log_event *ev)
             ev->id ? ev->id : "", ev->SGID ? ev->SGID : "-", ev->PNEID ? ev->PNEID : "-",
             (unsigned long long)ev->TransactionID, ev->text);
 }
+
+static int should_fail(test_counting *c)
+{
+    c->calls++;
+    if (c->fail_at && c->calls == c->fail_at) {
+        c->failed = 1;
+        return 1;
+    }
+    return 0;
+}
+
+static void *counting_malloc(size_t n, void *arg)
+{
+    test_counting *c = arg;
+    if (should_fail(c))
+        return NULL;
+    void *p = malloc(n);
+    if (p)
+        c->live++;
+    return p;
+}
+
+static void *counting_realloc(void *p, size_t n, void *arg)
+{
+    test_counting *c = arg;
+    if (should_fail(c))
+        return NULL;
+    void *q = realloc(p, n);
+    if (q && !p)
+        c->live++;
+    return q;
+}
+
+static void counting_free(void *p, void *arg)
+{
+    test_counting *c = arg;
+    if (p)
+        c->live--;
+    free(p);
+}
+
+cpns_allocator test_counting_allocator(test_counting *c)
+{
+    return (cpns_allocator){counting_malloc, counting_realloc, counting_free, c};
+}

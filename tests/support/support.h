@@ -25,4 +25,17 @@ int test_rand(void *arg, uint8_t *buf, size_t len);
 /* A cpns_log_fn that prints events to stderr when CPNS_TEST_VERBOSE is set. */
 void test_log(void *arg, const cpns_log_event *ev);
 
+/*
+ * A counting allocator for cpns_set_allocator(): the fail_at-th call (malloc
+ * or realloc, counted in calls; 0: none) fails and sets failed; live counts
+ * the blocks not yet freed. test_counting_allocator(c) is the allocator over c.
+ */
+typedef struct test_counting {
+    long calls;
+    long fail_at;
+    int failed;
+    long live;
+} test_counting;
+cpns_allocator test_counting_allocator(test_counting *c);
+
 #endif

@@ -24,54 +24,7 @@
 
 /* --- the counting allocator --- */
 
-typedef struct counting {
-    long calls;   /* allocations asked for (malloc, and realloc of NULL or not) */
-    long fail_at; /* the call number to fail; 0: none */
-    int failed;   /* fail_at was reached */
-    long live;    /* blocks allocated and not yet freed */
-} counting;
-
-static counting ca;
-
-static int should_fail(void)
-{
-    ca.calls++;
-    if (ca.fail_at && ca.calls == ca.fail_at) {
-        ca.failed = 1;
-        return 1;
-    }
-    return 0;
-}
-
-static void *ca_malloc(size_t n, void *arg)
-{
-    (void)arg;
-    if (should_fail())
-        return NULL;
-    void *p = malloc(n);
-    if (p)
-        ca.live++;
-    return p;
-}
-
-static void *ca_realloc(void *p, size_t n, void *arg)
-{
-    (void)arg;
-    if (should_fail())
-        return NULL;
-    void *q = realloc(p, n);
-    if (q && !p)
-        ca.live++;
-    return q;
-}
-
-static void ca_free(void *p, void *arg)
-{
-    (void)arg;
-    if (p)
-        ca.live--;
-    free(p);
-}
+static test_counting ca;
 
 /* --- the driver --- */
 
@@ -1066,7 +1019,7 @@ static void test_server(void **state)
 
 int main(void)
 {
-    const cpns_allocator a = {ca_malloc, ca_realloc, ca_free, NULL};
+    const cpns_allocator a = test_counting_allocator(&ca);
     cpns_set_allocator(&a);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_codec_each_kind),

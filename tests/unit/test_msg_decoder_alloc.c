@@ -21,62 +21,15 @@
 #define NS CPNS_NAMESPACE
 #define ROOT "<CPNSMessage xmlns=\"" NS "\" Version=\"1.1\" TransactionID=\"7\">"
 
-typedef struct counting {
-    long calls;   /* allocations asked for */
-    long fail_at; /* the call number to fail; 0: none */
-    int failed;   /* fail_at was reached */
-    long live;    /* blocks allocated and not yet freed */
-} counting;
-
-static int should_fail(counting *ca)
-{
-    ca->calls++;
-    if (ca->fail_at && ca->calls == ca->fail_at) {
-        ca->failed = 1;
-        return 1;
-    }
-    return 0;
-}
-
-static void *ca_malloc(size_t n, void *arg)
-{
-    counting *ca = arg;
-    if (should_fail(ca))
-        return NULL;
-    void *p = malloc(n);
-    if (p)
-        ca->live++;
-    return p;
-}
-
-static void *ca_realloc(void *p, size_t n, void *arg)
-{
-    counting *ca = arg;
-    if (should_fail(ca))
-        return NULL;
-    void *q = realloc(p, n);
-    if (q && !p)
-        ca->live++;
-    return q;
-}
-
-static void ca_free(void *p, void *arg)
-{
-    counting *ca = arg;
-    if (p)
-        ca->live--;
-    free(p);
-}
-
 /* cmocka's state: the allocator's counters */
-static counting *counters(void **state)
+static test_counting *counters(void **state)
 {
     return *state;
 }
 
 static void test_decoder_new(void **state)
 {
-    counting *ca = counters(state);
+    test_counting *ca = counters(state);
     long n, injected_runs = 0;
     for (n = 1; n < 1000; n++) {
         long baseline = ca->live;
@@ -177,7 +130,7 @@ static void inputs_free(void)
 }
 
 /* One call under failure injection, after `prior` (NULL: a new decoder). */
-static void fail_each_allocation(counting *ca, const input *prior, const input *call, int peek)
+static void fail_each_allocation(test_counting *ca, const input *prior, const input *call, int peek)
 {
     cpns_msg expect, got;
     memset(&expect, 0x5a, sizeof expect);
@@ -222,7 +175,7 @@ static void fail_each_allocation(counting *ca, const input *prior, const input *
 
 static void test_reused_decoder_each_allocation(void **state)
 {
-    counting *ca = counters(state);
+    test_counting *ca = counters(state);
     inputs();
     for (size_t c = 0; c < n_calls; c++) {
         for (int peek = 0; peek < 2; peek++) {
@@ -236,8 +189,8 @@ static void test_reused_decoder_each_allocation(void **state)
 
 int main(void)
 {
-    counting ca = {0};
-    const cpns_allocator a = {ca_malloc, ca_realloc, ca_free, &ca};
+    test_counting ca = {0};
+    const cpns_allocator a = test_counting_allocator(&ca);
     cpns_set_allocator(&a);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_prestate(test_decoder_new, &ca),

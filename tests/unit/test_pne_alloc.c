@@ -21,52 +21,7 @@
 #define W_SGID "sg-1"
 #define T0 1795000000123LL /* ms */
 
-typedef struct counting {
-    long calls, fail_at, live;
-    int failed;
-} counting;
-
-static counting ca;
-
-static int should_fail(void)
-{
-    ca.calls++;
-    if (ca.fail_at && ca.calls == ca.fail_at) {
-        ca.failed = 1;
-        return 1;
-    }
-    return 0;
-}
-
-static void *ca_malloc(size_t n, void *arg)
-{
-    (void)arg;
-    if (should_fail())
-        return NULL;
-    void *p = malloc(n);
-    if (p)
-        ca.live++;
-    return p;
-}
-
-static void *ca_realloc(void *p, size_t n, void *arg)
-{
-    (void)arg;
-    if (should_fail())
-        return NULL;
-    void *q = realloc(p, n);
-    if (q && !p)
-        ca.live++;
-    return q;
-}
-
-static void ca_free(void *p, void *arg)
-{
-    (void)arg;
-    if (p)
-        ca.live--;
-    free(p);
-}
+static test_counting ca;
 
 typedef struct world {
     uint64_t seed;
@@ -228,7 +183,7 @@ static void test_own_contexts_alloc_fail(void **state)
 
 int main(void)
 {
-    const cpns_allocator a = {ca_malloc, ca_realloc, ca_free, NULL};
+    const cpns_allocator a = test_counting_allocator(&ca);
     cpns_set_allocator(&a);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_own_contexts_alloc_fail),
