@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/types.h>
+
 #include "cpns/crypto.h"
 
 /*
@@ -49,6 +51,19 @@ int cpns_gcm_open_ctx(cpns_gcm *c, const uint8_t key[CPNS_KEY_LEN],
                       const uint8_t nonce[CPNS_GCM_NONCE_LEN], const uint8_t *aad, size_t aad_len,
                       const uint8_t *ct, size_t ct_len, const uint8_t tag[CPNS_GCM_TAG_LEN],
                       uint8_t *pt);
+
+/*
+ * HMAC-SHA256 (RFC 2104) of m1 ‖ m2 under a key of at most one block, and
+ * cpns_kdf(), on a caller's digest context and fetched SHA-256 (crypto_kdf.c):
+ * what a caller that already holds them (cpns_sha256) runs with no fetch or
+ * allocation. hmac: 1 on success, 0 (out unspecified); kdf: 0 or
+ * CPNS_ERR_CRYPTO (out wiped).
+ */
+int cpns_hmac_sha256_on(EVP_MD_CTX *ctx, const EVP_MD *md, const uint8_t *key, size_t key_len,
+                        const uint8_t *m1, size_t m1_len, const uint8_t *m2, size_t m2_len,
+                        uint8_t out[32]);
+int cpns_kdf_on(EVP_MD_CTX *ctx, const EVP_MD *md, const uint8_t ikm[CPNS_KEY_LEN],
+                const char *info, uint8_t out[CPNS_KEY_LEN]);
 
 /*
  * HMAC-SHA256 under a fixed 32-byte key, keyed once and run per message (see

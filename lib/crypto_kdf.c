@@ -13,6 +13,7 @@
 #include <openssl/params.h>
 
 #include "cpns/crypto.h"
+#include "crypto_internal.h"
 
 #define SHA256_LEN 32
 #define SHA256_BLOCK 64
@@ -68,9 +69,9 @@ int cpns_hkdf_sha256(const uint8_t *salt, size_t salt_len, const uint8_t *ikm, s
  * HKDF, HMAC and SHA-256 implementations on every call; the two digests here
  * cost a fraction of that.
  */
-static int hmac2(EVP_MD_CTX *ctx, const EVP_MD *md, const uint8_t *key, size_t key_len,
-                 const uint8_t *m1, size_t m1_len, const uint8_t *m2, size_t m2_len,
-                 uint8_t out[SHA256_LEN])
+int cpns_hmac_sha256_on(EVP_MD_CTX *ctx, const EVP_MD *md, const uint8_t *key, size_t key_len,
+                        const uint8_t *m1, size_t m1_len, const uint8_t *m2, size_t m2_len,
+                        uint8_t out[32])
 {
     uint8_t pad[SHA256_BLOCK], inner[SHA256_LEN];
     memset(pad, 0x36, sizeof pad);
@@ -96,23 +97,34 @@ static int hmac2(EVP_MD_CTX *ctx, const EVP_MD *md, const uint8_t *key, size_t k
  * PRK = HMAC(0^32, IKM), OKM = HMAC(PRK, info ‖ 0x01). Tested against the
  * EVP_KDF form and the vectors of PROTOCOL.md 4.1.
  */
-int cpns_kdf(const uint8_t ikm[CPNS_KEY_LEN], const char *info, uint8_t out[CPNS_KEY_LEN])
+int cpns_kdf_on(EVP_MD_CTX *ctx, const EVP_MD *md, const uint8_t ikm[CPNS_KEY_LEN],
+                const char *info, uint8_t out[CPNS_KEY_LEN])
 {
-    if (!ikm || !info || !out)
-        return CPNS_ERR_INVALID_ARG;
     static const uint8_t zero_salt[SHA256_LEN];
     static const uint8_t one[1] = {0x01};
-    EVP_MD *md = EVP_MD_fetch(NULL, "SHA256", NULL);
-    EVP_MD_CTX *ctx = md ? EVP_MD_CTX_new() : NULL;
     uint8_t prk[SHA256_LEN];
-    int ok = ctx && hmac2(ctx, md, zero_salt, sizeof zero_salt, ikm, CPNS_KEY_LEN, NULL, 0, prk) &&
-             hmac2(ctx, md, prk, sizeof prk, (const uint8_t *)info, strlen(info), one, 1, out);
+    int ok = cpns_hmac_sha256_on(ctx, md, zero_salt, sizeof zero_salt, ikm, CPNS_KEY_LEN, NULL, 0,
+                                 prk) &&
+             cpns_hmac_sha256_on(ctx, md, prk, sizeof prk, (const uint8_t *)info, strlen(info), one,
+                                 1, out);
     cpns_wipe(prk, sizeof prk);
-    EVP_MD_CTX_free(ctx);
-    EVP_MD_free(md);
     if (!ok) {
         cpns_wipe(out, CPNS_KEY_LEN);
         return CPNS_ERR_CRYPTO;
     }
     return 0;
+}
+
+int cpns_kdf(const uint8_t ikm[CPNS_KEY_LEN], const char *info, uint8_t out[CPNS_KEY_LEN])
+{
+    if (!ikm || !info || !out)
+        return CPNS_ERR_INVALID_ARG;
+    EVP_MD *md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    EVP_MD_CTX *ctx = md ? EVP_MD_CTX_new() : NULL;
+    int rv = ctx ? cpns_kdf_on(ctx, md, ikm, info, out) : CPNS_ERR_CRYPTO;
+    EVP_MD_CTX_free(ctx);
+    EVP_MD_free(md);
+    if (rv)
+        cpns_wipe(out, CPNS_KEY_LEN);
+    return rv;
 }

@@ -102,14 +102,53 @@ void cpns_hmac_free(cpns_hmac *h)
     cpns_free(h);
 }
 
+/* A digest context and the fetched SHA-256: held by a PNE, or for one call on the stack. */
+struct cpns_sha256 {
+    EVP_MD *md;
+    EVP_MD_CTX *ctx;
+};
+
+/* Fills h (zeroed); on failure the caller still runs sha256_close. */
+static int sha256_open(cpns_sha256 *h)
+{
+    h->md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    h->ctx = h->md ? EVP_MD_CTX_new() : NULL;
+    return h->ctx ? 0 : CPNS_ERR_CRYPTO;
+}
+
+static void sha256_close(cpns_sha256 *h)
+{
+    EVP_MD_CTX_free(h->ctx); /* cleanses the last state */
+    EVP_MD_free(h->md);
+}
+
+cpns_sha256 *cpns_sha256_new(void)
+{
+    cpns_sha256 *h = cpns_calloc(1, sizeof *h);
+    if (h && sha256_open(h) != 0) {
+        cpns_sha256_free(h);
+        return NULL;
+    }
+    return h;
+}
+
+void cpns_sha256_free(cpns_sha256 *h)
+{
+    if (!h)
+        return;
+    sha256_close(h);
+    cpns_free(h);
+}
+
+/* One-shot HMAC-SHA256 under a 32-byte key (no allocation through the library's hook). */
 static int hmac_sha256(const uint8_t key[CPNS_KEY_LEN], const uint8_t *msg, size_t msg_len,
                        uint8_t out[SHA256_LEN])
 {
-    cpns_hmac h = {NULL, NULL, NULL};
-    int rv = hmac_init(&h, key);
-    if (!rv)
-        rv = cpns_hmac_run(&h, msg, msg_len, out);
-    hmac_clear(&h);
+    cpns_sha256 h = {NULL, NULL};
+    int rv = sha256_open(&h);
+    if (!rv && !cpns_hmac_sha256_on(h.ctx, h.md, key, CPNS_KEY_LEN, msg, msg_len, NULL, 0, out))
+        rv = CPNS_ERR_CRYPTO;
+    sha256_close(&h);
     if (rv)
         cpns_wipe(out, SHA256_LEN);
     return rv;
@@ -167,59 +206,6 @@ int cpns_key_confirmation_with(cpns_hmac *K_confirm, const char *SGID, const cha
     return rv;
 }
 
-struct cpns_sha256 {
-    EVP_MD *md;
-    EVP_MD_CTX *ctx;
-};
-
-cpns_sha256 *cpns_sha256_new(void)
-{
-    cpns_sha256 *h = cpns_calloc(1, sizeof *h);
-    if (!h)
-        return NULL;
-    h->md = EVP_MD_fetch(NULL, "SHA256", NULL);
-    h->ctx = h->md ? EVP_MD_CTX_new() : NULL;
-    if (!h->ctx) {
-        cpns_sha256_free(h);
-        return NULL;
-    }
-    return h;
-}
-
-void cpns_sha256_free(cpns_sha256 *h)
-{
-    if (!h)
-        return;
-    EVP_MD_CTX_free(h->ctx); /* cleanses the last state */
-    EVP_MD_free(h->md);
-    cpns_free(h);
-}
-
-/* HMAC-SHA256 (RFC 2104) of m1 ‖ m2 under a 32-byte key, on h's one digest context. */
-static int hmac_on(cpns_sha256 *h, const uint8_t key[CPNS_KEY_LEN], const uint8_t *m1,
-                   size_t m1_len, const uint8_t *m2, size_t m2_len, uint8_t out[SHA256_LEN])
-{
-    uint8_t pad[SHA256_BLOCK], inner[SHA256_LEN];
-    memset(pad, 0x36, sizeof pad);
-    for (size_t i = 0; i < CPNS_KEY_LEN; i++)
-        pad[i] ^= key[i];
-    int ok = EVP_DigestInit_ex(h->ctx, h->md, NULL) == 1 &&
-             EVP_DigestUpdate(h->ctx, pad, sizeof pad) == 1 &&
-             EVP_DigestUpdate(h->ctx, m1, m1_len) == 1 &&
-             (m2_len == 0 || EVP_DigestUpdate(h->ctx, m2, m2_len) == 1) &&
-             EVP_DigestFinal_ex(h->ctx, inner, NULL) == 1;
-    memset(pad, 0x5c, sizeof pad);
-    for (size_t i = 0; i < CPNS_KEY_LEN; i++)
-        pad[i] ^= key[i];
-    ok = ok && EVP_DigestInit_ex(h->ctx, h->md, NULL) == 1 &&
-         EVP_DigestUpdate(h->ctx, pad, sizeof pad) == 1 &&
-         EVP_DigestUpdate(h->ctx, inner, sizeof inner) == 1 &&
-         EVP_DigestFinal_ex(h->ctx, out, NULL) == 1;
-    cpns_wipe(pad, sizeof pad);
-    cpns_wipe(inner, sizeof inner);
-    return ok ? 0 : CPNS_ERR_CRYPTO;
-}
-
 int cpns_key_confirmation_ctx(cpns_sha256 *h, const uint8_t GK[CPNS_KEY_LEN], const char *SGID,
                               const char *PNEID, uint32_t KeyVersion, uint8_t out[CPNS_KC_LEN])
 {
@@ -230,18 +216,13 @@ int cpns_key_confirmation_ctx(cpns_sha256 *h, const uint8_t GK[CPNS_KEY_LEN], co
     int rv = confirmation_input(msg, &msg_len, SGID, PNEID, KeyVersion);
     if (rv)
         return rv;
-    /* HKDF with an empty salt and one block (RFC 5869), as cpns_kdf(), then the HMAC. */
-    static const uint8_t zero_salt[CPNS_KEY_LEN] = {0}, one = 1;
-    uint8_t prk[SHA256_LEN], K_confirm[SHA256_LEN], mac[SHA256_LEN];
-    rv = hmac_on(h, zero_salt, GK, CPNS_KEY_LEN, NULL, 0, prk);
-    if (!rv)
-        rv = hmac_on(h, prk, (const uint8_t *)CPNS_INFO_CONFIRM, strlen(CPNS_INFO_CONFIRM), &one, 1,
-                     K_confirm);
-    if (!rv)
-        rv = hmac_on(h, K_confirm, msg, msg_len, NULL, 0, mac);
+    uint8_t K_confirm[CPNS_KEY_LEN], mac[SHA256_LEN];
+    rv = cpns_kdf_on(h->ctx, h->md, GK, CPNS_INFO_CONFIRM, K_confirm);
+    if (!rv && !cpns_hmac_sha256_on(h->ctx, h->md, K_confirm, sizeof K_confirm, msg, msg_len, NULL,
+                                    0, mac))
+        rv = CPNS_ERR_CRYPTO;
     if (!rv)
         memcpy(out, mac, CPNS_KC_LEN);
-    cpns_wipe(prk, sizeof prk);
     cpns_wipe(K_confirm, sizeof K_confirm);
     cpns_wipe(mac, sizeof mac);
     return rv;
@@ -252,16 +233,10 @@ int cpns_key_confirmation(const uint8_t GK[CPNS_KEY_LEN], const char *SGID, cons
 {
     if (!GK || !out)
         return CPNS_ERR_INVALID_ARG;
-    uint8_t msg[CPNS_JOIN_MAX], K_confirm[CPNS_KEY_LEN], mac[SHA256_LEN];
-    size_t msg_len;
-    int rv = confirmation_input(msg, &msg_len, SGID, PNEID, KeyVersion);
+    cpns_sha256 h = {NULL, NULL};
+    int rv = sha256_open(&h);
     if (!rv)
-        rv = cpns_kdf(GK, CPNS_INFO_CONFIRM, K_confirm);
-    if (!rv)
-        rv = hmac_sha256(K_confirm, msg, msg_len, mac);
-    if (!rv)
-        memcpy(out, mac, CPNS_KC_LEN);
-    cpns_wipe(K_confirm, sizeof K_confirm);
-    cpns_wipe(mac, sizeof mac);
+        rv = cpns_key_confirmation_ctx(&h, GK, SGID, PNEID, KeyVersion, out);
+    sha256_close(&h);
     return rv;
 }
