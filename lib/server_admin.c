@@ -118,33 +118,6 @@ int cpns_server_pne_foreach(const cpns_server *s, cpns_pne_visit_fn fn, void *ar
 
 /* --- Service Groups --- */
 
-/*
- * Checks a list of PNEIDs: valid and distinct (CPNS_ERR_INVALID_ARG), and
- * each either a member of sg or not (want_member), and provisioned.
- */
-static int check_ids(const cpns_server *s, const srv_sg *sg, const char *const *ids, size_t n,
-                     int want_member)
-{
-    if (n && !ids)
-        return CPNS_ERR_INVALID_ARG;
-    cpns_map seen;
-    memset(&seen, 0, sizeof seen);
-    int rv = 0;
-    for (size_t i = 0; rv == 0 && i < n; i++) {
-        if (!ids[i] || !cpns_id_valid(ids[i]) || cpns_map_get(&seen, ids[i]))
-            rv = CPNS_ERR_INVALID_ARG;
-        else if (sg && (cpns_map_get(&sg->members, ids[i]) != NULL) != want_member)
-            rv = CPNS_ERR_INVALID_ARG;
-        else
-            rv = cpns_map_put(&seen, ids[i], (void *)ids[i]);
-    }
-    for (size_t i = 0; rv == 0 && i < n; i++)
-        if (!cpns_map_get(&s->pnes, ids[i]))
-            rv = CPNS_ERR_NOT_FOUND;
-    cpns_map_clear(&seen);
-    return rv;
-}
-
 static void sg_discard(cpns_server *s, srv_sg *sg)
 {
     cpns_map_remove(&s->sgs, sg->row.SGID);
@@ -172,8 +145,8 @@ static int store_inventory(cpns_server *s, srv_sg *sg)
         st->ops->rollback(st);
         return rv;
     }
-    for (cpns_map_iter it = cpns_map_begin(&sg->members); cpns_map_next(&it);)
-        ((srv_member *)it.val)->stored = 1;
+    for (size_t i = 0; i < n; i++)
+        v[i]->stored = 1;
     return 0;
 }
 
@@ -183,13 +156,15 @@ static int cmp_id(const void *a, const void *b)
 }
 
 /*
- * The PNEIDs of a new SG in PNEID order, checked as check_ids() does (valid
- * and distinct: CPNS_ERR_INVALID_ARG; provisioned: CPNS_ERR_NOT_FOUND). One
- * sort serves the checks, the inventory, the sends and the answer; a list
- * given in order already (cpns-server's admin API sorts it) costs one pass.
+ * A list of PNEIDs in PNEID order (*out, freed by the caller), checked: valid
+ * and distinct, and each either a member of sg or not (want_member; sg NULL:
+ * a new SG), CPNS_ERR_INVALID_ARG otherwise; provisioned, CPNS_ERR_NOT_FOUND
+ * otherwise. For a new SG one sort serves the checks, the inventory, the
+ * sends and the answer; a list given in order already (cpns-server's admin
+ * API sorts it) costs one pass.
  */
-static int sorted_new_ids(const cpns_server *s, const char *const *PNEIDs, size_t n,
-                          const char ***out)
+static int sorted_ids(const cpns_server *s, const srv_sg *sg, const char *const *PNEIDs, size_t n,
+                      int want_member, const char ***out)
 {
     *out = NULL;
     if (n && !PNEIDs)
@@ -201,6 +176,8 @@ static int sorted_new_ids(const cpns_server *s, const char *const *PNEIDs, size_
     for (size_t i = 0; rv == 0 && i < n; i++) {
         v[i] = PNEIDs[i];
         if (!v[i] || !cpns_id_valid(v[i]))
+            rv = CPNS_ERR_INVALID_ARG;
+        else if (sg && (cpns_map_get(&sg->members, v[i]) != NULL) != want_member)
             rv = CPNS_ERR_INVALID_ARG;
         else if (i && in_order && strcmp(v[i - 1], v[i]) >= 0)
             in_order = 0;
@@ -248,7 +225,7 @@ int cpns_server_sg_create(cpns_server *s, const char *SGID, const char *const *P
         return CPNS_ERR_INVALID_ARG;
     s->now = now_ms;
     const char **ids;
-    int rv = sorted_new_ids(s, PNEIDs, n, &ids);
+    int rv = sorted_ids(s, NULL, PNEIDs, n, 0, &ids);
     if (rv)
         return rv;
     if (cpns_map_get(&s->sgs, SGID))
@@ -305,9 +282,12 @@ int cpns_server_sg_update(cpns_server *s, const char *SGID, const char *const *a
     srv_sg *sg = cpns_map_get(&s->sgs, SGID);
     if (!sg)
         return CPNS_ERR_NOT_FOUND;
-    int rv = check_ids(s, sg, add, n_add, 0);
+    const char **sorted_add = NULL, **sorted_remove = NULL;
+    int rv = sorted_ids(s, sg, add, n_add, 0, &sorted_add);
     if (rv == 0)
-        rv = check_ids(s, sg, remove, n_remove, 1);
+        rv = sorted_ids(s, sg, remove, n_remove, 1, &sorted_remove);
+    cpns_free(sorted_add);
+    cpns_free(sorted_remove);
     if (rv)
         return rv;
     if (n_remove && sg->row.KeyVersion == CPNS_KEYVERSION_MAX)

@@ -80,6 +80,13 @@ static int add_attempt(cpns_server *s, srv_member *mb, uint64_t TransactionID, u
 
 /* --- life cycle --- */
 
+/* The membership changed: the kept PNEID order no longer holds. */
+static void forget_order(srv_sg *sg)
+{
+    cpns_free(sg->by_id);
+    sg->by_id = NULL;
+}
+
 srv_member *srv_member_new(cpns_server *s, srv_sg *sg, srv_pne *pne, srv_member *in_slab)
 {
     srv_member *mb = in_slab ? in_slab : cpns_calloc(1, sizeof *mb);
@@ -102,8 +109,7 @@ srv_member *srv_member_new(cpns_server *s, srv_sg *sg, srv_pne *pne, srv_member 
     }
     srv_list_push(&pne->members, &mb->pne_link);
     sg->n[CPNS_MEMBER_PENDING]++;
-    cpns_free(sg->by_id);
-    sg->by_id = NULL;
+    forget_order(sg);
     (void)s;
     return mb;
 }
@@ -137,8 +143,7 @@ static void member_release(cpns_server *s, srv_member *mb)
 void srv_member_free(cpns_server *s, srv_member *mb)
 {
     cpns_map_remove(&mb->sg->members, mb->pne->row.PNEID);
-    cpns_free(mb->sg->by_id);
-    mb->sg->by_id = NULL;
+    forget_order(mb->sg);
     member_release(s, mb);
 }
 
