@@ -326,6 +326,25 @@ static int get_key(admin_req *r, json_t *key, uint8_t EUK[CPNS_KEY_LEN], bool *g
     return 0;
 }
 
+/*
+ * The answer to (re-)provisioning a PNE with the engine's result rv: its
+ * error, the generated key (once), or the PNEID.
+ */
+static void reply_provisioned(admin_req *r, int rv, int status, const char *PNEID,
+                              const uint8_t EUK[CPNS_KEY_LEN], bool generated, const char *doing,
+                              const char *done)
+{
+    if (rv != 0) {
+        char what[128];
+        snprintf(what, sizeof what, "%s PNE '%s'", doing, PNEID);
+        admin_reply_engine(r, rv, what);
+    } else if (generated) {
+        reply_new_key(r, status, PNEID, EUK, done);
+    } else {
+        admin_reply_json(r, status, json_pack("{s:s}", "pneid", PNEID));
+    }
+}
+
 static void post_pne(admin_req *r)
 {
     static const char *const fields[] = {"pneid", "entity_user_key", NULL};
@@ -349,15 +368,7 @@ static void post_pne(admin_req *r)
     }
     int rv = cpns_server_pne_add(r->d->server, PNEID, EUK);
     srvd_turn(r->d);
-    if (rv != 0) {
-        char what[128];
-        snprintf(what, sizeof what, "provisioning PNE '%s'", PNEID);
-        admin_reply_engine(r, rv, what);
-    } else if (generated) {
-        reply_new_key(r, 201, PNEID, EUK, "provisioned");
-    } else {
-        admin_reply_json(r, 201, json_pack("{s:s}", "pneid", PNEID));
-    }
+    reply_provisioned(r, rv, 201, PNEID, EUK, generated, "provisioning", "provisioned");
 out:
     cpns_wipe(EUK, sizeof EUK);
     admin_wipe_string(key);
@@ -390,15 +401,7 @@ static void put_pne(admin_req *r, const char *PNEID)
     }
     int rv = cpns_server_pne_set_key(r->d->server, PNEID, EUK, srvd_now());
     srvd_turn(r->d);
-    if (rv != 0) {
-        char what[128];
-        snprintf(what, sizeof what, "re-provisioning PNE '%s'", PNEID);
-        admin_reply_engine(r, rv, what);
-    } else if (generated) {
-        reply_new_key(r, 200, PNEID, EUK, "re-provisioned");
-    } else {
-        admin_reply_json(r, 200, json_pack("{s:s}", "pneid", PNEID));
-    }
+    reply_provisioned(r, rv, 200, PNEID, EUK, generated, "re-provisioning", "re-provisioned");
 out:
     cpns_wipe(EUK, sizeof EUK);
     admin_wipe_string(key);
