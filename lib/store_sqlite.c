@@ -45,6 +45,15 @@ static const char schema_v1[] =
     " PRIMARY KEY(pneid, nonce)) WITHOUT ROWID;"
     "CREATE INDEX nonce_seen_ms ON nonce(seen_ms);";
 
+/*
+ * Version 2: member rows become a log of record batches, one row per SG and
+ * commit (store_sqlite_members.c); the member table is converted and dropped.
+ */
+static const char schema_v2[] = "CREATE TABLE member_log(seq INTEGER PRIMARY KEY,"
+                                " sgid TEXT NOT NULL REFERENCES sg(sgid) ON DELETE CASCADE,"
+                                " records INTEGER NOT NULL, rows BLOB NOT NULL);"
+                                "CREATE INDEX member_log_sgid ON member_log(sgid, seq);";
+
 static int put_check_value(cpns_store_sqlite *s);
 
 /*
@@ -58,6 +67,7 @@ static const struct sqlite_migration {
     int (*fn)(cpns_store_sqlite *s);
 } migrations[] = {
     {1, schema_v1, put_check_value},
+    {2, schema_v2, sqlite_members_from_table},
 };
 
 #define SCHEMA_VERSION (migrations[CPNS_ARRAY_LEN(migrations) - 1].to_version)
@@ -76,20 +86,18 @@ static const char *const stmt_sql[SQ_COUNT] = {
                   " ON CONFLICT(sgid) DO UPDATE SET key_version = excluded.key_version,"
                   " gk = excluded.gk",
     [SQ_DEL_SG] = "DELETE FROM sg WHERE sgid = ?1",
-    [SQ_PUT_MEMBER] = "INSERT INTO member(sgid, pneid, key_version, state, ret, fail_reason,"
-                      " attempts, malformed, pnid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-                      " ON CONFLICT(sgid, pneid) DO UPDATE SET key_version = excluded.key_version,"
-                      " state = excluded.state, ret = excluded.ret,"
-                      " fail_reason = excluded.fail_reason, attempts = excluded.attempts,"
-                      " malformed = excluded.malformed, pnid = excluded.pnid",
-    [SQ_DEL_MEMBER] = "DELETE FROM member WHERE sgid = ?1 AND pneid = ?2",
+    [SQ_SG_EXISTS] = "SELECT 1 FROM sg WHERE sgid = ?1",
+    [SQ_LOG_APPEND] = SQLITE_LOG_APPEND_SQL,
+    [SQ_LOG_STATS] = "SELECT count(*), total(records), (SELECT records FROM member_log"
+                     " WHERE sgid = ?1 ORDER BY seq LIMIT 1) FROM member_log WHERE sgid = ?1",
+    [SQ_LOG_READ] = "SELECT rows FROM member_log WHERE sgid = ?1 ORDER BY seq",
+    [SQ_LOG_CLEAR] = "DELETE FROM member_log WHERE sgid = ?1",
     [SQ_PUT_NONCE] = "INSERT INTO nonce(pneid, nonce, seen_ms) VALUES (?1, ?2, ?3)"
                      " ON CONFLICT(pneid, nonce) DO UPDATE SET seen_ms = excluded.seen_ms",
     [SQ_EXPIRE_NONCES] = "DELETE FROM nonce WHERE seen_ms < ?1",
     [SQ_LOAD_PNE] = "SELECT pneid, euk, registered, pngwid, pnid FROM pne ORDER BY pneid",
     [SQ_LOAD_SG] = "SELECT sgid, key_version, gk FROM sg ORDER BY sgid",
-    [SQ_LOAD_MEMBER] = "SELECT sgid, pneid, key_version, state, ret, fail_reason, attempts,"
-                       " malformed, pnid FROM member ORDER BY sgid, pneid",
+    [SQ_LOAD_MEMBER] = "SELECT sgid, rows FROM member_log ORDER BY sgid, seq",
     [SQ_LOAD_NONCE] = "SELECT pneid, nonce, seen_ms FROM nonce ORDER BY pneid, nonce",
 };
 
@@ -117,25 +125,34 @@ static int step_done(cpns_store_sqlite *s, enum sqlite_stmt which, const char *w
     return rv;
 }
 
+/* After a failed write: the batch is incomplete. */
+static void poison(cpns_store_sqlite *s)
+{
+    /* Some failures (I/O, full disk) make SQLite roll the whole transaction back. */
+    s->poisoned = 1;
+    s->in_txn = !sqlite3_get_autocommit(s->db);
+}
+
+int sqlite_begin(cpns_store_sqlite *s)
+{
+    if (s->in_txn)
+        return 0;
+    int rv = step_done(s, SQ_BEGIN, "cannot begin a transaction");
+    s->in_txn = rv == 0;
+    if (rv)
+        poison(s);
+    return rv;
+}
+
 int sqlite_write(cpns_store_sqlite *s, enum sqlite_stmt which, const char *what)
 {
-    int rv = 0;
-    if (!s->in_txn) {
-        rv = step_done(s, SQ_BEGIN, "cannot begin a transaction");
-        s->in_txn = rv == 0;
-    }
+    int rv = sqlite_begin(s);
     if (rv == 0)
         rv = step_done(s, which, what);
     else
         sqlite3_clear_bindings(s->stmt[which]);
-    if (rv) {
-        /*
-         * Some failures (I/O, full disk) make SQLite roll the whole
-         * transaction back; the batch is incomplete either way.
-         */
-        s->poisoned = 1;
-        s->in_txn = !sqlite3_get_autocommit(s->db);
-    }
+    if (rv)
+        poison(s);
     return rv;
 }
 
@@ -147,8 +164,11 @@ static cpns_store_sqlite *sqlite_of(cpns_store *st)
 static int sqlite_commit(cpns_store *st)
 {
     cpns_store_sqlite *s = sqlite_of(st);
+    if (!s->poisoned && s->batches.count && sqlite_members_write(s) != 0)
+        poison(s);
     if (s->poisoned) {
         /* Committing the writes that did succeed would store half a batch. */
+        sqlite_members_forget(s);
         if (s->in_txn && step_done(s, SQ_ROLLBACK, "cannot roll back") == 0)
             s->in_txn = 0;
         return CPNS_ERR_STORE;
@@ -165,6 +185,7 @@ static int sqlite_rollback(cpns_store *st)
 {
     cpns_store_sqlite *s = sqlite_of(st);
     int rv = 0;
+    sqlite_members_forget(s);
     if (s->in_txn) {
         rv = step_done(s, SQ_ROLLBACK, "cannot roll back");
         s->in_txn = !sqlite3_get_autocommit(s->db);
@@ -179,6 +200,7 @@ static void sqlite_close(cpns_store *st)
     cpns_store_sqlite *s = sqlite_of(st);
     if (!s)
         return;
+    sqlite_members_forget(s);
     for (size_t i = 0; i < SQ_COUNT; i++)
         sqlite3_finalize(s->stmt[i]);
     /* Closing with a transaction open rolls it back: uncommitted writes are lost. */

@@ -24,8 +24,11 @@ enum sqlite_stmt {
     SQ_PUT_PNE,
     SQ_PUT_SG,
     SQ_DEL_SG,
-    SQ_PUT_MEMBER,
-    SQ_DEL_MEMBER,
+    SQ_SG_EXISTS,
+    SQ_LOG_APPEND,
+    SQ_LOG_STATS,
+    SQ_LOG_READ,
+    SQ_LOG_CLEAR,
     SQ_PUT_NONCE,
     SQ_EXPIRE_NONCES,
     SQ_LOAD_PNE,
@@ -37,13 +40,20 @@ enum sqlite_stmt {
 
 #define SQLITE_ERRMSG_MAX 512
 
+/* SQ_LOG_APPEND, also run by the migration to version 2 (before the statements are prepared). */
+#define SQLITE_LOG_APPEND_SQL "INSERT INTO member_log(sgid, records, rows) VALUES (?1, ?2, ?3)"
+
+/* One SG's member records of the open transaction (store_sqlite_members.c). */
+typedef struct sqlite_member_batch sqlite_member_batch;
+
 typedef struct cpns_store_sqlite {
     cpns_store base; /* first, as store.h asks */
     sqlite3 *db;
     sqlite3_stmt *stmt[SQ_COUNT];
     uint8_t K_store[CPNS_KEY_LEN]; /* cpns_kdf(master_key, CPNS_INFO_SERVER_STORE) */
     int in_txn;                    /* a write transaction is open (BEGIN IMMEDIATE ran) */
-    int poisoned; /* a write of this batch failed: commit() refuses until rollback() */
+    int poisoned;     /* a write of this batch failed: commit() refuses until rollback() */
+    cpns_map batches; /* SGID -> sqlite_member_batch: written to member_log by commit() */
     char errmsg[SQLITE_ERRMSG_MAX];
 } cpns_store_sqlite;
 
@@ -63,15 +73,38 @@ int sqlite_fail(cpns_store_sqlite *s, const char *what);
  */
 int sqlite_write(cpns_store_sqlite *s, enum sqlite_stmt which, const char *what);
 
+/* Opens the batch's transaction if it is not open yet: 0 or CPNS_ERR_STORE (then poisoned). */
+int sqlite_begin(cpns_store_sqlite *s);
+
 /* The ops of store_sqlite_ops.c. */
 int sqlite_load(cpns_store *st, const cpns_store_loader *l, void *arg);
 int sqlite_put_pne(cpns_store *st, const cpns_store_pne *p);
 int sqlite_put_sg(cpns_store *st, const cpns_store_sg *sg);
 int sqlite_del_sg(cpns_store *st, const char *SGID);
-int sqlite_put_member(cpns_store *st, const cpns_store_member *m);
-int sqlite_del_member(cpns_store *st, const char *SGID, const char *PNEID);
 int sqlite_put_nonce(cpns_store *st, const cpns_store_nonce *n);
 int sqlite_expire_nonces(cpns_store *st, int64_t seen_before_ms);
+
+/* Reading rows back (store_sqlite_ops.c), for load() and the migrations. */
+/* Text column i into out (CPNS_ID_MAX + 1 bytes); 0 when it is not an identifier-sized text. */
+int sqlite_column_id(sqlite3_stmt *stmt, int i, char out[CPNS_ID_MAX + 1], int may_be_empty);
+/* Integer column i into *out; 0 unless it is an integer in [lo, hi]. */
+int sqlite_column_range(sqlite3_stmt *stmt, int i, int64_t lo, int64_t hi, int64_t *out);
+/* Records "table key: why" and returns CPNS_ERR_STORE. */
+int sqlite_damaged(cpns_store_sqlite *s, const char *table, const char *key, const char *why);
+
+/* The member log (store_sqlite_members.c). */
+int sqlite_put_member(cpns_store *st, const cpns_store_member *m);
+int sqlite_del_member(cpns_store *st, const char *SGID, const char *PNEID);
+/* commit(): appends this transaction's batches to member_log (compacting where due), then forgets
+ * them. */
+int sqlite_members_write(cpns_store_sqlite *s);
+/* rollback(), close(): forgets every batch; del_sg: forgets SGID's. */
+void sqlite_members_forget(cpns_store_sqlite *s);
+void sqlite_members_drop(cpns_store_sqlite *s, const char *SGID);
+/* load(): every live member, SG by SG in SGID order, PNEID order within. */
+int sqlite_load_members(cpns_store_sqlite *s, const cpns_store_loader *l, void *arg);
+/* The migration to schema version 2: the member table into member_log, then dropped. */
+int sqlite_members_from_table(cpns_store_sqlite *s);
 
 /* Encrypted column: version byte ‖ nonce ‖ ciphertext ‖ tag. */
 #define SQLITE_BLOB_FORMAT 0x01

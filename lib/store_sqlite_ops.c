@@ -96,32 +96,9 @@ int sqlite_del_sg(cpns_store *st, const char *SGID)
     cpns_store_sqlite *s = sqlite_of(st);
     if (!id_ok(SGID))
         return CPNS_ERR_INVALID_ARG;
-    /* The members go with it: ON DELETE CASCADE. */
+    /* Its member log goes with it (ON DELETE CASCADE), and so do this batch's records. */
+    sqlite_members_drop(s, SGID);
     return write_bound(s, SQ_DEL_SG, bind_text(s->stmt[SQ_DEL_SG], 1, SGID), "del_sg");
-}
-
-int sqlite_put_member(cpns_store *st, const cpns_store_member *m)
-{
-    cpns_store_sqlite *s = sqlite_of(st);
-    if (!m || !id_ok(m->SGID) || !id_ok(m->PNEID) || !id_ok(m->PNID))
-        return CPNS_ERR_INVALID_ARG;
-    sqlite3_stmt *stmt = s->stmt[SQ_PUT_MEMBER];
-    int ok = bind_text(stmt, 1, m->SGID) && bind_text(stmt, 2, m->PNEID) &&
-             bind_int(stmt, 3, m->KeyVersion) && bind_int(stmt, 4, m->state) &&
-             bind_int(stmt, 5, m->Return) && bind_int(stmt, 6, m->fail_reason) &&
-             bind_int(stmt, 7, m->attempts) && bind_int(stmt, 8, m->malformed) &&
-             bind_text(stmt, 9, m->PNID);
-    return write_bound(s, SQ_PUT_MEMBER, ok, "put_member");
-}
-
-int sqlite_del_member(cpns_store *st, const char *SGID, const char *PNEID)
-{
-    cpns_store_sqlite *s = sqlite_of(st);
-    if (!id_ok(SGID) || !id_ok(PNEID))
-        return CPNS_ERR_INVALID_ARG;
-    sqlite3_stmt *stmt = s->stmt[SQ_DEL_MEMBER];
-    int ok = bind_text(stmt, 1, SGID) && bind_text(stmt, 2, PNEID);
-    return write_bound(s, SQ_DEL_MEMBER, ok, "del_member");
 }
 
 int sqlite_put_nonce(cpns_store *st, const cpns_store_nonce *n)
@@ -144,9 +121,7 @@ int sqlite_expire_nonces(cpns_store *st, int64_t seen_before_ms)
 
 /* --- load --- */
 
-/* Copies text column i into out (CPNS_ID_MAX + 1 bytes); 0 when it is not an identifier-sized text.
- */
-static int column_id(sqlite3_stmt *stmt, int i, char out[CPNS_ID_MAX + 1], int may_be_empty)
+int sqlite_column_id(sqlite3_stmt *stmt, int i, char out[CPNS_ID_MAX + 1], int may_be_empty)
 {
     const unsigned char *text = sqlite3_column_text(stmt, i);
     int len = sqlite3_column_bytes(stmt, i);
@@ -158,8 +133,7 @@ static int column_id(sqlite3_stmt *stmt, int i, char out[CPNS_ID_MAX + 1], int m
     return 1;
 }
 
-/* Integer column i into *out when it lies in [lo, hi]. */
-static int column_range(sqlite3_stmt *stmt, int i, int64_t lo, int64_t hi, int64_t *out)
+int sqlite_column_range(sqlite3_stmt *stmt, int i, int64_t lo, int64_t hi, int64_t *out)
 {
     if (sqlite3_column_type(stmt, i) != SQLITE_INTEGER)
         return 0;
@@ -167,7 +141,7 @@ static int column_range(sqlite3_stmt *stmt, int i, int64_t lo, int64_t hi, int64
     return *out >= lo && *out <= hi;
 }
 
-static int damaged(cpns_store_sqlite *s, const char *table, const char *key, const char *why)
+int sqlite_damaged(cpns_store_sqlite *s, const char *table, const char *key, const char *why)
 {
     sqlite_set_err(s, "%s %s: %s", table, key[0] ? key : "(no key)", why);
     return CPNS_ERR_STORE;
@@ -178,68 +152,47 @@ static int damaged(cpns_store_sqlite *s, const char *table, const char *key, con
 static int load_pne_row(cpns_store_sqlite *s, sqlite3_stmt *stmt, cpns_store_pne *p)
 {
     int64_t registered = 0;
-    if (!column_id(stmt, 0, p->PNEID, 0))
-        return damaged(s, "pne", "", "a row has a bad PNEID");
-    if (!column_range(stmt, 2, 0, 1, &registered) || !column_id(stmt, 3, p->PNGWID, 1) ||
-        !column_id(stmt, 4, p->PNID, 1))
-        return damaged(s, "pne", p->PNEID, "a column is out of range");
+    if (!sqlite_column_id(stmt, 0, p->PNEID, 0))
+        return sqlite_damaged(s, "pne", "", "a row has a bad PNEID");
+    if (!sqlite_column_range(stmt, 2, 0, 1, &registered) ||
+        !sqlite_column_id(stmt, 3, p->PNGWID, 1) || !sqlite_column_id(stmt, 4, p->PNID, 1))
+        return sqlite_damaged(s, "pne", p->PNEID, "a column is out of range");
     p->registered = (int)registered;
     int rv = sqlite_open_euk(s, p->PNEID, sqlite3_column_blob(stmt, 1),
                              (size_t)sqlite3_column_bytes(stmt, 1), p->EUK);
     if (rv)
-        return damaged(s, "pne", p->PNEID, "the encrypted EUK " SECRET_FAILED);
+        return sqlite_damaged(s, "pne", p->PNEID, "the encrypted EUK " SECRET_FAILED);
     return 0;
 }
 
 static int load_sg_row(cpns_store_sqlite *s, sqlite3_stmt *stmt, cpns_store_sg *sg)
 {
     int64_t version = 0;
-    if (!column_id(stmt, 0, sg->SGID, 0))
-        return damaged(s, "sg", "", "a row has a bad SGID");
-    if (!column_range(stmt, 1, 0, CPNS_KEYVERSION_MAX, &version))
-        return damaged(s, "sg", sg->SGID, "key_version is out of range");
+    if (!sqlite_column_id(stmt, 0, sg->SGID, 0))
+        return sqlite_damaged(s, "sg", "", "a row has a bad SGID");
+    if (!sqlite_column_range(stmt, 1, 0, CPNS_KEYVERSION_MAX, &version))
+        return sqlite_damaged(s, "sg", sg->SGID, "key_version is out of range");
     sg->KeyVersion = (uint32_t)version;
     if (version == 0)
         return sqlite3_column_type(stmt, 2) == SQLITE_NULL
                    ? 0
-                   : damaged(s, "sg", sg->SGID, "a Group Key is stored for key_version 0");
+                   : sqlite_damaged(s, "sg", sg->SGID, "a Group Key is stored for key_version 0");
     int rv = sqlite_open_gk(s, sg->SGID, sg->KeyVersion, sqlite3_column_blob(stmt, 2),
                             (size_t)sqlite3_column_bytes(stmt, 2), sg->GK);
     if (rv)
-        return damaged(s, "sg", sg->SGID, "the encrypted Group Key " SECRET_FAILED);
-    return 0;
-}
-
-static int load_member_row(cpns_store_sqlite *s, sqlite3_stmt *stmt, cpns_store_member *m)
-{
-    int64_t v[6];
-    if (!column_id(stmt, 0, m->SGID, 0) || !column_id(stmt, 1, m->PNEID, 0))
-        return damaged(s, "member", "", "a row has a bad SGID or PNEID");
-    if (!column_range(stmt, 2, 0, CPNS_KEYVERSION_MAX, &v[0]) ||
-        !column_range(stmt, 3, CPNS_MEMBER_PENDING, CPNS_MEMBER_FAILED, &v[1]) ||
-        !column_range(stmt, 4, INT32_MIN, INT32_MAX, &v[2]) ||
-        !column_range(stmt, 5, INT32_MIN, INT32_MAX, &v[3]) ||
-        !column_range(stmt, 6, 0, UINT32_MAX, &v[4]) ||
-        !column_range(stmt, 7, 0, UINT32_MAX, &v[5]) || !column_id(stmt, 8, m->PNID, 1))
-        return damaged(s, "member", m->PNEID, "a column is out of range");
-    m->KeyVersion = (uint32_t)v[0];
-    m->state = (cpns_member_state)v[1];
-    m->Return = (int32_t)v[2];
-    m->fail_reason = (int32_t)v[3];
-    m->attempts = (uint32_t)v[4];
-    m->malformed = (uint32_t)v[5];
+        return sqlite_damaged(s, "sg", sg->SGID, "the encrypted Group Key " SECRET_FAILED);
     return 0;
 }
 
 static int load_nonce_row(cpns_store_sqlite *s, sqlite3_stmt *stmt, cpns_store_nonce *n)
 {
     int64_t seen = 0;
-    if (!column_id(stmt, 0, n->PNEID, 0))
-        return damaged(s, "nonce", "", "a row has a bad PNEID");
+    if (!sqlite_column_id(stmt, 0, n->PNEID, 0))
+        return sqlite_damaged(s, "nonce", "", "a row has a bad PNEID");
     if (sqlite3_column_type(stmt, 1) != SQLITE_BLOB ||
         sqlite3_column_bytes(stmt, 1) != CPNS_NONCE_LEN ||
-        !column_range(stmt, 2, INT64_MIN, INT64_MAX, &seen))
-        return damaged(s, "nonce", n->PNEID, "a column is out of range");
+        !sqlite_column_range(stmt, 2, INT64_MIN, INT64_MAX, &seen))
+        return sqlite_damaged(s, "nonce", n->PNEID, "a column is out of range");
     memcpy(n->Nonce, sqlite3_column_blob(stmt, 1), CPNS_NONCE_LEN);
     n->seen_ms = seen;
     return 0;
@@ -254,7 +207,6 @@ static int load_table(cpns_store_sqlite *s, enum sqlite_stmt which, const cpns_s
     union {
         cpns_store_pne pne;
         cpns_store_sg sg;
-        cpns_store_member member;
         cpns_store_nonce nonce;
     } row;
     while (rv == 0 && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
@@ -267,10 +219,6 @@ static int load_table(cpns_store_sqlite *s, enum sqlite_stmt which, const cpns_s
         case SQ_LOAD_SG:
             if ((rv = load_sg_row(s, stmt, &row.sg)) == 0)
                 rv = l->sg(arg, &row.sg);
-            break;
-        case SQ_LOAD_MEMBER:
-            if ((rv = load_member_row(s, stmt, &row.member)) == 0)
-                rv = l->member(arg, &row.member);
             break;
         default:
             if ((rv = load_nonce_row(s, stmt, &row.nonce)) == 0)
@@ -302,7 +250,8 @@ int sqlite_load(cpns_store *st, const cpns_store_loader *l, void *arg)
                                              SQ_LOAD_NONCE};
     int rv = 0;
     for (size_t i = 0; rv == 0 && i < CPNS_ARRAY_LEN(order); i++)
-        rv = load_table(s, order[i], l, arg);
+        rv = order[i] == SQ_LOAD_MEMBER ? sqlite_load_members(s, l, arg)
+                                        : load_table(s, order[i], l, arg);
     if (own_txn) {
         /* Nothing was written: ending the read transaction cannot lose data. */
         sqlite3_step(s->stmt[SQ_COMMIT]);

@@ -590,16 +590,16 @@ static void test_newer_schema_refused(void **state)
 {
     fx *f = *state;
     cpns_store_close(open_ok(f));
-    raw_exec(f, "UPDATE meta SET value = 2 WHERE name = 'schema_version'");
+    raw_exec(f, "UPDATE meta SET value = 3 WHERE name = 'schema_version'");
     char err[256];
     cpns_store *st = NULL;
     assert_int_equal(cpns_store_sqlite_open(&st, f->path, f->master_key, err, sizeof err),
                      CPNS_ERR_STORE);
     assert_null(st);
-    assert_non_null(strstr(err, "schema version 2"));
+    assert_non_null(strstr(err, "schema version 3"));
     assert_non_null(strstr(err, "newer"));
-    /* version 1 opens again */
-    raw_exec(f, "UPDATE meta SET value = 1 WHERE name = 'schema_version'");
+    /* the current version opens again */
+    raw_exec(f, "UPDATE meta SET value = 2 WHERE name = 'schema_version'");
     cpns_store_close(open_ok(f));
 }
 

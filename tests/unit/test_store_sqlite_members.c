@@ -1,0 +1,403 @@
+/*
+ * Tests of the SQLite store's member log (lib/store_sqlite_members.c): one
+ * member_log row per SG and commit; replay, the last record of a PNEID
+ * winning and a deletion hiding it; compaction keeping the log bounded; the
+ * batch of an SG deleted in the same transaction; records that do not parse
+ * refused at load; and the migration of a schema version 1 member table.
+ *
+ * The file is inspected and edited with the plain sqlite3 API, as in
+ * test_store_sqlite.c.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "support.h"
+
+typedef struct fx {
+    char dir[64];
+    char path[128];
+    uint8_t master_key[CPNS_KEY_LEN];
+    cpns_store *st;
+} fx;
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    strcpy(f->dir, "/tmp/cpns-store-log-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof f->path, "%s/server.db", f->dir);
+    memset(f->master_key, 0x3c, sizeof f->master_key);
+    char err[256];
+    if (cpns_store_sqlite_open(&f->st, f->path, f->master_key, err, sizeof err) != 0)
+        fail_msg("open failed: %s", err);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    cpns_store_close(f->st);
+    char p[160];
+    static const char *const suffixes[] = {"", "-wal", "-shm"};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s%s", f->path, suffixes[i]);
+        unlink(p);
+    }
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+/* --- the file, seen with a plain connection --- */
+
+static void raw_exec(const fx *f, const char *sql)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+        fail_msg("raw sql failed: %s", msg ? msg : "?");
+    sqlite3_close(db);
+}
+
+static int64_t raw_int(const fx *f, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *stmt = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return v;
+}
+
+/* --- loading --- */
+
+#define MAX_MEMBERS 64
+
+typedef struct loaded {
+    cpns_store_member m[MAX_MEMBERS];
+    size_t n;
+} loaded;
+
+static int on_pne(void *arg, const cpns_store_pne *p)
+{
+    (void)arg, (void)p;
+    return 0;
+}
+
+static int on_sg(void *arg, const cpns_store_sg *sg)
+{
+    (void)arg, (void)sg;
+    return 0;
+}
+
+static int on_member(void *arg, const cpns_store_member *m)
+{
+    loaded *l = arg;
+    assert_true(l->n < MAX_MEMBERS);
+    l->m[l->n++] = *m;
+    return 0;
+}
+
+static int on_nonce(void *arg, const cpns_store_nonce *n)
+{
+    (void)arg, (void)n;
+    return 0;
+}
+
+static const cpns_store_loader loader = {on_pne, on_sg, on_member, on_nonce};
+
+/* Closes the store, reopens the file and loads its members (in load order) into l. */
+static int reopen_load(fx *f, loaded *l)
+{
+    cpns_store_close(f->st);
+    f->st = NULL;
+    char err[256];
+    int rv = cpns_store_sqlite_open(&f->st, f->path, f->master_key, err, sizeof err);
+    if (rv)
+        return rv;
+    memset(l, 0, sizeof *l);
+    return f->st->ops->load(f->st, &loader, l);
+}
+
+/* --- writing --- */
+
+static cpns_store_member member(const char *SGID, const char *PNEID, cpns_member_state state,
+                                uint32_t attempts)
+{
+    cpns_store_member m;
+    memset(&m, 0, sizeof m);
+    strcpy(m.SGID, SGID);
+    strcpy(m.PNEID, PNEID);
+    m.KeyVersion = 7;
+    m.state = state;
+    m.Return = state == CPNS_MEMBER_DELIVERED ? 1 : -1;
+    m.fail_reason = state == CPNS_MEMBER_FAILED ? 5 : -1;
+    m.attempts = attempts;
+    m.malformed = attempts % 3;
+    if (state == CPNS_MEMBER_DELIVERED)
+        strcpy(m.PNID, "pn-home");
+    return m;
+}
+
+static void put(fx *f, const char *SGID, const char *PNEID, cpns_member_state state,
+                uint32_t attempts)
+{
+    cpns_store_member m = member(SGID, PNEID, state, attempts);
+    assert_int_equal(f->st->ops->put_member(f->st, &m), 0);
+}
+
+static void put_sg(fx *f, const char *SGID)
+{
+    cpns_store_sg sg;
+    memset(&sg, 0, sizeof sg);
+    strcpy(sg.SGID, SGID);
+    sg.KeyVersion = 7;
+    memset(sg.GK, 0x11, sizeof sg.GK);
+    assert_int_equal(f->st->ops->put_sg(f->st, &sg), 0);
+}
+
+static void assert_member(const cpns_store_member *got, const char *SGID, const char *PNEID,
+                          cpns_member_state state, uint32_t attempts)
+{
+    cpns_store_member want = member(SGID, PNEID, state, attempts);
+    assert_string_equal(got->SGID, want.SGID);
+    assert_string_equal(got->PNEID, want.PNEID);
+    assert_int_equal(got->KeyVersion, want.KeyVersion);
+    assert_int_equal(got->state, want.state);
+    assert_int_equal(got->Return, want.Return);
+    assert_int_equal(got->fail_reason, want.fail_reason);
+    assert_int_equal(got->attempts, want.attempts);
+    assert_int_equal(got->malformed, want.malformed);
+    assert_string_equal(got->PNID, want.PNID);
+}
+
+/* --- tests --- */
+
+static void test_one_row_per_sg_and_commit(void **state)
+{
+    fx *f = *state;
+    put_sg(f, "sg-1");
+    put_sg(f, "sg-2");
+    put(f, "sg-1", "pne-b", CPNS_MEMBER_PENDING, 0);
+    put(f, "sg-2", "pne-a", CPNS_MEMBER_PENDING, 0);
+    put(f, "sg-1", "pne-a", CPNS_MEMBER_PENDING, 0);
+    assert_int_equal(f->st->ops->commit(f->st), 0);
+    put(f, "sg-1", "pne-a", CPNS_MEMBER_SENT, 1);
+    put(f, "sg-1", "pne-b", CPNS_MEMBER_SENT, 1);
+    assert_int_equal(f->st->ops->commit(f->st), 0);
+    /* a commit without member writes appends nothing */
+    put_sg(f, "sg-2");
+    assert_int_equal(f->st->ops->commit(f->st), 0);
+
+    assert_int_equal(raw_int(f, "SELECT count(*) FROM member_log"), 3);
+    assert_int_equal(raw_int(f, "SELECT sum(records) FROM member_log WHERE sgid = 'sg-1'"), 4);
+    loaded l;
+    assert_int_equal(reopen_load(f, &l), 0);
+    assert_int_equal(l.n, 3);
+    assert_member(&l.m[0], "sg-1", "pne-a", CPNS_MEMBER_SENT, 1);
+    assert_member(&l.m[1], "sg-1", "pne-b", CPNS_MEMBER_SENT, 1);
+    assert_member(&l.m[2], "sg-2", "pne-a", CPNS_MEMBER_PENDING, 0);
+}
+
+/* Across commits and within one: the last record of a PNEID wins; a deletion hides it. */
+static void test_last_record_wins(void **state)
+{
+    fx *f = *state;
+    put_sg(f, "sg-1");
+    put(f, "sg-1", "pne-c", CPNS_MEMBER_PENDING, 0);
+    put(f, "sg-1", "pne-a", CPNS_MEMBER_PENDING, 0);
+    put(f, "sg-1", "pne-b", CPNS_MEMBER_PENDING, 0);
+    put(f, "sg-1", "pne-a", CPNS_MEMBER_SENT, 1);
+    assert_int_equal(f->st->ops->commit(f->st), 0);
+    put(f, "sg-1", "pne-a", CPNS_MEMBER_DELIVERED, 2);
+    assert_int_equal(f->st->ops->del_member(f->st, "sg-1", "pne-b"), 0);
+    assert_int_equal(f->st->ops->del_member(f->st, "sg-1", "pne-c"), 0);
+    put(f, "sg-1", "pne-c", CPNS_MEMBER_FAILED, 5);
+    assert_int_equal(f->st->ops->commit(f->st), 0);
+    /* deleting an absent member, or a member of an absent SG, is not an error */
+    assert_int_equal(f->st->ops->del_member(f->st, "sg-1", "pne-zz"), 0);
+    assert_int_equal(f->st->ops->del_member(f->st, "sg-none", "pne-a"), 0);
+    assert_int_equal(f->st->ops->commit(f->st), 0);
+
+    loaded l;
+    assert_int_equal(reopen_load(f, &l), 0);
+    assert_int_equal(l.n, 2);
+    assert_member(&l.m[0], "sg-1", "pne-a", CPNS_MEMBER_DELIVERED, 2);
+    assert_member(&l.m[1], "sg-1", "pne-c", CPNS_MEMBER_FAILED, 5);
+}
+
+/* Updating the same 10 members 300 times: the log is compacted and stays small. */
+static void test_compaction_bounds_the_log(void **state)
+{
+    fx *f = *state;
+    put_sg(f, "sg-1");
+    put_sg(f, "sg-2");
+    put(f, "sg-2", "pne-x", CPNS_MEMBER_PENDING, 0);
+    char PNEID[16];
+    for (uint32_t round = 0; round < 300; round++) {
+        for (int i = 0; i < 10; i++) {
+            snprintf(PNEID, sizeof PNEID, "pne-%02d", i);
+            put(f, "sg-1", PNEID, (cpns_member_state)(round % 4), round);
+        }
+        if (round == 150)
+            assert_int_equal(f->st->ops->del_member(f->st, "sg-1", "pne-09"), 0);
+        assert_int_equal(f->st->ops->commit(f->st), 0);
+        int64_t records = raw_int(f, "SELECT total(records) FROM member_log WHERE sgid = 'sg-1'");
+        /* twice the 10 members of the first row, the slack, and this commit's 10 */
+        assert_true(records <= 2 * 10 + 1024 + 10);
+    }
+    /* it did compact (3,000 records were written), and left the other SG alone */
+    assert_true(raw_int(f, "SELECT count(*) FROM member_log WHERE sgid = 'sg-1'") < 300);
+    assert_int_equal(raw_int(f, "SELECT count(*) FROM member_log WHERE sgid = 'sg-2'"), 1);
+    loaded l;
+    assert_int_equal(reopen_load(f, &l), 0);
+    assert_int_equal(l.n, 11);
+    for (int i = 0; i < 10; i++) {
+        snprintf(PNEID, sizeof PNEID, "pne-%02d", i);
+        assert_member(&l.m[i], "sg-1", PNEID, (cpns_member_state)(299 % 4), 299);
+    }
+    assert_member(&l.m[10], "sg-2", "pne-x", CPNS_MEMBER_PENDING, 0);
+}
+
+/* del_sg forgets the SG's records of the same transaction; a member of no SG is refused. */
+static void test_del_sg_in_the_same_batch(void **state)
+{
+    fx *f = *state;
+    put_sg(f, "sg-1");
+    put(f, "sg-1", "pne-a", CPNS_MEMBER_PENDING, 0);
+    assert_int_equal(f->st->ops->del_sg(f->st, "sg-1"), 0);
+    cpns_store_member m = member("sg-1", "pne-b", CPNS_MEMBER_PENDING, 0);
+    assert_int_equal(f->st->ops->put_member(f->st, &m), CPNS_ERR_STORE);
+    assert_non_null(strstr(cpns_store_sqlite_errmsg(f->st), "FOREIGN KEY"));
+    assert_int_equal(f->st->ops->commit(f->st), CPNS_ERR_STORE);
+    assert_int_equal(f->st->ops->rollback(f->st), 0);
+
+    /* created, filled, deleted and created again in one batch: empty */
+    put_sg(f, "sg-1");
+    put(f, "sg-1", "pne-a", CPNS_MEMBER_PENDING, 0);
+    assert_int_equal(f->st->ops->del_sg(f->st, "sg-1"), 0);
+    put_sg(f, "sg-1");
+    put(f, "sg-1", "pne-c", CPNS_MEMBER_SENT, 1);
+    assert_int_equal(f->st->ops->commit(f->st), 0);
+    loaded l;
+    assert_int_equal(reopen_load(f, &l), 0);
+    assert_int_equal(l.n, 1);
+    assert_member(&l.m[0], "sg-1", "pne-c", CPNS_MEMBER_SENT, 1);
+
+    /* a rolled-back batch leaves nothing behind in the next commit */
+    put(f, "sg-1", "pne-c", CPNS_MEMBER_DELIVERED, 2);
+    assert_int_equal(f->st->ops->rollback(f->st), 0);
+    assert_int_equal(f->st->ops->commit(f->st), 0);
+    assert_int_equal(reopen_load(f, &l), 0);
+    assert_member(&l.m[0], "sg-1", "pne-c", CPNS_MEMBER_SENT, 1);
+}
+
+/* A row whose records do not parse is refused at load, naming its SG. */
+static void test_malformed_records_refused(void **state)
+{
+    fx *f = *state;
+    static const char *const bad[] = {
+        "x'50'",             /* a put cut after its tag */
+        "x'5005706e652d61'", /* a put without its delivery state */
+        "x'4400'",           /* an empty PNEID */
+        "x'5805706e652d61'", /* an unknown tag */
+        "x'500161000000070900000001ffffffff000000000000000000'", /* state 9 */
+        "x'4405706e652d00'",                                     /* a NUL inside the PNEID */
+        "x'4405706e652d61ff'",                                   /* a byte after the last record */
+        "x'4440706e652d61'",                                     /* a PNEID longer than the row */
+    };
+    put_sg(f, "sg-bad");
+    put(f, "sg-bad", "pne-a", CPNS_MEMBER_PENDING, 0);
+    assert_int_equal(f->st->ops->commit(f->st), 0);
+    loaded l;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cpns_store_close(f->st);
+        f->st = NULL;
+        char sql[160];
+        snprintf(sql, sizeof sql, "UPDATE member_log SET rows = %s", bad[i]);
+        raw_exec(f, sql);
+        assert_int_equal(reopen_load(f, &l), CPNS_ERR_STORE);
+        const char *msg = cpns_store_sqlite_errmsg(f->st);
+        if (!strstr(msg, "sg-bad") || !strstr(msg, "malformed"))
+            fail_msg("record %zu: %s", i, msg);
+    }
+}
+
+/* A schema version 1 file: its member table becomes member_log, then is dropped. */
+static void test_migration_from_schema_1(void **state)
+{
+    fx *f = *state;
+    put_sg(f, "sg-1");
+    put_sg(f, "sg-2");
+    assert_int_equal(f->st->ops->commit(f->st), 0);
+    cpns_store_close(f->st);
+    f->st = NULL;
+    raw_exec(f, "DROP TABLE member_log;"
+                "CREATE TABLE member(sgid TEXT NOT NULL REFERENCES sg(sgid) ON DELETE CASCADE,"
+                " pneid TEXT NOT NULL, key_version INTEGER NOT NULL, state INTEGER NOT NULL,"
+                " ret INTEGER NOT NULL, fail_reason INTEGER NOT NULL, attempts INTEGER NOT NULL,"
+                " malformed INTEGER NOT NULL, pnid TEXT NOT NULL,"
+                " PRIMARY KEY(sgid, pneid)) WITHOUT ROWID;"
+                "INSERT INTO member VALUES ('sg-2', 'pne-a', 7, 0, -1, -1, 0, 0, ''),"
+                " ('sg-1', 'pne-b', 7, 2, 1, -1, 4, 1, 'pn-home'),"
+                " ('sg-1', 'pne-a', 7, 3, -1, 5, 2, 2, '');"
+                "UPDATE meta SET value = 1 WHERE name = 'schema_version'");
+    loaded l;
+    assert_int_equal(reopen_load(f, &l), 0);
+    assert_int_equal(l.n, 3);
+    assert_member(&l.m[0], "sg-1", "pne-a", CPNS_MEMBER_FAILED, 2);
+    assert_member(&l.m[1], "sg-1", "pne-b", CPNS_MEMBER_DELIVERED, 4);
+    assert_member(&l.m[2], "sg-2", "pne-a", CPNS_MEMBER_PENDING, 0);
+    assert_int_equal(raw_int(f, "SELECT value FROM meta WHERE name = 'schema_version'"), 2);
+    assert_int_equal(
+        raw_int(f, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'member'"),
+        0);
+    assert_int_equal(raw_int(f, "SELECT count(*) FROM member_log"), 2);
+}
+
+/* A damaged version 1 row stops the migration: the file is left as it was. */
+static void test_migration_refuses_a_damaged_row(void **state)
+{
+    fx *f = *state;
+    put_sg(f, "sg-1");
+    assert_int_equal(f->st->ops->commit(f->st), 0);
+    cpns_store_close(f->st);
+    f->st = NULL;
+    raw_exec(f, "DROP TABLE member_log;"
+                "CREATE TABLE member(sgid TEXT NOT NULL, pneid TEXT NOT NULL,"
+                " key_version INTEGER NOT NULL, state INTEGER NOT NULL, ret INTEGER NOT NULL,"
+                " fail_reason INTEGER NOT NULL, attempts INTEGER NOT NULL,"
+                " malformed INTEGER NOT NULL, pnid TEXT NOT NULL, PRIMARY KEY(sgid, pneid));"
+                "INSERT INTO member VALUES ('sg-1', 'pne-a', 7, 9, -1, -1, 0, 0, '');"
+                "UPDATE meta SET value = 1 WHERE name = 'schema_version'");
+    char err[256];
+    assert_int_equal(cpns_store_sqlite_open(&f->st, f->path, f->master_key, err, sizeof err),
+                     CPNS_ERR_STORE);
+    assert_non_null(strstr(err, "pne-a"));
+    assert_int_equal(raw_int(f, "SELECT value FROM meta WHERE name = 'schema_version'"), 1);
+    assert_int_equal(raw_int(f, "SELECT count(*) FROM member"), 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_one_row_per_sg_and_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_last_record_wins, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_compaction_bounds_the_log, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_del_sg_in_the_same_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_malformed_records_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_from_schema_1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_refuses_a_damaged_row, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
