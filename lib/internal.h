@@ -21,19 +21,27 @@ void cpns_free(void *p);
 char *cpns_strdup(const char *s);
 
 /*
- * A chained hash map from a string or a uint64 to a pointer. It does not copy
- * string keys: the key must live as long as its entry (engines point it at the
- * identifier inside the value). A zeroed cpns_map is an empty map.
+ * An open-addressing hash map (linear probing, entries inline in one array)
+ * from a string or a uint64 to a pointer. It does not copy string keys: the
+ * key must live as long as its entry (engines point it at the identifier
+ * inside the value). A zeroed cpns_map is an empty map. Values may be NULL
+ * (then get cannot tell them from absent keys). String and uint64 keys may
+ * share a map (a string key never equals a uint64 key), though no caller
+ * mixes them.
  */
-typedef struct cpns_map_node cpns_map_node;
+typedef struct cpns_map_slot cpns_map_slot;
 typedef struct cpns_map {
-    cpns_map_node **buckets;
-    size_t nbuckets;
+    cpns_map_slot *slots;
+    size_t cap; /* 0 or a power of two */
     size_t count;
 } cpns_map;
 
 void *cpns_map_get(const cpns_map *m, const char *key);
-/* Inserts or replaces. 0 or CPNS_ERR_NOMEM (then the map is unchanged). */
+/*
+ * Inserts, or replaces the value and the key pointer. 0 or CPNS_ERR_NOMEM
+ * (then the map is unchanged). When the table cannot grow but still has room,
+ * the entry goes in anyway at a higher load and the next insertion retries.
+ */
 int cpns_map_put(cpns_map *m, const char *key, void *val);
 /* Removes the entry and returns its value, or NULL. */
 void *cpns_map_remove(cpns_map *m, const char *key);
@@ -44,17 +52,21 @@ void *cpns_map_remove_u64(cpns_map *m, uint64_t key);
 
 /* Frees the map's own memory (not the values). */
 void cpns_map_clear(cpns_map *m);
-/* Room for n entries without growing: 0 or CPNS_ERR_NOMEM (the map is unchanged). */
+/*
+ * Room for n entries in all without allocating again: 0 or CPNS_ERR_NOMEM
+ * (the map is unchanged). It never shrinks the table.
+ */
 int cpns_map_reserve(cpns_map *m, size_t n);
 
 /*
  * Iteration: `for (cpns_map_iter it = cpns_map_begin(m); cpns_map_next(&it);)`
- * then it.key / it.ikey / it.val. The map must not change during the walk.
+ * then it.key / it.ikey / it.val, in no particular order. The map must not
+ * change during the walk (a removal moves later entries back, so the walk
+ * would miss or repeat some); freeing the values is fine.
  */
 typedef struct cpns_map_iter {
     const cpns_map *m;
-    size_t bucket;
-    cpns_map_node *node;
+    size_t slot; /* the next slot to look at */
     const char *key;
     uint64_t ikey;
     void *val;
