@@ -131,6 +131,34 @@ static void test_decode_too_large_keeps_length(void **state)
     assert_int_equal(cpns_b64_decode("Zm9vYm*y", 8, out, 4, &len), CPNS_ERR_MALFORMED);
 }
 
+/* Every one of the 256 byte values, in each of the four positions: accepted exactly when in the
+ * alphabet. */
+static void test_decode_every_byte(void **state)
+{
+    (void)state;
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (int c = 0; c < 256; c++) {
+        const char *at = c ? strchr(alphabet, c) : NULL;
+        for (int pos = 0; pos < 4; pos++) {
+            char enc[9] = "AAAAAAAA";
+            enc[pos] = (char)c;
+            uint8_t out[6];
+            size_t len = 0;
+            int rv = cpns_b64_decode(enc, 8, out, sizeof out, &len);
+            if (!at) {
+                assert_int_equal(rv, CPNS_ERR_MALFORMED);
+                continue;
+            }
+            assert_int_equal(rv, 0);
+            assert_int_equal(len, 6);
+            /* the symbol's value lands in its 6 bits of the first 3 bytes */
+            uint32_t v = (uint32_t)out[0] << 16 | (uint32_t)out[1] << 8 | out[2];
+            assert_int_equal(v, (uint32_t)(at - alphabet) << (6 * (3 - pos)));
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -140,6 +168,7 @@ int main(void)
         cmocka_unit_test(test_decode_rejects_non_strict),
         cmocka_unit_test(test_decode_unique_encoding),
         cmocka_unit_test(test_decode_too_large_keeps_length),
+        cmocka_unit_test(test_decode_every_byte),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
