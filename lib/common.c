@@ -3,9 +3,11 @@
  * helpers. The allocator hook is the library's only process-wide state (see
  * cpns_set_allocator() in common.h for why).
  */
+#define _DEFAULT_SOURCE /* MADV_HUGEPAGE */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "cpns/crypto.h"
 #include "internal.h"
@@ -87,6 +89,28 @@ void *cpns_calloc(size_t count, size_t size)
     if (p)
         memset(p, 0, n ? n : 1);
     return p;
+}
+
+#define LARGE_MIN ((size_t)4 << 20)
+#define HUGE_PAGE ((size_t)2 << 20)
+
+void *cpns_calloc_large(size_t count, size_t size)
+{
+#ifdef MADV_HUGEPAGE
+    if (size && count > SIZE_MAX / size)
+        return NULL;
+    size_t n = count * size;
+    if (n >= LARGE_MIN && allocator.malloc == default_malloc) {
+        void *p = NULL;
+        if (posix_memalign(&p, HUGE_PAGE, n) != 0)
+            return NULL;
+        /* Only a hint: without transparent huge pages the array is as cpns_calloc's. */
+        (void)madvise(p, n, MADV_HUGEPAGE);
+        memset(p, 0, n);
+        return p;
+    }
+#endif
+    return cpns_calloc(count, size);
 }
 
 void *cpns_realloc(void *p, size_t n)

@@ -18,6 +18,15 @@ void *cpns_malloc(size_t n);
 void *cpns_calloc(size_t count, size_t size); /* checks the multiplication */
 void *cpns_realloc(void *p, size_t n);
 void cpns_free(void *p);
+/*
+ * cpns_calloc for one big long-lived array (a large group's members, a big
+ * map's slots). With the default allocator and 4 MB or more, it is 2 MB
+ * aligned and advised for transparent huge pages: touching it the first time
+ * then costs a few page faults instead of one per 4 KB page (~12 us each on
+ * the benchmark's VM, docs/PERFORMANCE.md), and lookups miss the TLB less.
+ * Freed with cpns_free.
+ */
+void *cpns_calloc_large(size_t count, size_t size);
 char *cpns_strdup(const char *s);
 
 /*

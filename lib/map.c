@@ -99,7 +99,7 @@ static int resize(cpns_map *m, size_t cap)
 {
     cpns_map_slot *old = m->slots;
     size_t old_cap = m->cap;
-    cpns_map_slot *slots = cpns_calloc(cap, sizeof *slots);
+    cpns_map_slot *slots = cpns_calloc_large(cap, sizeof *slots);
     if (!slots)
         return CPNS_ERR_NOMEM;
     m->slots = slots;

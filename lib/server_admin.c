@@ -202,7 +202,7 @@ static int sorted_ids(const cpns_server *s, const srv_sg *sg, const char *const 
 static int add_members(cpns_server *s, srv_sg *sg, const char *const *ids, size_t n)
 {
     srv_member **by_id = cpns_calloc(n ? n : 1, sizeof *by_id);
-    sg->slab = cpns_calloc(n ? n : 1, sizeof *sg->slab);
+    sg->slab = cpns_calloc_large(n ? n : 1, sizeof *sg->slab);
     if (!by_id || !sg->slab || cpns_map_reserve(&sg->members, n) != 0) {
         cpns_free(by_id);
         return CPNS_ERR_NOMEM; /* the slab goes with the SG */

@@ -58,6 +58,40 @@ static void test_allocator_hook(void **state)
     assert_null(cpns_calloc(SIZE_MAX / 2, 4));
 }
 
+/* Big arrays: zeroed, 2 MB aligned with the default allocator, through the hook otherwise. */
+static void test_calloc_large(void **state)
+{
+    (void)state;
+    size_t n = (size_t)6 << 20;
+    uint8_t *big = cpns_calloc_large(n / 8, 8);
+    assert_non_null(big);
+    assert_int_equal((uintptr_t)big % ((uintptr_t)2 << 20), 0);
+    for (size_t i = 0; i < n; i += 4093)
+        assert_int_equal(big[i], 0);
+    assert_int_equal(big[n - 1], 0);
+    memset(big, 0xab, n);
+    cpns_free(big);
+
+    /* an installed allocator sees every block, small or large */
+    test_counting c = {0};
+    cpns_allocator a = test_counting_allocator(&c);
+    cpns_set_allocator(&a);
+    uint8_t *small = cpns_calloc_large(3, 5);
+    big = cpns_calloc_large(n, 1);
+    assert_non_null(small);
+    assert_non_null(big);
+    assert_int_equal(c.live, 2);
+    assert_int_equal(small[14] | big[n - 1], 0);
+    cpns_free(small);
+    cpns_free(big);
+    assert_int_equal(c.live, 0);
+    c.fail_at = c.calls + 1;
+    assert_null(cpns_calloc_large(n, 1));
+    cpns_set_allocator(NULL);
+    /* an overflowing size is refused */
+    assert_null(cpns_calloc_large(SIZE_MAX / 2, 4));
+}
+
 static int always_zero_then_one(void *arg, uint8_t *buf, size_t len)
 {
     int *calls = arg;
@@ -88,9 +122,8 @@ static void test_u64_to_str(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_strerror),
-        cmocka_unit_test(test_allocator_hook),
-        cmocka_unit_test(test_random_tid),
+        cmocka_unit_test(test_strerror),     cmocka_unit_test(test_allocator_hook),
+        cmocka_unit_test(test_calloc_large), cmocka_unit_test(test_random_tid),
         cmocka_unit_test(test_u64_to_str),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
