@@ -19,7 +19,9 @@
  * a long-lived group stays within a constant factor of its size.
  *
  * A record: a tag byte, PNEID (a length byte and its bytes), and for a put the
- * delivery state in big-endian integers and PNID (length byte, bytes).
+ * state byte, KeyVersion, Return, fail_reason, attempts and malformed as
+ * varints (the signed two zigzagged), and PNID (length byte, bytes). A
+ * member of a new SG's inventory takes 2 + PNEID + 7 bytes.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -28,9 +30,10 @@
 
 #define REC_PUT 'P'
 #define REC_DEL 'D'
-/* After a put's PNEID: KeyVersion, state, Return, fail_reason, attempts, malformed, PNID length. */
-#define PUT_FIXED (4 + 1 + 4 + 4 + 4 + 4 + 1)
-#define REC_MAX (2 + CPNS_ID_MAX + PUT_FIXED + CPNS_ID_MAX)
+#define VARINT_MAX 5 /* a 32-bit value in 7-bit groups */
+/* After a put's PNEID: state, KeyVersion, Return, fail_reason, attempts, malformed, PNID length. */
+#define PUT_MAX (1 + 5 * VARINT_MAX + 1)
+#define REC_MAX (2 + CPNS_ID_MAX + PUT_MAX + CPNS_ID_MAX)
 #define COMPACT_SLACK 1024
 
 struct sqlite_member_batch {
@@ -40,17 +43,41 @@ struct sqlite_member_batch {
     int64_t records;
 };
 
-static void put_u32(uint8_t *p, uint32_t v)
+/* Little-endian base 128: most delivery counters fit one byte. */
+static size_t put_varint(uint8_t *p, uint32_t v)
 {
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
+    size_t n = 0;
+    for (; v >= 0x80; v >>= 7)
+        p[n++] = (uint8_t)(v | 0x80);
+    p[n++] = (uint8_t)v;
+    return n;
 }
 
-static uint32_t get_u32(const uint8_t *p)
+/* The bytes of the varint at p (n left) into *v; 0 when it is cut, too long or not minimal. */
+static size_t get_varint(const uint8_t *p, size_t n, uint32_t *v)
 {
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+    uint64_t x = 0;
+    for (size_t i = 0; i < n && i < VARINT_MAX; i++) {
+        x |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+        if (!(p[i] & 0x80)) {
+            if ((i > 0 && p[i] == 0) || x > UINT32_MAX)
+                return 0;
+            *v = (uint32_t)x;
+            return i + 1;
+        }
+    }
+    return 0;
+}
+
+/* Return and fail_reason are mostly -1: zigzag keeps small magnitudes short. */
+static uint32_t zigzag(int32_t v)
+{
+    return ((uint32_t)v << 1) ^ (uint32_t)(v >> 31);
+}
+
+static int32_t unzigzag(uint32_t v)
+{
+    return (int32_t)(v >> 1) ^ -(int32_t)(v & 1);
 }
 
 /* The record of m in out (REC_MAX bytes); its length. */
@@ -61,14 +88,13 @@ static size_t pack_put(uint8_t *out, const cpns_store_member *m)
     out[n++] = (uint8_t)id;
     memcpy(out + n, m->PNEID, id);
     n += id;
-    put_u32(out + n, m->KeyVersion);
-    out[n + 4] = (uint8_t)m->state;
-    put_u32(out + n + 5, (uint32_t)m->Return);
-    put_u32(out + n + 9, (uint32_t)m->fail_reason);
-    put_u32(out + n + 13, m->attempts);
-    put_u32(out + n + 17, m->malformed);
-    out[n + 21] = (uint8_t)pnid;
-    n += PUT_FIXED;
+    out[n++] = (uint8_t)m->state;
+    n += put_varint(out + n, m->KeyVersion);
+    n += put_varint(out + n, zigzag(m->Return));
+    n += put_varint(out + n, zigzag(m->fail_reason));
+    n += put_varint(out + n, m->attempts);
+    n += put_varint(out + n, m->malformed);
+    out[n++] = (uint8_t)pnid;
     memcpy(out + n, m->PNID, pnid);
     return n + pnid;
 }
@@ -78,40 +104,50 @@ static int id_bytes_ok(const uint8_t *p, size_t len, int may_be_empty)
     return (len > 0 || may_be_empty) && len <= CPNS_ID_MAX && !memchr(p, 0, len);
 }
 
-/* The length of the record at p (n bytes left), or 0 when it is malformed. */
-static size_t rec_len(const uint8_t *p, size_t n)
+/*
+ * The length of the record at p (n bytes left), or 0 when it is malformed;
+ * a put is decoded into *m when m is not NULL (its SGID is the caller's).
+ */
+static size_t parse_rec(const uint8_t *p, size_t n, cpns_store_member *m)
 {
     if (n < 2 || n - 2 < p[1] || !id_bytes_ok(p + 2, p[1], 0))
         return 0;
     size_t at = 2 + (size_t)p[1];
     if (p[0] == REC_DEL)
         return at;
-    if (p[0] != REC_PUT || n - at < PUT_FIXED)
+    if (p[0] != REC_PUT || at == n || p[at] > CPNS_MEMBER_FAILED)
         return 0;
-    const uint8_t *f = p + at;
-    size_t pnid = f[PUT_FIXED - 1];
-    if (get_u32(f) > CPNS_KEYVERSION_MAX || f[4] > CPNS_MEMBER_FAILED ||
-        n - at - PUT_FIXED < pnid || !id_bytes_ok(f + PUT_FIXED, pnid, 1))
+    cpns_member_state state = (cpns_member_state)p[at++];
+    uint32_t v[5];
+    for (size_t i = 0; i < 5; i++) {
+        size_t used = get_varint(p + at, n - at, &v[i]);
+        if (!used)
+            return 0;
+        at += used;
+    }
+    if (v[0] > CPNS_KEYVERSION_MAX || at == n)
         return 0;
-    return at + PUT_FIXED + pnid;
+    size_t pnid = p[at++];
+    if (n - at < pnid || !id_bytes_ok(p + at, pnid, 1))
+        return 0;
+    if (m) {
+        memcpy(m->PNEID, p + 2, p[1]);
+        m->PNEID[p[1]] = '\0';
+        m->state = state;
+        m->KeyVersion = v[0];
+        m->Return = unzigzag(v[1]);
+        m->fail_reason = unzigzag(v[2]);
+        m->attempts = v[3];
+        m->malformed = v[4];
+        memcpy(m->PNID, p + at, pnid);
+        m->PNID[pnid] = '\0';
+    }
+    return at + pnid;
 }
 
-/* A well-formed put record into *m (SGID set by the caller). */
-static void unpack_put(const uint8_t *p, cpns_store_member *m)
+static size_t rec_len(const uint8_t *p, size_t n)
 {
-    size_t id = p[1];
-    memcpy(m->PNEID, p + 2, id);
-    m->PNEID[id] = '\0';
-    const uint8_t *f = p + 2 + id;
-    m->KeyVersion = get_u32(f);
-    m->state = (cpns_member_state)f[4];
-    m->Return = (int32_t)get_u32(f + 5);
-    m->fail_reason = (int32_t)get_u32(f + 9);
-    m->attempts = get_u32(f + 13);
-    m->malformed = get_u32(f + 17);
-    size_t pnid = f[PUT_FIXED - 1];
-    memcpy(m->PNID, f + PUT_FIXED, pnid);
-    m->PNID[pnid] = '\0';
+    return parse_rec(p, n, NULL);
 }
 
 /* --- this transaction's batches --- */
@@ -466,7 +502,7 @@ static int emit(cpns_store_sqlite *s, const char *SGID, const replay *r, const c
         cpns_store_member m;
         memset(&m, 0, sizeof m);
         strcpy(m.SGID, SGID);
-        unpack_put(live[i], &m);
+        parse_rec(live[i], REC_MAX, &m);
         rv = l->member(arg, &m);
     }
     cpns_free(live);

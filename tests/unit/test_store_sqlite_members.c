@@ -302,19 +302,65 @@ static void test_del_sg_in_the_same_batch(void **state)
     assert_member(&l.m[0], "sg-1", "pne-c", CPNS_MEMBER_SENT, 1);
 }
 
+/* The extremes of every field survive the varint encoding. */
+static void test_extreme_values_round_trip(void **state)
+{
+    fx *f = *state;
+    put_sg(f, "sg-1");
+    cpns_store_member lo = member("sg-1", "pne-lo", CPNS_MEMBER_FAILED, UINT32_MAX);
+    lo.KeyVersion = CPNS_KEYVERSION_MAX;
+    lo.Return = INT32_MIN;
+    lo.fail_reason = INT32_MAX;
+    lo.malformed = 128;
+    char PNID[CPNS_ID_MAX + 1];
+    memset(PNID, 'p', CPNS_ID_MAX);
+    PNID[CPNS_ID_MAX] = '\0';
+    strcpy(lo.PNID, PNID);
+    cpns_store_member hi = member("sg-1", "pne-zz", CPNS_MEMBER_PENDING, 127);
+    hi.KeyVersion = 0;
+    hi.Return = 0;
+    hi.fail_reason = -2;
+    hi.malformed = 16384;
+    assert_int_equal(f->st->ops->put_member(f->st, &lo), 0);
+    assert_int_equal(f->st->ops->put_member(f->st, &hi), 0);
+    assert_int_equal(f->st->ops->commit(f->st), 0);
+    loaded l;
+    assert_int_equal(reopen_load(f, &l), 0);
+    assert_int_equal(l.n, 2);
+    const cpns_store_member *want[] = {&lo, &hi};
+    for (size_t i = 0; i < 2; i++) {
+        assert_string_equal(l.m[i].PNEID, want[i]->PNEID);
+        assert_int_equal(l.m[i].KeyVersion, want[i]->KeyVersion);
+        assert_int_equal(l.m[i].state, want[i]->state);
+        assert_int_equal(l.m[i].Return, want[i]->Return);
+        assert_int_equal(l.m[i].fail_reason, want[i]->fail_reason);
+        assert_int_equal(l.m[i].attempts, want[i]->attempts);
+        assert_int_equal(l.m[i].malformed, want[i]->malformed);
+        assert_string_equal(l.m[i].PNID, want[i]->PNID);
+    }
+    /* varints of 1 to 5 bytes: the row is exactly the two records */
+    assert_int_equal(raw_int(f, "SELECT length(rows) FROM member_log"),
+                     (2 + 6 + 1 + 5 + 5 + 5 + 5 + 2 + 1 + 64) +
+                         (2 + 6 + 1 + 1 + 1 + 1 + 1 + 3 + 1));
+}
+
 /* A row whose records do not parse is refused at load, naming its SG. */
 static void test_malformed_records_refused(void **state)
 {
     fx *f = *state;
     static const char *const bad[] = {
-        "x'50'",             /* a put cut after its tag */
-        "x'5005706e652d61'", /* a put without its delivery state */
-        "x'4400'",           /* an empty PNEID */
-        "x'5805706e652d61'", /* an unknown tag */
-        "x'500161000000070900000001ffffffff000000000000000000'", /* state 9 */
-        "x'4405706e652d00'",                                     /* a NUL inside the PNEID */
-        "x'4405706e652d61ff'",                                   /* a byte after the last record */
-        "x'4440706e652d61'",                                     /* a PNEID longer than the row */
+        "x'50'",                             /* a put cut after its tag */
+        "x'5005706e652d61'",                 /* a put without its delivery state */
+        "x'4400'",                           /* an empty PNEID */
+        "x'5805706e652d61'",                 /* an unknown tag */
+        "x'50016109000101000000'",           /* state 9 */
+        "x'5001610080000101000000'",         /* a varint that is not minimal */
+        "x'5001610080'",                     /* a varint cut short */
+        "x'500161008080808080010101000000'", /* a varint of six bytes */
+        "x'5001610000010100000005616263'",   /* a PNID longer than the row */
+        "x'4405706e652d00'",                 /* a NUL inside the PNEID */
+        "x'4405706e652d61ff'",               /* a byte after the last record */
+        "x'4440706e652d61'",                 /* a PNEID longer than the row */
     };
     put_sg(f, "sg-bad");
     put(f, "sg-bad", "pne-a", CPNS_MEMBER_PENDING, 0);
@@ -395,6 +441,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_last_record_wins, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compaction_bounds_the_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_del_sg_in_the_same_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_extreme_values_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_records_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_from_schema_1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_refuses_a_damaged_row, setup, teardown),
