@@ -156,30 +156,32 @@ static int cmp_id(const void *a, const void *b)
 }
 
 /*
- * A list of PNEIDs in PNEID order (*out, freed by the caller), checked: valid
- * and distinct, and each either a member of sg or not (want_member; sg NULL:
- * a new SG), CPNS_ERR_INVALID_ARG otherwise; provisioned, CPNS_ERR_NOT_FOUND
- * otherwise. For a new SG one sort serves the checks, the inventory, the
- * sends and the answer; a list given in order already (cpns-server's admin
- * API sorts it) costs one pass.
+ * A list of PNEIDs checked: valid and distinct, and each either a member of
+ * sg or not (want_member; sg NULL: a new SG), CPNS_ERR_INVALID_ARG otherwise;
+ * provisioned, CPNS_ERR_NOT_FOUND otherwise. On success *out (freed by the
+ * caller) holds their PNEs in PNEID order: for a new SG one sort and one
+ * lookup each serve the checks, the inventory, the sends and the answer; a
+ * list given in order already (cpns-server's admin API sorts it) costs one pass.
  */
 static int sorted_ids(const cpns_server *s, const srv_sg *sg, const char *const *PNEIDs, size_t n,
-                      int want_member, const char ***out)
+                      int want_member, srv_pne ***out)
 {
     *out = NULL;
     if (n && !PNEIDs)
         return CPNS_ERR_INVALID_ARG;
-    const char **v = cpns_calloc(n ? n : 1, sizeof *v);
+    /* The PNEIDs, sorted and checked, then replaced one by one by their PNE. */
+    void **v = cpns_calloc(n ? n : 1, sizeof *v);
     if (!v)
         return CPNS_ERR_NOMEM;
     int rv = 0, in_order = 1;
     for (size_t i = 0; rv == 0 && i < n; i++) {
-        v[i] = PNEIDs[i];
-        if (!v[i] || !cpns_id_valid(v[i]))
+        const char *id = PNEIDs[i];
+        v[i] = (void *)(uintptr_t)id;
+        if (!id || !cpns_id_valid(id))
             rv = CPNS_ERR_INVALID_ARG;
-        else if (sg && (cpns_map_get(&sg->members, v[i]) != NULL) != want_member)
+        else if (sg && (cpns_map_get(&sg->members, id) != NULL) != want_member)
             rv = CPNS_ERR_INVALID_ARG;
-        else if (i && in_order && strcmp(v[i - 1], v[i]) >= 0)
+        else if (i && in_order && strcmp(PNEIDs[i - 1], id) >= 0)
             in_order = 0;
     }
     if (rv == 0 && !in_order)
@@ -188,18 +190,18 @@ static int sorted_ids(const cpns_server *s, const srv_sg *sg, const char *const 
         if (strcmp(v[i - 1], v[i]) == 0)
             rv = CPNS_ERR_INVALID_ARG;
     for (size_t i = 0; rv == 0 && i < n; i++)
-        if (!cpns_map_get(&s->pnes, v[i]))
+        if ((v[i] = cpns_map_get(&s->pnes, v[i])) == NULL)
             rv = CPNS_ERR_NOT_FOUND;
     if (rv) {
         cpns_free(v);
         return rv;
     }
-    *out = v;
+    *out = (srv_pne **)v;
     return 0;
 }
 
 /* The members of a new SG, in PNEID order: the order they are stored and sent in. */
-static int add_members(cpns_server *s, srv_sg *sg, const char *const *ids, size_t n)
+static int add_members(cpns_server *s, srv_sg *sg, srv_pne *const *pnes, size_t n)
 {
     srv_member **by_id = cpns_calloc(n ? n : 1, sizeof *by_id);
     sg->slab = cpns_calloc_large(n ? n : 1, sizeof *sg->slab);
@@ -208,7 +210,7 @@ static int add_members(cpns_server *s, srv_sg *sg, const char *const *ids, size_
         return CPNS_ERR_NOMEM; /* the slab goes with the SG */
     }
     for (size_t i = 0; i < n; i++) {
-        by_id[i] = srv_member_new(s, sg, cpns_map_get(&s->pnes, ids[i]), &sg->slab[i]);
+        by_id[i] = srv_member_new(s, sg, pnes[i], &sg->slab[i]);
         if (!by_id[i]) {
             cpns_free(by_id);
             return CPNS_ERR_NOMEM;
@@ -224,8 +226,8 @@ int cpns_server_sg_create(cpns_server *s, const char *SGID, const char *const *P
     if (!s || !SGID || !cpns_id_valid(SGID))
         return CPNS_ERR_INVALID_ARG;
     s->now = now_ms;
-    const char **ids;
-    int rv = sorted_ids(s, NULL, PNEIDs, n, 0, &ids);
+    srv_pne **pnes;
+    int rv = sorted_ids(s, NULL, PNEIDs, n, 0, &pnes);
     if (rv)
         return rv;
     if (cpns_map_get(&s->sgs, SGID))
@@ -237,17 +239,17 @@ int cpns_server_sg_create(cpns_server *s, const char *SGID, const char *const *P
     if (rv == 0 && !sg)
         rv = CPNS_ERR_NOMEM;
     if (rv) {
-        cpns_free(ids);
+        cpns_free(pnes);
         return rv;
     }
     strcpy(sg->row.SGID, SGID);
     if (cpns_map_put(&s->sgs, sg->row.SGID, sg)) {
-        cpns_free(ids);
+        cpns_free(pnes);
         srv_sg_free(s, sg);
         return CPNS_ERR_NOMEM;
     }
-    rv = add_members(s, sg, ids, n);
-    cpns_free(ids);
+    rv = add_members(s, sg, pnes, n);
+    cpns_free(pnes);
     if (rv) {
         sg_discard(s, sg);
         return rv;
@@ -282,7 +284,7 @@ int cpns_server_sg_update(cpns_server *s, const char *SGID, const char *const *a
     srv_sg *sg = cpns_map_get(&s->sgs, SGID);
     if (!sg)
         return CPNS_ERR_NOT_FOUND;
-    const char **sorted_add = NULL, **sorted_remove = NULL;
+    srv_pne **sorted_add = NULL, **sorted_remove = NULL;
     int rv = sorted_ids(s, sg, add, n_add, 0, &sorted_add);
     if (rv == 0)
         rv = sorted_ids(s, sg, remove, n_remove, 1, &sorted_remove);
