@@ -38,7 +38,8 @@ struct cpns_map_slot {
  */
 #define USED ((uint64_t)1 << 63)
 #define STR ((uint64_t)1 << 62)
-#define MIN_CAP 16
+/* Small: many maps hold one or two entries (a PNE's keystore holds its groups' keys). */
+#define MIN_CAP 4
 
 static uint64_t hash_str(const char *s)
 {

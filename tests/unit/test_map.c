@@ -269,6 +269,7 @@ static void test_wrap_around(void **state)
     uint64_t d = key_homed_at(15, 3), e = key_homed_at(0, 0), g = key_homed_at(5, 0);
     uint64_t h = key_homed_at(2, 0), i = key_homed_at(4, 0);
     cpns_map m = {0};
+    assert_int_equal(cpns_map_reserve(&m, 11), 0); /* a table of 16 slots */
     const uint64_t put_order[] = {a, b, c, e, d, g};
     for (size_t k = 0; k < 6; k++)
         assert_int_equal(cpns_map_put_u64(&m, put_order[k], &vals[k][0]), 0);
