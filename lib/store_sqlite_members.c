@@ -150,20 +150,28 @@ static size_t rec_len(const uint8_t *p, size_t n)
     return parse_rec(p, n, NULL);
 }
 
+/* Room for n more bytes after len in *buf (*cap bytes), doubling: 0 or CPNS_ERR_NOMEM. */
+static int room_for(uint8_t **buf, size_t *cap, size_t len, size_t n)
+{
+    if (*cap - len >= n)
+        return 0;
+    size_t want = *cap ? *cap : 4096;
+    while (want - len < n)
+        want *= 2;
+    uint8_t *p = cpns_realloc(*buf, want);
+    if (!p)
+        return CPNS_ERR_NOMEM;
+    *buf = p;
+    *cap = want;
+    return 0;
+}
+
 /* --- this transaction's batches --- */
 
 static int batch_append(sqlite_member_batch *b, const uint8_t *rec, size_t n)
 {
-    if (b->cap - b->len < n) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap - b->len < n)
-            cap *= 2;
-        uint8_t *buf = cpns_realloc(b->buf, cap);
-        if (!buf)
-            return CPNS_ERR_NOMEM;
-        b->buf = buf;
-        b->cap = cap;
-    }
+    if (room_for(&b->buf, &b->cap, b->len, n) != 0)
+        return CPNS_ERR_NOMEM;
     memcpy(b->buf + b->len, rec, n);
     b->len += n;
     b->records++;
@@ -299,18 +307,8 @@ static void replay_free(replay *r)
 /* Appends one row's records: 0, CPNS_ERR_STORE when one is malformed, CPNS_ERR_NOMEM. */
 static int replay_add(replay *r, const uint8_t *blob, size_t len)
 {
-    if (len && !blob)
-        return CPNS_ERR_NOMEM; /* SQLite could not hand the blob out */
-    if (r->cap - r->len < len) {
-        size_t cap = r->cap ? r->cap : 4096;
-        while (cap - r->len < len)
-            cap *= 2;
-        uint8_t *bytes = cpns_realloc(r->bytes, cap);
-        if (!bytes)
-            return CPNS_ERR_NOMEM;
-        r->bytes = bytes;
-        r->cap = cap;
-    }
+    if ((len && !blob) || room_for(&r->bytes, &r->cap, r->len, len) != 0)
+        return CPNS_ERR_NOMEM; /* (a NULL blob: SQLite could not hand it out) */
     size_t base = r->len;
     for (size_t at = 0; at < len;) {
         size_t n = rec_len(blob + at, len - at);

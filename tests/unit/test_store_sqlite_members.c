@@ -379,6 +379,25 @@ static void test_malformed_records_refused(void **state)
     }
 }
 
+/* Turns the store's file back into a schema version 1 file whose member table holds `rows`. */
+static void make_v1(fx *f, const char *rows)
+{
+    cpns_store_close(f->st);
+    f->st = NULL;
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "DROP TABLE member_log;"
+             "CREATE TABLE member(sgid TEXT NOT NULL REFERENCES sg(sgid) ON DELETE CASCADE,"
+             " pneid TEXT NOT NULL, key_version INTEGER NOT NULL, state INTEGER NOT NULL,"
+             " ret INTEGER NOT NULL, fail_reason INTEGER NOT NULL, attempts INTEGER NOT NULL,"
+             " malformed INTEGER NOT NULL, pnid TEXT NOT NULL,"
+             " PRIMARY KEY(sgid, pneid)) WITHOUT ROWID;"
+             "INSERT INTO member VALUES %s;"
+             "UPDATE meta SET value = 1 WHERE name = 'schema_version'",
+             rows);
+    raw_exec(f, sql);
+}
+
 /* A schema version 1 file: its member table becomes member_log, then is dropped. */
 static void test_migration_from_schema_1(void **state)
 {
@@ -386,18 +405,9 @@ static void test_migration_from_schema_1(void **state)
     put_sg(f, "sg-1");
     put_sg(f, "sg-2");
     assert_int_equal(f->st->ops->commit(f->st), 0);
-    cpns_store_close(f->st);
-    f->st = NULL;
-    raw_exec(f, "DROP TABLE member_log;"
-                "CREATE TABLE member(sgid TEXT NOT NULL REFERENCES sg(sgid) ON DELETE CASCADE,"
-                " pneid TEXT NOT NULL, key_version INTEGER NOT NULL, state INTEGER NOT NULL,"
-                " ret INTEGER NOT NULL, fail_reason INTEGER NOT NULL, attempts INTEGER NOT NULL,"
-                " malformed INTEGER NOT NULL, pnid TEXT NOT NULL,"
-                " PRIMARY KEY(sgid, pneid)) WITHOUT ROWID;"
-                "INSERT INTO member VALUES ('sg-2', 'pne-a', 7, 0, -1, -1, 0, 0, ''),"
-                " ('sg-1', 'pne-b', 7, 2, 1, -1, 4, 1, 'pn-home'),"
-                " ('sg-1', 'pne-a', 7, 3, -1, 5, 2, 2, '');"
-                "UPDATE meta SET value = 1 WHERE name = 'schema_version'");
+    make_v1(f, "('sg-2', 'pne-a', 7, 0, -1, -1, 0, 0, ''),"
+               " ('sg-1', 'pne-b', 7, 2, 1, -1, 4, 1, 'pn-home'),"
+               " ('sg-1', 'pne-a', 7, 3, -1, 5, 2, 2, '')");
     loaded l;
     assert_int_equal(reopen_load(f, &l), 0);
     assert_int_equal(l.n, 3);
@@ -417,15 +427,7 @@ static void test_migration_refuses_a_damaged_row(void **state)
     fx *f = *state;
     put_sg(f, "sg-1");
     assert_int_equal(f->st->ops->commit(f->st), 0);
-    cpns_store_close(f->st);
-    f->st = NULL;
-    raw_exec(f, "DROP TABLE member_log;"
-                "CREATE TABLE member(sgid TEXT NOT NULL, pneid TEXT NOT NULL,"
-                " key_version INTEGER NOT NULL, state INTEGER NOT NULL, ret INTEGER NOT NULL,"
-                " fail_reason INTEGER NOT NULL, attempts INTEGER NOT NULL,"
-                " malformed INTEGER NOT NULL, pnid TEXT NOT NULL, PRIMARY KEY(sgid, pneid));"
-                "INSERT INTO member VALUES ('sg-1', 'pne-a', 7, 9, -1, -1, 0, 0, '');"
-                "UPDATE meta SET value = 1 WHERE name = 'schema_version'");
+    make_v1(f, "('sg-1', 'pne-a', 7, 9, -1, -1, 0, 0, '')");
     char err[256];
     assert_int_equal(cpns_store_sqlite_open(&f->st, f->path, f->master_key, err, sizeof err),
                      CPNS_ERR_STORE);
