@@ -379,6 +379,79 @@ static void test_malformed_records_refused(void **state)
     }
 }
 
+/*
+ * Hostile bytes in member_log (a damaged disk, an edited file): 400 rows made
+ * by flipping, cutting or extending a valid one. Each load either refuses the
+ * file naming the SG or loads members that are whole; none may crash (the
+ * sanitizer build runs this too).
+ */
+static void test_damaged_rows_never_crash(void **state)
+{
+    fx *f = *state;
+    put_sg(f, "sg-1");
+    put(f, "sg-1", "pne-b", CPNS_MEMBER_DELIVERED, 2);
+    assert_int_equal(f->st->ops->del_member(f->st, "sg-1", "pne-c"), 0);
+    put(f, "sg-1", "pne-a", CPNS_MEMBER_FAILED, 300);
+    assert_int_equal(f->st->ops->commit(f->st), 0);
+    uint8_t good[256];
+    size_t good_len = (size_t)raw_int(f, "SELECT length(rows) FROM member_log");
+    assert_true(good_len <= sizeof good);
+    cpns_store_close(f->st);
+    f->st = NULL;
+    sqlite3 *db = NULL;
+    sqlite3_stmt *stmt = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT rows FROM member_log", -1, &stmt, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+    memcpy(good, sqlite3_column_blob(stmt, 0), good_len);
+    sqlite3_finalize(stmt);
+
+    uint64_t seed = 0x5eed;
+    size_t refused = 0;
+    for (int round = 0; round < 400; round++) {
+        uint8_t bad[300], r[8];
+        memcpy(bad, good, good_len);
+        size_t len = good_len;
+        test_rand(&seed, r, sizeof r);
+        switch (r[0] % 3) {
+        case 0: /* flip one to three bytes */
+            for (int k = 0; k <= r[1] % 3; k++)
+                bad[r[2 + k] % len] ^= (uint8_t)(r[5 + k] | 1);
+            break;
+        case 1: /* cut */
+            len = r[1] % len;
+            break;
+        default: /* random bytes after the records */
+            test_rand(&seed, bad + len, r[1] % 40 + 1);
+            len += r[1] % 40 + 1;
+            break;
+        }
+        assert_int_equal(sqlite3_prepare_v2(db, "UPDATE member_log SET rows = ?1", -1, &stmt, NULL),
+                         SQLITE_OK);
+        sqlite3_bind_blob(stmt, 1, bad, (int)len, SQLITE_STATIC);
+        assert_int_equal(sqlite3_step(stmt), SQLITE_DONE);
+        sqlite3_finalize(stmt);
+        loaded l;
+        int rv = reopen_load(f, &l);
+        cpns_store_close(f->st);
+        f->st = NULL;
+        if (rv == CPNS_ERR_STORE) {
+            refused++;
+            continue;
+        }
+        assert_int_equal(rv, 0);
+        for (size_t i = 0; i < l.n; i++) {
+            assert_true(l.m[i].PNEID[0] && strlen(l.m[i].PNEID) <= CPNS_ID_MAX);
+            assert_true(l.m[i].state <= CPNS_MEMBER_FAILED);
+            assert_true(strlen(l.m[i].PNID) <= CPNS_ID_MAX);
+        }
+    }
+    sqlite3_close(db);
+    /* most damage is caught; some (a flipped count or name byte) loads as other values */
+    assert_true(refused > 100);
+}
+
 /* Turns the store's file back into a schema version 1 file whose member table holds `rows`. */
 static void make_v1(fx *f, const char *rows)
 {
@@ -445,6 +518,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_del_sg_in_the_same_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_extreme_values_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_records_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_rows_never_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_from_schema_1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_refuses_a_damaged_row, setup, teardown),
     };
