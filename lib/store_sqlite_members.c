@@ -222,7 +222,9 @@ static int batch_of(cpns_store_sqlite *s, const char *SGID, sqlite_member_batch 
     if (rc == SQLITE_DONE)
         return 0;
     sqlite_member_batch *b = cpns_calloc(1, sizeof *b);
-    if (!b || (strcpy(b->SGID, SGID), cpns_map_put(&s->batches, b->SGID, b)) != 0) {
+    if (b)
+        strcpy(b->SGID, SGID);
+    if (!b || cpns_map_put(&s->batches, b->SGID, b) != 0) {
         cpns_free(b);
         s->poisoned = 1;
         sqlite_set_err(s, "member: out of memory");
