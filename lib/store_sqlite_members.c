@@ -309,7 +309,9 @@ static void replay_free(replay *r)
 /* Appends one row's records: 0, CPNS_ERR_STORE when one is malformed, CPNS_ERR_NOMEM. */
 static int replay_add(replay *r, const uint8_t *blob, size_t len)
 {
-    if ((len && !blob) || room_for(&r->bytes, &r->cap, r->len, len) != 0)
+    if (len == 0)
+        return 0; /* an empty row: nothing to index, nor to copy */
+    if (!blob || room_for(&r->bytes, &r->cap, r->len, len) != 0)
         return CPNS_ERR_NOMEM; /* (a NULL blob: SQLite could not hand it out) */
     size_t base = r->len;
     for (size_t at = 0; at < len;) {
