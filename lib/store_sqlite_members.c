@@ -13,10 +13,13 @@
  * transaction it belongs to.
  *
  * An SG whose log holds more than twice the records it held after its first
- * row (its inventory, or its last compaction) plus COMPACT_SLACK is compacted
- * in the same transaction: its rows are replaced by one row of its live
- * members. Each record is rewritten at most once per doubling, so the log of
- * a long-lived group stays within a constant factor of its size.
+ * row (its inventory, or its last compaction) plus COMPACT_SLACK, or more
+ * than COMPACT_ROWS rows, is compacted in the same transaction: its rows are
+ * replaced by one row of its live members. The first bound keeps the log of
+ * a long-lived group within a constant factor of its size (each record is
+ * rewritten at most once per doubling); the second keeps counting it, which
+ * every commit does, cheap when a group changes one member at a time (a
+ * 100,000-member group is then rewritten once per 1,024 commits).
  *
  * A record: a tag byte, PNEID (a length byte and its bytes), and for a put the
  * state byte, KeyVersion, Return, fail_reason, attempts and malformed as
@@ -35,6 +38,7 @@
 #define PUT_MAX (1 + 5 * VARINT_MAX + 1)
 #define REC_MAX (2 + CPNS_ID_MAX + PUT_MAX + CPNS_ID_MAX)
 #define COMPACT_SLACK 1024
+#define COMPACT_ROWS 1024
 
 struct sqlite_member_batch {
     char SGID[CPNS_ID_MAX + 1];
@@ -456,7 +460,7 @@ static int compact(cpns_store_sqlite *s, const char *SGID)
     return rv;
 }
 
-/* Compacts SGID when its log has grown past twice its first row (see the top). */
+/* Compacts SGID when its log has outgrown the bounds at the top of this file. */
 static int maybe_compact(cpns_store_sqlite *s, const char *SGID)
 {
     sqlite3_stmt *stmt = s->stmt[SQ_LOG_STATS];
@@ -472,7 +476,8 @@ static int maybe_compact(cpns_store_sqlite *s, const char *SGID)
     sqlite3_clear_bindings(stmt);
     if (rc != SQLITE_ROW)
         return sqlite_fail(s, "member_log: cannot count");
-    return rows > 1 && total > 2 * first + COMPACT_SLACK ? compact(s, SGID) : 0;
+    int due = total > 2 * first + COMPACT_SLACK || rows > COMPACT_ROWS;
+    return rows > 1 && due ? compact(s, SGID) : 0;
 }
 
 int sqlite_members_write(cpns_store_sqlite *s)

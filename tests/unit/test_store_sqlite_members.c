@@ -269,6 +269,56 @@ static void test_compaction_bounds_the_log(void **state)
     assert_member(&l.m[10], "sg-2", "pne-x", CPNS_MEMBER_PENDING, 0);
 }
 
+typedef struct counted {
+    size_t n, sent;
+    uint32_t attempts_of_7; /* pne-0007's */
+} counted;
+
+static int count_member(void *arg, const cpns_store_member *m)
+{
+    counted *c = arg;
+    c->n++;
+    c->sent += m->state == CPNS_MEMBER_SENT;
+    if (strcmp(m->PNEID, "pne-0007") == 0)
+        c->attempts_of_7 = m->attempts;
+    return 0;
+}
+
+/* One member changed per commit: the rows stay at most 1,024, far below twice the group's size. */
+static void test_compaction_bounds_the_rows(void **state)
+{
+    fx *f = *state;
+    put_sg(f, "sg-1");
+    char PNEID[16];
+    for (int i = 0; i < 3000; i++) {
+        snprintf(PNEID, sizeof PNEID, "pne-%04d", i);
+        put(f, "sg-1", PNEID, CPNS_MEMBER_PENDING, 0);
+    }
+    assert_int_equal(f->st->ops->commit(f->st), 0);
+    int64_t most = 0;
+    for (uint32_t k = 1; k <= 1100; k++) {
+        /* k * 7 % 3000 is a different member for every k up to 1,100 */
+        snprintf(PNEID, sizeof PNEID, "pne-%04u", (unsigned)(k * 7 % 3000));
+        put(f, "sg-1", PNEID, CPNS_MEMBER_SENT, k);
+        assert_int_equal(f->st->ops->commit(f->st), 0);
+        int64_t rows = raw_int(f, "SELECT count(*) FROM member_log");
+        most = rows > most ? rows : most;
+    }
+    /* the commit that made it 1,025 compacted it to one row */
+    assert_int_equal(most, 1024);
+    assert_int_equal(raw_int(f, "SELECT count(*) FROM member_log"), 1 + 1100 - 1024);
+    cpns_store_close(f->st);
+    f->st = NULL;
+    char err[256];
+    assert_int_equal(cpns_store_sqlite_open(&f->st, f->path, f->master_key, err, sizeof err), 0);
+    counted c = {0};
+    const cpns_store_loader counter = {on_pne, on_sg, count_member, on_nonce};
+    assert_int_equal(f->st->ops->load(f->st, &counter, &c), 0);
+    assert_int_equal(c.n, 3000);
+    assert_int_equal(c.sent, 1100);
+    assert_int_equal(c.attempts_of_7, 1);
+}
+
 /* del_sg forgets the SG's records of the same transaction; a member of no SG is refused. */
 static void test_del_sg_in_the_same_batch(void **state)
 {
@@ -515,6 +565,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_one_row_per_sg_and_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_last_record_wins, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compaction_bounds_the_log, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_compaction_bounds_the_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_del_sg_in_the_same_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_extreme_values_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_records_refused, setup, teardown),
