@@ -76,7 +76,8 @@ static size_t get_varint(const uint8_t *p, size_t n, uint32_t *v)
 /* Return and fail_reason are mostly -1: zigzag keeps small magnitudes short. */
 static uint32_t zigzag(int32_t v)
 {
-    return ((uint32_t)v << 1) ^ (uint32_t)(v >> 31);
+    uint32_t u = (uint32_t)v;
+    return (u << 1) ^ (0u - (u >> 31)); /* no right shift of a negative int */
 }
 
 static int32_t unzigzag(uint32_t v)
@@ -269,7 +270,8 @@ int sqlite_put_member(cpns_store *st, const cpns_store_member *m)
         return CPNS_ERR_STORE;
     }
     uint8_t rec[REC_MAX];
-    return add_record(s, b, rec, pack_put(rec, m));
+    size_t n = pack_put(rec, m);
+    return add_record(s, b, rec, n);
 }
 
 int sqlite_del_member(cpns_store *st, const char *SGID, const char *PNEID)
@@ -598,7 +600,8 @@ int sqlite_members_from_table(cpns_store_sqlite *s)
         }
         strcpy(b.SGID, m.SGID);
         uint8_t rec[REC_MAX];
-        if (rv == 0 && (rv = batch_append(&b, rec, pack_put(rec, &m))) != 0)
+        size_t n = pack_put(rec, &m);
+        if (rv == 0 && (rv = batch_append(&b, rec, n)) != 0)
             sqlite_set_err(s, "cannot convert the member table: out of memory");
     }
     if (rv == 0 && rc != SQLITE_DONE)
