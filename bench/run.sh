@@ -17,9 +17,11 @@ bin=${1:-$top/build/bin}
 mode=${2:-full}
 case "$mode" in
 full)
-  sizes=${BENCH_SIZES:-1000,10000,100000} micro_s=1 fanout_pnes=${BENCH_FANOUT:-10000} ;;
+  sizes=${BENCH_SIZES:-1000,10000,100000} micro_s=1 fanout_pnes=${BENCH_FANOUT:-10000}
+  repeat=${BENCH_REPEAT:-3} ;;
 smoke)
-  sizes=${BENCH_SIZES:-200,1000} micro_s=0.1 fanout_pnes=${BENCH_FANOUT:-300} ;;
+  sizes=${BENCH_SIZES:-200,1000} micro_s=0.1 fanout_pnes=${BENCH_FANOUT:-300}
+  repeat=${BENCH_REPEAT:-2} ;;
 *) echo "usage: $0 BIN_DIR [full|smoke]" >&2; exit 2 ;;
 esac
 max=0
@@ -106,9 +108,9 @@ for try in 1 2 3; do
 done
 [ $up = 1 ] || exit 1
 
-say "e2e: groups of $sizes members over $gws TLS GW connections (and the baseline of each)"
+say "e2e: groups of $sizes members over $gws TLS GW connections, $repeat runs each (and the baseline of each run)"
 "$bin/cpns-loadgen" e2e --server "127.0.0.1:$server_port" --admin "127.0.0.1:$admin_port" \
-  --pki "$work/pki" --gws "$gws" --pnes "$max" --sizes "$sizes" --server-pid "$server_pid" \
+  --pki "$work/pki" --gws "$gws" --pnes "$max" --sizes "$sizes" --repeat "$repeat" --server-pid "$server_pid" \
   --server-log "$work/server.log" --capture-dir "$work" 2>>"$work/loadgen.log" | emit
 grep -E '^(provisioned|registered|[0-9]+ simulated)' "$work/loadgen.log" >&2 || true
 

@@ -291,7 +291,9 @@ int lg_http_start(lg *g, const char *method, const char *path, const char *body,
         evhttp_add_header(hdr, "Content-Type", "application/json");
         evbuffer_add(evhttp_request_get_output_buffer(req), body, body_len);
     }
-    enum evhttp_cmd_type cmd = strcmp(method, "POST") == 0 ? EVHTTP_REQ_POST : EVHTTP_REQ_GET;
+    enum evhttp_cmd_type cmd = strcmp(method, "POST") == 0     ? EVHTTP_REQ_POST
+                               : strcmp(method, "DELETE") == 0 ? EVHTTP_REQ_DELETE
+                                                               : EVHTTP_REQ_GET;
     return evhttp_make_request(conn, req, cmd, path) == 0 ? 0 : -1;
 }
 
