@@ -205,6 +205,7 @@ static void sqlite_close(cpns_store *st)
         sqlite3_finalize(s->stmt[i]);
     /* Closing with a transaction open rolls it back: uncommitted writes are lost. */
     sqlite3_close_v2(s->db);
+    cpns_gcm_free(s->gcm);
     cpns_wipe(s, sizeof *s);
     cpns_free(s);
 }
@@ -467,7 +468,10 @@ int cpns_store_sqlite_open(cpns_store **out, const char *path,
         return CPNS_ERR_NOMEM;
     }
     s->base.ops = &sqlite_ops;
-    int rv = sqlite_open_db(s, path, master_key);
+    s->gcm = cpns_gcm_new();
+    int rv = s->gcm ? sqlite_open_db(s, path, master_key) : CPNS_ERR_NOMEM;
+    if (!s->gcm)
+        sqlite_set_err(s, "out of memory");
     for (size_t i = 0; rv == 0 && i < SQ_COUNT; i++)
         if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->stmt[i],
                                NULL) != SQLITE_OK)

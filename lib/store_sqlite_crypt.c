@@ -6,7 +6,8 @@
  * per write. The AAD names the row ("pne" ‖ 0 ‖ PNEID, "sg" ‖ 0 ‖ SGID ‖ 0 ‖
  * KeyVersion), so a blob copied into another row, or a Group Key row whose
  * KeyVersion was edited, fails to open instead of handing the engine the
- * wrong key.
+ * wrong key. One cipher context serves every seal and open: a registration
+ * re-seals its PNE's EUK, and a fetch of the cipher per call was most of it.
  */
 #include <string.h>
 
@@ -28,7 +29,7 @@ int sqlite_seal(const cpns_store_sqlite *s, const char *const *aad_parts, size_t
         return rv;
     out[0] = SQLITE_BLOB_FORMAT;
     uint8_t *ct = nonce + CPNS_GCM_NONCE_LEN;
-    rv = cpns_gcm_seal(s->K_store, nonce, aad, aad_len, pt, pt_len, ct, ct + pt_len);
+    rv = cpns_gcm_seal_ctx(s->gcm, s->K_store, nonce, aad, aad_len, pt, pt_len, ct, ct + pt_len);
     if (rv)
         cpns_wipe(out, pt_len + SQLITE_BLOB_OVERHEAD);
     return rv;
@@ -48,7 +49,7 @@ int sqlite_open_blob(const cpns_store_sqlite *s, const char *const *aad_parts, s
         return rv;
     const uint8_t *nonce = blob + 1;
     const uint8_t *ct = nonce + CPNS_GCM_NONCE_LEN;
-    return cpns_gcm_open(s->K_store, nonce, aad, aad_len, ct, pt_len, ct + pt_len, pt);
+    return cpns_gcm_open_ctx(s->gcm, s->K_store, nonce, aad, aad_len, ct, pt_len, ct + pt_len, pt);
 }
 
 int sqlite_seal_euk(const cpns_store_sqlite *s, const char *PNEID, const uint8_t EUK[CPNS_KEY_LEN],

@@ -51,6 +51,7 @@ typedef struct cpns_store_sqlite {
     sqlite3 *db;
     sqlite3_stmt *stmt[SQ_COUNT];
     uint8_t K_store[CPNS_KEY_LEN]; /* cpns_kdf(master_key, CPNS_INFO_SERVER_STORE) */
+    cpns_gcm *gcm;                 /* one AES-256-GCM context for every secret sealed or opened */
     int in_txn;                    /* a write transaction is open (BEGIN IMMEDIATE ran) */
     int poisoned;     /* a write of this batch failed: commit() refuses until rollback() */
     cpns_map batches; /* SGID -> sqlite_member_batch: written to member_log by commit() */

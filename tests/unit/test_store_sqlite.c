@@ -603,6 +603,35 @@ static void test_newer_schema_refused(void **state)
     cpns_store_close(open_ok(f));
 }
 
+/* Out of memory at each of the store's own allocations: a clean refusal, nothing leaked. */
+static void test_open_out_of_memory(void **state)
+{
+    fx *f = *state;
+    cpns_store_close(open_ok(f)); /* the file exists: each try below only opens it */
+    int opened = 0;
+    for (long fail_at = 1; fail_at <= 8 && !opened; fail_at++) {
+        test_counting c = {0};
+        c.fail_at = fail_at;
+        cpns_allocator a = test_counting_allocator(&c);
+        cpns_set_allocator(&a);
+        cpns_store *st = NULL;
+        char err[256];
+        int rv = cpns_store_sqlite_open(&st, f->path, f->master_key, err, sizeof err);
+        if (rv == 0) {
+            assert_false(c.failed); /* every allocation succeeded: all were tried */
+            opened = 1;
+        } else {
+            assert_true(c.failed);
+            assert_true(rv == CPNS_ERR_NOMEM || rv == CPNS_ERR_STORE);
+            assert_null(st);
+        }
+        cpns_store_close(st);
+        cpns_set_allocator(NULL);
+        assert_int_equal(c.live, 0);
+    }
+    assert_true(opened);
+}
+
 static void test_not_a_store_refused(void **state)
 {
     fx *f = *state;
@@ -761,6 +790,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_gk_moved_to_another_sg_refused_at_load, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_out_of_memory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_a_store_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_files_are_0600, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secrets_not_in_clear_on_disk, setup, teardown),
