@@ -115,14 +115,17 @@ int sqlite_fail(cpns_store_sqlite *s, const char *what)
     return CPNS_ERR_STORE;
 }
 
-/* Runs a statement that returns no row, reporting a failure as `what`. */
-static int step_done(cpns_store_sqlite *s, enum sqlite_stmt which, const char *what)
+int sqlite_step_done(cpns_store_sqlite *s, sqlite3_stmt *stmt, int bound, const char *what)
 {
-    sqlite3_stmt *stmt = s->stmt[which];
-    int rv = sqlite3_step(stmt) == SQLITE_DONE ? 0 : sqlite_fail(s, what);
+    int rv = bound && sqlite3_step(stmt) == SQLITE_DONE ? 0 : sqlite_fail(s, what);
     sqlite3_reset(stmt);
     sqlite3_clear_bindings(stmt);
     return rv;
+}
+
+static int step_done(cpns_store_sqlite *s, enum sqlite_stmt which, const char *what)
+{
+    return sqlite_step_done(s, s->stmt[which], 1, what);
 }
 
 /* After a failed write: the batch is incomplete. */

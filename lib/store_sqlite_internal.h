@@ -67,6 +67,13 @@ void sqlite_set_err(cpns_store_sqlite *s, const char *fmt, ...) CPNS_PRINTF(2, 3
 int sqlite_fail(cpns_store_sqlite *s, const char *what);
 
 /*
+ * Runs stmt, a statement that returns no row and whose bindings succeeded
+ * (bound; else it is not run), then resets it and clears its bindings: 0, or
+ * CPNS_ERR_STORE with the failure recorded as `what`.
+ */
+int sqlite_step_done(cpns_store_sqlite *s, sqlite3_stmt *stmt, int bound, const char *what);
+
+/*
  * Runs one write statement (bound by the caller) in the batch's transaction,
  * opening it with BEGIN IMMEDIATE on the first write after a commit. Resets
  * the statement and its bindings either way. 0 or CPNS_ERR_STORE (the batch is

@@ -203,6 +203,14 @@ void sqlite_members_drop(cpns_store_sqlite *s, const char *SGID)
     batch_free(cpns_map_remove(&s->batches, SGID));
 }
 
+/* A batch that could not grow: the transaction is incomplete. */
+static int no_memory(cpns_store_sqlite *s)
+{
+    s->poisoned = 1;
+    sqlite_set_err(s, "member: out of memory");
+    return CPNS_ERR_NOMEM;
+}
+
 /*
  * The batch of SGID in this transaction (opened if need be), or *out NULL
  * when there is no such SG: its records could never be loaded.
@@ -231,9 +239,7 @@ static int batch_of(cpns_store_sqlite *s, const char *SGID, sqlite_member_batch 
         strcpy(b->SGID, SGID);
     if (!b || cpns_map_put(&s->batches, b->SGID, b) != 0) {
         cpns_free(b);
-        s->poisoned = 1;
-        sqlite_set_err(s, "member: out of memory");
-        return CPNS_ERR_NOMEM;
+        return no_memory(s);
     }
     *out = b;
     return 0;
@@ -246,11 +252,7 @@ static int id_ok(const char *id)
 
 static int add_record(cpns_store_sqlite *s, sqlite_member_batch *b, const uint8_t *rec, size_t n)
 {
-    if (batch_append(b, rec, n) == 0)
-        return 0;
-    s->poisoned = 1;
-    sqlite_set_err(s, "member: out of memory");
-    return CPNS_ERR_NOMEM;
+    return batch_append(b, rec, n) == 0 ? 0 : no_memory(s);
 }
 
 int sqlite_put_member(cpns_store *st, const cpns_store_member *m)
@@ -393,14 +395,6 @@ static int replay_live(const replay *r, const uint8_t ***out, size_t *n_out)
 
 /* --- commit --- */
 
-static int step_row(cpns_store_sqlite *s, sqlite3_stmt *stmt, int ok, const char *what)
-{
-    int rc = ok ? sqlite3_step(stmt) : SQLITE_MISUSE;
-    sqlite3_reset(stmt);
-    sqlite3_clear_bindings(stmt);
-    return rc == SQLITE_DONE ? 0 : sqlite_fail(s, what);
-}
-
 /* Appends a row through stmt: SQ_LOG_APPEND's, or the migration's own (run before they are
  * prepared). */
 static int append_row_with(cpns_store_sqlite *s, sqlite3_stmt *stmt, const char *SGID,
@@ -409,7 +403,7 @@ static int append_row_with(cpns_store_sqlite *s, sqlite3_stmt *stmt, const char 
     int ok = sqlite3_bind_text(stmt, 1, SGID, -1, SQLITE_STATIC) == SQLITE_OK &&
              sqlite3_bind_int64(stmt, 2, records) == SQLITE_OK &&
              sqlite3_bind_blob64(stmt, 3, rows, len, SQLITE_STATIC) == SQLITE_OK;
-    return step_row(s, stmt, ok, "member_log: cannot append");
+    return sqlite_step_done(s, stmt, ok, "member_log: cannot append");
 }
 
 static int append_row(cpns_store_sqlite *s, const char *SGID, int64_t records, const uint8_t *rows,
@@ -449,8 +443,9 @@ static int compact(cpns_store_sqlite *s, const char *SGID)
         rv = batch_append(&b, live[i], rec_len(live[i], REC_MAX));
     if (rv == 0) {
         sqlite3_stmt *stmt = s->stmt[SQ_LOG_CLEAR];
-        rv = step_row(s, stmt, sqlite3_bind_text(stmt, 1, SGID, -1, SQLITE_STATIC) == SQLITE_OK,
-                      "member_log: cannot compact");
+        rv = sqlite_step_done(s, stmt,
+                              sqlite3_bind_text(stmt, 1, SGID, -1, SQLITE_STATIC) == SQLITE_OK,
+                              "member_log: cannot compact");
     }
     if (rv == 0 && b.records)
         rv = append_row(s, SGID, b.records, b.buf, b.len);
