@@ -330,23 +330,12 @@ static int round_once(lg *g, const e2e_opts *o, uint32_t members, int rep, const
     return r->base > 0 ? 0 : -1;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 /*
  * o->repeat rounds of one size, each with its baseline right after it. The
  * shared host's other work slows one run or another by up to 1.5x, so
  * seconds and baseline_seconds are each the best of the runs (the least
- * disturbed), baseline_ratio their quotient; the medians show the spread.
+ * disturbed), baseline_ratio their quotient; the medians show the spread
+ * (lg_percentile's: the upper middle of an even count).
  */
 static int size_run(lg *g, const e2e_opts *o, uint32_t members, const char *self)
 {
@@ -356,22 +345,22 @@ static int size_run(lg *g, const e2e_opts *o, uint32_t members, const char *self
     for (int rep = 1; rep <= o->repeat; rep++) {
         if (round_once(g, o, members, rep, self, &r) != 0)
             return -1;
+        if (runs == 0 || r.seconds < best.seconds)
+            best = r;
         secs[runs] = r.seconds;
         bases[runs++] = r.base;
-        double best_base = runs > 1 && best.base < r.base ? best.base : r.base;
-        if (runs == 1 || r.seconds < best.seconds)
-            best = r;
-        best.base = best_base;
     }
+    double base = lg_percentile(bases, (size_t)runs, 0.0);
     long rss = o->server_pid > 0 ? lg_rss_kb(o->server_pid, "VmHWM") : -1;
     printf("BENCH {\"name\":\"e2e\",\"members\":%u,\"gws\":%u,\"runs\":%d,\"seconds\":%.3f,"
            "\"seconds_median\":%.3f,\"deliveries_per_s\":%.0f,\"first_ms\":%.1f,"
            "\"p50_ms\":%.1f,\"p99_ms\":%.1f,\"server_rss_mb\":%.1f,\"baseline_seconds\":%.3f,"
            "\"baseline_median\":%.3f,\"baseline_ratio\":%.3f,\"server_cpu_s\":%.2f,"
            "\"loadgen_cpu_s\":%.2f}\n",
-           members, g->n_gws, runs, best.seconds, median(secs, runs), members / best.seconds,
-           best.first, best.p50, best.p99, rss >= 0 ? (double)rss / 1024.0 : -1.0, best.base,
-           median(bases, runs), best.base / best.seconds, best.server_cpu, best.self_cpu);
+           members, g->n_gws, runs, best.seconds, lg_percentile(secs, (size_t)runs, 0.5),
+           members / best.seconds, best.first, best.p50, best.p99,
+           rss >= 0 ? (double)rss / 1024.0 : -1.0, base, lg_percentile(bases, (size_t)runs, 0.5),
+           base / best.seconds, best.server_cpu, best.self_cpu);
     fflush(stdout);
     return 0;
 }
