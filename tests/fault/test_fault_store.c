@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "server_harness.h"
 
@@ -39,9 +38,7 @@ static int setup(void **state)
 {
     fx *f = calloc(1, sizeof *f);
     assert_non_null(f);
-    strcpy(f->dir, "/tmp/cpns-fault-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof f->path, "%s/server.db", f->dir);
+    test_db_dir("cpns-fault", f->dir, f->path);
     for (size_t i = 0; i < CPNS_KEY_LEN; i++)
         f->master_key[i] = (uint8_t)(0x30 + i);
     /* The unit harness with the SQLite store in place of the memory one. */
@@ -59,13 +56,7 @@ static int teardown(void **state)
 {
     fx *f = *state;
     h_teardown(&f->h);
-    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
-    char p[160];
-    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
-        snprintf(p, sizeof p, "%s%s", f->path, suffixes[i]);
-        unlink(p);
-    }
-    rmdir(f->dir);
+    test_db_dir_remove(f->dir, f->path);
     free(f);
     return 0;
 }

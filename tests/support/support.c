@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/sha.h>
 
@@ -99,4 +100,22 @@ static void counting_free(void *p, void *arg)
 cpns_allocator test_counting_allocator(test_counting *c)
 {
     return (cpns_allocator){counting_malloc, counting_realloc, counting_free, c};
+}
+
+void test_db_dir(const char *prefix, char dir[64], char path[128])
+{
+    snprintf(dir, 64, "/tmp/%s-XXXXXX", prefix);
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, 128, "%s/server.db", dir);
+}
+
+void test_db_dir_remove(const char *dir, const char *path)
+{
+    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
+    char p[160];
+    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+        snprintf(p, sizeof p, "%s%s", path, suffixes[i]);
+        unlink(p);
+    }
+    rmdir(dir);
 }

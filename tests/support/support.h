@@ -38,4 +38,13 @@ typedef struct test_counting {
 } test_counting;
 cpns_allocator test_counting_allocator(test_counting *c);
 
+/*
+ * A private directory for one SQLite database: dir (64 bytes) made from
+ * /tmp/<prefix>-XXXXXX, path (128 bytes) dir/server.db. test_db_dir_remove
+ * deletes the database with its -wal, -shm and -journal files, then dir
+ * (which must hold nothing else by then).
+ */
+void test_db_dir(const char *prefix, char dir[64], char path[128]);
+void test_db_dir_remove(const char *dir, const char *path);
+
 #endif

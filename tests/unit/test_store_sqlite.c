@@ -30,9 +30,7 @@ static int setup(void **state)
 {
     fx *f = calloc(1, sizeof *f);
     assert_non_null(f);
-    strcpy(f->dir, "/tmp/cpns-store-sqlite-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof f->path, "%s/server.db", f->dir);
+    test_db_dir("cpns-store-sqlite", f->dir, f->path);
     for (size_t i = 0; i < CPNS_KEY_LEN; i++)
         f->master_key[i] = (uint8_t)(0xa0 + i);
     *state = f;
@@ -42,15 +40,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx *f = *state;
-    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
-    char p[160];
-    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
-        snprintf(p, sizeof p, "%s%s", f->path, suffixes[i]);
-        unlink(p);
-    }
-    snprintf(p, sizeof p, "%s/other.db", f->dir);
-    unlink(p);
-    rmdir(f->dir);
+    char other[160];
+    snprintf(other, sizeof other, "%s/other.db", f->dir);
+    unlink(other);
+    test_db_dir_remove(f->dir, f->path);
     free(f);
     return 0;
 }

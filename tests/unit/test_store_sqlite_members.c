@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -28,9 +27,7 @@ static int setup(void **state)
 {
     fx *f = calloc(1, sizeof *f);
     assert_non_null(f);
-    strcpy(f->dir, "/tmp/cpns-store-log-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof f->path, "%s/server.db", f->dir);
+    test_db_dir("cpns-store-log", f->dir, f->path);
     memset(f->master_key, 0x3c, sizeof f->master_key);
     char err[256];
     if (cpns_store_sqlite_open(&f->st, f->path, f->master_key, err, sizeof err) != 0)
@@ -43,13 +40,7 @@ static int teardown(void **state)
 {
     fx *f = *state;
     cpns_store_close(f->st);
-    char p[160];
-    static const char *const suffixes[] = {"", "-wal", "-shm"};
-    for (size_t i = 0; i < 3; i++) {
-        snprintf(p, sizeof p, "%s%s", f->path, suffixes[i]);
-        unlink(p);
-    }
-    rmdir(f->dir);
+    test_db_dir_remove(f->dir, f->path);
     free(f);
     return 0;
 }
