@@ -84,6 +84,15 @@ typedef void (*cpns_log_fn)(void *arg, const cpns_log_event *ev);
 typedef int (*cpns_rand_fn)(void *arg, uint8_t *buf, size_t len);
 
 /*
+ * The wall clock, Unix time in milliseconds, for what the protocol dates: a
+ * PNE's registration Time, the server's Time window and its persisted nonce
+ * cache. The engines' now_ms arguments are a monotonic clock (any epoch) for
+ * every interval. A NULL cpns_clock_fn in a config means now_ms is the wall
+ * clock too (a virtual clock in tests, an embedder with one clock).
+ */
+typedef int64_t (*cpns_clock_fn)(void *arg);
+
+/*
  * One message an engine wants sent: a frame payload (the XML document,
  * without the 4-byte length). `link` says where to: for the server the GW
  * connection, for the GW CPNS_GW_LINK_SERVER or a PNE link, for the PNE 0.

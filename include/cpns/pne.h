@@ -28,6 +28,8 @@ typedef struct cpns_pne_config {
     void *rand_arg;
     cpns_log_fn log;
     void *log_arg;
+    cpns_clock_fn wall_clock; /* the registration Time; NULL: now_ms is wall time (common.h) */
+    void *wall_clock_arg;
     int64_t register_timeout_ms; /* resend the registration after this; 0: 10,000 */
     /*
      * Not owned; NULL: the engine creates its own on the first cpns_pne_recv()

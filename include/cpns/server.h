@@ -35,6 +35,8 @@ typedef struct cpns_server_config {
     void *rand_arg;
     cpns_log_fn log; /* NULL: silent */
     void *log_arg;
+    cpns_clock_fn wall_clock; /* NULL: now_ms is wall time (common.h) */
+    void *wall_clock_arg;
     /*
      * Also pass CPNS_LOG_DEBUG messages (a line per member transition) to
      * log. Off, they are not even formatted: at 100,000 members that
@@ -96,6 +98,25 @@ int cpns_server_pop(cpns_server *s, cpns_out *out);
 
 /* Commits every write since the last commit (group commit). 0 or the store's error. */
 int cpns_server_flush(cpns_server *s);
+
+/*
+ * 1 when frames are held back until the next successful cpns_server_flush():
+ * PNERegistrationResponses with Return 1, which leave only once their Nonce
+ * is durable (a replay after a crash must not be accepted twice). The glue
+ * commits at once when this is 1, then pops the released frames.
+ */
+int cpns_server_commit_wanted(const cpns_server *s);
+
+/* 1 when conn has registered a GW (Return 1) and no newer connection took that PNGWID over. */
+int cpns_server_conn_registered(const cpns_server *s, uint64_t conn);
+
+/*
+ * A connection the glue should close: its GW registered again on a newer
+ * connection, so this one speaks for nobody (and its unread output would only
+ * hold memory). 1 with *conn set, 0 when there is none. The glue closes it and
+ * calls cpns_server_conn_close().
+ */
+int cpns_server_pop_close(cpns_server *s, uint64_t *conn);
 
 /* When cpns_server_handle_expiry() wants to run next, or CPNS_NEVER. */
 int64_t cpns_server_get_expiry(const cpns_server *s);

@@ -29,11 +29,32 @@ void backoff_reset(backoff *b)
     b->next_ms = b->min_ms;
 }
 
-int64_t clock_now_ms(void)
+static int64_t clock_ms(clockid_t id)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    clock_gettime(id, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t clock_now_ms(void)
+{
+    return clock_ms(CLOCK_REALTIME);
+}
+
+int64_t clock_wall_ms(void)
+{
+    return clock_ms(CLOCK_REALTIME);
+}
+
+int64_t clock_mono_ms(void)
+{
+    return clock_ms(CLOCK_MONOTONIC);
+}
+
+int64_t clock_wall_cb(void *arg)
+{
+    (void)arg;
+    return clock_ms(CLOCK_REALTIME);
 }
 
 struct timeval ms_to_timeval(int64_t ms)

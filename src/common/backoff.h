@@ -26,8 +26,19 @@ int64_t backoff_next(backoff *b);
 /* After a success: the next retry waits min_ms again. */
 void backoff_reset(backoff *b);
 
-/* Unix time in milliseconds (CLOCK_REALTIME). */
+/* Unix time in milliseconds (CLOCK_REALTIME): for the protocol's Time and logs only. */
 int64_t clock_now_ms(void);
+int64_t clock_wall_ms(void);
+
+/*
+ * Milliseconds on CLOCK_MONOTONIC (any epoch): the engines' now_ms and every
+ * interval (timers, backoff, deadlines), so that a clock stepped by NTP
+ * neither fires nor stalls them.
+ */
+int64_t clock_mono_ms(void);
+
+/* cpns_clock_fn for the engines' wall_clock: clock_wall_ms(), arg unused. */
+int64_t clock_wall_cb(void *arg);
 
 /* Milliseconds as a struct timeval for evtimer_add (negative counts as 0). */
 struct timeval ms_to_timeval(int64_t ms);

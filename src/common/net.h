@@ -48,6 +48,13 @@ SSL_CTX *net_tls_client_ctx(const char *cert, const char *key, const char *ca, c
 net_listener *net_listen(struct event_base *base, const char *addr, SSL_CTX *tls,
                          net_accept_fn on_accept, void *arg, char *err, size_t errlen);
 uint16_t net_listener_port(const net_listener *l);
+
+/*
+ * At most n connections from one source address open at once through this
+ * listener (0: no limit, the default); more are closed at accept, logged
+ * (rate-limited), and never reach on_accept.
+ */
+void net_listener_set_per_addr_cap(net_listener *l, size_t n);
 void net_listener_free(net_listener *l);
 
 /* Connects to "HOST:PORT"; on_open or on_close follows. NULL with err on immediate failure. */
@@ -61,6 +68,23 @@ int net_conn_send(net_conn *c, const uint8_t *data, size_t len);
 
 /* Bytes queued for sending and not yet written. */
 size_t net_conn_pending(const net_conn *c);
+
+/*
+ * Backpressure: stops (true) or resumes (false) reading from the connection.
+ * Frames already buffered are not delivered while paused.
+ */
+void net_conn_pause_read(net_conn *c, bool pause);
+
+/*
+ * A deadline for a connection to authenticate: unless net_conn_clear_deadline()
+ * is called within `seconds` (from this call; it covers the TLS handshake), the
+ * connection is closed and on_close() is called with `reason` (a static string).
+ */
+void net_conn_set_deadline(net_conn *c, int seconds, const char *reason);
+void net_conn_clear_deadline(net_conn *c);
+
+/* The peer's address without the port ("192.0.2.1", "::1"), for per-address caps and logs. */
+const char *net_conn_peer_ip(const net_conn *c);
 
 /* The verified peer certificate's subject CN, or NULL (plain TCP, no cert). */
 const char *net_conn_peer_cn(const net_conn *c);
