@@ -90,6 +90,14 @@ int cpns_map_next(cpns_map_iter *it);
 int cpns_map_sorted(const cpns_map *m, void ***out, size_t *n);
 
 /*
+ * The keyed hash of string keys (SipHash-1-3 under the process's random key,
+ * before map.c marks its top bits), and a test hook that replaces that key.
+ * Tests only: string entries of maps alive across the change are lost.
+ */
+uint64_t cpns_map_str_hash(const char *key);
+void cpns_map_set_hash_key(const uint8_t key[16]);
+
+/*
  * The engines' output queue: owned copies of frames, in order. pop() hands out
  * the head and keeps it alive until the next pop() or clear().
  */

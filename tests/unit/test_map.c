@@ -455,17 +455,6 @@ static void test_null_values_and_mixed_keys(void **state)
     cpns_map_clear(&m);
 }
 
-/* map.c's string hash. */
-static uint64_t fnv1a_mixed(const char *s)
-{
-    uint64_t h = 0xcbf29ce484222325u;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 0x100000001b3u;
-    }
-    return h ^ (h >> 29);
-}
-
 /* The inverse of an odd multiplier modulo 2^64 (Newton: each step doubles the good bits). */
 static uint64_t mul_inverse(uint64_t c)
 {
@@ -490,8 +479,8 @@ static void test_string_and_u64_key_on_one_hash(void **state)
 {
     (void)state;
     const char *s = "pne-42";
-    uint64_t k = murmur_fmix_inverse(fnv1a_mixed(s));
-    assert_true(murmur_fmix(k) == fnv1a_mixed(s));
+    uint64_t k = murmur_fmix_inverse(cpns_map_str_hash(s));
+    assert_true(murmur_fmix(k) == cpns_map_str_hash(s));
     cpns_map m = {0};
     assert_int_equal(cpns_map_put_u64(&m, k, &vals[0][0]), 0);
     assert_null(cpns_map_get(&m, s));
@@ -508,6 +497,103 @@ static void test_string_and_u64_key_on_one_hash(void **state)
     cpns_map_clear(&m);
 }
 
+/* --- the keyed string hash (issue #10, finding 13: hash flooding) --- */
+
+static const uint8_t key_a[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+static const uint8_t key_b[16] = {0xa5, 0x5a, 0x3c, 0xc3, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+
+static int restore_random_key(void **state)
+{
+    (void)state;
+    uint8_t k[16];
+    assert_int_equal(cpns_random(NULL, k, sizeof k), 0);
+    cpns_map_set_hash_key(k);
+    return 0;
+}
+
+/*
+ * SipHash-1-3 with the key 00..0f. The values come from the same rounds run
+ * with 2 and 4 rounds, where they give the reference vectors of the SipHash
+ * paper (00..0e -> a129ca6149be45e5).
+ */
+static void test_keyed_hash_known_answers(void **state)
+{
+    (void)state;
+    cpns_map_set_hash_key(key_a);
+    assert_true(cpns_map_str_hash("") == 0xabac0158050fc4dcu);
+    assert_true(cpns_map_str_hash("pne-tv") == 0x93b5c6041e2870a9u);
+    assert_true(cpns_map_str_hash("sg-family-0123456789") == 0x7ae2cfd27aca3b8bu);
+}
+
+/* The hash of a key depends on the process's key: two keys, two hashes. */
+static void test_keyed_hash_depends_on_key(void **state)
+{
+    (void)state;
+    static const char *const ids[] = {"pne-tv", "pne-radio", "a", "sg-family", "x.y:z@w-1_2"};
+    for (size_t i = 0; i < sizeof ids / sizeof *ids; i++) {
+        cpns_map_set_hash_key(key_a);
+        uint64_t a = cpns_map_str_hash(ids[i]);
+        assert_true(a == cpns_map_str_hash(ids[i])); /* stable under one key */
+        cpns_map_set_hash_key(key_b);
+        assert_true(a != cpns_map_str_hash(ids[i]));
+    }
+    /* And the key a process draws for itself is neither of these. */
+    restore_random_key(NULL);
+    cpns_map_set_hash_key(key_a);
+    uint64_t a = cpns_map_str_hash("pne-tv");
+    restore_random_key(NULL);
+    assert_true(a != cpns_map_str_hash("pne-tv"));
+}
+
+/*
+ * A flood of names crafted for one key: 64 PNEIDs that share one home slot
+ * of a 4096-slot table under key A (what an attacker who knew an unkeyed hash
+ * could compute) spread out under key B, and a map of them still works. Under
+ * B the names and 4,000 ordinary ones fill a table's home slots evenly.
+ */
+static void test_keyed_hash_spreads_crafted_names(void **state)
+{
+    (void)state;
+    static char crafted[64][24];
+    cpns_map_set_hash_key(key_a);
+    uint64_t home = cpns_map_str_hash("pne-0") & 4095;
+    int n = 0;
+    for (unsigned i = 1; n < 64; i++) {
+        char id[24];
+        snprintf(id, sizeof id, "pne-%u", i);
+        if ((cpns_map_str_hash(id) & 4095) == home)
+            strcpy(crafted[n++], id);
+    }
+    cpns_map_set_hash_key(key_b);
+    size_t same = 0;
+    for (int i = 0; i < 64; i++)
+        same += (cpns_map_str_hash(crafted[i]) & 4095) == (cpns_map_str_hash(crafted[0]) & 4095);
+    assert_true(same <= 3); /* crafted[0] itself, and rarely a chance collision */
+
+    /* Distribution under B: 4,096 keys over 16 buckets of the hash's low bits. */
+    size_t bucket[16] = {0};
+    cpns_map m = {0};
+    static char ids[4032][24];
+    for (int i = 0; i < 4032; i++) {
+        snprintf(ids[i], sizeof ids[i], "sg-%d", i);
+        bucket[cpns_map_str_hash(ids[i]) & 15]++;
+        assert_int_equal(cpns_map_put(&m, ids[i], ids[i]), 0);
+    }
+    for (int i = 0; i < 64; i++) {
+        bucket[cpns_map_str_hash(crafted[i]) & 15]++;
+        assert_int_equal(cpns_map_put(&m, crafted[i], crafted[i]), 0);
+    }
+    for (int b = 0; b < 16; b++)
+        assert_true(bucket[b] > 256 - 96 && bucket[b] < 256 + 96); /* ~6 standard deviations */
+    assert_int_equal(m.count, 4096);
+    for (int i = 0; i < 4032; i++)
+        assert_ptr_equal(cpns_map_get(&m, ids[i]), ids[i]);
+    for (int i = 0; i < 64; i++)
+        assert_ptr_equal(cpns_map_remove(&m, crafted[i]), crafted[i]);
+    assert_int_equal(m.count, 4032);
+    cpns_map_clear(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -521,6 +607,9 @@ int main(void)
         cmocka_unit_test_teardown(test_failed_grow, restore_allocator),
         cmocka_unit_test(test_null_values_and_mixed_keys),
         cmocka_unit_test(test_string_and_u64_key_on_one_hash),
+        cmocka_unit_test_teardown(test_keyed_hash_known_answers, restore_random_key),
+        cmocka_unit_test_teardown(test_keyed_hash_depends_on_key, restore_random_key),
+        cmocka_unit_test_teardown(test_keyed_hash_spreads_crafted_names, restore_random_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
