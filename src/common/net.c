@@ -7,6 +7,7 @@
  * buffer; libevent writes them as the socket allows.
  */
 #include <errno.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -29,6 +30,30 @@
 /* Bytes one read or write callback may move (the default is 16 KB). */
 #define NET_MAX_SINGLE_IO (256 * 1024)
 
+/*
+ * A listener whose accept() fails for want of a descriptor or memory leaves
+ * the connection queued: retried at once, it would fail again on every loop
+ * turn (a spin, and a log line each time). It pauses this long instead.
+ */
+#define ACCEPT_PAUSE_MS 100
+
+/* Buckets of a listener's per-address table (chained; any number of addresses). */
+#define ADDR_BUCKETS 256
+
+/*
+ * The live accepted connections from one source address through one
+ * listener. Each connection holds its slot and releases it when freed,
+ * however it closes; a listener freed first detaches its slots (owner NULL),
+ * and the last connection of a detached slot frees it.
+ */
+typedef struct addr_slot {
+    struct addr_slot *next, *prev;
+    struct net_listener *owner;
+    size_t bucket;
+    size_t n;
+    char ip[INET6_ADDRSTRLEN];
+} addr_slot;
+
 struct net_conn {
     struct bufferevent *bev;
     SSL *ssl;
@@ -42,8 +67,14 @@ struct net_conn {
     char peer_cn[CPNS_ID_MAX + 1];
     bool has_peer_cn;
     char peer_addr[64];
+    char peer_ip[INET6_ADDRSTRLEN];
     struct event *stall;
     int stall_seconds;
+    const char *stall_reason;
+    struct event *deadline; /* net_conn_set_deadline(), created on first use */
+    const char *deadline_reason;
+    bool paused;     /* net_conn_pause_read(true) */
+    addr_slot *slot; /* the listener's count of connections from peer_ip */
 };
 
 struct net_listener {
@@ -52,6 +83,9 @@ struct net_listener {
     net_accept_fn on_accept;
     void *arg;
     uint16_t port;
+    struct event *resume; /* re-enables accepting after a failed accept() */
+    size_t per_addr_cap;  /* 0: no limit */
+    addr_slot *addrs[ADDR_BUCKETS];
 };
 
 static void tls_error(const char *what, char *err, size_t errlen)
@@ -114,10 +148,64 @@ SSL_CTX *net_tls_client_ctx(const char *cert, const char *key, const char *ca, c
     return ctx;
 }
 
+static size_t addr_hash(const char *ip)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (; *ip; ip++)
+        h = (h ^ (uint8_t)*ip) * 16777619u;
+    return h % ADDR_BUCKETS;
+}
+
+static addr_slot *addr_find(net_listener *l, const char *ip)
+{
+    for (addr_slot *s = l->addrs[addr_hash(ip)]; s; s = s->next)
+        if (strcmp(s->ip, ip) == 0)
+            return s;
+    return NULL;
+}
+
+/* Counts one more connection from ip; NULL when out of memory. */
+static addr_slot *addr_take(net_listener *l, const char *ip)
+{
+    addr_slot *s = addr_find(l, ip);
+    if (!s) {
+        s = calloc(1, sizeof *s);
+        if (!s)
+            return NULL;
+        snprintf(s->ip, sizeof s->ip, "%s", ip);
+        s->owner = l;
+        s->bucket = addr_hash(ip);
+        s->next = l->addrs[s->bucket];
+        if (s->next)
+            s->next->prev = s;
+        l->addrs[s->bucket] = s;
+    }
+    s->n++;
+    return s;
+}
+
+static void addr_release(addr_slot *s)
+{
+    if (!s || --s->n > 0)
+        return;
+    if (s->owner) {
+        if (s->prev)
+            s->prev->next = s->next;
+        else
+            s->owner->addrs[s->bucket] = s->next;
+        if (s->next)
+            s->next->prev = s->prev;
+    }
+    free(s);
+}
+
 static void conn_free(net_conn *c)
 {
+    addr_release(c->slot);
     if (c->stall)
         event_free(c->stall);
+    if (c->deadline)
+        event_free(c->deadline);
     if (c->bev)
         bufferevent_free(c->bev); /* frees the SSL too (BEV_OPT_CLOSE_ON_FREE) */
     free(c);
@@ -158,11 +246,36 @@ static void finish_close(net_conn *c)
     conn_free(c);
 }
 
+static void arm_stall(net_conn *c, const char *reason)
+{
+    struct timeval tv = {c->stall_seconds, 0};
+    c->stall_reason = reason;
+    evtimer_add(c->stall, &tv); /* re-arms a pending timer: the deadline moves on */
+}
+
 static void stall_cb(evutil_socket_t fd, short what, void *arg)
 {
+    net_conn *c = arg;
     (void)fd;
     (void)what;
-    conn_fail(arg, "a frame stalled half-received");
+    /* A close that flushes to a peer that never reads gives up here (no callback). */
+    if (c->closing) {
+        conn_free(c);
+        return;
+    }
+    conn_fail(c, c->stall_reason);
+}
+
+static void deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    net_conn *c = arg;
+    (void)fd;
+    (void)what;
+    if (c->closing) {
+        conn_free(c);
+        return;
+    }
+    conn_fail(c, c->deadline_reason);
 }
 
 static void read_cb(struct bufferevent *bev, void *arg)
@@ -173,6 +286,10 @@ static void read_cb(struct bufferevent *bev, void *arg)
         return;
     struct evbuffer *in = bufferevent_get_input(bev);
     for (;;) {
+        if (c->paused) {
+            evtimer_del(c->stall); /* not the peer's delay: resuming re-arms it */
+            return;
+        }
         size_t avail = evbuffer_get_length(in);
         if (avail < CPNS_FRAME_HDR)
             break;
@@ -202,14 +319,16 @@ static void read_cb(struct bufferevent *bev, void *arg)
         }
         evbuffer_drain(in, CPNS_FRAME_HDR + len);
     }
-    if (evbuffer_get_length(in) > 0) {
-        if (!evtimer_pending(c->stall, NULL)) {
-            struct timeval tv = {c->stall_seconds, 0};
-            evtimer_add(c->stall, &tv);
-        }
-    } else {
+    /*
+     * Part of a frame is left. This callback runs when bytes arrived, so the
+     * peer is making progress: the stall deadline starts again from now
+     * (#10.9: re-arming only when idle dropped a steady peer that always had
+     * half a frame in flight).
+     */
+    if (evbuffer_get_length(in) > 0)
+        arm_stall(c, "a frame stalled half-received");
+    else
         evtimer_del(c->stall);
-    }
 }
 
 static void write_cb(struct bufferevent *bev, void *arg)
@@ -225,6 +344,8 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
     (void)bev;
     if (what & BEV_EVENT_CONNECTED) {
         c->open = true;
+        if (c->ssl && !c->closing)
+            evtimer_del(c->stall); /* the handshake's own stall timer (accept_cb) */
         read_peer_cn(c);
         if (c->cbs.on_open) {
             c->in_cb++;
@@ -273,6 +394,7 @@ static net_conn *conn_new(struct event_base *base, evutil_socket_t fd, SSL_CTX *
     if (!c)
         return NULL;
     c->stall_seconds = 30;
+    c->stall_reason = "a frame stalled half-received";
     c->stall = evtimer_new(base, stall_cb, c);
     if (!c->stall) {
         free(c);
@@ -309,30 +431,64 @@ static net_conn *conn_new(struct event_base *base, evutil_socket_t fd, SSL_CTX *
     return c;
 }
 
+/* "192.0.2.1" or "2001:db8::1" (an IPv4-mapped IPv6 address as IPv4), and the port. */
+static void sockaddr_ip(const struct sockaddr *sa, char *host, size_t hostlen, int *port)
+{
+    snprintf(host, hostlen, "?");
+    *port = 0;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+        evutil_inet_ntop(AF_INET, &sin->sin_addr, host, hostlen);
+        *port = ntohs(sin->sin_port);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
+        if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr))
+            evutil_inet_ntop(AF_INET, &sin6->sin6_addr.s6_addr[12], host, hostlen);
+        else
+            evutil_inet_ntop(AF_INET6, &sin6->sin6_addr, host, hostlen);
+        *port = ntohs(sin6->sin6_port);
+    }
+}
+
 static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
                       int salen, void *arg)
 {
     net_listener *l = arg;
     (void)salen;
+    char host[INET6_ADDRSTRLEN];
+    int port;
+    sockaddr_ip(sa, host, sizeof host, &port);
+    addr_slot *slot = addr_find(l, host);
+    if (l->per_addr_cap && slot && slot->n >= l->per_addr_cap) {
+        /* Before any allocation or handshake: the cheapest refusal there is. */
+        evutil_closesocket(fd);
+        log_warn("port %u: connection from %s refused: %zu connections from that address "
+                 "already open (the per-address limit)",
+                 l->port, host, slot->n);
+        return;
+    }
     set_keepalive(fd);
     net_conn *c = conn_new(evconnlistener_get_base(lev), fd, l->tls, true);
-    if (!c) {
-        evutil_closesocket(fd);
+    if (c)
+        c->slot = addr_take(l, host);
+    if (!c || !c->slot) {
+        if (c)
+            conn_free(c); /* closes fd */
+        else
+            evutil_closesocket(fd);
         log_error("cannot accept a connection: out of memory");
         return;
     }
-    char host[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
-    if (sa->sa_family == AF_INET) {
-        struct sockaddr_in *sin = (struct sockaddr_in *)sa;
-        evutil_inet_ntop(AF_INET, &sin->sin_addr, host, sizeof host);
-        port = ntohs(sin->sin_port);
-    } else if (sa->sa_family == AF_INET6) {
-        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)sa;
-        evutil_inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host);
-        port = ntohs(sin6->sin6_port);
-    }
-    snprintf(c->peer_addr, sizeof c->peer_addr, "%s:%d", host, port);
+    snprintf(c->peer_ip, sizeof c->peer_ip, "%s", host);
+    snprintf(c->peer_addr, sizeof c->peer_addr, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host,
+             port);
+    /*
+     * A TLS handshake that never completes would hold the slot for good (the
+     * frame stall timer only starts on a partial frame): the stall timeout
+     * covers it, whatever deadline the glue sets in on_accept.
+     */
+    if (l->tls)
+        arm_stall(c, "the TLS handshake stalled");
     c->in_cb++;
     l->on_accept(c, l->arg);
     /* Plain TCP is usable at once; with TLS, on_open follows the handshake. */
@@ -344,6 +500,30 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
     c->in_cb--;
     if (c->closing)
         finish_close(c);
+}
+
+static void resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    net_listener *l = arg;
+    (void)fd;
+    (void)what;
+    evconnlistener_enable(l->lev);
+}
+
+/*
+ * accept() failed for a reason other than a retriable one (EMFILE, ENFILE,
+ * ENOBUFS, ENOMEM): pause, log once per pause, and retry later (#10.4).
+ */
+static void accept_error_cb(struct evconnlistener *lev, void *arg)
+{
+    net_listener *l = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    evconnlistener_disable(lev);
+    if (!evtimer_pending(l->resume, NULL))
+        log_warn("port %u: cannot accept a connection (%s): pausing for %d ms", l->port,
+                 evutil_socket_error_to_string(err), ACCEPT_PAUSE_MS);
+    struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
+    evtimer_add(l->resume, &tv);
 }
 
 static int resolve(const char *addr, bool listening, struct sockaddr_storage *ss, int *sslen,
@@ -387,14 +567,22 @@ net_listener *net_listen(struct event_base *base, const char *addr, SSL_CTX *tls
     l->tls = tls;
     l->on_accept = on_accept;
     l->arg = arg;
+    l->resume = evtimer_new(base, resume_cb, l);
+    if (!l->resume) {
+        snprintf(err, errlen, "out of memory");
+        free(l);
+        return NULL;
+    }
     l->lev = evconnlistener_new_bind(
         base, accept_cb, l, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 512,
         (struct sockaddr *)&ss, sslen);
     if (!l->lev) {
         snprintf(err, errlen, "cannot listen on %s: %s", addr, strerror(errno));
+        event_free(l->resume);
         free(l);
         return NULL;
     }
+    evconnlistener_set_error_cb(l->lev, accept_error_cb);
     struct sockaddr_storage bound;
     socklen_t blen = sizeof bound;
     if (getsockname(evconnlistener_get_fd(l->lev), (struct sockaddr *)&bound, &blen) == 0) {
@@ -411,11 +599,21 @@ uint16_t net_listener_port(const net_listener *l)
     return l->port;
 }
 
+void net_listener_set_per_addr_cap(net_listener *l, size_t n)
+{
+    l->per_addr_cap = n;
+}
+
 void net_listener_free(net_listener *l)
 {
     if (!l)
         return;
     evconnlistener_free(l->lev);
+    event_free(l->resume);
+    /* Connections still open keep their slots, detached from the table. */
+    for (size_t i = 0; i < ADDR_BUCKETS; i++)
+        for (addr_slot *s = l->addrs[i]; s; s = s->next)
+            s->owner = NULL;
     free(l);
 }
 
@@ -434,6 +632,8 @@ net_conn *net_connect(struct event_base *base, const char *addr, SSL_CTX *tls,
     c->cbs = *cbs;
     c->arg = arg;
     snprintf(c->peer_addr, sizeof c->peer_addr, "%s", addr);
+    int port;
+    sockaddr_ip((struct sockaddr *)&ss, c->peer_ip, sizeof c->peer_ip, &port);
     if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&ss, sslen) != 0) {
         snprintf(err, errlen, "cannot connect to %s: %s", addr, strerror(errno));
         conn_free(c);
@@ -464,6 +664,54 @@ int net_conn_send(net_conn *c, const uint8_t *data, size_t len)
 size_t net_conn_pending(const net_conn *c)
 {
     return evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
+void net_conn_pause_read(net_conn *c, bool pause)
+{
+    if (c->closing || c->paused == pause)
+        return;
+    c->paused = pause;
+    if (pause) {
+        bufferevent_disable(c->bev, EV_READ);
+        evtimer_del(c->stall);
+        return;
+    }
+    bufferevent_enable(c->bev, EV_READ);
+    /*
+     * Frames that arrived before the pause are still buffered, and no new
+     * byte may come to run read_cb for them: run it, deferred, so that a
+     * resume from inside a callback does not re-enter this connection.
+     */
+    if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+        bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
+void net_conn_set_deadline(net_conn *c, int seconds, const char *reason)
+{
+    if (c->closing)
+        return;
+    if (!c->deadline) {
+        c->deadline = evtimer_new(bufferevent_get_base(c->bev), deadline_cb, c);
+        if (!c->deadline) {
+            /* Cannot time it: refuse the connection rather than trust it forever. */
+            net_conn_close(c, false);
+            return;
+        }
+    }
+    c->deadline_reason = reason;
+    struct timeval tv = {seconds, 0};
+    evtimer_add(c->deadline, &tv);
+}
+
+void net_conn_clear_deadline(net_conn *c)
+{
+    if (c->deadline)
+        evtimer_del(c->deadline);
+}
+
+const char *net_conn_peer_ip(const net_conn *c)
+{
+    return c->peer_ip;
 }
 
 const char *net_conn_peer_cn(const net_conn *c)
@@ -505,7 +753,17 @@ void net_conn_close(net_conn *c, bool flush)
         return;
     c->closing = true;
     c->flush = flush;
-    evtimer_del(c->stall);
+    /*
+     * A flushing close waits for the peer to read what is queued; one that
+     * never reads would hold the connection (and its slot) for good, so the
+     * stall timeout bounds the wait too.
+     */
+    if (flush)
+        arm_stall(c, "closing");
+    else
+        evtimer_del(c->stall);
+    if (c->deadline)
+        evtimer_del(c->deadline);
     bufferevent_disable(c->bev, EV_READ);
     if (!c->in_cb)
         finish_close(c);
