@@ -197,6 +197,7 @@ int cpns_server_flush(cpns_server *s)
 {
     if (nothing_to_write(s)) {
         s->barrier = 0;
+        srv_held_release(s); /* their writes were committed by an earlier flush */
         return 0;
     }
     cpns_store *st = s->cfg.store;
@@ -238,6 +239,7 @@ int cpns_server_flush(cpns_server *s)
     s->n_dels = 0;
     s->expire_before_ms = 0;
     s->barrier = 0;
+    srv_held_release(s);
     return 0;
 }
 
@@ -412,6 +414,9 @@ int cpns_server_new(cpns_server **out, const cpns_server_config *cfg, int64_t no
     srv_list_init(&s->dirty_members);
     srv_list_init(&s->nonces_by_age);
     srv_list_init(&s->nonces_unwritten);
+    srv_list_init(&s->held);
+    srv_list_init(&s->released);
+    srv_list_init(&s->to_close);
 
     s->decoder = cpns_msg_decoder_new();
     s->gcm = cpns_gcm_new();
@@ -456,6 +461,7 @@ void cpns_server_del(cpns_server *s)
     cpns_free(s->heap);
     cpns_free(s->dels);
     cpns_outq_clear(&s->outq);
+    srv_held_free(s);
     cpns_wipe(s->frame, sizeof s->frame);
     cpns_wipe(s->pool, sizeof s->pool);
     cpns_msg_decoder_free(s->decoder);
@@ -505,11 +511,31 @@ int cpns_server_conn_close(cpns_server *s, uint64_t conn, int64_t now_ms)
     if (c->registered && cpns_map_get(&s->gws, c->PNGWID) == c)
         cpns_map_remove(&s->gws, c->PNGWID);
     cpns_outq_drop_link(&s->outq, conn);
+    srv_held_drop_conn(s, conn);
+    srv_list_unlink(&c->close_link);
     cpns_log(&s->log, CPNS_LOG_INFO, NULL, NULL, 0, "GW connection %llu (%s) closed",
              (unsigned long long)conn, c->registered ? c->PNGWID : "unregistered");
     cpns_free(c->peer_cn);
     cpns_free(c);
     return 0;
+}
+
+int cpns_server_conn_registered(const cpns_server *s, uint64_t conn)
+{
+    if (!s)
+        return 0;
+    const srv_conn *c = cpns_map_get_u64(&s->conns, conn);
+    return c && c->registered;
+}
+
+int cpns_server_pop_close(cpns_server *s, uint64_t *conn)
+{
+    if (!s || !conn || srv_list_empty(&s->to_close))
+        return 0;
+    srv_conn *c = SRV_CONTAINER(s->to_close.next, srv_conn, close_link);
+    srv_list_unlink(&c->close_link);
+    *conn = c->conn;
+    return 1;
 }
 
 int cpns_server_recv(cpns_server *s, uint64_t conn, const uint8_t *data, size_t len, int64_t now_ms)
@@ -520,6 +546,8 @@ int cpns_server_recv(cpns_server *s, uint64_t conn, const uint8_t *data, size_t 
     srv_conn *c = cpns_map_get_u64(&s->conns, conn);
     if (!c)
         return CPNS_ERR_NOT_FOUND;
+    if (c->superseded)
+        return 0; /* its GW is on a newer connection; this one waits to be closed */
     cpns_msg m;
     memset(&m, 0, sizeof m);
     int rv = cpns_msg_decoder_decode(s->decoder, data, len, &m);
@@ -566,7 +594,11 @@ int cpns_server_pop(cpns_server *s, cpns_out *out)
         return CPNS_ERR_INVALID_ARG;
     if (cpns_outq_pop(&s->outq, out) == 1)
         return 1;
-    while (!srv_list_empty(&s->queue)) {
+    for (;;) {
+        if (srv_released_pop(s, out))
+            return 1;
+        if (srv_list_empty(&s->queue))
+            return 0;
         srv_member *mb = SRV_CONTAINER(s->queue.next, srv_member, queue_link);
         uint64_t conn = 0;
         if (mb->row.state == CPNS_MEMBER_PENDING && mb->deadline == CPNS_NEVER)
@@ -576,10 +608,17 @@ int cpns_server_pop(cpns_server *s, cpns_out *out)
             srv_list_unlink(&mb->queue_link);
             continue;
         }
-        if (s->barrier) {
+        /*
+         * A new Group Key is committed before the first frame carrying it;
+         * held registration answers before any delivery request, which may
+         * be the catch-up of that very registration (server_held.c). The
+         * released answers then go out first: back to the top.
+         */
+        if (s->barrier || !srv_list_empty(&s->held)) {
             int rv = cpns_server_flush(s);
             if (rv)
                 return rv;
+            continue;
         }
         srv_list_unlink(&mb->queue_link);
         int rv = srv_member_send(s, mb, conn, out);
@@ -589,7 +628,6 @@ int cpns_server_pop(cpns_server *s, cpns_out *out)
         }
         return 1;
     }
-    return 0;
 }
 
 /* --- timers --- */

@@ -6,6 +6,7 @@
  *   server_register.c  PNGWRegistration, PNERegistration, PNEStatusNotification
  *   server_admin.c     provisioning, SG create/update/rekey/delete, queries
  *   server_limits.c    the registration rate limit per GW connection
+ *   server_held.c      answers held until their commit (registration Nonces)
  *
  * Everything lives in memory; the store is written through its ops and read
  * only at start-up. Writes are batched: objects that changed are put on
@@ -72,11 +73,18 @@ typedef struct srv_bucket {
     int64_t last_ms; /* of the last refill; 0: never used */
 } srv_bucket;
 
-/* A GW connection; registered once its PNGWRegistrationRequest got Return 1. */
+/*
+ * A GW connection; registered once its PNGWRegistrationRequest got Return 1.
+ * Superseded when its GW registered again on a newer connection: it then
+ * speaks for nobody, waits on s->to_close for the glue to close it
+ * (cpns_server_pop_close) and everything it sends is dropped.
+ */
 typedef struct srv_conn {
     uint64_t conn;
     char *peer_cn; /* NULL on an insecure link */
     int registered;
+    int superseded;
+    srv_link close_link; /* on s->to_close while superseded and not yet handed out */
     char PNGWID[CPNS_ID_MAX + 1];
     char PNID[CPNS_ID_MAX + 1];
     uint64_t bind;         /* generation of this PNGWID binding, 0 while unregistered */
@@ -174,6 +182,18 @@ typedef struct srv_nonce {
     srv_link unwritten; /* s->nonces_unwritten until flushed */
 } srv_nonce;
 
+/*
+ * A frame that must wait for the next successful commit before it leaves: a
+ * PNERegistrationResponse with Return 1, whose Nonce has to be durable first
+ * (server_held.c). On s->held until the commit, then on s->released.
+ */
+typedef struct srv_frame {
+    srv_link link;
+    uint64_t conn;
+    size_t len;
+    uint8_t data[];
+} srv_frame;
+
 /* A deletion waiting for the next flush; PNEID "" deletes the whole SG. */
 typedef struct srv_del {
     char SGID[CPNS_ID_MAX + 1];
@@ -204,7 +224,11 @@ struct cpns_server {
     int64_t expire_before_ms; /* nonce expiry to write, 0 for none */
     int barrier;              /* a new Group Key must be committed before the next send */
 
-    cpns_outq outq; /* registration responses */
+    cpns_outq outq;    /* registration responses that need no commit */
+    srv_link held;     /* srv_frame: waiting for the next successful commit */
+    srv_link released; /* srv_frame: committed, popped before any delivery request */
+    srv_frame *popped; /* the released frame handed out last, freed at the next pop */
+    srv_link to_close; /* superseded srv_conn (close_link) for cpns_server_pop_close() */
     uint8_t frame[2048];
     cpns_msg_decoder *decoder; /* one expat parser, reset per frame */
     cpns_gcm *gcm;             /* one AES-256-GCM context for every EncryptedGroupKey */
@@ -257,6 +281,17 @@ void srv_pne_revive(cpns_server *s, srv_pne *pne);
 void srv_sg_set_key(cpns_server *s, srv_sg *sg, const uint8_t GK[CPNS_KEY_LEN], const char *why);
 int srv_sg_new_key(cpns_server *s, srv_sg *sg, const char *why);
 void srv_sg_free(cpns_server *s, srv_sg *sg);
+
+/* server_held.c */
+/* Encodes m for conn and holds it until the next successful commit. */
+int srv_hold_msg(cpns_server *s, uint64_t conn, const cpns_msg *m);
+/* After a successful commit: the held frames may leave. */
+void srv_held_release(cpns_server *s);
+/* 1 with *out set to the next released frame (valid until the next call), else 0. */
+int srv_released_pop(cpns_server *s, cpns_out *out);
+/* Drops every held or released frame for conn (closed or superseded). */
+void srv_held_drop_conn(cpns_server *s, uint64_t conn);
+void srv_held_free(cpns_server *s);
 
 /* server_limits.c: 1 when one more PNERegistrationRequest on c is within the rate limit. */
 int srv_limits_admit_registration(cpns_server *s, srv_conn *c);

@@ -52,11 +52,22 @@ int srv_on_gw_registration(cpns_server *s, srv_conn *c, const cpns_msg *m, int d
         cpns_map_remove(&s->gws, c->PNGWID);
     srv_conn *prev = cpns_map_get(&s->gws, m->PNGWID);
     if (prev && prev != c) {
-        /* The newer connection of a GW wins; the old one speaks for nobody now. */
+        /*
+         * The newer connection of a GW wins; the old one speaks for nobody
+         * now (#10.5). It is handed to the glue to close
+         * (cpns_server_pop_close), and what was queued for it is dropped: a
+         * GW that reconnects without closing must not leave a connection
+         * and its unread output behind.
+         */
         prev->registered = 0;
         prev->bind = 0;
+        prev->superseded = 1;
+        cpns_outq_drop_link(&s->outq, prev->conn);
+        srv_held_drop_conn(s, prev->conn);
+        if (!srv_linked(&prev->close_link))
+            srv_list_push(&s->to_close, &prev->close_link);
         cpns_log(&s->log, CPNS_LOG_INFO, NULL, NULL, tid,
-                 "GW %s moved from connection %llu to %llu", m->PNGWID,
+                 "GW %s moved from connection %llu to %llu; the old one is closed", m->PNGWID,
                  (unsigned long long)prev->conn, (unsigned long long)c->conn);
     }
     strcpy(c->PNGWID, m->PNGWID);
@@ -88,6 +99,9 @@ static int answer_pne(cpns_server *s, srv_conn *c, uint64_t tid, uint32_t Return
     if (rv)
         return 0; /* cannot be built: dropped */
     count(s->stats.registrations, Return);
+    /* A success waits for its Nonce to be committed (#10.8, server_held.c). */
+    if (Return == CPNS_RETURN_SUCCESS)
+        return srv_hold_msg(s, c->conn, &r);
     return cpns_outq_push_msg(&s->outq, c->conn, &r);
 }
 

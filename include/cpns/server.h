@@ -7,13 +7,18 @@
  * with the current time, pops the frames it wants sent, and arms one timer
  * from cpns_server_get_expiry().
  *
- * Time is Unix time in milliseconds (the registration check compares it with
- * the Time attribute, in seconds).
+ * Every now_ms is a monotonic clock in milliseconds (any epoch): timeouts,
+ * backoff and rate limits are intervals of it. What the protocol dates (the
+ * registration Time window, the persisted nonce cache) uses the wall clock
+ * of cpns_server_config.wall_clock, Unix time in milliseconds; without one,
+ * now_ms is taken as wall time too.
  *
  * Loop turn, as the daemon runs it:
  *     cpns_server_recv(...) / cpns_server_handle_expiry(...) / admin calls
  *     while ((rv = cpns_server_pop(s, &out)) == 1) send(out.link, out.data, out.len);
  *     cpns_server_flush(s);        -- one commit for the whole turn
+ *     if it released held answers (cpns_server_commit_wanted() was 1), pop again
+ *     while (cpns_server_pop_close(s, &conn)) close conn, cpns_server_conn_close(s, conn, now)
  */
 #ifndef CPNS_SERVER_H
 #define CPNS_SERVER_H
@@ -92,7 +97,10 @@ int cpns_server_recv(cpns_server *s, uint64_t conn, const uint8_t *data, size_t 
 /*
  * Next frame to send: 1 with *out filled (valid until the next call on s),
  * 0 when there is none. Before the first frame carrying a new Group Key, the
- * key is committed; if that commit fails the error is returned and nothing is sent.
+ * key is committed; so are held registration answers before any
+ * SGroupKeyDeliveryRequest (they then leave first). If that commit fails the
+ * error is returned and nothing is sent. Held answers (see
+ * cpns_server_commit_wanted) are not popped before their commit.
  */
 int cpns_server_pop(cpns_server *s, cpns_out *out);
 

@@ -180,12 +180,11 @@ static int pne_by_link(const sim *s, uint64_t link)
     return -1;
 }
 
-/* One pass over every engine's output; returns the number of frames moved, or an error. */
-static int pump_once(sim *s)
+/* The server's output to the GW; returns the number of frames moved, or an error. */
+static int pump_server(sim *s)
 {
     int moved = 0, rv;
     cpns_out out;
-
     while ((rv = cpns_server_pop(s->server, &out)) == 1) {
         moved++;
         if (!s->gw_connected || dropped(s, SIM_SERVER_TO_GW, -1, &out))
@@ -193,10 +192,34 @@ static int pump_once(sim *s)
         if ((rv = cpns_gw_recv_server(s->gw, out.data, out.len, s->now)) != 0)
             return rv;
     }
-    if (rv < 0)
-        return rv;
+    return rv < 0 ? rv : moved;
+}
+
+/* One pass over every engine's output; returns the number of frames moved, or an error. */
+static int pump_once(sim *s)
+{
+    int moved, rv;
+    cpns_out out;
+
+    if ((moved = pump_server(s)) < 0)
+        return moved;
+    /*
+     * One commit per pass, as the daemon makes one per loop turn. Registration
+     * answers held for it (cpns_server_commit_wanted) leave right after.
+     */
+    int released = cpns_server_commit_wanted(s->server);
     if ((rv = cpns_server_flush(s->server)) != 0)
         return rv;
+    if (released) {
+        if ((rv = pump_server(s)) < 0)
+            return rv;
+        moved += rv;
+    }
+    /* The sim's GW reconnects only after closing, so nothing is superseded; drained anyway. */
+    uint64_t conn;
+    while (cpns_server_pop_close(s->server, &conn))
+        if ((rv = cpns_server_conn_close(s->server, conn, s->now)) != 0)
+            return rv;
 
     while ((rv = cpns_gw_pop(s->gw, &out)) == 1) {
         moved++;

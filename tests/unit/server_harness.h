@@ -93,9 +93,30 @@ static inline int h_recv_raw(harness *h, uint64_t conn, const char *xml)
     return cpns_server_recv(h->s, conn, (const uint8_t *)xml, strlen(xml), h->now);
 }
 
-/* Pops one frame and decodes it: 1, 0 (nothing to send) or the pop error. */
+/*
+ * Pops one frame and decodes it: 1, 0 (nothing to send) or the pop error.
+ * Like the daemon, it commits first when the server holds answers for a
+ * commit (registration successes, #10.8); h_pop_raw does not.
+ */
+static inline int h_pop_raw(harness *h, uint64_t *link, cpns_msg *m)
+{
+    cpns_out out;
+    int rv = cpns_server_pop(h->s, &out);
+    if (rv != 1)
+        return rv;
+    assert_int_equal(cpns_msg_decode(out.data, out.len, m), 0);
+    if (link)
+        *link = out.link;
+    return 1;
+}
+
 static inline int h_pop(harness *h, uint64_t *link, cpns_msg *m)
 {
+    if (cpns_server_commit_wanted(h->s)) {
+        int rv = cpns_server_flush(h->s);
+        if (rv)
+            return rv;
+    }
     cpns_out out;
     int rv = cpns_server_pop(h->s, &out);
     if (rv != 1)

@@ -232,6 +232,99 @@ static void test_gw_reconnect_and_takeover(void **state)
     assert_int_equal(h_member(h, "sg-1", "pne-a").state, CPNS_MEMBER_DELIVERED);
 }
 
+/*
+ * #10.5: a GW that registers again on a new connection without closing the
+ * old one. The old connection is handed to the glue to close
+ * (cpns_server_pop_close), once; what was queued for it (a refusal in the
+ * outq, a registration answer held for its commit) is dropped, and nothing
+ * it sends counts any more, not even a registration to take its PNGWID back.
+ */
+static void test_superseded_connection_is_closed_and_its_output_dropped(void **state)
+{
+    harness *h = *state;
+    h_world(h, ONE, 1);
+    uint64_t conn = 0;
+    assert_int_equal(cpns_server_pop_close(h->s, &conn), 0);
+    /* Unread output for conn 1: a Return 9 (queued) and a Return 1 (held for its commit). */
+    uint8_t EUK[CPNS_KEY_LEN];
+    cpns_msg m, r;
+    h_euk("pne-x", EUK);
+    h_reg_msg(h, &m, "pne-x", EUK, h->now / 1000);
+    assert_int_equal(h_recv(h, 1, &m), 0);
+    h_euk("pne-a", EUK);
+    h_reg_msg(h, &m, "pne-a", EUK, h->now / 1000);
+    assert_int_equal(h_recv(h, 1, &m), 0);
+    /* h_gw asserts that the next frame popped is conn 2's own response. */
+    assert_int_equal(h_gw(h, 2, "gw-1", "pn-home", NULL), CPNS_RETURN_SUCCESS);
+    assert_int_equal(h_pop(h, NULL, &r), 0);
+    assert_false(cpns_server_commit_wanted(h->s));
+    assert_int_equal(cpns_server_pop_close(h->s, &conn), 1);
+    assert_int_equal(conn, 1);
+    assert_int_equal(cpns_server_pop_close(h->s, &conn), 0);
+    assert_false(cpns_server_conn_registered(h->s, 1));
+    assert_true(cpns_server_conn_registered(h->s, 2));
+    /* Until the glue closes it, the old connection cannot take the PNGWID back. */
+    cpns_msg_init(&m, CPNS_MSG_PNGW_REGISTRATION_REQUEST, h->tid_ctr++);
+    assert_int_equal(cpns_msg_set_id(&m, CPNS_F_PNGWID, "gw-1"), 0);
+    assert_int_equal(cpns_msg_set_id(&m, CPNS_F_PNID, "pn-home"), 0);
+    assert_int_equal(h_recv(h, 1, &m), 0);
+    assert_int_equal(h_pop(h, NULL, &r), 0);
+    assert_true(cpns_server_conn_registered(h->s, 2));
+    assert_int_equal(cpns_server_conn_close(h->s, 1, h->now), 0);
+    assert_int_equal(cpns_server_pop_close(h->s, &conn), 0);
+    assert_true(cpns_server_conn_registered(h->s, 2));
+    /* A re-registration on the same connection supersedes nothing. */
+    cpns_msg_init(&m, CPNS_MSG_PNGW_REGISTRATION_REQUEST, h->tid_ctr++);
+    assert_int_equal(cpns_msg_set_id(&m, CPNS_F_PNGWID, "gw-1"), 0);
+    assert_int_equal(cpns_msg_set_id(&m, CPNS_F_PNID, "pn-home"), 0);
+    assert_int_equal(h_recv(h, 2, &m), 0);
+    assert_int_equal(h_pop(h, NULL, &r), 1);
+    assert_int_equal(r.Return, CPNS_RETURN_SUCCESS);
+    assert_int_equal(cpns_server_pop_close(h->s, &conn), 0);
+}
+
+/* A superseded connection closed by the glue before it popped it is not handed out. */
+static void test_superseded_connection_closed_before_pop_close(void **state)
+{
+    harness *h = *state;
+    h_world(h, NULL, 0);
+    assert_int_equal(h_gw(h, 2, "gw-1", "pn-home", NULL), CPNS_RETURN_SUCCESS);
+    assert_int_equal(cpns_server_conn_close(h->s, 1, h->now), 0);
+    uint64_t conn = 0;
+    assert_int_equal(cpns_server_pop_close(h->s, &conn), 0);
+}
+
+/*
+ * #10.2 (engine part): cpns_server_conn_registered() is what the glue checks
+ * to clear a connection's registration deadline: 1 only after Return 1.
+ */
+static void test_conn_registered(void **state)
+{
+    harness *h = *state;
+    assert_false(cpns_server_conn_registered(h->s, 1)); /* unknown */
+    assert_int_equal(cpns_server_conn_open(h->s, 1, "gw-1", h->now), 0);
+    assert_false(cpns_server_conn_registered(h->s, 1)); /* open, not registered */
+    assert_int_equal(cpns_server_conn_close(h->s, 1, h->now), 0);
+    assert_int_equal(h_gw(h, 3, "gw-1", "pn-home", "gw-evil"), CPNS_RETURN_AUTH);
+    assert_false(cpns_server_conn_registered(h->s, 3));
+    /* Malformed: Return 4, still not registered. */
+    assert_int_equal(h_recv_raw(h, 3,
+                                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><CPNSMessage "
+                                "xmlns=\"urn:oma:xml:cpns:message:1.1\" Version=\"1.1\" "
+                                "TransactionID=\"7\"><PNGWRegistrationRequest PNGWID=\"gw-1\"/>"
+                                "</CPNSMessage>"),
+                     0);
+    cpns_msg r;
+    assert_int_equal(h_pop(h, NULL, &r), 1);
+    assert_int_equal(r.Return, CPNS_RETURN_MALFORMED);
+    assert_false(cpns_server_conn_registered(h->s, 3));
+    assert_int_equal(h_gw(h, 4, "gw-4", "pn-home", "gw-4"), CPNS_RETURN_SUCCESS);
+    assert_true(cpns_server_conn_registered(h->s, 4));
+    assert_int_equal(cpns_server_conn_close(h->s, 4, h->now), 0);
+    assert_false(cpns_server_conn_registered(h->s, 4));
+    assert_false(cpns_server_conn_registered(NULL, 4));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -246,6 +339,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_status_attached_from_other_gw_ignored, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_gw_reconnect_and_takeover, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_superseded_connection_is_closed_and_its_output_dropped,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_superseded_connection_closed_before_pop_close, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_conn_registered, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

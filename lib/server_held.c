@@ -1,0 +1,107 @@
+/*
+ * Answers that leave only after the next successful commit (issue #10.8).
+ *
+ * A PNERegistrationResponse with Return 1 tells the PNE (and anyone who
+ * captured its request) that the Nonce was accepted. If the server died
+ * before the group commit wrote that Nonce, the same captured request would
+ * be accepted again after the restart. So such an answer is held here until
+ * cpns_server_flush() commits, then released; cpns_server_commit_wanted()
+ * tells the glue to commit at once. A failed commit keeps them held for the
+ * next one; a connection that closes (or is superseded) loses its own.
+ *
+ * Order: released frames are popped before any SGroupKeyDeliveryRequest,
+ * and cpns_server_pop() commits (releasing them) before it sends a delivery
+ * while any frame is held, as it does for a new Group Key. So the catch-up
+ * deliveries a registration starts never overtake its response, and the
+ * delivery path pays one list check. Refusals (Return 0, 4, 8, 9) commit
+ * nothing and go out at once through s->outq.
+ */
+#include <string.h>
+
+#include "server_internal.h"
+
+int srv_hold_msg(cpns_server *s, uint64_t conn, const cpns_msg *m)
+{
+    uint8_t buf[2048]; /* a registration response is well under 1 KiB */
+    size_t len;
+    int rv = cpns_msg_encode(m, buf, sizeof buf, &len);
+    if (rv)
+        return rv;
+    srv_frame *f = cpns_malloc(sizeof *f + len);
+    if (!f)
+        return CPNS_ERR_NOMEM;
+    f->link.next = NULL;
+    f->conn = conn;
+    f->len = len;
+    memcpy(f->data, buf, len);
+    srv_list_push(&s->held, &f->link);
+    return 0;
+}
+
+void srv_held_release(cpns_server *s)
+{
+    if (srv_list_empty(&s->held))
+        return;
+    /* Splice held onto the end of released: both keep their order. */
+    srv_link *first = s->held.next, *last = s->held.prev;
+    first->prev = s->released.prev;
+    s->released.prev->next = first;
+    last->next = &s->released;
+    s->released.prev = last;
+    srv_list_init(&s->held);
+}
+
+static void free_popped(cpns_server *s)
+{
+    if (s->popped) {
+        cpns_free(s->popped);
+        s->popped = NULL;
+    }
+}
+
+int srv_released_pop(cpns_server *s, cpns_out *out)
+{
+    free_popped(s);
+    if (srv_list_empty(&s->released))
+        return 0;
+    srv_frame *f = SRV_CONTAINER(s->released.next, srv_frame, link);
+    srv_list_unlink(&f->link);
+    s->popped = f;
+    out->link = f->conn;
+    out->data = f->data;
+    out->len = f->len;
+    return 1;
+}
+
+static void drop_from(srv_link *head, uint64_t conn)
+{
+    for (srv_link *l = head->next; l != head;) {
+        srv_link *next = l->next;
+        srv_frame *f = SRV_CONTAINER(l, srv_frame, link);
+        if (conn == 0 || f->conn == conn) {
+            srv_list_unlink(l);
+            cpns_free(f);
+        }
+        l = next;
+    }
+}
+
+void srv_held_drop_conn(cpns_server *s, uint64_t conn)
+{
+    drop_from(&s->held, conn);
+    drop_from(&s->released, conn);
+}
+
+void srv_held_free(cpns_server *s)
+{
+    if (s->held.next) { /* initialised */
+        drop_from(&s->held, 0);
+        drop_from(&s->released, 0);
+    }
+    free_popped(s);
+}
+
+int cpns_server_commit_wanted(const cpns_server *s)
+{
+    return s && !srv_list_empty(&s->held);
+}
