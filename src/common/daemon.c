@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backoff.h"
 #include "daemon.h"
 
 static struct {
@@ -67,6 +68,129 @@ static void emit(cpns_log_level level, const char *entity, const char *id, const
             ctx, text);
 }
 
+/* --- rate limiting of repeated lines (#10.6) --- */
+
+static log_limit_slot *slot_of(log_limiter *l, uint64_t key)
+{
+    key ^= key >> 33; /* a 64-bit finaliser: every bit of the key reaches the index */
+    key *= 0xff51afd7ed558ccdu;
+    key ^= key >> 33;
+    return &l->slots[key % LOG_KEYS];
+}
+
+static void refill(double *tokens, int64_t *last_ms, int64_t now_ms, double per_s, double burst)
+{
+    if (now_ms > *last_ms) {
+        *tokens += (double)(now_ms - *last_ms) * per_s / 1000.0;
+        if (*tokens > burst)
+            *tokens = burst;
+    }
+    *last_ms = now_ms;
+}
+
+static void report_slot(log_limiter *l, log_limit_slot *s, int64_t now_ms, log_report_fn report,
+                        void *arg)
+{
+    if (s->suppressed == 0)
+        return;
+    report(arg, s->suppressed, s->level, s->sample, now_ms - s->since_ms);
+    s->suppressed = 0;
+    l->pending--;
+}
+
+void log_limit_flush(log_limiter *l, int64_t now_ms, bool all, log_report_fn report, void *arg)
+{
+    for (size_t i = 0; i < LOG_KEYS && l->pending > 0; i++) {
+        log_limit_slot *s = &l->slots[i];
+        if (s->suppressed && (all || now_ms - s->since_ms >= 1000))
+            report_slot(l, s, now_ms, report, arg);
+    }
+}
+
+bool log_limit_allow(log_limiter *l, uint64_t key, cpns_log_level level, const char *text,
+                     int64_t now_ms, log_report_fn report, void *arg)
+{
+    if (!l->started) {
+        l->started = true;
+        l->total_tokens = LOG_TOTAL_BURST;
+        l->total_last_ms = now_ms;
+    }
+    if (l->pending)
+        log_limit_flush(l, now_ms, false, report, arg);
+    log_limit_slot *s = slot_of(l, key);
+    if (s->key != key) {
+        /* Another message had this slot: its count goes out before it is reused. */
+        report_slot(l, s, now_ms, report, arg);
+        s->key = key;
+        s->tokens = LOG_BURST;
+        s->last_ms = now_ms;
+    }
+    refill(&s->tokens, &s->last_ms, now_ms, LOG_PER_S, LOG_BURST);
+    refill(&l->total_tokens, &l->total_last_ms, now_ms, LOG_TOTAL_PER_S, LOG_TOTAL_BURST);
+    if (s->tokens >= 1.0 && l->total_tokens >= 1.0) {
+        s->tokens -= 1.0;
+        l->total_tokens -= 1.0;
+        report_slot(l, s, now_ms, report, arg);
+        return true;
+    }
+    if (s->suppressed++ == 0) {
+        l->pending++;
+        s->since_ms = now_ms;
+        s->level = level;
+        snprintf(s->sample, sizeof s->sample, "%s", text);
+    }
+    return false;
+}
+
+uint64_t log_text_key(cpns_log_level level, const char *text)
+{
+    /*
+     * Two lines of one message differ in their numbers (link, TransactionID,
+     * KeyVersion) and quoted values: leave those out, and look at the first
+     * 48 characters that remain (identifiers further on do not split a key).
+     */
+    uint64_t h = 14695981039346656037u ^ (uint64_t)(level + 1); /* FNV-1a */
+    bool quoted = false;
+    int n = 0;
+    for (const char *p = text; *p && n < 48; p++) {
+        if (*p == '\'')
+            quoted = !quoted;
+        if (quoted || (*p >= '0' && *p <= '9'))
+            continue;
+        h = (h ^ (uint8_t)*p) * 1099511628211u;
+        n++;
+    }
+    return h ? h : 1;
+}
+
+static log_limiter limiter;
+static bool flush_at_exit;
+
+static void emit_report(void *arg, uint64_t count, cpns_log_level level, const char *sample,
+                        int64_t for_ms)
+{
+    (void)arg;
+    char text[LOG_SAMPLE + 128];
+    snprintf(text, sizeof text, "... %llu similar lines suppressed in %.1f s (the first: \"%s\")",
+             (unsigned long long)count, (double)for_ms / 1000.0, sample);
+    emit(level, logcfg.entity, logcfg.id, NULL, NULL, 0, text);
+}
+
+static void flush_suppressed(void)
+{
+    log_limit_flush(&limiter, clock_mono_ms(), true, emit_report, NULL);
+}
+
+/* Whether a line may be written now; due reports are written first. */
+static bool limit(uint64_t key, cpns_log_level level, const char *text)
+{
+    if (!flush_at_exit) {
+        flush_at_exit = true;
+        atexit(flush_suppressed); /* the counts of the last second are not lost */
+    }
+    return log_limit_allow(&limiter, key, level, text, clock_mono_ms(), emit_report, NULL);
+}
+
 void log_msg(cpns_log_level level, const char *SGID, const char *PNEID, uint64_t TransactionID,
              const char *fmt, ...)
 {
@@ -77,12 +201,20 @@ void log_msg(cpns_log_level level, const char *SGID, const char *PNEID, uint64_t
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    /* One call site, one format string: its address is the key. */
+    uint64_t key = (uint64_t)(uintptr_t)fmt << 2 | (uint64_t)level;
+    if (!limit(key, level, text))
+        return;
     emit(level, logcfg.entity, logcfg.id, SGID, PNEID, TransactionID, text);
 }
 
 void log_engine(void *arg, const cpns_log_event *ev)
 {
     (void)arg;
+    if (ev->level > logcfg.level)
+        return;
+    if (!limit(log_text_key(ev->level, ev->text), ev->level, ev->text))
+        return;
     emit(ev->level, ev->entity ? ev->entity : logcfg.entity, ev->id ? ev->id : logcfg.id, ev->SGID,
          ev->PNEID, ev->TransactionID, ev->text);
 }

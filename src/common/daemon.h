@@ -29,6 +29,58 @@ void log_msg(cpns_log_level level, const char *SGID, const char *PNEID, uint64_t
 /* A cpns_log_fn for the engines' configs. */
 void log_engine(void *arg, const cpns_log_event *ev);
 
+/*
+ * Repeated lines are rate-limited (#10.6): a flood of bogus frames must not
+ * turn into a flood of log lines. Each message has a key (log_msg: its format
+ * string; log_engine: the shape of its text, digits and quoted parts left
+ * out) with a bucket of LOG_BURST lines refilled at LOG_PER_S lines a second,
+ * and all keys share one of LOG_TOTAL_BURST / LOG_TOTAL_PER_S (against many
+ * distinct messages). A line over its budget is counted, not written; the
+ * count is written ("N similar lines suppressed ...") once its key may write
+ * again, or on the next line logged a second or more after the first
+ * suppression, or at exit: nothing is lost without a trace.
+ */
+#define LOG_BURST 100
+#define LOG_PER_S 10
+#define LOG_TOTAL_BURST 1000
+#define LOG_TOTAL_PER_S 200
+#define LOG_KEYS 256
+#define LOG_SAMPLE 120
+
+typedef struct log_limit_slot {
+    uint64_t key; /* 0: unused */
+    double tokens;
+    int64_t last_ms;
+    uint64_t suppressed;
+    int64_t since_ms; /* the first suppression not yet reported */
+    cpns_log_level level;
+    char sample[LOG_SAMPLE]; /* that line's text, for the report */
+} log_limit_slot;
+
+typedef struct log_limiter {
+    log_limit_slot slots[LOG_KEYS];
+    size_t pending; /* slots with suppressed > 0 */
+    double total_tokens;
+    int64_t total_last_ms;
+    bool started;
+} log_limiter;
+
+/* A report of suppressed lines: how many, and the first one's level and text. */
+typedef void (*log_report_fn)(void *arg, uint64_t count, cpns_log_level level, const char *sample,
+                              int64_t for_ms);
+
+/*
+ * The limiter as a pure function of its state and now_ms (tests inject the
+ * clock): true when the line (key non-zero) may be written. Due reports go to
+ * report first, in the order they must appear before the line.
+ */
+bool log_limit_allow(log_limiter *l, uint64_t key, cpns_log_level level, const char *text,
+                     int64_t now_ms, log_report_fn report, void *arg);
+/* Reports every pending count (all) or those a second old or more. */
+void log_limit_flush(log_limiter *l, int64_t now_ms, bool all, log_report_fn report, void *arg);
+/* The key of an engine's message text (never 0). */
+uint64_t log_text_key(cpns_log_level level, const char *text);
+
 /* --- key files --- */
 
 /*
