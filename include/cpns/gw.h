@@ -8,6 +8,21 @@
  *
  * Links are the glue's non-zero handles for PNE connections; the server
  * connection is CPNS_GW_LINK_SERVER in cpns_out.link.
+ *
+ * The PNE port is open to anyone on the PN, so the engine trusts a link with
+ * nothing before the server vouches for it (issue #10, findings 1 and 3):
+ *  - a PNERegistrationResponse goes only to the link whose request it
+ *    answers (same PNEID and TransactionID), and only a Return 1 to that
+ *    link's own request makes it the PNE's route;
+ *  - while one link's registration for a PNEID is in flight (a "claim"), a
+ *    registration for that PNEID from another link is answered Return 0 by
+ *    the GW itself (the PNE retries at its timer). A claim ends with the
+ *    response, when its link closes, when the server connection goes down, or
+ *    CPNS_GW_CLAIM_TIMEOUT_MS after the request (checked on every call that
+ *    takes now_ms, so no timer is needed);
+ *  - frames from a link are bounded in size and in rate (token buckets
+ *    refilled from now_ms); a link that exceeds them has its frames dropped
+ *    and is handed to the glue to close (cpns_gw_pop_close).
  */
 #ifndef CPNS_GW_H
 #define CPNS_GW_H
@@ -22,12 +37,31 @@ extern "C" {
 
 #define CPNS_GW_LINK_SERVER 0
 
+/*
+ * A PNERegistrationRequest longer than this is refused, never forwarded: a
+ * legal one is under 400 bytes (64-character PNEID, base64 Nonce and Proof).
+ */
+#define CPNS_GW_REGISTRATION_MAX 1024
+/*
+ * Any frame from a PNE link longer than this is refused before it is parsed:
+ * the other frame a PNE sends, SGroupKeyDeliveryResponse, is under 500 bytes.
+ */
+#define CPNS_GW_PNE_FRAME_MAX 4096
+/* Per link: PNERegistrationRequests (a PNE sends one per connection, then one per retry). */
+#define CPNS_GW_LINK_REG_BURST 4
+#define CPNS_GW_LINK_REG_PER_S 1
+/* Per link: every frame (one delivery response per delivery besides). */
+#define CPNS_GW_LINK_FRAME_BURST 64
+#define CPNS_GW_LINK_FRAME_PER_S 32
+/* A registration in flight holds its PNEID this long at most (the PNE's own resend timer). */
+#define CPNS_GW_CLAIM_TIMEOUT_MS 10000
+
 typedef struct cpns_gw cpns_gw;
 
 typedef struct cpns_gw_config {
     const char *PNGWID; /* required; copied */
     const char *PNID;   /* required; copied: the PN this GW serves */
-    size_t max_pnes;    /* 0: no limit; links over it are refused registration */
+    size_t max_pnes;    /* 0: no limit; PNEs routed or with a registration in flight */
     cpns_rand_fn rand;  /* for TransactionIDs; NULL: OS CSPRNG */
     void *rand_arg;
     cpns_log_fn log;
@@ -57,14 +91,19 @@ int cpns_gw_last_return(const cpns_gw *gw);
  */
 int cpns_gw_server_up(cpns_gw *gw, int64_t now_ms);
 
-/* The server connection is gone: server-bound frames queued so far are dropped. */
+/*
+ * The server connection is gone: server-bound frames queued so far are
+ * dropped, and so are the registrations in flight (no answer can come).
+ */
 int cpns_gw_server_down(cpns_gw *gw, int64_t now_ms);
 
 /*
  * A frame from the server. SGroupKeyDeliveryRequest goes to the link of
  * GroupKeyInfo/@PNEID, or is answered Return 6 (same TransactionID, the GW's
  * PNID) when that PNE is not attached. PNERegistrationResponse goes to the
- * link registering that PNEID. Unroutable frames are dropped (logged).
+ * link whose registration in flight it answers (same PNEID and
+ * TransactionID); Return 1 makes that link the PNE's route. Anything else,
+ * and a response that answers no registration in flight, is dropped (logged).
  * 0, CPNS_ERR_NOMEM.
  */
 int cpns_gw_recv_server(cpns_gw *gw, const uint8_t *data, size_t len, int64_t now_ms);
@@ -74,9 +113,13 @@ int cpns_gw_link_open(cpns_gw *gw, uint64_t link, int64_t now_ms);
 
 /*
  * A frame from a PNE link. PNERegistrationRequest binds the link to its PNEID
- * and goes to the server; SGroupKeyDeliveryResponse goes to the server when
- * its PNEID is the link's registered PNEID. Anything else is dropped.
- * 0, CPNS_ERR_NOT_FOUND (unknown link), CPNS_ERR_NOMEM.
+ * and goes to the server, unless another link's registration for that PNEID
+ * is in flight or max_pnes is reached (then the GW answers Return 0);
+ * SGroupKeyDeliveryResponse goes to the server when the link is the route of
+ * its PNEID. Anything else is dropped. Frames over CPNS_GW_PNE_FRAME_MAX,
+ * registrations over CPNS_GW_REGISTRATION_MAX and frames over the link's
+ * rate are dropped, and the link is queued for cpns_gw_pop_close(); its later
+ * frames are dropped unread. 0, CPNS_ERR_NOT_FOUND (unknown link), CPNS_ERR_NOMEM.
  */
 int cpns_gw_recv_link(cpns_gw *gw, uint64_t link, const uint8_t *data, size_t len, int64_t now_ms);
 
@@ -85,6 +128,14 @@ int cpns_gw_link_close(cpns_gw *gw, uint64_t link, int64_t now_ms);
 
 /* Next frame to send: 1 with *out, 0 when none (cpns_out in common.h). */
 int cpns_gw_pop(cpns_gw *gw, cpns_out *out);
+
+/*
+ * A link the glue should close for abuse (an oversized frame, frames over its
+ * rate): 1 with *link set, 0 when there is none; each link is handed out
+ * once. The glue closes that connection and then calls cpns_gw_link_close()
+ * as for any closed link. Call it after cpns_gw_recv_link().
+ */
+int cpns_gw_pop_close(cpns_gw *gw, uint64_t *link);
 
 /* Number of PNEs attached (registered, link up). */
 size_t cpns_gw_attached(const cpns_gw *gw);

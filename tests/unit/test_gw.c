@@ -774,6 +774,383 @@ static void test_7_8_6_2_with_real_pne(void **state)
     cpns_keystore_close(ks);
 }
 
+/* --- issue #10: a hostile PNE port --- */
+
+/* Sends a registration (tid, PNEID) on link at now; returns its length, the frame in req. */
+static size_t send_reg(cpns_gw *gw, uint64_t link, uint64_t tid, const char *PNEID, int64_t now,
+                       uint8_t *req, size_t cap)
+{
+    size_t len = pne_registration_request(tid, PNEID, req, cap);
+    assert_int_equal(cpns_gw_recv_link(gw, link, req, len, now), 0);
+    return len;
+}
+
+/* The registration goes to the server byte for byte, and nothing else moves. */
+static void reg_forwarded(cpns_gw *gw, uint64_t link, uint64_t tid, const char *PNEID, int64_t now)
+{
+    uint8_t req[1024];
+    size_t len = send_reg(gw, link, tid, PNEID, now, req, sizeof req);
+    pop_exact(gw, SRV, req, len);
+    assert_nothing_queued(gw);
+}
+
+/* The GW answers the registration itself, Return 0, on that link only. */
+static void reg_refused(cpns_gw *gw, uint64_t link, uint64_t tid, const char *PNEID, int64_t now)
+{
+    uint8_t req[1024];
+    cpns_msg m;
+    send_reg(gw, link, tid, PNEID, now, req, sizeof req);
+    pop_msg(gw, link, &m);
+    assert_int_equal(m.kind, CPNS_MSG_PNE_REGISTRATION_RESPONSE);
+    assert_int_equal(m.TransactionID, tid);
+    assert_int_equal(m.Return, CPNS_RETURN_OTHER);
+    assert_string_equal(m.PNEID, PNEID);
+    assert_string_equal(m.PNID, GW_PNID);
+    assert_nothing_queued(gw);
+}
+
+/* The server answers tid; the GW passes it to link byte for byte (link 0: drops it). */
+static void server_answers(cpns_gw *gw, uint64_t tid, const char *PNEID, uint32_t Return,
+                           uint64_t link, int64_t now)
+{
+    uint8_t resp[1024];
+    size_t len = pne_registration_response(tid, PNEID, Return, resp, sizeof resp);
+    assert_int_equal(cpns_gw_recv_server(gw, resp, len, now), 0);
+    if (link != SRV)
+        pop_exact(gw, link, resp, len);
+    assert_nothing_queued(gw);
+}
+
+/* A delivery request for PNEID reaches link (the PNE's route). */
+static void routed_to(cpns_gw *gw, const char *PNEID, uint64_t link, uint64_t tid)
+{
+    char xml[2048];
+    delivery_request_xml(xml, sizeof xml, tid, "sg-family", PNEID, VALID_EGK);
+    from_server_str(gw, xml);
+    pop_exact(gw, link, (const uint8_t *)xml, strlen(xml));
+    assert_nothing_queued(gw);
+}
+
+static void no_close_wanted(cpns_gw *gw)
+{
+    uint64_t link = 0;
+    assert_int_equal(cpns_gw_pop_close(gw, &link), 0);
+}
+
+/*
+ * Issue #10, finding 1: route hijack through the PNE port. An attacker link
+ * sprays registrations for the victim's PNEID (bogus Proof) around the
+ * victim's own registration. Before the fix the last registration took the
+ * claim, so the server's Return 1 for the victim went to the attacker and
+ * made it the route. Now: the victim's Return 1 goes to the victim only and
+ * makes it the route; the attacker's answers (Return 0 from the GW while the
+ * victim's request is in flight, Return 8 from the server) go to the attacker
+ * only and never route; its delivery responses for the victim are dropped.
+ */
+static void test_hijack_spray_cannot_take_route(void **state)
+{
+    fixture *f = *state;
+    char xml[2048];
+    bring_online(f->gw);
+    assert_int_equal(cpns_gw_link_open(f->gw, 21, T0), 0); /* the attacker */
+    assert_int_equal(cpns_gw_link_open(f->gw, 22, T0), 0); /* the victim, pne-tv */
+
+    /* The attacker first: its request is in flight, the victim is told to retry. */
+    reg_forwarded(f->gw, 21, 9001, "pne-tv", T0);
+    reg_refused(f->gw, 22, 9101, "pne-tv", T0);
+    server_answers(f->gw, 9001, "pne-tv", CPNS_RETURN_AUTH, 21, T0);
+    assert_int_equal(cpns_gw_attached(f->gw), 0);
+
+    /* The victim retries; the attacker's spray meanwhile is answered by the GW. */
+    reg_forwarded(f->gw, 22, 9102, "pne-tv", T0 + 1000);
+    reg_refused(f->gw, 21, 9002, "pne-tv", T0 + 1000);
+    reg_refused(f->gw, 21, 9003, "pne-tv", T0 + 1000);
+    reg_refused(f->gw, 21, 9004, "pne-tv", T0 + 1000);
+    /* An answer carrying an attacker's TransactionID is no answer to the victim's request. */
+    server_answers(f->gw, 9003, "pne-tv", CPNS_RETURN_SUCCESS, SRV, T0 + 1000);
+    assert_int_equal(cpns_gw_attached(f->gw), 0);
+    server_answers(f->gw, 9102, "pne-tv", CPNS_RETURN_SUCCESS, 22, T0 + 1000);
+    assert_int_equal(cpns_gw_attached(f->gw), 1);
+    routed_to(f->gw, "pne-tv", 22, 9201);
+
+    /* With nothing in flight the attacker's request goes through, and fails, to it alone. */
+    reg_forwarded(f->gw, 21, 9005, "pne-tv", T0 + 5000);
+    server_answers(f->gw, 9005, "pne-tv", CPNS_RETURN_AUTH, 21, T0 + 5000);
+    routed_to(f->gw, "pne-tv", 22, 9202);
+
+    /* The attacker answers the victim's deliveries: dropped; the victim's pass. */
+    delivery_response_xml(xml, sizeof xml, 9202, "pne-tv");
+    assert_int_equal(cpns_gw_recv_link(f->gw, 21, (const uint8_t *)xml, strlen(xml), T0 + 5000), 0);
+    assert_nothing_queued(f->gw);
+    assert_int_equal(cpns_gw_recv_link(f->gw, 22, (const uint8_t *)xml, strlen(xml), T0 + 5000), 0);
+    pop_exact(f->gw, SRV, (const uint8_t *)xml, strlen(xml));
+
+    /* The attacker leaving changes nothing for the victim. */
+    assert_int_equal(cpns_gw_link_close(f->gw, 21, T0 + 5000), 0);
+    assert_nothing_queued(f->gw);
+    routed_to(f->gw, "pne-tv", 22, 9203);
+    no_close_wanted(f->gw);
+}
+
+/*
+ * Issue #10, finding 1: a claim in flight is not replaced by another link,
+ * and it does not live forever: it ends after CPNS_GW_CLAIM_TIMEOUT_MS, when
+ * the server connection goes down, and when its link closes. A response that
+ * comes after its claim ended is dropped.
+ */
+static void test_claim_kept_then_expires(void **state)
+{
+    fixture *f = *state;
+    cpns_msg req;
+    bring_online(f->gw);
+    for (uint64_t l = 11; l <= 16; l++)
+        assert_int_equal(cpns_gw_link_open(f->gw, l, T0), 0);
+
+    /* Time out. The same link may resend (its PNE's retry): that restarts the timeout. */
+    reg_forwarded(f->gw, 11, 101, "pne-tv", T0);
+    reg_refused(f->gw, 12, 201, "pne-tv", T0 + 5000);
+    reg_forwarded(f->gw, 11, 102, "pne-tv", T0 + 5000);
+    reg_refused(f->gw, 12, 202, "pne-tv", T0 + 5000 + CPNS_GW_CLAIM_TIMEOUT_MS - 1);
+    reg_forwarded(f->gw, 12, 203, "pne-tv", T0 + 5000 + CPNS_GW_CLAIM_TIMEOUT_MS);
+    /* The late answer to link 11's request is dropped; link 12's goes to link 12. */
+    server_answers(f->gw, 102, "pne-tv", CPNS_RETURN_SUCCESS, SRV, T0 + 16000);
+    server_answers(f->gw, 203, "pne-tv", CPNS_RETURN_SUCCESS, 12, T0 + 16000);
+    routed_to(f->gw, "pne-tv", 12, 301);
+
+    /* Server down: no answer can come, the claim goes. */
+    reg_forwarded(f->gw, 13, 401, "pne-radio", T0 + 16000);
+    assert_int_equal(cpns_gw_server_down(f->gw, T0 + 16000), 0);
+    assert_int_equal(cpns_gw_server_up(f->gw, T0 + 16000), 0);
+    pop_msg(f->gw, SRV, &req);
+    gw_registration_response(f->gw, req.TransactionID, CPNS_RETURN_SUCCESS);
+    pop_msg(f->gw, SRV, &req); /* attached, pne-tv */
+    assert_int_equal(req.kind, CPNS_MSG_PNE_STATUS_NOTIFICATION);
+    assert_nothing_queued(f->gw);
+    server_answers(f->gw, 401, "pne-radio", CPNS_RETURN_SUCCESS, SRV, T0 + 16000);
+    reg_forwarded(f->gw, 14, 402, "pne-radio", T0 + 16000);
+    server_answers(f->gw, 402, "pne-radio", CPNS_RETURN_SUCCESS, 14, T0 + 16000);
+    routed_to(f->gw, "pne-radio", 14, 403);
+
+    /* Link close: the claim goes with its link. */
+    reg_forwarded(f->gw, 15, 501, "pne-fridge", T0 + 16000);
+    assert_int_equal(cpns_gw_link_close(f->gw, 15, T0 + 16000), 0);
+    assert_nothing_queued(f->gw);
+    reg_forwarded(f->gw, 16, 502, "pne-fridge", T0 + 16000);
+    server_answers(f->gw, 501, "pne-fridge", CPNS_RETURN_SUCCESS, SRV, T0 + 16000);
+    server_answers(f->gw, 502, "pne-fridge", CPNS_RETURN_SUCCESS, 16, T0 + 16000);
+    routed_to(f->gw, "pne-fridge", 16, 503);
+    assert_int_equal(cpns_gw_attached(f->gw), 3);
+}
+
+/*
+ * Issue #10, finding 1: a PNERegistrationResponse whose TransactionID matches
+ * no registration in flight is dropped and changes nothing, even with the
+ * PNEID of a claim in flight; the right one still gets through afterwards.
+ */
+static void test_response_unknown_tid_dropped(void **state)
+{
+    fixture *f = *state;
+    bring_online(f->gw);
+    assert_int_equal(cpns_gw_link_open(f->gw, 11, T0), 0);
+    assert_int_equal(cpns_gw_link_open(f->gw, 12, T0), 0);
+    reg_forwarded(f->gw, 11, 610, "pne-tv", T0);
+    reg_forwarded(f->gw, 12, 620, "pne-radio", T0);
+    server_answers(f->gw, 611, "pne-tv", CPNS_RETURN_SUCCESS, SRV, T0);
+    server_answers(f->gw, 620, "pne-tv", CPNS_RETURN_SUCCESS, SRV, T0); /* the other claim's */
+    server_answers(f->gw, 610, "pne-radio", CPNS_RETURN_SUCCESS, SRV, T0);
+    server_answers(f->gw, 610, "pne-nobody", CPNS_RETURN_SUCCESS, SRV, T0);
+    from_server_str(f->gw, "<CPNSMessage xmlns=\"urn:oma:xml:cpns:message:1.1\" Version=\"1.1\" "
+                           "TransactionID=\"610\"><PNERegistrationResponse Return=\"1\" "
+                           "PNID=\"pn-home\"/></CPNSMessage>"); /* no PNEID */
+    assert_nothing_queued(f->gw);
+    assert_int_equal(cpns_gw_attached(f->gw), 0);
+    server_answers(f->gw, 610, "pne-tv", CPNS_RETURN_SUCCESS, 11, T0);
+    server_answers(f->gw, 620, "pne-radio", CPNS_RETURN_SUCCESS, 12, T0);
+    assert_int_equal(cpns_gw_attached(f->gw), 2);
+    /* Answered once: a second copy answers nothing. */
+    server_answers(f->gw, 610, "pne-tv", CPNS_RETURN_UNKNOWN, SRV, T0);
+    routed_to(f->gw, "pne-tv", 11, 630);
+}
+
+/* A registration as the PNE sends it, with `pad` spaces inside its start tag. */
+static size_t padded_registration(uint64_t tid, const char *PNEID, size_t pad, uint8_t *buf,
+                                  size_t cap)
+{
+    uint8_t plain[1024];
+    size_t len = pne_registration_request(tid, PNEID, plain, sizeof plain);
+    const char *tag = "<PNERegistrationRequest";
+    uint8_t *at = NULL;
+    for (size_t i = 0; i + strlen(tag) <= len && !at; i++)
+        if (memcmp(plain + i, tag, strlen(tag)) == 0)
+            at = plain + i + strlen(tag);
+    assert_non_null(at);
+    size_t head = (size_t)(at - plain);
+    assert_true(len + pad <= cap);
+    memcpy(buf, plain, head);
+    memset(buf + head, ' ', pad);
+    memcpy(buf + head + pad, at, len - head);
+    return len + pad;
+}
+
+/*
+ * Issue #10, finding 3: a registration over CPNS_GW_REGISTRATION_MAX bytes is
+ * refused and never forwarded (a 64 KiB one used to pass and cost the GW its
+ * server connection), and the link is handed to the glue to close; its later
+ * frames are dropped unread. One at the bound passes byte for byte. A frame
+ * over CPNS_GW_PNE_FRAME_MAX is refused before it is parsed.
+ */
+static void test_oversized_registration_refused(void **state)
+{
+    fixture *f = *state;
+    static uint8_t big[CPNS_FRAME_MAX];
+    uint64_t link;
+    bring_online(f->gw);
+    for (uint64_t l = 11; l <= 13; l++)
+        assert_int_equal(cpns_gw_link_open(f->gw, l, T0), 0);
+
+    size_t plain = pne_registration_request(700, "pne-tv", big, sizeof big);
+    size_t len =
+        padded_registration(700, "pne-tv", CPNS_GW_REGISTRATION_MAX - plain, big, sizeof big);
+    assert_int_equal(len, CPNS_GW_REGISTRATION_MAX);
+    assert_int_equal(cpns_gw_recv_link(f->gw, 11, big, len, T0), 0);
+    pop_exact(f->gw, SRV, big, len);
+    assert_nothing_queued(f->gw);
+    no_close_wanted(f->gw);
+
+    len = padded_registration(701, "pne-radio", CPNS_GW_REGISTRATION_MAX - plain + 1, big,
+                              sizeof big);
+    assert_int_equal(cpns_gw_recv_link(f->gw, 12, big, len, T0), 0);
+    assert_nothing_queued(f->gw);
+    assert_int_equal(cpns_gw_pop_close(f->gw, &link), 1);
+    assert_int_equal(link, 12);
+    no_close_wanted(f->gw); /* handed out once */
+    /* Until the glue has closed it, the link's frames are dropped, even well-formed ones. */
+    uint8_t req[1024];
+    send_reg(f->gw, 12, 702, "pne-radio", T0, req, sizeof req);
+    assert_nothing_queued(f->gw);
+    assert_int_equal(cpns_gw_link_close(f->gw, 12, T0), 0);
+    assert_nothing_queued(f->gw);
+
+    /* The 64 KiB registration of the finding. */
+    len = padded_registration(703, "pne-fridge", CPNS_FRAME_MAX - plain - 16, big, sizeof big);
+    assert_int_equal(cpns_gw_recv_link(f->gw, 13, big, len, T0), 0);
+    assert_nothing_queued(f->gw);
+    assert_int_equal(cpns_gw_pop_close(f->gw, &link), 1);
+    assert_int_equal(link, 13);
+    assert_int_equal(cpns_gw_link_close(f->gw, 13, T0), 0);
+
+    /* The first link was not concerned. */
+    server_answers(f->gw, 700, "pne-tv", CPNS_RETURN_SUCCESS, 11, T0);
+    routed_to(f->gw, "pne-tv", 11, 704);
+}
+
+/*
+ * Issue #10, finding 3: per-link rate limits. Registrations: a burst of
+ * CPNS_GW_LINK_REG_BURST, then CPNS_GW_LINK_REG_PER_S a second; every frame:
+ * a burst of CPNS_GW_LINK_FRAME_BURST, then CPNS_GW_LINK_FRAME_PER_S a
+ * second. A frame over the rate is dropped and the link handed to the glue to
+ * close; other links are not affected.
+ */
+#define FRAME_INTERVAL_MS ((1000 + CPNS_GW_LINK_FRAME_PER_S - 1) / CPNS_GW_LINK_FRAME_PER_S)
+
+static void test_link_rate_limited(void **state)
+{
+    fixture *f = *state;
+    char xml[2048];
+    uint64_t link;
+    bring_online(f->gw);
+    assert_int_equal(cpns_gw_link_open(f->gw, 11, T0), 0);
+    assert_int_equal(cpns_gw_link_open(f->gw, 12, T0), 0);
+
+    /* Registrations: the burst, one more a second later, then too many. */
+    for (int i = 0; i < CPNS_GW_LINK_REG_BURST; i++)
+        reg_forwarded(f->gw, 11, 800 + (uint64_t)i, "pne-tv", T0);
+    reg_forwarded(f->gw, 11, 810, "pne-tv", T0 + 1000 / CPNS_GW_LINK_REG_PER_S);
+    no_close_wanted(f->gw);
+    uint8_t req[1024];
+    send_reg(f->gw, 11, 811, "pne-tv", T0 + 1000 / CPNS_GW_LINK_REG_PER_S, req, sizeof req);
+    assert_nothing_queued(f->gw);
+    assert_int_equal(cpns_gw_pop_close(f->gw, &link), 1);
+    assert_int_equal(link, 11);
+    assert_int_equal(cpns_gw_link_close(f->gw, 11, T0 + 1000), 0);
+    assert_nothing_queued(f->gw); /* never routed: silent */
+
+    /* Every frame: link 12 registers (one frame), then answers deliveries. */
+    reg_forwarded(f->gw, 12, 820, "pne-radio", T0);
+    server_answers(f->gw, 820, "pne-radio", CPNS_RETURN_SUCCESS, 12, T0);
+    delivery_response_xml(xml, sizeof xml, 821, "pne-radio");
+    for (int i = 1; i < CPNS_GW_LINK_FRAME_BURST; i++) {
+        assert_int_equal(cpns_gw_recv_link(f->gw, 12, (const uint8_t *)xml, strlen(xml), T0), 0);
+        pop_exact(f->gw, SRV, (const uint8_t *)xml, strlen(xml));
+    }
+    assert_int_equal(
+        cpns_gw_recv_link(f->gw, 12, (const uint8_t *)xml, strlen(xml), T0 + FRAME_INTERVAL_MS), 0);
+    pop_exact(f->gw, SRV, (const uint8_t *)xml, strlen(xml));
+    no_close_wanted(f->gw);
+    assert_int_equal(
+        cpns_gw_recv_link(f->gw, 12, (const uint8_t *)xml, strlen(xml), T0 + FRAME_INTERVAL_MS), 0);
+    assert_nothing_queued(f->gw);
+    assert_int_equal(cpns_gw_pop_close(f->gw, &link), 1);
+    assert_int_equal(link, 12);
+    /* Still the route until the glue closes it; then detached as usual. */
+    routed_to(f->gw, "pne-radio", 12, 822);
+    assert_int_equal(cpns_gw_link_close(f->gw, 12, T0 + 1000), 0);
+    cpns_msg n;
+    pop_msg(f->gw, SRV, &n);
+    assert_int_equal(n.Status, CPNS_STATUS_DETACHED);
+    assert_nothing_queued(f->gw);
+}
+
+/*
+ * Issue #10, finding 7: max_pnes counts routed PNEs and registrations in
+ * flight; a failed registration frees its slot at once (before, its claim
+ * stayed and held the slot for good).
+ */
+static void test_max_pnes_failed_claims_free_slots(void **state)
+{
+    fixture *f = *state;
+    cpns_gw *gw = new_gw(&f->seed, 2);
+    bring_online(gw);
+    for (uint64_t l = 11; l <= 18; l++)
+        assert_int_equal(cpns_gw_link_open(gw, l, T0), 0);
+
+    /* Failed registrations, many of them: none holds a slot. */
+    reg_forwarded(gw, 11, 901, "pne-a", T0);
+    server_answers(gw, 901, "pne-a", CPNS_RETURN_UNKNOWN, 11, T0);
+    reg_forwarded(gw, 12, 902, "pne-b", T0);
+    server_answers(gw, 902, "pne-b", CPNS_RETURN_AUTH, 12, T0);
+    reg_forwarded(gw, 13, 903, "pne-c", T0);
+    server_answers(gw, 903, "pne-c", CPNS_RETURN_AUTH, 13, T0);
+
+    /* Two in flight fill the GW. */
+    reg_forwarded(gw, 14, 904, "pne-d", T0);
+    reg_forwarded(gw, 15, 905, "pne-e", T0);
+    reg_refused(gw, 16, 906, "pne-f", T0);
+    /* One routed, one failed: a slot again. */
+    server_answers(gw, 904, "pne-d", CPNS_RETURN_SUCCESS, 14, T0);
+    server_answers(gw, 905, "pne-e", CPNS_RETURN_AUTH, 15, T0);
+    reg_forwarded(gw, 16, 907, "pne-f", T0);
+    reg_refused(gw, 17, 908, "pne-g", T0); /* d routed, f in flight */
+    server_answers(gw, 907, "pne-f", CPNS_RETURN_SUCCESS, 16, T0);
+    assert_int_equal(cpns_gw_attached(gw), 2);
+    reg_refused(gw, 17, 909, "pne-g", T0); /* d and f routed */
+
+    /* A claim that times out frees its slot too; a routed PNE may always register again. */
+    assert_int_equal(cpns_gw_link_close(gw, 16, T0), 0);
+    cpns_msg n;
+    pop_msg(gw, SRV, &n);
+    assert_int_equal(n.Status, CPNS_STATUS_DETACHED);
+    reg_forwarded(gw, 17, 910, "pne-g", T0);
+    reg_refused(gw, 18, 911, "pne-h", T0);
+    reg_forwarded(gw, 18, 912, "pne-h", T0 + CPNS_GW_CLAIM_TIMEOUT_MS); /* g's timed out */
+    server_answers(gw, 910, "pne-g", CPNS_RETURN_SUCCESS, SRV, T0 + CPNS_GW_CLAIM_TIMEOUT_MS);
+    assert_int_equal(cpns_gw_link_open(gw, 19, T0 + CPNS_GW_CLAIM_TIMEOUT_MS), 0);
+    reg_forwarded(gw, 19, 913, "pne-d", T0 + CPNS_GW_CLAIM_TIMEOUT_MS); /* d and h: full */
+    server_answers(gw, 913, "pne-d", CPNS_RETURN_SUCCESS, 19, T0 + CPNS_GW_CLAIM_TIMEOUT_MS);
+    routed_to(gw, "pne-d", 19, 914);
+    cpns_gw_del(gw);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -799,6 +1176,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_route_takeover, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_reregistration_keeps_route, setup, teardown),
         cmocka_unit_test_setup_teardown(test_7_8_6_2_with_real_pne, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hijack_spray_cannot_take_route, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_claim_kept_then_expires, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_response_unknown_tid_dropped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_oversized_registration_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_link_rate_limited, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_pnes_failed_claims_free_slots, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
