@@ -43,6 +43,8 @@ const char *cpns_strerror(int err)
         return "key file is accessible to group or others";
     case CPNS_ERR_STORE:
         return "store failure";
+    case CPNS_ERR_BUSY:
+        return "in use by another process";
     default:
         return "unknown error";
     }

@@ -18,11 +18,23 @@
  * that a wrong master key is reported at open rather than as damaged rows at
  * load. The row ops and load() are in store_sqlite_ops.c, the sealing in
  * store_sqlite_crypt.c.
+ *
+ * One store owns a database: open() takes an exclusive flock() on
+ * "<path>.lock" and holds it until close(). SQLite's own locking only keeps
+ * transactions apart; two servers on one file would each keep their own
+ * in-memory state and silently diverge (issue #10.10). A second open() fails
+ * with CPNS_ERR_BUSY and the holder's PID, which the holder writes into the
+ * lock file. close() removes the lock file; after a crash it stays, unlocked,
+ * and the next open() takes it over.
  */
+#define _DEFAULT_SOURCE /* flock() */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "store_sqlite_internal.h"
@@ -198,6 +210,8 @@ static int sqlite_rollback(cpns_store *st)
     return rv;
 }
 
+static void unlock_db(cpns_store_sqlite *s);
+
 static void sqlite_close(cpns_store *st)
 {
     cpns_store_sqlite *s = sqlite_of(st);
@@ -208,6 +222,7 @@ static void sqlite_close(cpns_store *st)
         sqlite3_finalize(s->stmt[i]);
     /* Closing with a transaction open rolls it back: uncommitted writes are lost. */
     sqlite3_close_v2(s->db);
+    unlock_db(s); /* only once the database is closed */
     cpns_gcm_free(s->gcm);
     cpns_wipe(s, sizeof *s);
     cpns_free(s);
@@ -422,10 +437,102 @@ static int create_file_0600(cpns_store_sqlite *s, const char *path)
     return 0;
 }
 
+/* --- the lock file --- */
+
+/* The PID written in a held lock file, or 0 when it cannot be read (yet). */
+static long lock_holder(int fd)
+{
+    char buf[24];
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    char *end = NULL;
+    long pid = strtol(buf, &end, 10);
+    return end != buf && pid > 0 ? pid : 0;
+}
+
+static int lock_busy(cpns_store_sqlite *s, int fd)
+{
+    long pid = lock_holder(fd);
+    if (pid)
+        sqlite_set_err(s, "the database is in use by another process (PID %ld holds %s)", pid,
+                       s->lock_path);
+    else
+        sqlite_set_err(s, "the database is in use by another process (it holds %s)", s->lock_path);
+    return CPNS_ERR_BUSY;
+}
+
+/*
+ * 1 if fd is still the file at lock_path: a closing holder unlinks the lock
+ * file while it holds the lock, so a lock taken on an unlinked file is no lock.
+ */
+static int lock_is_current(const char *lock_path, int fd)
+{
+    struct stat a, b;
+    return fstat(fd, &a) == 0 && stat(lock_path, &b) == 0 && a.st_dev == b.st_dev &&
+           a.st_ino == b.st_ino;
+}
+
+/* Takes "<path>.lock" for the store's life: 0, CPNS_ERR_BUSY, CPNS_ERR_STORE or CPNS_ERR_NOMEM. */
+static int lock_db(cpns_store_sqlite *s, const char *path)
+{
+    size_t n = strlen(path) + sizeof SQLITE_LOCK_SUFFIX;
+    s->lock_path = cpns_malloc(n);
+    if (!s->lock_path) {
+        sqlite_set_err(s, "out of memory");
+        return CPNS_ERR_NOMEM;
+    }
+    snprintf(s->lock_path, n, "%s%s", path, SQLITE_LOCK_SUFFIX);
+    for (;;) {
+        int fd = open(s->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            sqlite_set_err(s, "cannot open the lock file %s: %s", s->lock_path, strerror(errno));
+            return CPNS_ERR_STORE;
+        }
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            int e = errno;
+            int rv = e == EWOULDBLOCK ? lock_busy(s, fd) : CPNS_ERR_STORE;
+            if (rv != CPNS_ERR_BUSY)
+                sqlite_set_err(s, "cannot lock %s: %s", s->lock_path, strerror(e));
+            close(fd);
+            return rv;
+        }
+        if (!lock_is_current(s->lock_path, fd)) {
+            close(fd); /* its holder removed it as we opened it: take the new one */
+            continue;
+        }
+        char pid[24];
+        int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+        if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len) {
+            sqlite_set_err(s, "cannot write the lock file %s: %s", s->lock_path, strerror(errno));
+            close(fd);
+            return CPNS_ERR_STORE;
+        }
+        s->lock_fd = fd;
+        return 0;
+    }
+}
+
+/* Removes the lock file while still holding it, then lets it go (see lock_is_current). */
+static void unlock_db(cpns_store_sqlite *s)
+{
+    if (s->lock_fd >= 0) {
+        unlink(s->lock_path);
+        close(s->lock_fd);
+        s->lock_fd = -1;
+    }
+    cpns_free(s->lock_path);
+    s->lock_path = NULL;
+}
+
 static int sqlite_open_db(cpns_store_sqlite *s, const char *path,
                           const uint8_t master_key[CPNS_KEY_LEN])
 {
-    int rv = create_file_0600(s, path);
+    int rv = lock_db(s, path);
+    if (rv)
+        return rv;
+    rv = create_file_0600(s, path);
     if (rv)
         return rv;
     if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
@@ -471,6 +578,7 @@ int cpns_store_sqlite_open(cpns_store **out, const char *path,
         return CPNS_ERR_NOMEM;
     }
     s->base.ops = &sqlite_ops;
+    s->lock_fd = -1;
     s->gcm = cpns_gcm_new();
     int rv = s->gcm ? sqlite_open_db(s, path, master_key) : CPNS_ERR_NOMEM;
     if (!s->gcm)
@@ -483,7 +591,7 @@ int cpns_store_sqlite_open(cpns_store **out, const char *path,
         if (err && errlen)
             snprintf(err, errlen, "%s: %s", path, s->errmsg);
         sqlite_close(&s->base);
-        return rv == CPNS_ERR_NOMEM ? rv : CPNS_ERR_STORE;
+        return rv == CPNS_ERR_NOMEM || rv == CPNS_ERR_BUSY ? rv : CPNS_ERR_STORE;
     }
     *out = &s->base;
     return 0;

@@ -39,6 +39,7 @@ enum sqlite_stmt {
 };
 
 #define SQLITE_ERRMSG_MAX 512
+#define SQLITE_LOCK_SUFFIX ".lock" /* the store's lock file: "<path>.lock" */
 
 /* SQ_LOG_APPEND, also run by the migration to version 2 (before the statements are prepared). */
 #define SQLITE_LOG_APPEND_SQL "INSERT INTO member_log(sgid, records, rows) VALUES (?1, ?2, ?3)"
@@ -49,6 +50,8 @@ typedef struct sqlite_member_batch sqlite_member_batch;
 typedef struct cpns_store_sqlite {
     cpns_store base; /* first, as store.h asks */
     sqlite3 *db;
+    int lock_fd; /* "<path>.lock", flock()ed for the store's life; -1 when not held */
+    char *lock_path;
     sqlite3_stmt *stmt[SQ_COUNT];
     uint8_t K_store[CPNS_KEY_LEN]; /* cpns_kdf(master_key, CPNS_INFO_SERVER_STORE) */
     cpns_gcm *gcm;                 /* one AES-256-GCM context for every secret sealed or opened */

@@ -31,6 +31,7 @@ enum cpns_error {
     CPNS_ERR_STATE = -11,      /* not possible in the object's current state */
     CPNS_ERR_PERM = -12,       /* a key file is readable by group or others */
     CPNS_ERR_STORE = -13,      /* the durable store failed */
+    CPNS_ERR_BUSY = -14,       /* held by another process (a store's database) */
 };
 
 /* A static English description of err (a negative enum cpns_error, or 0). */

@@ -128,8 +128,18 @@ void cpns_store_close(cpns_store *st); /* NULL is fine */
  * server's 0600 master key file), each bound to its row, so a copied database
  * reveals no key and a row moved to another PNE or SG does not decrypt.
  * Writes open a transaction lazily; commit() ends it (group commit).
- * 0 and *out; CPNS_ERR_STORE with a message in err (unopenable file, newer
- * schema, wrong master key, damaged row); CPNS_ERR_NOMEM.
+ *
+ * One store at a time owns a database: open() takes an exclusive flock() on
+ * "<path>.lock" (created 0600, the holder's PID written in it) and close()
+ * releases and removes it; after a crash the file stays, unlocked, and the
+ * next open() takes it over. A second open() of the same path, from another
+ * process or from this one, fails with CPNS_ERR_BUSY and err reads
+ * "<path>: the database is in use by another process (PID <n> holds
+ * <path>.lock)" (without "PID <n>" when the PID could not be read).
+ *
+ * 0 and *out; CPNS_ERR_BUSY (above); CPNS_ERR_STORE with a message in err
+ * (unopenable file, newer schema, wrong master key, damaged row);
+ * CPNS_ERR_NOMEM.
  */
 int cpns_store_sqlite_open(cpns_store **out, const char *path,
                            const uint8_t master_key[CPNS_KEY_LEN], char *err, size_t errlen);

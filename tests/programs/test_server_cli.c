@@ -319,6 +319,39 @@ static void test_master_key_created_0600(void **state)
     prog_result_free(&pr);
 }
 
+/*
+ * #10.10: a second server on the same --db used to start and silently diverge
+ * from the first. It now refuses to start, naming the database, the lock file
+ * and the PID that holds it; the first server carries on.
+ */
+static void test_second_server_on_same_db(void **state)
+{
+    fixture *f = *state;
+    server_start(f, NULL);
+    http_reply r = expect_ok(f, "POST", "/v1/pnes", "{\"pneid\":\"pne-1\"}", 201);
+    free(r.raw);
+    uint16_t port = f->port, admin = f->admin;
+    prog_result pr;
+    server_run(f, NULL, &pr); /* fresh ports, the same --db */
+    f->port = port;
+    f->admin = admin;
+    assert_int_not_equal(pr.status, 0);
+    has(pr.err, f->db);
+    has(pr.err, "in use by another process");
+    char want[64];
+    snprintf(want, sizeof want, "PID %ld holds", (long)f->d.pid);
+    has(pr.err, want);
+    prog_result_free(&pr);
+
+    r = expect_ok(f, "GET", "/v1/pnes", NULL, 200);
+    has(r.body, "\"pneid\":\"pne-1\"");
+    free(r.raw);
+    free(server_stop(f));
+    /* Once the first has stopped, the database opens again. */
+    server_start(f, NULL);
+    free(server_stop(f));
+}
+
 static void test_master_key_refused(void **state)
 {
     fixture *f = *state;
@@ -668,6 +701,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
         cmocka_unit_test_setup_teardown(test_master_key_created_0600, setup, teardown),
         cmocka_unit_test_setup_teardown(test_master_key_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_second_server_on_same_db, setup, teardown),
         cmocka_unit_test_setup_teardown(test_admin_resources, setup, teardown),
         cmocka_unit_test_setup_teardown(test_admin_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_admin_token, setup, teardown),

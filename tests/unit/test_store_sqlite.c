@@ -3,7 +3,8 @@
  * through load() after a close and reopen; upserts, the cascade of del_sg,
  * nonce expiry; crash semantics (uncommitted writes lost, rollback); the
  * refusals (wrong master key, tampered or moved secret, newer schema, not a
- * store); file modes; and a 100,000-member batch in one commit.
+ * store); the lock that keeps a second store off an open database; file
+ * modes; and a 100,000-member batch in one commit.
  *
  * Each test works in its own directory under /tmp, removed at teardown. The
  * tampering tests edit the file with the plain sqlite3 API, as an attacker
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -677,6 +679,85 @@ static void test_files_are_0600(void **state)
     assert_mode_0600(path);
     snprintf(path, sizeof path, "%s-shm", f->path);
     assert_mode_0600(path);
+    snprintf(path, sizeof path, "%s.lock", f->path);
+    assert_mode_0600(path);
+    cpns_store_close(st);
+}
+
+/* A second open of f's database: its return, with err and *out checked. */
+static int open_again(const fx *f, char *err, size_t errlen)
+{
+    cpns_store *st = (cpns_store *)1;
+    int rv = cpns_store_sqlite_open(&st, f->path, f->master_key, err, errlen);
+    if (rv == 0)
+        cpns_store_close(st);
+    else
+        assert_null(st);
+    return rv;
+}
+
+/*
+ * #10.10: two stores on one file kept their own state and silently diverged.
+ * A second open, from this process or another, is refused with CPNS_ERR_BUSY
+ * naming the file and the holder's PID, without disturbing the holder; after
+ * close the file opens again and the lock file is gone.
+ */
+static void test_second_open_is_busy(void **state)
+{
+    fx *f = *state;
+    cpns_store *st = open_ok(f);
+    char err[512], want[64], lock[160];
+    assert_int_equal(open_again(f, err, sizeof err), CPNS_ERR_BUSY);
+    assert_non_null(strstr(err, f->path));
+    assert_non_null(strstr(err, "in use by another process"));
+    snprintf(want, sizeof want, "PID %ld holds", (long)getpid());
+    assert_non_null(strstr(err, want));
+    assert_string_equal(cpns_strerror(CPNS_ERR_BUSY), "in use by another process");
+
+    /* another process is refused too, and its failure leaves the lock in place */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char e[512];
+        cpns_store *o = NULL;
+        _exit(cpns_store_sqlite_open(&o, f->path, f->master_key, e, sizeof e) == CPNS_ERR_BUSY ? 0
+                                                                                               : 1);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_int_equal(open_again(f, err, sizeof err), CPNS_ERR_BUSY);
+
+    /* the holder is unaffected */
+    cpns_store_pne p = make_pne("pne-a", 1, 0);
+    assert_int_equal(st->ops->put_pne(st, &p), 0);
+    assert_int_equal(st->ops->commit(st), 0);
+    cpns_store_close(st);
+
+    snprintf(lock, sizeof lock, "%s.lock", f->path);
+    assert_int_equal(access(lock, F_OK), -1);
+    collected c;
+    st = reopen_load(f, NULL, &c);
+    assert_int_equal(c.n_pne, 1);
+    cpns_store_close(st);
+}
+
+/* A lock file left by a crash (unlocked, a dead PID in it) does not keep the database shut. */
+static void test_stale_lock_file_taken_over(void **state)
+{
+    fx *f = *state;
+    char lock[160];
+    snprintf(lock, sizeof lock, "%s.lock", f->path);
+    FILE *fp = fopen(lock, "w");
+    assert_non_null(fp);
+    fputs("999999999\n", fp);
+    fclose(fp);
+    cpns_store *st = open_ok(f);
+    char err[512];
+    assert_int_equal(open_again(f, err, sizeof err), CPNS_ERR_BUSY);
+    char want[64];
+    snprintf(want, sizeof want, "PID %ld holds", (long)getpid());
+    assert_non_null(strstr(err, want));
     cpns_store_close(st);
 }
 
@@ -786,6 +867,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_out_of_memory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_a_store_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_files_are_0600, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_second_open_is_busy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stale_lock_file_taken_over, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secrets_not_in_clear_on_disk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_100k_members_in_one_commit, setup, teardown),
     };
