@@ -73,7 +73,8 @@ struct net_conn {
     const char *stall_reason;
     struct event *deadline; /* net_conn_set_deadline(), created on first use */
     const char *deadline_reason;
-    bool paused;     /* net_conn_pause_read(true) */
+    bool paused; /* net_conn_pause_read(true) */
+    void (*on_drain)(net_conn *c, void *arg);
     addr_slot *slot; /* the listener's count of connections from peer_ip */
 };
 
@@ -85,6 +86,7 @@ struct net_listener {
     uint16_t port;
     struct event *resume; /* re-enables accepting after a failed accept() */
     size_t per_addr_cap;  /* 0: no limit */
+    bool loopback_exempt;
     addr_slot *addrs[ADDR_BUCKETS];
 };
 
@@ -334,8 +336,18 @@ static void read_cb(struct bufferevent *bev, void *arg)
 static void write_cb(struct bufferevent *bev, void *arg)
 {
     net_conn *c = arg;
-    if (c->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-        conn_free(c);
+    if (c->closing) {
+        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+            conn_free(c);
+        return;
+    }
+    if (c->on_drain) {
+        c->in_cb++;
+        c->on_drain(c, c->arg);
+        c->in_cb--;
+        if (c->closing)
+            finish_close(c);
+    }
 }
 
 static void event_cb(struct bufferevent *bev, short what, void *arg)
@@ -450,6 +462,16 @@ static void sockaddr_ip(const struct sockaddr *sa, char *host, size_t hostlen, i
     }
 }
 
+static bool is_loopback(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa->sa_family != AF_INET6)
+        return false;
+    const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+    return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+}
+
 static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
                       int salen, void *arg)
 {
@@ -459,7 +481,8 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
     int port;
     sockaddr_ip(sa, host, sizeof host, &port);
     addr_slot *slot = addr_find(l, host);
-    if (l->per_addr_cap && slot && slot->n >= l->per_addr_cap) {
+    if (l->per_addr_cap && slot && slot->n >= l->per_addr_cap &&
+        !(l->loopback_exempt && is_loopback(sa))) {
         /* Before any allocation or handshake: the cheapest refusal there is. */
         evutil_closesocket(fd);
         log_warn("port %u: connection from %s refused: %zu connections from that address "
@@ -604,6 +627,11 @@ void net_listener_set_per_addr_cap(net_listener *l, size_t n)
     l->per_addr_cap = n;
 }
 
+void net_listener_set_loopback_exempt(net_listener *l, bool exempt)
+{
+    l->loopback_exempt = exempt;
+}
+
 void net_listener_free(net_listener *l)
 {
     if (!l)
@@ -707,6 +735,17 @@ void net_conn_clear_deadline(net_conn *c)
 {
     if (c->deadline)
         evtimer_del(c->deadline);
+}
+
+bool net_conn_deadline_pending(const net_conn *c)
+{
+    return c->deadline && evtimer_pending(c->deadline, NULL);
+}
+
+void net_conn_set_on_drain(net_conn *c, size_t low, void (*on_drain)(net_conn *c, void *arg))
+{
+    c->on_drain = on_drain;
+    bufferevent_setwatermark(c->bev, EV_WRITE, on_drain ? low : 0, 0);
 }
 
 const char *net_conn_peer_ip(const net_conn *c)

@@ -4,8 +4,11 @@
  * 1..65536 bytes), over plain TCP or TLS 1.3 (bufferevent_openssl).
  *
  * A frame outside the size limit closes the connection; so does a peer that
- * leaves a frame half-sent for longer than the stall timeout. TCP keepalive is
- * on for every connection.
+ * leaves a frame half-sent for longer than the stall timeout (counted from the
+ * last bytes received), an accepted TLS connection whose handshake takes
+ * longer than that, and a close that flushes to a peer that stops reading.
+ * TCP keepalive is on for every connection. A listener whose accept() fails
+ * (out of descriptors or memory) pauses 100 ms instead of retrying at once.
  */
 #ifndef CPNS_NET_H
 #define CPNS_NET_H
@@ -55,6 +58,12 @@ uint16_t net_listener_port(const net_listener *l);
  * (rate-limited), and never reach on_accept.
  */
 void net_listener_set_per_addr_cap(net_listener *l, size_t n);
+/*
+ * Whether the cap spares loopback peers (127.0.0.0/8, ::1): default false. A
+ * daemon's default cap can spare them (the host's own processes, one address
+ * for all: test rigs, benchmarks) while an explicit one applies to all.
+ */
+void net_listener_set_loopback_exempt(net_listener *l, bool exempt);
 void net_listener_free(net_listener *l);
 
 /* Connects to "HOST:PORT"; on_open or on_close follows. NULL with err on immediate failure. */
@@ -82,6 +91,16 @@ void net_conn_pause_read(net_conn *c, bool pause);
  */
 void net_conn_set_deadline(net_conn *c, int seconds, const char *reason);
 void net_conn_clear_deadline(net_conn *c);
+/* Whether a deadline is set and not cleared (nor expired). */
+bool net_conn_deadline_pending(const net_conn *c);
+
+/*
+ * Calls on_drain(c, arg of the connection's callbacks) whenever a write
+ * leaves at most `low` bytes queued for sending (libevent's write low
+ * watermark): the sender's cue to resume what net_conn_pending() made it
+ * stop. NULL stops the calls.
+ */
+void net_conn_set_on_drain(net_conn *c, size_t low, void (*on_drain)(net_conn *c, void *arg));
 
 /* The peer's address without the port ("192.0.2.1", "::1"), for per-address caps and logs. */
 const char *net_conn_peer_ip(const net_conn *c);

@@ -1,9 +1,13 @@
 /*
  * Tests of src/common: addresses, key files, and the framing of net.c over
  * real loopback sockets (frames both ways, oversize and stalled frames close
- * the connection).
+ * the connection), and its defences of issue #10: the stall deadline moves on
+ * with progress, reading pauses, authentication deadlines, the per-address
+ * cap.
  */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -185,12 +189,267 @@ static void test_frames_over_loopback(void **state)
     event_base_free(p.base);
 }
 
+/* Runs the loop until *flag reaches want or timeout_ms passes; true if it did. */
+static bool run_until(struct event_base *base, const int *flag, int want, int timeout_ms)
+{
+    for (int waited = 0; waited < timeout_ms; waited += 20) {
+        if (*flag >= want)
+            return true;
+        run_for(base, 20);
+    }
+    return *flag >= want;
+}
+
+static void send_all(int fd, const void *data, size_t len)
+{
+    assert_int_equal(write(fd, data, len), (ssize_t)len);
+}
+
+/* Whether fd sees EOF (or a reset) within timeout_ms while the loop runs. */
+static bool peer_closed(struct event_base *base, int fd, int timeout_ms)
+{
+    for (int waited = 0; waited <= timeout_ms; waited += 20) {
+        uint8_t b[256];
+        ssize_t n = recv(fd, b, sizeof b, MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+            return true;
+        run_for(base, 20);
+    }
+    return false;
+}
+
+/*
+ * #10.9: a peer that completes a frame every 300 ms but always leaves half of
+ * the next one buffered is making progress: it stays connected past the stall
+ * timeout (2 s here; the old code armed the timer once and dropped it at 2 s).
+ * One that then stops sending IS dropped after the timeout.
+ */
+static void test_stall_rearmed_on_progress(void **state)
+{
+    (void)state;
+    peer p = {0};
+    p.base = event_base_new();
+    char err[256];
+    net_listener *l = net_listen(p.base, "127.0.0.1:0", NULL, on_accept, &p, err, sizeof err);
+    assert_non_null(l);
+    int fd = raw_connect(net_listener_port(l));
+    for (int i = 0; i < 250 && !p.server_side; i++)
+        run_for(p.base, 20);
+    assert_non_null(p.server_side);
+    net_conn_set_stall_timeout(p.server_side, 2);
+    /* each step: the rest of the pending frame, then one and a half frames */
+    uint8_t frame[4 + 10];
+    cpns_frame_header(frame, 10);
+    memset(frame + 4, 'x', 10);
+    send_all(fd, frame, 9);        /* half a frame */
+    for (int i = 0; i < 12; i++) { /* 12 x 300 ms: well past 2 s */
+        send_all(fd, frame + 9, sizeof frame - 9);
+        send_all(fd, frame, 9);
+        run_for(p.base, 300);
+        assert_int_equal(p.closed, 0);
+    }
+    assert_true(p.frames >= 12);
+    /* silence: dropped once the timeout passes (waited for, with room for a loaded host) */
+    assert_true(run_until(p.base, &p.closed, 1, 15000));
+    assert_non_null(strstr(p.reason, "stalled"));
+    close(fd);
+    net_listener_free(l);
+    event_base_free(p.base);
+}
+
+/* A server side that pauses reading after its first frame (the backpressure of #10.3). */
+static void on_frame_pause(net_conn *c, const uint8_t *data, size_t len, void *arg)
+{
+    peer *p = arg;
+    (void)data;
+    (void)len;
+    p->frames++;
+    net_conn_pause_read(c, true);
+}
+
+static void on_accept_pausing(net_conn *c, void *arg)
+{
+    peer *p = arg;
+    static const net_conn_cbs cbs = {NULL, on_frame_pause, on_close};
+    p->server_side = c;
+    net_conn_set_cbs(c, &cbs, p);
+    net_conn_set_stall_timeout(c, 1);
+}
+
+/*
+ * net_conn_pause_read: frames already buffered are not delivered while
+ * paused, nor is a paused half frame "stalled"; resuming delivers them.
+ */
+static void test_pause_read(void **state)
+{
+    (void)state;
+    peer p = {0};
+    p.base = event_base_new();
+    char err[256];
+    net_listener *l =
+        net_listen(p.base, "127.0.0.1:0", NULL, on_accept_pausing, &p, err, sizeof err);
+    assert_non_null(l);
+    int fd = raw_connect(net_listener_port(l));
+    uint8_t frames[3 * 8 + 4];
+    for (int i = 0; i < 3; i++) {
+        cpns_frame_header(frames + 8 * i, 4);
+        memcpy(frames + 8 * i + 4, "<x/>", 4);
+    }
+    cpns_frame_header(frames + 24, 100); /* and a frame header left hanging */
+    send_all(fd, frames, sizeof frames);
+    assert_true(run_until(p.base, &p.frames, 1, 5000));
+    run_for(p.base, 1500); /* past the 1 s stall timeout: paused, so not a stall */
+    assert_int_equal(p.frames, 1);
+    assert_int_equal(p.closed, 0);
+    for (int i = 2; i <= 3; i++) {
+        net_conn_pause_read(p.server_side, false); /* each frame pauses it again */
+        assert_true(run_until(p.base, &p.frames, i, 5000));
+    }
+    run_for(p.base, 100);
+    assert_int_equal(p.frames, 3);
+    /* resumed with the half frame left: the stall timer runs again */
+    net_conn_pause_read(p.server_side, false);
+    assert_true(run_until(p.base, &p.closed, 1, 15000));
+    assert_non_null(strstr(p.reason, "stalled"));
+    close(fd);
+    net_listener_free(l);
+    event_base_free(p.base);
+}
+
+static void on_frame_auth(net_conn *c, const uint8_t *data, size_t len, void *arg)
+{
+    peer *p = arg;
+    (void)data;
+    (void)len;
+    p->frames++;
+    net_conn_clear_deadline(c);
+}
+
+static void on_accept_deadline(net_conn *c, void *arg)
+{
+    peer *p = arg;
+    static const net_conn_cbs cbs = {NULL, on_frame_auth, on_close};
+    p->server_side = c;
+    net_conn_set_cbs(c, &cbs, p);
+    net_conn_set_deadline(c, 1, "not authenticated in time");
+}
+
+/*
+ * #10.2: a connection that does not authenticate (here: send a frame) within
+ * its deadline is closed with the deadline's reason; one that does stays.
+ */
+static void test_deadline(void **state)
+{
+    (void)state;
+    peer p = {0};
+    p.base = event_base_new();
+    char err[256];
+    net_listener *l =
+        net_listen(p.base, "127.0.0.1:0", NULL, on_accept_deadline, &p, err, sizeof err);
+    assert_non_null(l);
+    int idle = raw_connect(net_listener_port(l));
+    assert_true(run_until(p.base, &p.closed, 1, 15000));
+    assert_string_equal(p.reason, "not authenticated in time");
+    assert_true(peer_closed(p.base, idle, 5000));
+    close(idle);
+
+    int fd = raw_connect(net_listener_port(l));
+    uint8_t frame[8];
+    cpns_frame_header(frame, 4);
+    memcpy(frame + 4, "<x/>", 4);
+    send_all(fd, frame, sizeof frame);
+    assert_true(run_until(p.base, &p.frames, 1, 5000));
+    assert_false(net_conn_deadline_pending(p.server_side));
+    run_for(p.base, 1500); /* past the deadline it no longer has */
+    assert_int_equal(p.closed, 1);
+    close(fd);
+    assert_true(run_until(p.base, &p.closed, 2, 5000));
+    net_listener_free(l);
+    event_base_free(p.base);
+}
+
+typedef struct {
+    int accepted;
+    int closed;
+    net_conn *last;
+    char ip[64];
+} counter;
+
+static void count_close(net_conn *c, const char *reason, void *arg)
+{
+    counter *k = arg;
+    (void)c;
+    (void)reason;
+    k->closed++;
+}
+
+static void count_accept(net_conn *c, void *arg)
+{
+    counter *k = arg;
+    static const net_conn_cbs cbs = {NULL, NULL, count_close};
+    net_conn_set_cbs(c, &cbs, k);
+    k->accepted++;
+    k->last = c;
+    snprintf(k->ip, sizeof k->ip, "%s", net_conn_peer_ip(c));
+}
+
+/*
+ * #10.2: at most N connections from one address are open at once through a
+ * listener with a per-address cap; the (N+1)th is closed at accept; a closed
+ * one frees its place, however it closed (by the peer here).
+ */
+static void test_per_addr_cap(void **state)
+{
+    (void)state;
+    counter k = {0};
+    struct event_base *base = event_base_new();
+    char err[256];
+    net_listener *l = net_listen(base, "127.0.0.1:0", NULL, count_accept, &k, err, sizeof err);
+    assert_non_null(l);
+    net_listener_set_per_addr_cap(l, 3);
+    uint16_t port = net_listener_port(l);
+    int fds[3];
+    for (int i = 0; i < 3; i++) {
+        fds[i] = raw_connect(port);
+        assert_true(run_until(base, &k.accepted, i + 1, 5000));
+    }
+    assert_string_equal(k.ip, "127.0.0.1");
+    int extra = raw_connect(port);
+    assert_true(peer_closed(base, extra, 5000));
+    close(extra);
+    assert_int_equal(k.accepted, 3);
+    /* loopback spared only when asked */
+    net_listener_set_loopback_exempt(l, true);
+    extra = raw_connect(port);
+    assert_true(run_until(base, &k.accepted, 4, 5000));
+    net_conn_close(k.last, false);
+    close(extra);
+    net_listener_set_loopback_exempt(l, false);
+    /* one closes: a new one fits again, and only one */
+    close(fds[0]);
+    assert_true(run_until(base, &k.closed, 1, 5000));
+    fds[0] = raw_connect(port);
+    assert_true(run_until(base, &k.accepted, 5, 5000));
+    extra = raw_connect(port);
+    assert_true(peer_closed(base, extra, 5000));
+    close(extra);
+    for (int i = 0; i < 3; i++)
+        close(fds[i]);
+    assert_true(run_until(base, &k.closed, 4, 5000));
+    net_listener_free(l);
+    event_base_free(base);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_addr_parse),
         cmocka_unit_test(test_keyfile),
         cmocka_unit_test(test_frames_over_loopback),
+        cmocka_unit_test(test_stall_rearmed_on_progress),
+        cmocka_unit_test(test_pause_read),
+        cmocka_unit_test(test_deadline),
+        cmocka_unit_test(test_per_addr_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
