@@ -29,6 +29,8 @@ struct cpns_pne {
     cpns_keystore *keystore;
     cpns_rand_fn rand;
     void *rand_arg;
+    cpns_clock_fn wall_clock; /* NULL: now_ms is wall time */
+    void *wall_clock_arg;
     cpns_logger log;
     int64_t register_timeout_ms;
     cpns_msg_decoder *decoder; /* the config's, or our own (own_decoder) once a frame came */
@@ -94,6 +96,8 @@ int cpns_pne_new(cpns_pne **out, const cpns_pne_config *cfg)
     pne->keystore = cfg->keystore;
     pne->rand = cfg->rand;
     pne->rand_arg = cfg->rand_arg;
+    pne->wall_clock = cfg->wall_clock;
+    pne->wall_clock_arg = cfg->wall_clock_arg;
     pne->log = (cpns_logger){cfg->log, cfg->log_arg, "pne", pne->PNEID, 0};
     pne->register_timeout_ms =
         cfg->register_timeout_ms ? cfg->register_timeout_ms : PNE_DEFAULT_REGISTER_TIMEOUT_MS;
@@ -155,7 +159,12 @@ static int send_registration(cpns_pne *pne, int64_t now_ms)
         rv = pne_rand(pne, Nonce, sizeof Nonce);
     if (rv != 0)
         return rv;
-    uint64_t Time = now_ms > 0 ? (uint64_t)(now_ms / 1000) : 0;
+    /*
+     * Time is a date the server checks against its own wall clock (#10.12);
+     * now_ms is only the monotonic clock of the registration timer.
+     */
+    int64_t wall_ms = pne->wall_clock ? pne->wall_clock(pne->wall_clock_arg) : now_ms;
+    uint64_t Time = wall_ms > 0 ? (uint64_t)(wall_ms / 1000) : 0;
     cpns_u64_to_str(Time, Time_str);
     /* The Proof covers the attribute strings exactly as the encoder will write them. */
     if (cpns_b64_encode(Nonce, sizeof Nonce, Nonce_b64, sizeof Nonce_b64) < 0)

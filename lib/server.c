@@ -245,6 +245,11 @@ int cpns_server_flush(cpns_server *s)
 
 /* --- PNEs and nonces --- */
 
+int64_t srv_wall(const cpns_server *s)
+{
+    return s->cfg.wall_clock ? s->cfg.wall_clock(s->cfg.wall_clock_arg) : s->now;
+}
+
 int srv_pne_derive(srv_pne *pne)
 {
     int rv = cpns_kdf(pne->row.EUK, CPNS_INFO_WRAP, pne->K_wrap);
@@ -343,18 +348,25 @@ static int load_member(void *arg, const cpns_store_member *row)
     return 0;
 }
 
+/*
+ * A nonce's seen_ms is wall time (it outlives the process); its expiry is
+ * carried over to the monotonic clock of this run: what is left of its
+ * lifetime by the wall clock now (#10.12).
+ */
 static int load_nonce(void *arg, const cpns_store_nonce *row)
 {
     cpns_server *s = arg;
     int64_t ttl_ms = s->cfg.nonce_ttl_s * 1000;
-    if (row->seen_ms + ttl_ms <= s->now) {
-        s->expire_before_ms = s->now - ttl_ms;
+    int64_t wall = srv_wall(s);
+    if (row->seen_ms + ttl_ms <= wall) {
+        s->expire_before_ms = wall - ttl_ms;
         return 0;
     }
     srv_nonce *n = cpns_calloc(1, sizeof *n);
     if (!n)
         return CPNS_ERR_NOMEM;
     n->row = *row;
+    n->expires = s->now + (row->seen_ms + ttl_ms - wall);
     srv_nonce_key(row->PNEID, row->Nonce, n->key);
     if (cpns_map_put(&s->nonces, n->key, n)) {
         cpns_free(n);
@@ -639,9 +651,8 @@ int64_t cpns_server_get_expiry(const cpns_server *s)
     int64_t t = s->heap_len ? s->heap[0]->deadline : CPNS_NEVER;
     if (!srv_list_empty(&s->nonces_by_age)) {
         const srv_nonce *n = SRV_CONTAINER(s->nonces_by_age.next, srv_nonce, fifo);
-        int64_t e = n->row.seen_ms + s->cfg.nonce_ttl_s * 1000;
-        if (e < t)
-            t = e;
+        if (n->expires < t)
+            t = n->expires;
     }
     return t;
 }
@@ -656,17 +667,18 @@ int cpns_server_handle_expiry(cpns_server *s, int64_t now_ms)
         srv_timer_clear(s, mb);
         srv_member_on_timer(s, mb);
     }
-    int64_t ttl_ms = s->cfg.nonce_ttl_s * 1000;
     int expired = 0;
     while (!srv_list_empty(&s->nonces_by_age)) {
         srv_nonce *n = SRV_CONTAINER(s->nonces_by_age.next, srv_nonce, fifo);
-        if (n->row.seen_ms + ttl_ms > now_ms)
+        if (n->expires > now_ms)
             break;
         srv_nonce_free(s, n);
         expired = 1;
     }
-    if (expired && now_ms - ttl_ms > s->expire_before_ms)
-        s->expire_before_ms = now_ms - ttl_ms;
+    /* The store's rows are dated by the wall clock, as load_nonce() judges them. */
+    int64_t before = srv_wall(s) - s->cfg.nonce_ttl_s * 1000;
+    if (expired && before > s->expire_before_ms)
+        s->expire_before_ms = before;
     return 0;
 }
 

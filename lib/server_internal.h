@@ -70,7 +70,8 @@ static inline void srv_list_unlink(srv_link *l)
  */
 typedef struct srv_bucket {
     uint64_t milli_tokens;
-    int64_t last_ms; /* of the last refill; 0: never used */
+    int64_t last_ms; /* of the last refill (monotonic) */
+    int used;        /* 0: fresh, full (a monotonic clock may well read 0) */
 } srv_bucket;
 
 /*
@@ -177,9 +178,10 @@ typedef struct srv_member {
 
 typedef struct srv_nonce {
     char key[SRV_NONCE_KEY_LEN];
-    cpns_store_nonce row;
-    srv_link fifo;      /* s->nonces_by_age */
-    srv_link unwritten; /* s->nonces_unwritten until flushed */
+    cpns_store_nonce row; /* seen_ms: wall clock, persisted */
+    int64_t expires;      /* monotonic (now_ms) time it is forgotten */
+    srv_link fifo;        /* s->nonces_by_age */
+    srv_link unwritten;   /* s->nonces_unwritten until flushed */
 } srv_nonce;
 
 /*
@@ -203,7 +205,7 @@ typedef struct srv_del {
 struct cpns_server {
     cpns_server_config cfg; /* with the defaults filled in */
     cpns_logger log;
-    int64_t now; /* of the last call that passed one */
+    int64_t now; /* monotonic, of the last call that passed one */
 
     cpns_map pnes;   /* PNEID -> srv_pne */
     cpns_map sgs;    /* SGID -> srv_sg */
@@ -221,7 +223,7 @@ struct cpns_server {
     srv_link nonces_by_age, nonces_unwritten;
     srv_del *dels;
     size_t n_dels, cap_dels;
-    int64_t expire_before_ms; /* nonce expiry to write, 0 for none */
+    int64_t expire_before_ms; /* nonce expiry to write (wall clock), 0 for none */
     int barrier;              /* a new Group Key must be committed before the next send */
 
     cpns_outq outq;    /* registration responses that need no commit */
@@ -243,6 +245,8 @@ struct cpns_server {
 };
 
 /* server.c */
+/* The wall clock (Unix ms) for what the protocol dates; now_ms without a wall_clock. */
+int64_t srv_wall(const cpns_server *s);
 int srv_pool_random(void *server, uint8_t *buf, size_t len);
 int64_t srv_delay(const cpns_server *s, uint32_t attempt);
 uint64_t srv_pne_route(const cpns_server *s, const srv_pne *pne);

@@ -23,7 +23,7 @@ int srv_limits_admit_registration(cpns_server *s, srv_conn *c)
     uint64_t burst = s->cfg.reg_burst ? s->cfg.reg_burst : DEFAULT_REG_BURST;
     uint64_t cap = burst * 1000;
     srv_bucket *b = &c->reg_bucket;
-    if (b->last_ms == 0) {
+    if (!b->used) {
         b->milli_tokens = cap;
     } else if (s->now > b->last_ms) {
         /* rate tokens a second = rate thousandths a millisecond */
@@ -32,8 +32,9 @@ int srv_limits_admit_registration(cpns_server *s, srv_conn *c)
         b->milli_tokens += elapsed >= room / rate + 1 ? room : elapsed * rate;
     }
     /* A clock that steps back refills nothing until it passes last_ms again. */
-    if (s->now > b->last_ms || b->last_ms == 0)
+    if (s->now > b->last_ms || !b->used)
         b->last_ms = s->now;
+    b->used = 1;
     if (b->milli_tokens < 1000) {
         s->stats.registrations_limited++;
         return 0;

@@ -128,7 +128,7 @@ static int replayed(cpns_server *s, const char *key)
     srv_nonce *n = cpns_map_get(&s->nonces, key);
     if (!n)
         return 0;
-    if (n->row.seen_ms + s->cfg.nonce_ttl_s * 1000 > s->now)
+    if (n->expires > s->now)
         return 1;
     srv_nonce_free(s, n); /* expired but not swept yet */
     return 0;
@@ -142,7 +142,8 @@ static int remember_nonce(cpns_server *s, const srv_pne *pne, const cpns_msg *m,
     memcpy(n->key, key, SRV_NONCE_KEY_LEN);
     strcpy(n->row.PNEID, pne->row.PNEID);
     memcpy(n->row.Nonce, m->Nonce.data, CPNS_NONCE_LEN);
-    n->row.seen_ms = s->now;
+    n->row.seen_ms = srv_wall(s);                    /* persisted: a date */
+    n->expires = s->now + s->cfg.nonce_ttl_s * 1000; /* an interval of this run */
     if (cpns_map_put(&s->nonces, n->key, n)) {
         cpns_free(n);
         return CPNS_ERR_NOMEM;
@@ -174,7 +175,7 @@ int srv_on_pne_registration(cpns_server *s, srv_conn *c, const cpns_msg *m, int 
     const char *why = NULL;
     uint32_t Return = CPNS_RETURN_AUTH;
     char key[SRV_NONCE_KEY_LEN];
-    int64_t now_s = s->now / 1000;
+    int64_t now_s = srv_wall(s) / 1000; /* Time is a date: the wall clock (#10.12) */
     if (!pne) {
         Return = CPNS_RETURN_UNKNOWN;
         why = "PNEID not provisioned";

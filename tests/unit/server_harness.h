@@ -23,7 +23,21 @@ typedef struct harness {
     int64_t now;
     uint64_t nonce_ctr;
     uint64_t tid_ctr;
+    int64_t wall_offset; /* h_wall: the wall clock is now + this */
 } harness;
+
+/* A wall clock for cfg.wall_clock (arg: the harness), apart from the monotonic h->now. */
+static inline int64_t h_wall(void *arg)
+{
+    const harness *h = arg;
+    return h->now + h->wall_offset;
+}
+
+/* The server's wall clock: its wall_clock, else now_ms (server.h). */
+static inline int64_t h_wall_now(const harness *h)
+{
+    return h->cfg.wall_clock ? h->cfg.wall_clock(h->cfg.wall_clock_arg) : h->now;
+}
 
 static inline void h_init(harness *h)
 {
@@ -195,7 +209,7 @@ static inline uint32_t h_register(harness *h, uint64_t conn, const char *PNEID)
     uint8_t EUK[CPNS_KEY_LEN];
     cpns_msg m;
     h_euk(PNEID, EUK);
-    h_reg_msg(h, &m, PNEID, EUK, h->now / 1000);
+    h_reg_msg(h, &m, PNEID, EUK, h_wall_now(h) / 1000);
     return h_register_msg(h, conn, &m, NULL);
 }
 

@@ -301,6 +301,46 @@ static void test_registration_retry_on_timeout(void **state)
     assert_nothing_queued(f->pne);
 }
 
+static int64_t fixed_wall(void *arg)
+{
+    return *(const int64_t *)arg;
+}
+
+/*
+ * #10.12: the registration Time is a date, from wall_clock; now_ms is a
+ * monotonic clock (here since "boot") that only times the registration retry.
+ */
+static void test_registration_time_from_wall_clock(void **state)
+{
+    fixture *f = *state;
+    int64_t wall = T0 + 3600 * 1000; /* the wall clock has nothing to do with now_ms */
+    cpns_pne *pne;
+    cpns_pne_config cfg = {0};
+    cfg.PNEID = PNEID_TV;
+    cfg.EUK = f->EUK;
+    cfg.keystore = &f->ks.base;
+    cfg.rand = test_rand;
+    cfg.rand_arg = &f->seed;
+    cfg.log = test_log;
+    cfg.register_timeout_ms = 5000;
+    cfg.wall_clock = fixed_wall;
+    cfg.wall_clock_arg = &wall;
+    assert_int_equal(cpns_pne_new(&pne, &cfg), 0);
+    cpns_msg m;
+    assert_int_equal(cpns_pne_link_up(pne, 1000), 0);
+    assert_int_equal(cpns_pne_get_expiry(pne), 6000);
+    pop_msg(pne, &m);
+    assert_int_equal(m.Time, (uint64_t)(wall / 1000));
+    wall += 2000;
+    assert_int_equal(cpns_pne_handle_expiry(pne, 5999), 0);
+    assert_nothing_queued(pne);
+    assert_int_equal(cpns_pne_handle_expiry(pne, 6000), 0);
+    pop_msg(pne, &m);
+    assert_int_equal(m.Time, (uint64_t)(wall / 1000));
+    assert_int_equal(cpns_pne_get_expiry(pne), 11000);
+    cpns_pne_del(pne);
+}
+
 static void test_registration_return1_learns_pnid(void **state)
 {
     fixture *f = *state;
@@ -796,6 +836,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_previous_version_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_before_registration_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_frames_dropped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_registration_time_from_wall_clock, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
