@@ -8,6 +8,7 @@
  *   pending --pop (PNE reachable)--> sent --Return 1 + KeyConfirmation--> delivered
  *   sent --timeout / retryable Return--> pending (resend) ... --> failed
  *   sent --Return 2, 7, second 4--> failed        sent --Return 6--> pending (unrouted)
+ *   failed (not by a second 4) --registration of its PNE--> pending (catch-up, fresh round)
  *
  * A delivery is the sending of one KeyVersion to one member. All of its
  * attempts stay outstanding (by TransactionID) until the delivery ends, so a
@@ -515,11 +516,18 @@ int srv_on_delivery_response(cpns_server *s, const srv_conn *c, const cpns_msg *
 
 /* --- per-PNE events --- */
 
+/*
+ * PROTOCOL.md 5.3 catch-up (#10.1): a member failed by Return 2 or 7 gets one
+ * fresh round at each successful registration of its PNE. The registration's
+ * Proof shows the PNE holds the EUK the server has, and a failure response
+ * carries no KeyConfirmation: anyone on the path could have forged it, so it
+ * must not fail the member for good. A fresh round that fails the same way
+ * leaves it failed until re-provisioning, a rekey or the next registration.
+ * A second Return 4 stays failed until re-provisioning or a rekey.
+ */
 static int stays_failed(const srv_member *mb)
 {
-    int32_t r = mb->row.fail_reason;
-    return r == CPNS_RETURN_DECRYPT || r == CPNS_RETURN_STALE ||
-           (r == CPNS_RETURN_MALFORMED && mb->row.malformed >= 2);
+    return mb->row.fail_reason == CPNS_RETURN_MALFORMED && mb->row.malformed >= 2;
 }
 
 /* PROTOCOL.md 5.3 catch-up: a registration resends what the PNE may have missed. */

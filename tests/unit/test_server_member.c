@@ -171,13 +171,16 @@ static void test_7_8_6_3_4_return_4_twice_fails(void **state)
     cpns_member_info mi = h_member(h, "sg-1", "pne-a");
     assert_int_equal(mi.state, CPNS_MEMBER_FAILED);
     assert_int_equal(mi.Return, 4);
-    /* ...and a registration does not revive it. */
+    /* ...and a registration does not revive it (PROTOCOL.md 5.3 catch-up, #10.1). */
     assert_int_equal(h_register(h, 1, "pne-a"), CPNS_RETURN_SUCCESS);
     assert_int_equal(h_member(h, "sg-1", "pne-a").state, CPNS_MEMBER_FAILED);
     assert_int_equal(h_pop(h, NULL, &again), 0);
 }
 
-/* 7.8.6.3-4: Return 2 fails until re-provisioned; pne_set_key retries with fresh attempts. */
+/*
+ * 7.8.6.3-4: Return 2 fails the member, with no retry of its own (timers
+ * change nothing); pne_set_key retries with fresh attempts.
+ */
 static void test_7_8_6_3_4_return_2_until_reprovisioned(void **state)
 {
     harness *h = *state;
@@ -187,7 +190,8 @@ static void test_7_8_6_3_4_return_2_until_reprovisioned(void **state)
     cpns_member_info mi = h_member(h, "sg-1", "pne-a");
     assert_int_equal(mi.state, CPNS_MEMBER_FAILED);
     assert_int_equal(mi.Return, 2);
-    assert_int_equal(h_register(h, 1, "pne-a"), CPNS_RETURN_SUCCESS);
+    h->now += 600000;
+    assert_int_equal(cpns_server_handle_expiry(h->s, h->now), 0);
     assert_int_equal(h_member(h, "sg-1", "pne-a").state, CPNS_MEMBER_FAILED);
     assert_int_equal(h_pop(h, NULL, &again), 0);
 
@@ -249,7 +253,77 @@ static void test_7_8_6_3_4_return_7_fails_with_warning(void **state)
     assert_int_equal(mi.state, CPNS_MEMBER_FAILED);
     assert_int_equal(mi.Return, 7);
     assert_int_equal(warnings, 1);
+    h->now += 600000;
+    assert_int_equal(cpns_server_handle_expiry(h->s, h->now), 0);
+    assert_int_equal(h_member(h, "sg-1", "pne-a").state, CPNS_MEMBER_FAILED);
+    assert_int_equal(h_pop(h, NULL, &again), 0);
+}
+
+/*
+ * PROTOCOL.md 5.3 catch-up, finding #10.1 (7.8.6.3-4): a Return 2 or 7 carries
+ * no KeyConfirmation, so anyone on the path can forge one. A member it failed
+ * gets one fresh round (attempt count reset, sent at once, same KeyVersion and
+ * Group Key) each time its PNE registers successfully; a round that fails the
+ * same way leaves it failed until the next registration.
+ * Hostile input: a forged Return 2/7 -> the member fails only until its PNE
+ * next registers, then the key is delivered.
+ */
+static void check_forged_failure_then_registration(harness *h, uint32_t Return)
+{
+    cpns_msg req, again;
+    uint8_t GK[CPNS_KEY_LEN], GK2[CPNS_KEY_LEN];
+    one_member(h, &req);
+    h_unwrap(&req, GK);
+    assert_int_equal(h_answer(h, 1, &req, Return, NULL, "pn-home"), 0); /* forged on the path */
+    assert_int_equal(h_member(h, "sg-1", "pne-a").state, CPNS_MEMBER_FAILED);
+    assert_int_equal(h_pop(h, NULL, &again), 0);
+
     assert_int_equal(h_register(h, 1, "pne-a"), CPNS_RETURN_SUCCESS);
+    assert_int_equal(h_pop(h, NULL, &again), 1);
+    assert_int_equal(again.KeyVersion, req.KeyVersion);
+    h_unwrap(&again, GK2);
+    assert_memory_equal(GK, GK2, CPNS_KEY_LEN);
+    cpns_member_info mi = h_member(h, "sg-1", "pne-a");
+    assert_int_equal(mi.state, CPNS_MEMBER_SENT);
+    assert_int_equal(mi.attempts, 1);
+
+    /* The fresh round fails the same way: failed again, not retried by itself. */
+    assert_int_equal(h_answer(h, 1, &again, Return, NULL, "pn-home"), 0);
+    assert_int_equal(h_member(h, "sg-1", "pne-a").state, CPNS_MEMBER_FAILED);
+    h->now += 600000;
+    assert_int_equal(cpns_server_handle_expiry(h->s, h->now), 0);
+    assert_int_equal(h_pop(h, NULL, &again), 0);
+
+    /* The next successful registration gives another round, which delivers. */
+    assert_int_equal(h_register(h, 1, "pne-a"), CPNS_RETURN_SUCCESS);
+    assert_int_equal(h_pop(h, NULL, &again), 1);
+    assert_int_equal(again.KeyVersion, req.KeyVersion);
+    h_confirm(h, 1, &again);
+    assert_int_equal(h_member(h, "sg-1", "pne-a").state, CPNS_MEMBER_DELIVERED);
+    assert_true(h_sg(h, "sg-1").complete);
+}
+
+static void test_catch_up_after_forged_return_2(void **state)
+{
+    check_forged_failure_then_registration(*state, CPNS_RETURN_DECRYPT);
+}
+
+static void test_catch_up_after_forged_return_7(void **state)
+{
+    check_forged_failure_then_registration(*state, CPNS_RETURN_STALE);
+}
+
+/* A refused registration (bad Proof) proves nothing: the member stays failed. */
+static void test_no_catch_up_after_refused_registration(void **state)
+{
+    harness *h = *state;
+    cpns_msg req, again, m;
+    one_member(h, &req);
+    assert_int_equal(h_answer(h, 1, &req, CPNS_RETURN_DECRYPT, NULL, "pn-home"), 0);
+    uint8_t wrong[CPNS_KEY_LEN];
+    h_euk("not-pne-a", wrong);
+    h_reg_msg(h, &m, "pne-a", wrong, h->now / 1000);
+    assert_int_equal(h_register_msg(h, 1, &m, NULL), CPNS_RETURN_AUTH);
     assert_int_equal(h_member(h, "sg-1", "pne-a").state, CPNS_MEMBER_FAILED);
     assert_int_equal(h_pop(h, NULL, &again), 0);
 }
@@ -421,6 +495,10 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_response_for_old_key_version_ignored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catch_up_resends_sent_member, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_catch_up_after_forged_return_2, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_catch_up_after_forged_return_7, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_catch_up_after_refused_registration, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
