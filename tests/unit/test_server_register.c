@@ -325,6 +325,50 @@ static void test_conn_registered(void **state)
     assert_false(cpns_server_conn_registered(NULL, 4));
 }
 
+/*
+ * #10.15, a decision pinned (PROTOCOL.md 3.2, Return 9): an unauthenticated
+ * client can tell provisioned PNEIDs from others, 9 against 8. Kept: the
+ * contract's table says so, operators and an independent implementation use
+ * 9 to diagnose unprovisioned devices, and PNEIDs are no secret (every frame
+ * on the local link carries them in clear). What bounds the probing is the
+ * rate limit, which answers 0 before the PNEID is even looked up.
+ * Hostile input: registration probes for PNEIDs -> 9 for unknown, 8 for known
+ * (with any Proof, any Time); over the per-connection rate, 0 for both.
+ */
+static void test_unknown_pneid_is_9_known_is_8_and_rate_limited(void **state)
+{
+    harness *h = *state;
+    cpns_server_del(h->s);
+    h->cfg.reg_rate_per_s = 1;
+    h->cfg.reg_burst = 4;
+    h_start(h);
+    h_world(h, NULL, 0);
+    h_pne_add(h, "pne-a");
+    uint8_t junk[CPNS_KEY_LEN] = {0};
+    cpns_msg m;
+    /* Unknown: 9 whatever the Proof and Time; nothing is checked, no key exists to check with. */
+    h_reg_msg(h, &m, "pne-x", junk, h->now / 1000);
+    assert_int_equal(h_register_msg(h, 1, &m, NULL), CPNS_RETURN_UNKNOWN);
+    h_reg_msg(h, &m, "pne-x", junk, h->now / 1000 - 100000);
+    m.Proof.len = 1; /* not even a Proof's length */
+    assert_int_equal(h_register_msg(h, 1, &m, NULL), CPNS_RETURN_UNKNOWN);
+    /* Known, without its EUK: 8. */
+    h_reg_msg(h, &m, "pne-a", junk, h->now / 1000);
+    assert_int_equal(h_register_msg(h, 1, &m, NULL), CPNS_RETURN_AUTH);
+    h_reg_msg(h, &m, "pne-a", junk, h->now / 1000 - 100000);
+    assert_int_equal(h_register_msg(h, 1, &m, NULL), CPNS_RETURN_AUTH);
+    /* The burst is spent: probes get 0 and learn nothing. */
+    h_reg_msg(h, &m, "pne-x", junk, h->now / 1000);
+    assert_int_equal(h_register_msg(h, 1, &m, NULL), CPNS_RETURN_OTHER);
+    h_reg_msg(h, &m, "pne-a", junk, h->now / 1000);
+    assert_int_equal(h_register_msg(h, 1, &m, NULL), CPNS_RETURN_OTHER);
+    cpns_server_stats st;
+    cpns_server_get_stats(h->s, &st);
+    assert_int_equal(st.registrations[9], 2);
+    assert_int_equal(st.registrations[8], 2);
+    assert_int_equal(st.registrations_limited, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -344,6 +388,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_superseded_connection_closed_before_pop_close, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_conn_registered, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_pneid_is_9_known_is_8_and_rate_limited, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
