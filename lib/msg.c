@@ -78,19 +78,27 @@ void cpns_msg_init(cpns_msg *m, cpns_msg_kind kind, uint64_t TransactionID)
     m->present = CPNS_F_TID;
 }
 
+/*
+ * An identifier made only of dots (".", "..", ...) is refused (#10.14): SGIDs
+ * and PNEIDs are admin API path segments, and a normalising proxy on the way
+ * turns /v1/service-groups/./members into another resource. Dots among other
+ * characters ("a.b", ".a") are fine.
+ */
 int cpns_id_valid(const char *s)
 {
     if (!s)
         return 0;
     size_t n = 0;
+    int only_dots = 1;
     for (; s[n]; n++) {
         char c = s[n];
         int ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
                  c == '.' || c == '_' || c == ':' || c == '@' || c == '-';
         if (!ok || n >= CPNS_ID_MAX)
             return 0;
+        only_dots &= c == '.';
     }
-    return n > 0;
+    return n > 0 && !only_dots;
 }
 
 static char *id_field(cpns_msg *m, uint32_t bit)

@@ -111,7 +111,10 @@ typedef struct cpns_msg {
 /* Zeroes m and sets its kind and TransactionID (and the CPNS_F_TID bit). */
 void cpns_msg_init(cpns_msg *m, cpns_msg_kind kind, uint64_t TransactionID);
 
-/* 1 if s is a valid identifier (1..64 characters of [A-Za-z0-9._:@-]), else 0. */
+/*
+ * 1 if s is a valid identifier (1..64 characters of [A-Za-z0-9._:@-], not
+ * only dots: ".", ".." and "..." are refused), else 0.
+ */
 int cpns_id_valid(const char *s);
 
 /*

@@ -133,6 +133,15 @@ static json_t *string_array(char **words, int n)
     return a;
 }
 
+/*
+ * An identifier made only of dots is no identifier, and as a path segment a
+ * normalising proxy would send the request to another resource (#10.14).
+ */
+static int dot_id_error(const char *what, const char *id)
+{
+    return ctl_usage_error("'%s' is not a valid %s (made only of dots)", id, what);
+}
+
 /* Path of one SG, with the SGID made safe for a path segment. NULL on OOM. */
 static char *sg_path(const char *SGID, const char *suffix)
 {
@@ -308,6 +317,8 @@ static int pne_set_key(ctl *c, char **words, int n, const char *key_out, const c
         return ctl_usage_error("pne set-key: give the new key (--key-file FILE) or where to "
                                "write the one the server generates (--key-out FILE)");
     const char *PNEID = words[0];
+    if (ctl_http_dot_segment(PNEID))
+        return dot_id_error("PNEID", PNEID);
     if (check_key_out(key_out) != CTL_OK)
         return CTL_USAGE;
     json_t *req = json_object();
@@ -558,8 +569,11 @@ int cmd_sg(ctl *c, int argc, char **argv)
     int rv;
     int n = parse_words(c, "sg", argc - 1, argv + 1, strcmp(sub, "wait") == 0 ? wait_opts : NULL,
                         words);
+    int by_path = strcmp(sub, "create") != 0 && strcmp(sub, "list") != 0;
     if (n < 0)
         rv = CTL_USAGE;
+    else if (by_path && n >= 1 && ctl_http_dot_segment(words[0]))
+        rv = dot_id_error("SGID", words[0]);
     else if (strcmp(sub, "wait") == 0)
         rv = n == 1 ? sg_wait(c, words[0], timeout)
                     : ctl_usage_error("usage: sg wait SGID [--timeout S]");

@@ -214,6 +214,15 @@ void ctl_reply_clear(ctl_reply *reply)
     memset(reply, 0, sizeof *reply);
 }
 
+int ctl_http_dot_segment(const char *s)
+{
+    if (!*s)
+        return 0;
+    while (*s == '.')
+        s++;
+    return *s == '\0';
+}
+
 char *ctl_http_segment(const char *s)
 {
     static const char hex[] = "0123456789ABCDEF";
@@ -223,9 +232,13 @@ char *ctl_http_segment(const char *s)
     char *p = out;
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
-        /* Identifier characters are legal in a path segment as they are. */
+        /*
+         * Only RFC 3986's unreserved characters go as they are (#10.14): ':'
+         * and '@' are legal in a segment, but a proxy or a router on the way
+         * may still read them; the server decodes every segment.
+         */
         if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-            strchr("._:@-", c)) {
+            (c && strchr("-._~", c))) {
             *p++ = (char)c;
         } else {
             *p++ = '%';

@@ -37,7 +37,18 @@ int ctl_http_call(ctl_http *h, const char *method, const char *path, const char 
                   ctl_reply *reply);
 void ctl_reply_clear(ctl_reply *reply);
 
-/* Percent-encodes one path segment (an SGID as typed by the user). free() the result. */
+/*
+ * Percent-encodes one path segment (an SGID as typed by the user): RFC 3986's
+ * unreserved characters [A-Za-z0-9-._~] as they are, every other byte %XX.
+ * free() the result.
+ */
 char *ctl_http_segment(const char *s);
+
+/*
+ * 1 if s, as a path segment, is made only of dots ("." or ".."): a dot segment
+ * that URL normalisation (RFC 3986 5.2.4, and %2E decoded first) resolves to
+ * another resource, so it is never sent (#10.14).
+ */
+int ctl_http_dot_segment(const char *s);
 
 #endif

@@ -2,10 +2,16 @@
  * The admin API's errors (DESIGN.md section 5): each kind of mistake gets its
  * status and a JSON {"error": "..."} of its own, through raw HTTP (for what
  * cpnsctl cannot send, like a malformed body) and through cpnsctl (exit 1,
- * the server's message on stderr). Also the bearer token of --admin-token-file.
+ * the server's message on stderr). Also the bearer token of --admin-token-file,
+ * and how cpnsctl puts identifiers into paths (percent-encoded, never a dot
+ * segment).
  */
+#include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "cluster.h"
 
@@ -208,6 +214,149 @@ static void test_admin_token(void **state)
     h_passed(h);
 }
 
+/* A listening loopback socket on a free port, for a fake admin API. */
+static int fake_listen(uint16_t *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(fd, 4), 0);
+    socklen_t len = sizeof a;
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+/*
+ * Runs cpnsctl against the fake API on lfd and returns the request line it
+ * sent (free it); the fake answers 404 with a JSON error.
+ */
+static char *request_line_of(harness *h, int lfd, uint16_t port, char *const *args)
+{
+    char *argv[16];
+    size_t n = 0;
+    argv[n++] = "--server";
+    argv[n++] = h_fmt(h, "http://127.0.0.1:%u", port);
+    for (size_t i = 0; args[i] && n < 15; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    h_proc *p = h_startv(h, "ctl-fake", "cpnsctl", argv);
+    struct pollfd pfd = {lfd, POLLIN, 0};
+    assert_int_equal(poll(&pfd, 1, CL_CTL_MS), 1);
+    int c = accept(lfd, NULL, NULL);
+    assert_true(c >= 0);
+    char buf[4096];
+    size_t got = 0;
+    while (got < sizeof buf - 1) {
+        struct pollfd cp = {c, POLLIN, 0};
+        assert_int_equal(poll(&cp, 1, CL_CTL_MS), 1);
+        ssize_t r = read(c, buf + got, sizeof buf - 1 - got);
+        assert_true(r > 0);
+        got += (size_t)r;
+        buf[got] = '\0';
+        if (strstr(buf, "\r\n\r\n"))
+            break;
+    }
+    static const char answer[] = "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n"
+                                 "Content-Length: 20\r\nConnection: close\r\n\r\n"
+                                 "{\"error\":\"fake 404\"}";
+    assert_int_equal(write(c, answer, sizeof answer - 1), (ssize_t)(sizeof answer - 1));
+    close(c);
+    assert_int_equal(h_wait_exit(p, CL_CTL_MS), 1);
+    char *eol = strstr(buf, "\r\n");
+    assert_non_null(eol);
+    *eol = '\0';
+    h_note(h, "cpnsctl sent: %s", buf);
+    return strdup(buf);
+}
+
+/*
+ * #10.14: cpnsctl put identifiers into URL paths with ':' and '@' as they
+ * are, and "." and ".." were valid identifiers, which a normalising proxy
+ * resolves to another resource (`sg add . X` acting on another path). Path
+ * segments are now percent-encoded beyond RFC 3986's unreserved characters,
+ * cpnsctl refuses a dot-only identifier before any request, and the server
+ * refuses one that arrives anyway.
+ */
+static void test_ctl_path_ids(void **state)
+{
+    harness *h = *state;
+    uint16_t port;
+    int lfd = fake_listen(&port);
+    char *line = request_line_of(h, lfd, port, (char *[]){"sg", "show", "sg:1@home", NULL});
+    assert_string_equal(line, "GET /v1/service-groups/sg%3A1%40home HTTP/1.1");
+    free(line);
+    line = request_line_of(h, lfd, port, (char *[]){"sg", "add", "a/b?c", "pne-1", NULL});
+    assert_string_equal(line, "POST /v1/service-groups/a%2Fb%3Fc/members HTTP/1.1");
+    free(line);
+    line = request_line_of(
+        h, lfd, port,
+        (char *[]){"pne", "set-key", "p#1~x", "--key-out", h_path(h, "new.key"), NULL});
+    assert_string_equal(line, "PUT /v1/pnes/p%231~x HTTP/1.1");
+    free(line);
+    close(lfd);
+
+    /* The real server: such identifiers reach their resource. */
+    cl_server s = {0};
+    cl_server_start(h, &s, false, NULL);
+    h_out o = cl_ctl(h, &s, "pne", "add", "pne:1@x", NULL);
+    assert_int_equal(o.status, 0);
+    h_out_free(&o);
+    o = cl_ctl(h, &s, "sg", "create", "sg:1@home", NULL);
+    assert_int_equal(o.status, 0);
+    h_out_free(&o);
+    o = cl_ctl(h, &s, "--json", "sg", "add", "sg:1@home", "pne:1@x", NULL);
+    assert_int_equal(o.status, 0);
+    assert_non_null(strstr(o.out, "\"pne:1@x\""));
+    h_out_free(&o);
+    o = cl_ctl(h, &s, "--json", "sg", "show", "sg:1@home", NULL);
+    assert_int_equal(o.status, 0);
+    assert_non_null(strstr(o.out, "\"sgid\":\"sg:1@home\""));
+    h_out_free(&o);
+    /* A slash stays inside its segment: the server names the whole value. */
+    o = cl_ctl(h, &s, "sg", "show", "a/b", NULL);
+    assert_int_equal(o.status, 1);
+    assert_non_null(strstr(o.err, "'a/b'"));
+    h_out_free(&o);
+
+    /* Dot-only identifiers: refused by cpnsctl (exit 2, no request) ... */
+    static const char *const dots[] = {".", "..", "..."};
+    for (size_t i = 0; i < 3; i++) {
+        char *d = (char *)dots[i];
+        o = cl_ctl(h, &s, "sg", "add", d, "pne:1@x", NULL);
+        assert_int_equal(o.status, 2);
+        assert_non_null(strstr(o.err, "made only of dots"));
+        h_out_free(&o);
+        o = cl_ctl(h, &s, "sg", "show", d, NULL);
+        assert_int_equal(o.status, 2);
+        h_out_free(&o);
+        o = cl_ctl(h, &s, "pne", "set-key", d, "--key-out", h_path(h, "dots.key"), NULL);
+        assert_int_equal(o.status, 2);
+        h_out_free(&o);
+        /* ... and by the server, in a body or in a path */
+        o = cl_ctl(h, &s, "sg", "create", d, NULL);
+        assert_int_equal(o.status, 1);
+        h_out_free(&o);
+        o = cl_ctl(h, &s, "pne", "add", d, NULL);
+        assert_int_equal(o.status, 1);
+        h_out_free(&o);
+    }
+    json_decref(expect(h, &s, "GET", "/v1/service-groups/%2E%2E", NULL, 400));
+    json_decref(expect(h, &s, "GET", "/v1/service-groups/%2E", NULL, 400));
+    json_decref(expect(h, &s, "PUT", "/v1/pnes/%2E%2E%2E", "{}", 400));
+    /* dots among other characters are fine */
+    o = cl_ctl(h, &s, "sg", "create", ".sg..1.", NULL);
+    assert_int_equal(o.status, 0);
+    h_out_free(&o);
+    o = cl_ctl(h, &s, "sg", "show", ".sg..1.", NULL);
+    assert_int_equal(o.status, 0);
+    h_out_free(&o);
+
+    cl_stop_clean(s.p);
+    h_passed(h);
+}
+
 int main(void)
 {
     int skip = h_programs_present(cl_programs);
@@ -216,6 +365,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_admin_errors, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_admin_token, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_ctl_path_ids, h_setup, h_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,4 +1,8 @@
-/* Tests of lib/common.c: error strings, the allocator hook, TransactionIDs, numbers. */
+/*
+ * Tests of lib/common.c: error strings, the allocator hook, TransactionIDs,
+ * numbers; and the identifier rule's dot-only refusal (cpns_id_valid).
+ */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,7 +13,7 @@ static void test_strerror(void **state)
 {
     (void)state;
     assert_string_equal(cpns_strerror(0), "success");
-    for (int e = CPNS_ERR_NOMEM; e >= CPNS_ERR_STORE; e--)
+    for (int e = CPNS_ERR_NOMEM; e >= CPNS_ERR_BUSY; e--)
         assert_string_not_equal(cpns_strerror(e), "unknown error");
     assert_string_equal(cpns_strerror(-999), "unknown error");
 }
@@ -119,12 +123,48 @@ static void test_u64_to_str(void **state)
     assert_string_equal(cpns_u64_to_str(UINT64_MAX, buf), "18446744073709551615");
 }
 
+/*
+ * #10.14: ".", ".." (and "...") were valid identifiers, and as admin API path
+ * segments a normalising proxy resolves them to another resource. Any
+ * identifier made only of dots is refused everywhere the rule applies; dots
+ * among other characters stay valid.
+ */
+static void test_id_dot_only_refused(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {".", "..", "...", "................"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_false(cpns_id_valid(bad[i]));
+        cpns_msg m;
+        cpns_msg_init(&m, CPNS_MSG_SGROUPKEY_DELIVERY_RESPONSE, 1);
+        assert_int_equal(cpns_msg_set_id(&m, CPNS_F_SGID, bad[i]), CPNS_ERR_INVALID_ARG);
+    }
+    static const char *const good[] = {"a.b", ".a", "a.", "..a", "a..b", ".-.", "_"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        assert_true(cpns_id_valid(good[i]));
+
+    /* on the wire: a message naming PNEID ".." is malformed, "a.." is not */
+    char doc[512];
+    static const char *const ids[] = {"a..", ".."};
+    for (int i = 0; i < 2; i++) {
+        int n = snprintf(doc, sizeof doc,
+                         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
+                         "<CPNSMessage xmlns=\"urn:oma:xml:cpns:message:1.1\" Version=\"1.1\""
+                         " TransactionID=\"7\"><PNERegistrationResponse Return=\"1\""
+                         " PNEID=\"%s\" PNID=\"pn-1\"/></CPNSMessage>",
+                         ids[i]);
+        cpns_msg m;
+        assert_int_equal(cpns_msg_decode((const uint8_t *)doc, (size_t)n, &m),
+                         i == 0 ? 0 : CPNS_ERR_MALFORMED);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_strerror),     cmocka_unit_test(test_allocator_hook),
         cmocka_unit_test(test_calloc_large), cmocka_unit_test(test_random_tid),
-        cmocka_unit_test(test_u64_to_str),
+        cmocka_unit_test(test_u64_to_str),   cmocka_unit_test(test_id_dot_only_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
