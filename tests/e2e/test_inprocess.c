@@ -267,6 +267,77 @@ static void test_wrong_euk_fails_the_member(void **state)
     assert_int_equal(m.state, CPNS_MEMBER_DELIVERED);
 }
 
+/* Drops pne-phone's first delivery response on its way to the server and keeps a copy. */
+typedef struct {
+    bool taken;
+    cpns_msg real;
+} steal;
+
+static bool steal_phone_response(void *arg, sim_hop hop, int pne, const cpns_msg *m)
+{
+    steal *st = arg;
+    (void)pne;
+    if (st->taken || hop != SIM_GW_TO_SERVER || m->kind != CPNS_MSG_SGROUPKEY_DELIVERY_RESPONSE ||
+        strcmp(m->PNEID, "pne-phone") != 0)
+        return false;
+    st->taken = true;
+    st->real = *m;
+    return true;
+}
+
+/*
+ * PROTOCOL.md 5.3 catch-up, finding #10.1 (7.8.6.3-4, 7.8.6.1-1): someone on
+ * the path replaces a PNE's Return 1 with a forged Return 2 (a failure
+ * carries no KeyConfirmation). The server fails the member; when the PNE
+ * registers again its verified Proof earns the member a fresh round, the
+ * same key goes out again and the PNE confirms it.
+ */
+static void test_forged_return_2_healed_by_registration(void **state)
+{
+    world *w = *state;
+    up_all(w);
+    steal st = {0};
+    w->s.filter = steal_phone_response;
+    w->s.filter_arg = &st;
+    assert_int_equal(cpns_server_sg_create(w->s.server, "sg-family", MEMBERS, 3, w->s.now), 0);
+    assert_int_equal(sim_run(&w->s), 0);
+    assert_true(st.taken);
+    assert_int_equal(st.real.Return, CPNS_RETURN_SUCCESS);
+
+    cpns_msg forged;
+    cpns_msg_init(&forged, CPNS_MSG_SGROUPKEY_DELIVERY_RESPONSE, st.real.TransactionID);
+    forged.Return = CPNS_RETURN_DECRYPT;
+    forged.present |= CPNS_F_RETURN;
+    assert_int_equal(cpns_msg_set_id(&forged, CPNS_F_SGID, "sg-family"), 0);
+    assert_int_equal(cpns_msg_set_id(&forged, CPNS_F_PNEID, "pne-phone"), 0);
+    assert_int_equal(cpns_msg_set_id(&forged, CPNS_F_PNID, "pn-home"), 0);
+    forged.KeyVersion = 1;
+    forged.present |= CPNS_F_KEYVERSION;
+    uint8_t buf[2048];
+    size_t len;
+    assert_int_equal(cpns_msg_encode(&forged, buf, sizeof buf, &len), 0);
+    assert_int_equal(cpns_server_recv(w->s.server, w->s.gw_conn, buf, len, w->s.now), 0);
+    assert_int_equal(sim_run(&w->s), 0);
+    cpns_member_info m;
+    member(w, "sg-family", "pne-phone", &m);
+    assert_int_equal(m.state, CPNS_MEMBER_FAILED);
+    assert_int_equal(m.Return, CPNS_RETURN_DECRYPT);
+
+    /* The PNE comes back: registration, then the same key again, confirmed this time. */
+    assert_int_equal(sim_pne_down(&w->s, 1), 0);
+    assert_int_equal(sim_pne_up(&w->s, 1), 0);
+    member(w, "sg-family", "pne-phone", &m);
+    assert_int_equal(m.state, CPNS_MEMBER_DELIVERED);
+    assert_int_equal(m.KeyVersion, 1);
+    assert_int_equal(m.attempts, 1);
+    cpns_sg_info sg;
+    assert_int_equal(cpns_server_sg_get(w->s.server, "sg-family", &sg), 0);
+    assert_true(sg.complete);
+    cpns_key_slot k;
+    assert_int_equal(sim_pne_key(&w->s, 0, "sg-family", &k), 0);
+    assert_holds(w, 1, "sg-family", 1, &k);
+}
+
 /* The GW restarts: after it reconnects its PNEs are attached again and a new group completes. */
 static void test_gw_restart(void **state)
 {
@@ -386,6 +457,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_server_crash_keeps_the_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gw_answers_unreachable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_addition_gets_current_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forged_return_2_healed_by_registration, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
