@@ -12,6 +12,13 @@
  * within SESSION_TIMEOUT_MS, that drops, or that the server refuses (Return
  * != 1) is closed and retried with capped exponential backoff, reset once a
  * registration succeeds.
+ *
+ * PNE connections are untrusted until registered (#10.2): one that has not
+ * been answered PNERegistrationResponse Return 1 within --register-timeout is
+ * closed, and at most --max-per-addr are open from one address. The uplink is
+ * protected by backpressure (#10.3): while more than UPLINK_HIGH bytes wait to
+ * be written to the server, no PNE connection is read; reading resumes once
+ * the server has taken all but UPLINK_LOW of them.
  */
 #include <getopt.h>
 #include <signal.h>
@@ -41,7 +48,17 @@
 #define CONN_SLACK 64
 #define DEFAULT_STALL_TIMEOUT_S 30
 #define MAX_STALL_TIMEOUT_S 3600
-/* File descriptors kept out of the connection cap, and the most we ask for. */
+#define DEFAULT_REGISTER_TIMEOUT_S 10
+#define MAX_REGISTER_TIMEOUT_S 3600
+/*
+ * PNE connections from one address: on a home LAN every PNE has its own
+ * address, so 16 is room for a device's reconnects; loopback peers (the
+ * host's own processes) are spared unless --max-per-addr is given.
+ */
+#define DEFAULT_MAX_PER_ADDR 16
+/* Backpressure on the uplink: stop reading PNEs above HIGH, resume at LOW. */
+#define UPLINK_HIGH (1u << 20)
+#define UPLINK_LOW (256u << 10)
 
 typedef struct gw_options {
     const char *PNGWID;
@@ -54,7 +71,10 @@ typedef struct gw_options {
     bool insecure;
     cpns_log_level log_level;
     size_t max_pnes;
-    int stall_timeout_s; /* a frame left half-received this long drops its connection */
+    int stall_timeout_s;    /* a frame left half-received this long drops its connection */
+    int register_timeout_s; /* a PNE connection not registered this long is closed */
+    size_t max_per_addr;    /* PNE connections from one address, 0: no limit */
+    bool max_per_addr_set;  /* given on the command line (then it applies to loopback too) */
 } gw_options;
 
 typedef struct gw_daemon {
@@ -73,7 +93,9 @@ typedef struct gw_daemon {
     cpns_gw_state last_state;
     link_table links;
     uint64_t next_link;
-    size_t max_conns; /* PNE connections open at once, 0: no limit */
+    size_t max_conns;       /* PNE connections open at once, 0: no limit */
+    bool uplink_full;       /* over UPLINK_HIGH: PNE connections are not read */
+    cpns_msg_decoder *peek; /* reads the Return of registration answers */
 } gw_daemon;
 
 static void server_connect(gw_daemon *d);
@@ -82,8 +104,8 @@ static void usage(FILE *f)
 {
     fprintf(f, "Usage: cpns-gw --id PNGWID --pnid PNID --server HOST:PORT\n"
                "               (--tls-cert FILE --tls-key FILE --tls-ca FILE | --insecure)\n"
-               "               [--listen HOST:PORT] [--max-pnes N] [--stall-timeout S]\n"
-               "               [--log-level LEVEL]\n"
+               "               [--listen HOST:PORT] [--max-pnes N] [--max-per-addr N]\n"
+               "               [--register-timeout S] [--stall-timeout S] [--log-level LEVEL]\n"
                "       cpns-gw --help | --version\n"
                "\n"
                "The PN GW of CPNS 7.8.6: keeps one connection to the CPNS Server and\n"
@@ -100,6 +122,11 @@ static void usage(FILE *f)
                "  --max-pnes N        refuse registrations beyond N PNEs, and PNE connections\n"
                "                      beyond N + 64 (default 0: no limit but the\n"
                "                      open-file limit)\n"
+               "  --max-per-addr N    at most N PNE connections open at once from one address\n"
+               "                      (default 16, loopback spared; given, it applies to\n"
+               "                      every address; 0: no limit)\n"
+               "  --register-timeout S  close a PNE connection not registered (answered\n"
+               "                      Return 1) within S seconds (default 10)\n"
                "  --stall-timeout S   drop a connection (PNE or server) that leaves a frame\n"
                "                      half-sent for S seconds (default 30)\n"
                "  --log-level LEVEL   error, warn, info (default) or debug\n"
@@ -136,6 +163,8 @@ static int parse_options(int argc, char **argv, gw_options *o)
         O_LEVEL,
         O_MAX,
         O_STALL,
+        O_REGISTER,
+        O_PER_ADDR,
         O_HELP,
         O_VERSION,
         O_COUNT
@@ -152,13 +181,18 @@ static int parse_options(int argc, char **argv, gw_options *o)
         {"log-level", required_argument, NULL, O_LEVEL},
         {"max-pnes", required_argument, NULL, O_MAX},
         {"stall-timeout", required_argument, NULL, O_STALL},
+        {"register-timeout", required_argument, NULL, O_REGISTER},
+        {"max-per-addr", required_argument, NULL, O_PER_ADDR},
         {"help", no_argument, NULL, O_HELP},
         {"version", no_argument, NULL, O_VERSION},
         {NULL, 0, NULL, 0},
     };
-    const char *level = "info", *max_pnes = NULL, *stall = NULL;
+    const char *level = "info", *max_pnes = NULL, *stall = NULL, *reg = NULL, *per_addr = NULL;
     bool seen[O_COUNT] = {false};
-    *o = (gw_options){.listen = DEFAULT_LISTEN, .stall_timeout_s = DEFAULT_STALL_TIMEOUT_S};
+    *o = (gw_options){.listen = DEFAULT_LISTEN,
+                      .stall_timeout_s = DEFAULT_STALL_TIMEOUT_S,
+                      .register_timeout_s = DEFAULT_REGISTER_TIMEOUT_S,
+                      .max_per_addr = DEFAULT_MAX_PER_ADDR};
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
@@ -202,6 +236,12 @@ static int parse_options(int argc, char **argv, gw_options *o)
             break;
         case O_STALL:
             stall = optarg;
+            break;
+        case O_REGISTER:
+            reg = optarg;
+            break;
+        case O_PER_ADDR:
+            per_addr = optarg;
             break;
         case O_HELP:
             usage(stdout);
@@ -247,6 +287,21 @@ static int parse_options(int argc, char **argv, gw_options *o)
                               MAX_STALL_TIMEOUT_S);
         o->stall_timeout_s = (int)n;
     }
+    if (reg) {
+        int64_t n;
+        if (parse_i64(reg, 1, MAX_REGISTER_TIMEOUT_S, &n) != 0)
+            return bad_option("--register-timeout '%s': not a number of seconds of 1-%d", reg,
+                              MAX_REGISTER_TIMEOUT_S);
+        o->register_timeout_s = (int)n;
+    }
+    if (per_addr) {
+        int64_t n;
+        if (parse_i64(per_addr, 0, MAX_PNES_LIMIT, &n) != 0)
+            return bad_option("--max-per-addr '%s': not a number of 0-%d", per_addr,
+                              MAX_PNES_LIMIT);
+        o->max_per_addr = (size_t)n;
+        o->max_per_addr_set = true;
+    }
     bool any_tls = o->tls_cert || o->tls_key || o->tls_ca;
     if (o->insecure && any_tls)
         return bad_option("--insecure cannot be combined with --tls-cert/--tls-key/--tls-ca");
@@ -291,6 +346,47 @@ static void report(int rv, const char *what)
         log_error("%s: %s", what, cpns_strerror(rv));
 }
 
+/* Stops or resumes reading every PNE connection (#10.3). */
+static void pause_pnes(gw_daemon *d, bool pause)
+{
+    if (d->uplink_full == pause)
+        return;
+    d->uplink_full = pause;
+    for (size_t i = 0; i < d->links.cap; i++)
+        if (d->links.slots[i].link)
+            net_conn_pause_read(d->links.slots[i].conn, pause);
+    if (pause)
+        log_warn("the server is slow to read: %zu bytes wait for it; PNE connections are not "
+                 "read until it catches up",
+                 d->server ? net_conn_pending(d->server) : 0);
+    else
+        log_info("the server caught up: reading PNE connections again");
+}
+
+/* The server took what it had queued, down to UPLINK_LOW: read PNEs again. */
+static void server_on_drain(net_conn *c, void *arg)
+{
+    gw_daemon *d = arg;
+    if (d->uplink_full && net_conn_pending(c) <= UPLINK_LOW)
+        pause_pnes(d, false);
+}
+
+/*
+ * A PNE connection is trusted with a slot once the server accepted its
+ * registration: the engine routes that answer to it, so the glue looks at the
+ * Return of a PNERegistrationResponse going to a connection whose
+ * --register-timeout still runs (only those: a cheap peek, once per PNE).
+ */
+static void note_registration(gw_daemon *d, net_conn *c, const cpns_out *out)
+{
+    if (!net_conn_deadline_pending(c))
+        return;
+    cpns_msg m;
+    if (cpns_msg_decoder_peek(d->peek, out->data, out->len, &m) == 0 &&
+        m.kind == CPNS_MSG_PNE_REGISTRATION_RESPONSE && m.Return == CPNS_RETURN_SUCCESS)
+        net_conn_clear_deadline(c);
+}
+
 /* Sends what the engine queued, then acts on its state: the one step after every event. */
 static void after_event(gw_daemon *d)
 {
@@ -309,10 +405,16 @@ static void after_event(gw_daemon *d)
                      (unsigned long long)out.link);
             continue;
         }
-        if (out.link == CPNS_GW_LINK_SERVER)
-            server_stuck = server_stuck || net_conn_pending(c) > SERVER_PENDING_MAX;
-        else if (net_conn_pending(c) > PNE_PENDING_MAX)
-            pne_drop(d, out.link, "the PNE does not read what is sent to it");
+        if (out.link == CPNS_GW_LINK_SERVER) {
+            size_t pending = net_conn_pending(c);
+            if (pending > UPLINK_HIGH)
+                pause_pnes(d, true);
+            server_stuck = server_stuck || pending > SERVER_PENDING_MAX;
+        } else {
+            note_registration(d, c, &out);
+            if (net_conn_pending(c) > PNE_PENDING_MAX)
+                pne_drop(d, out.link, "the PNE does not read what is sent to it");
+        }
     }
     if (server_stuck) {
         server_lost(d, "the server does not read what is sent to it");
@@ -356,8 +458,9 @@ static void server_lost(gw_daemon *d, const char *reason)
     }
     evtimer_del(d->session_timer);
     if (d->server_open)
-        report(cpns_gw_server_down(d->gw, clock_now_ms()), "server down");
+        report(cpns_gw_server_down(d->gw, clock_mono_ms()), "server down");
     d->server_open = false;
+    pause_pnes(d, false); /* what waited for the server is gone with it */
     after_event(d);
     server_retry(d);
 }
@@ -369,7 +472,7 @@ static void server_on_open(net_conn *c, void *arg)
     d->server_open = true;
     log_info("connected to the server at %s (%s)", d->opt.server,
              d->tls ? "TLS 1.3, server certificate verified" : "plain TCP, NOT protected");
-    report(cpns_gw_server_up(d->gw, clock_now_ms()), "server up");
+    report(cpns_gw_server_up(d->gw, clock_mono_ms()), "server up");
     after_event(d);
 }
 
@@ -377,7 +480,7 @@ static void server_on_frame(net_conn *c, const uint8_t *data, size_t len, void *
 {
     gw_daemon *d = arg;
     (void)c;
-    report(cpns_gw_recv_server(d->gw, data, len, clock_now_ms()), "frame from the server");
+    report(cpns_gw_recv_server(d->gw, data, len, clock_mono_ms()), "frame from the server");
     after_event(d);
 }
 
@@ -406,6 +509,7 @@ static void server_connect(gw_daemon *d)
         return;
     }
     net_conn_set_stall_timeout(d->server, d->opt.stall_timeout_s);
+    net_conn_set_on_drain(d->server, UPLINK_LOW, server_on_drain);
     log_debug("connecting to the server at %s", d->opt.server);
     struct timeval tv = ms_to_timeval(SESSION_TIMEOUT_MS);
     evtimer_add(d->session_timer, &tv);
@@ -437,13 +541,14 @@ static void pne_drop(gw_daemon *d, uint64_t link, const char *reason)
     log_warn("PNE link %llu (%s) closed: %s", (unsigned long long)link, net_conn_peer_addr(c),
              reason);
     net_conn_close(c, false);
-    report(cpns_gw_link_close(d->gw, link, clock_now_ms()), "link close");
+    report(cpns_gw_link_close(d->gw, link, clock_mono_ms()), "link close");
 }
 
 static void pne_on_frame(net_conn *c, const uint8_t *data, size_t len, void *arg)
 {
     gw_daemon *d = arg;
-    report(cpns_gw_recv_link(d->gw, net_conn_id(c), data, len, clock_now_ms()), "frame from a PNE");
+    report(cpns_gw_recv_link(d->gw, net_conn_id(c), data, len, clock_mono_ms()),
+           "frame from a PNE");
     after_event(d);
 }
 
@@ -454,7 +559,7 @@ static void pne_on_close(net_conn *c, const char *reason, void *arg)
     log_info("PNE link %llu (%s) closed: %s", (unsigned long long)link, net_conn_peer_addr(c),
              reason);
     links_remove(&d->links, link);
-    report(cpns_gw_link_close(d->gw, link, clock_now_ms()), "link close");
+    report(cpns_gw_link_close(d->gw, link, clock_mono_ms()), "link close");
     after_event(d);
 }
 
@@ -470,6 +575,9 @@ static void on_accept(net_conn *c, void *arg)
         return;
     }
     net_conn_set_stall_timeout(c, d->opt.stall_timeout_s);
+    net_conn_set_deadline(c, d->opt.register_timeout_s, "not registered within --register-timeout");
+    if (d->uplink_full)
+        net_conn_pause_read(c, true);
     uint64_t link = ++d->next_link;
     net_conn_set_id(c, link);
     net_conn_set_cbs(c, &pne_cbs, d);
@@ -478,7 +586,7 @@ static void on_accept(net_conn *c, void *arg)
         net_conn_close(c, false);
         return;
     }
-    int rv = cpns_gw_link_open(d->gw, link, clock_now_ms());
+    int rv = cpns_gw_link_open(d->gw, link, clock_mono_ms());
     if (rv != 0) {
         report(rv, "link open");
         links_remove(&d->links, link);
@@ -506,6 +614,7 @@ static void daemon_free(gw_daemon *d)
         net_conn_close(d->server, false);
     net_listener_free(d->listener);
     cpns_gw_del(d->gw);
+    cpns_msg_decoder_free(d->peek);
     if (d->retry_timer)
         event_free(d->retry_timer);
     if (d->session_timer)
@@ -545,6 +654,11 @@ static int daemon_init(gw_daemon *d)
         return EXIT_FAILURE;
     }
     d->last_state = cpns_gw_get_state(d->gw);
+    d->peek = cpns_msg_decoder_new();
+    if (!d->peek) {
+        log_error("cannot create the GW engine: out of memory");
+        return EXIT_FAILURE;
+    }
     d->base = event_base_new();
     if (!d->base)
         return EXIT_FAILURE;
@@ -572,7 +686,14 @@ static int daemon_init(gw_daemon *d)
         log_error("%s", err);
         return EXIT_FAILURE;
     }
-    log_info("listening for PNEs on %s (port %u)", d->opt.listen, net_listener_port(d->listener));
+    net_listener_set_per_addr_cap(d->listener, d->opt.max_per_addr);
+    net_listener_set_loopback_exempt(d->listener, !d->opt.max_per_addr_set);
+    char per_addr[96] = "no limit per address";
+    if (d->opt.max_per_addr)
+        snprintf(per_addr, sizeof per_addr, "at most %zu connections from one address%s",
+                 d->opt.max_per_addr, d->opt.max_per_addr_set ? "" : " (loopback spared)");
+    log_info("listening for PNEs on %s (port %u); %s; registered within %d s", d->opt.listen,
+             net_listener_port(d->listener), per_addr, d->opt.register_timeout_s);
     backoff_init(&d->retry, RETRY_MIN_MS, RETRY_MAX_MS);
     return 0;
 }
