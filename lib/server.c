@@ -10,6 +10,7 @@
  * The per-member state machine is in server_member.c, registrations in
  * server_register.c, administration in server_admin.c.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "server_internal.h"
@@ -376,13 +377,46 @@ static int load_nonce(void *arg, const cpns_store_nonce *row)
     return 0;
 }
 
+static int by_expiry(const void *a, const void *b)
+{
+    int64_t x = (*(srv_nonce *const *)a)->expires, y = (*(srv_nonce *const *)b)->expires;
+    return (x > y) - (x < y);
+}
+
+/*
+ * The store hands nonces back in key order; the sweep (handle_expiry) and
+ * get_expiry read s->nonces_by_age from its head, so it is put in expiry
+ * order once. New nonces are appended: they expire last.
+ */
+static int sort_loaded_nonces(cpns_server *s)
+{
+    size_t n = s->nonces.count, i = 0;
+    if (n < 2)
+        return 0;
+    srv_nonce **v = cpns_malloc(n * sizeof *v);
+    if (!v)
+        return CPNS_ERR_NOMEM;
+    while (!srv_list_empty(&s->nonces_by_age)) {
+        v[i++] = SRV_CONTAINER(s->nonces_by_age.next, srv_nonce, fifo);
+        srv_list_unlink(s->nonces_by_age.next);
+    }
+    qsort(v, i, sizeof *v, by_expiry);
+    for (size_t j = 0; j < i; j++)
+        srv_list_push(&s->nonces_by_age, &v[j]->fifo);
+    cpns_free(v);
+    return 0;
+}
+
 /* SGs whose inventory was committed but not their key, or members left on an old version. */
 static int finish_load(cpns_server *s)
 {
+    int rv = sort_loaded_nonces(s);
+    if (rv)
+        return rv;
     for (cpns_map_iter it = cpns_map_begin(&s->sgs); cpns_map_next(&it);) {
         srv_sg *sg = it.val;
         if (sg->row.KeyVersion == 0) {
-            int rv = srv_sg_new_key(s, sg, "inventory stored before the restart");
+            rv = srv_sg_new_key(s, sg, "inventory stored before the restart");
             if (rv)
                 return rv;
             continue;

@@ -114,6 +114,35 @@ static void test_nonce_cache_across_a_new_monotonic_epoch(void **state)
     assert_int_equal(cpns_server_get_expiry(h->s), 1 + 500 * 1000);
 }
 
+/*
+ * The store returns nonces in key order, not by age: after a restart the
+ * next expiry is still the oldest nonce's, and the sweep takes each in turn.
+ */
+static void test_loaded_nonces_expire_oldest_first(void **state)
+{
+    harness *h = *state;
+    h_start(h);
+    static const char *const IDS[] = {"pne-z", "pne-m", "pne-a"};
+    h_world(h, NULL, 0);
+    for (int i = 0; i < 3; i++) {
+        h_pne_add(h, IDS[i]);
+        assert_int_equal(h_register(h, 1, IDS[i]), CPNS_RETURN_SUCCESS);
+        h->now += 1000; /* pne-z's nonce is the oldest, pne-a's the newest */
+    }
+    assert_int_equal(cpns_server_flush(h->s), 0);
+    int64_t W = h_wall(h); /* 3 s after the first registration */
+    h->now = 7;
+    h->wall_offset = W - h->now;
+    h_crash_restart(h);
+    assert_int_equal(cpns_server_get_expiry(h->s), 7 + 600 * 1000 - 3000);
+    h->now = 7 + 600 * 1000 - 3000;
+    assert_int_equal(cpns_server_handle_expiry(h->s, h->now), 0);
+    assert_int_equal(cpns_server_get_expiry(h->s), 7 + 600 * 1000 - 2000);
+    h->now += 2000;
+    assert_int_equal(cpns_server_handle_expiry(h->s, h->now), 0);
+    assert_int_equal(cpns_server_get_expiry(h->s), CPNS_NEVER);
+}
+
 /* A monotonic clock may read 0: the rate-limit bucket is not refilled by that. */
 static void test_rate_limit_with_monotonic_clock_at_zero(void **state)
 {
@@ -138,6 +167,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_delivery_timeout_on_monotonic_clock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nonce_cache_across_a_new_monotonic_epoch, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_loaded_nonces_expire_oldest_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limit_with_monotonic_clock_at_zero, setup,
                                         teardown),
     };
