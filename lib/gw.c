@@ -54,6 +54,12 @@ typedef struct gw_link {
     gw_node claim_node; /* in gw->claim_fifo, oldest first */
     /* Token buckets, in thousandths of a frame, refilled from now_ms. */
     int64_t frame_tokens, reg_tokens, refilled_ms;
+    /*
+     * Delivery requests forwarded to this link: each lets one frame (its
+     * response) through beyond the rate, so a PNE in many SGs answering a
+     * catch-up or a rekey of all of them is never taken for a flood.
+     */
+    uint32_t credit;
     int closing;        /* queued for cpns_gw_pop_close() or handed out: frames dropped */
     gw_node close_node; /* in gw->close_queue until handed out */
 } gw_link;
@@ -430,6 +436,8 @@ static int on_delivery_request(cpns_gw *gw, const cpns_msg *m, int peeked, const
     cpns_log(&gw->log, CPNS_LOG_DEBUG, SGID, PNEID, tid,
              "SGroupKeyDeliveryRequest KeyVersion=%u -> link %llu", (unsigned)m->KeyVersion,
              (unsigned long long)l->link);
+    if (l->credit < CPNS_GW_LINK_CREDIT_MAX)
+        l->credit++;
     return cpns_outq_push(&gw->outq, l->link, data, len);
 }
 
@@ -645,7 +653,9 @@ int cpns_gw_recv_link(cpns_gw *gw, uint64_t link, const uint8_t *data, size_t le
     }
     /* Limits first, before the frame costs a parse (issue #10, finding 3). */
     refill(l, now_ms);
-    if (!take_token(&l->frame_tokens)) {
+    if (l->credit)
+        l->credit--;
+    else if (!take_token(&l->frame_tokens)) {
         abuse(gw, l, 0, "over its frame rate");
         return 0;
     }

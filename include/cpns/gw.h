@@ -53,6 +53,11 @@ extern "C" {
 /* Per link: every frame (one delivery response per delivery besides). */
 #define CPNS_GW_LINK_FRAME_BURST 64
 #define CPNS_GW_LINK_FRAME_PER_S 32
+/*
+ * Besides the rate, each delivery request forwarded to a link lets one more
+ * frame through (its response), up to this many unanswered.
+ */
+#define CPNS_GW_LINK_CREDIT_MAX 65536
 /* A registration in flight holds its PNEID this long at most (the PNE's own resend timer). */
 #define CPNS_GW_CLAIM_TIMEOUT_MS 10000
 

@@ -1102,6 +1102,43 @@ static void test_link_rate_limited(void **state)
 }
 
 /*
+ * Issue #10, finding 3: the rate limit must not take a PNE in many SGs for a
+ * flood. A catch-up (or a rekey of every group) sends it 300 requests at
+ * once; its 300 responses, at the same instant, all go to the server and the
+ * link stays open. Unsolicited frames beyond that still meet the rate.
+ */
+static void test_responses_to_forwarded_requests_not_limited(void **state)
+{
+    fixture *f = *state;
+    char xml[2048];
+    uint64_t link;
+    enum { N = 300 };
+    bring_online(f->gw);
+    assert_int_equal(cpns_gw_link_open(f->gw, 12, T0), 0);
+    reg_forwarded(f->gw, 12, 900, "pne-radio", T0);
+    server_answers(f->gw, 900, "pne-radio", CPNS_RETURN_SUCCESS, 12, T0);
+    for (uint64_t i = 0; i < N; i++)
+        routed_to(f->gw, "pne-radio", 12, 1000 + i);
+    for (uint64_t i = 0; i < N; i++) {
+        delivery_response_xml(xml, sizeof xml, 1000 + i, "pne-radio");
+        assert_int_equal(cpns_gw_recv_link(f->gw, 12, (const uint8_t *)xml, strlen(xml), T0), 0);
+        pop_exact(f->gw, SRV, (const uint8_t *)xml, strlen(xml));
+    }
+    no_close_wanted(f->gw);
+    /* The credit is spent: the bucket (one token went to the registration) is next. */
+    delivery_response_xml(xml, sizeof xml, 2000, "pne-radio");
+    for (int i = 1; i < CPNS_GW_LINK_FRAME_BURST; i++) {
+        assert_int_equal(cpns_gw_recv_link(f->gw, 12, (const uint8_t *)xml, strlen(xml), T0), 0);
+        pop_exact(f->gw, SRV, (const uint8_t *)xml, strlen(xml));
+    }
+    no_close_wanted(f->gw);
+    assert_int_equal(cpns_gw_recv_link(f->gw, 12, (const uint8_t *)xml, strlen(xml), T0), 0);
+    assert_nothing_queued(f->gw);
+    assert_int_equal(cpns_gw_pop_close(f->gw, &link), 1);
+    assert_int_equal(link, 12);
+}
+
+/*
  * Issue #10, finding 7: max_pnes counts routed PNEs and registrations in
  * flight; a failed registration frees its slot at once (before, its claim
  * stayed and held the slot for good).
@@ -1181,6 +1218,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_response_unknown_tid_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_oversized_registration_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_link_rate_limited, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_responses_to_forwarded_requests_not_limited, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_max_pnes_failed_claims_free_slots, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
