@@ -6,6 +6,7 @@
 #   make bench    every benchmark (docs/PERFORMANCE.md); bench-smoke: the same, small and quick
 #   make test-sanitize  every test with ASan + UBSan (build-sanitize/)
 #   make test-valgrind  the unit and e2e tests under valgrind memcheck
+#   make test-repeat    every test N times (default 10) with every core kept busy
 #   make install  programs, libcpns, headers and cpns.pc under PREFIX
 BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
@@ -13,7 +14,7 @@ CMAKE_FLAGS ?=
 PREFIX ?= /usr/local
 
 .PHONY: all deps configure test demo demo-inprocess clean format fuzz bench bench-smoke install test-sanitize \
-	test-valgrind
+	test-valgrind test-repeat
 
 all: configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -66,6 +67,12 @@ test-sanitize: deps
 # and any definite or indirect leak, fails (scripts/valgrind.sh).
 test-valgrind: all
 	scripts/valgrind.sh $(BUILD) $(JOBS)
+
+# The whole suite N times while busy loops compete for every core: stops at the
+# first failing run and names the failed tests (scripts/test-repeat.sh).
+N ?= 10
+test-repeat: all
+	scripts/test-repeat.sh $(N) $(BUILD)
 
 # Benchmarks (docs/PERFORMANCE.md): BENCH {json} lines on stdout, a summary on stderr.
 bench: all
