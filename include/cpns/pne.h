@@ -65,7 +65,11 @@ const char *cpns_pne_pnid(const cpns_pne *pne);
 /* The Return of the last PNERegistrationResponse, -1 before one arrived. */
 int cpns_pne_last_return(const cpns_pne *pne);
 
-/* The link to the GW is up: queues a PNERegistrationRequest (fresh Nonce, Time = now). */
+/*
+ * The link to the GW is up: queues a PNERegistrationRequest (fresh Nonce, Time
+ * from the wall clock). now_ms, here and below, is a monotonic clock that
+ * only times the registration retry.
+ */
 int cpns_pne_link_up(cpns_pne *pne, int64_t now_ms);
 /* The link is gone: queued frames are dropped; the PNID is kept for the next registration. */
 int cpns_pne_link_down(cpns_pne *pne, int64_t now_ms);
