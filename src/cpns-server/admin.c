@@ -9,6 +9,7 @@
  * DEBUG (cpnsctl sg wait polls ten times a second); every change and every
  * error is logged at INFO.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -305,7 +306,7 @@ static void get_healthz(admin_req *r)
 static void get_metrics(admin_req *r)
 {
     struct evbuffer *buf = evbuffer_new();
-    if (!buf || srvd_metrics(r->d->server, r->d->store_ok, buf) != 0) {
+    if (!buf || srvd_metrics(r->d, buf) != 0) {
         if (buf)
             evbuffer_free(buf);
         admin_reply_error(r, 500, "out of memory");
@@ -408,19 +409,72 @@ static void on_request(struct evhttp_request *req, void *arg)
  * An accept() that fails for want of a file descriptor leaves the connection
  * queued, and libevent's listener would retry it on every loop turn: a
  * connection flood made the daemon spin and log some 150,000 lines a second.
- * The listener pauses instead and resumes ACCEPT_PAUSE_MS later. evhttp gives
- * the listener's callbacks its own argument, so the daemon that owns the
- * listener is found here (one per process, like the logger).
+ * The listener pauses instead and resumes ACCEPT_PAUSE_MS later, and the
+ * failures are logged at most every ACCEPT_LOG_MS. evhttp gives the
+ * listener's callbacks its own argument, so the daemon that owns the listener
+ * is found here (one per process, like the logger).
  */
 #define ACCEPT_PAUSE_MS 100
+#define ACCEPT_LOG_MS 10000
+/* Connections closed at accept in one go while the admin API is full. */
+#define SHED_BATCH 64
 static srvd *admin_daemon;
+
+static void accept_failed(srvd *d, int err)
+{
+    struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
+    int64_t now = srvd_now();
+    if (d->admin_error_logged_ms == 0 || now - d->admin_error_logged_ms >= ACCEPT_LOG_MS) {
+        log_warn("admin API: cannot accept a connection (%s): pausing for %d ms (%llu more "
+                 "failures since the last report)",
+                 evutil_socket_error_to_string(err), ACCEPT_PAUSE_MS,
+                 (unsigned long long)d->admin_errors_unlogged);
+        d->admin_error_logged_ms = now;
+        d->admin_errors_unlogged = 0;
+    } else {
+        d->admin_errors_unlogged++;
+    }
+    evtimer_add(d->admin_resume, &tv);
+}
+
+static void refused(srvd *d, uint64_t n)
+{
+    if (!n)
+        return;
+    d->admin_refused += n;
+    int64_t now = srvd_now();
+    if (d->admin_refusal_logged_ms == 0 || now - d->admin_refusal_logged_ms >= ACCEPT_LOG_MS) {
+        log_warn("admin API: %zu connections open (the most allowed): further connections are "
+                 "closed at once (%llu so far)",
+                 d->admin_conns, (unsigned long long)d->admin_refused);
+        d->admin_refusal_logged_ms = now;
+    }
+}
+
+/*
+ * Below admin_max open connections the listener accepts; at admin_max it is
+ * disabled and the shed event closes what comes in (so that a client is told
+ * at once and the backlog does not fill). Neither while an accept() failure
+ * pauses them both.
+ */
+static void admin_accepting(srvd *d)
+{
+    if (!d->admin_listener || evtimer_pending(d->admin_resume, NULL))
+        return;
+    if (d->admin_conns + d->admin_new_len >= d->admin_max) {
+        evconnlistener_disable(d->admin_listener);
+        event_add(d->admin_shed, NULL);
+    } else {
+        event_del(d->admin_shed);
+        evconnlistener_enable(d->admin_listener);
+    }
+}
 
 static void on_admin_resume(evutil_socket_t fd, short what, void *arg)
 {
-    srvd *d = arg;
     (void)fd;
     (void)what;
-    evconnlistener_enable(d->admin_listener);
+    admin_accepting(arg);
 }
 
 static void on_admin_accept_error(struct evconnlistener *lev, void *arg)
@@ -431,11 +485,98 @@ static void on_admin_accept_error(struct evconnlistener *lev, void *arg)
     if (!d || lev != d->admin_listener)
         return;
     evconnlistener_disable(lev);
-    struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
-    if (!evtimer_pending(d->admin_resume, NULL))
-        log_warn("admin API: cannot accept a connection (%s): pausing for %d ms",
-                 evutil_socket_error_to_string(err), ACCEPT_PAUSE_MS);
-    evtimer_add(d->admin_resume, &tv);
+    event_del(d->admin_shed);
+    accept_failed(d, err);
+}
+
+/* The admin API is full: accept and close at once (a bounded batch per wake-up). */
+static void on_admin_shed(evutil_socket_t fd, short what, void *arg)
+{
+    srvd *d = arg;
+    (void)what;
+    uint64_t n = 0;
+    for (int i = 0; i < SHED_BATCH; i++) {
+        evutil_socket_t c = accept(fd, NULL, NULL);
+        if (c < 0) {
+            int err = errno;
+            if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR && err != ECONNABORTED) {
+                event_del(d->admin_shed);
+                accept_failed(d, err);
+            }
+            break;
+        }
+        evutil_closesocket(c);
+        n++;
+    }
+    refused(d, n);
+}
+
+/*
+ * The count of admin connections. evhttp has no cap and hands an accepted
+ * socket to no callback of ours; but it asks us for the bufferevent of every
+ * new connection (admin_bevcb), then makes that bufferevent's callback
+ * argument its evhttp_connection. So each new bufferevent is held (a
+ * reference) until admin_check runs in the same loop iteration, before any
+ * byte is read: there the connection is counted, with a close callback that
+ * uncounts it. A bufferevent freed meanwhile has no callbacks left. The
+ * listener accepts a whole backlog in one callback; admin_bevcb disables it
+ * when the cap is reached, which ends that loop at once.
+ */
+static void on_admin_conn_close(struct evhttp_connection *evcon, void *arg)
+{
+    srvd *d = arg;
+    (void)evcon;
+    if (d->admin_conns)
+        d->admin_conns--;
+    admin_accepting(d);
+}
+
+static struct bufferevent *admin_bevcb(struct event_base *base, void *arg)
+{
+    srvd *d = arg;
+    if (d->admin_new_len == d->admin_new_cap) {
+        size_t cap = d->admin_new_cap ? 2 * d->admin_new_cap : 16;
+        struct bufferevent **grown = realloc(d->admin_new, cap * sizeof *grown);
+        if (!grown)
+            return NULL; /* evhttp makes its own: that one connection is not counted */
+        d->admin_new = grown;
+        d->admin_new_cap = cap;
+    }
+    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (!bev)
+        return NULL;
+    bufferevent_incref(bev);
+    d->admin_new[d->admin_new_len++] = bev;
+    event_active(d->admin_check, EV_TIMEOUT, 0);
+    admin_accepting(d);
+    return bev;
+}
+
+static void on_admin_check(evutil_socket_t fd, short what, void *arg)
+{
+    srvd *d = arg;
+    (void)fd;
+    (void)what;
+    uint64_t over = 0;
+    size_t n = d->admin_new_len;
+    d->admin_new_len = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct bufferevent *bev = d->admin_new[i];
+        void *cbarg = NULL;
+        bufferevent_getcb(bev, NULL, NULL, NULL, &cbarg);
+        struct evhttp_connection *evcon = cbarg;
+        if (evcon && d->admin_conns >= d->admin_max) {
+            /* Accepted past the cap (a resume after a failure): closed at once. */
+            over++;
+            evhttp_connection_free(evcon);
+        } else if (evcon) {
+            d->admin_conns++;
+            evhttp_connection_set_closecb(evcon, on_admin_conn_close, d);
+        }
+        bufferevent_decref(bev);
+    }
+    refused(d, over);
+    admin_accepting(d);
 }
 
 int srvd_admin_start(srvd *d, char *err, size_t errlen)
@@ -459,6 +600,7 @@ int srvd_admin_start(srvd *d, char *err, size_t errlen)
     evhttp_set_max_headers_size(d->http, HTTP_HEADERS_MAX);
     evhttp_set_timeout(d->http, HTTP_TIMEOUT_S);
     evhttp_set_gencb(d->http, on_request, d);
+    evhttp_set_bevcb(d->http, admin_bevcb, d);
     struct evhttp_bound_socket *bound = evhttp_bind_socket_with_handle(d->http, host, port);
     if (!bound) {
         snprintf(err, errlen, "cannot listen on %s: %s", d->opt.admin,
@@ -467,7 +609,10 @@ int srvd_admin_start(srvd *d, char *err, size_t errlen)
     }
     d->admin_listener = evhttp_bound_socket_get_listener(bound);
     d->admin_resume = evtimer_new(d->base, on_admin_resume, d);
-    if (!d->admin_resume) {
+    d->admin_check = event_new(d->base, -1, 0, on_admin_check, d);
+    d->admin_shed = event_new(d->base, evconnlistener_get_fd(d->admin_listener),
+                              EV_READ | EV_PERSIST, on_admin_shed, d);
+    if (!d->admin_resume || !d->admin_check || !d->admin_shed) {
         snprintf(err, errlen, "%s: out of memory", d->opt.admin);
         return -1;
     }
@@ -478,8 +623,8 @@ int srvd_admin_start(srvd *d, char *err, size_t errlen)
     if (getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&ss, &sslen) == 0)
         port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                               : ((struct sockaddr_in *)&ss)->sin_port);
-    log_info("admin API on %s (port %u)%s", d->opt.admin, port,
-             d->opt.token_file ? ", bearer token required" : "");
+    log_info("admin API on %s (port %u)%s, at most %zu connections at once", d->opt.admin, port,
+             d->opt.token_file ? ", bearer token required" : "", d->admin_max);
     return 0;
 }
 
@@ -491,8 +636,24 @@ void srvd_admin_stop(srvd *d)
         event_free(d->admin_resume);
         d->admin_resume = NULL;
     }
+    if (d->admin_shed) {
+        event_free(d->admin_shed);
+        d->admin_shed = NULL;
+    }
+    /* evhttp_free() frees the listener, then the connections (whose close callbacks run). */
     d->admin_listener = NULL;
     if (d->http)
         evhttp_free(d->http);
     d->http = NULL;
+    /* Accepted, not counted yet: evhttp_free() freed them, our references remain. */
+    for (size_t i = 0; i < d->admin_new_len; i++)
+        bufferevent_decref(d->admin_new[i]);
+    d->admin_new_len = 0;
+    free(d->admin_new);
+    d->admin_new = NULL;
+    d->admin_new_cap = 0;
+    if (d->admin_check) {
+        event_free(d->admin_check);
+        d->admin_check = NULL;
+    }
 }

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "backoff.h"
 #include "daemon.h"
@@ -41,17 +42,41 @@
 #define MAX_STALL_TIMEOUT_S 3600
 #define DEFAULT_COMMIT_INTERVAL_MS 20
 #define MAX_COMMIT_INTERVAL_MS 1000
+#define DEFAULT_REGISTER_TIMEOUT_S 10
+#define MAX_REGISTER_TIMEOUT_S 3600
+/* GWs behind one carrier-grade NAT share an address: room for many, not for a flood. */
+#define DEFAULT_MAX_PER_ADDR 64
+/* Admin API connections open at once (fewer when the open-file limit is low). */
+#define ADMIN_CONN_MAX 64
 /*
  * Frames built in one turn before the loop gets back to its sockets: the
  * frames of a big group go out (and their responses come in) while the rest
  * are still being built, instead of 100,000 frames piling up in memory first.
  */
 #define TURN_FRAMES 1024
-/* File descriptors kept out of the connection cap, and the most we ask for. */
 /* After a failed commit the turn runs again this soon, even without an event. */
 #define STORE_RETRY_MS 1000
 /* A GW that stops reading: past this much queued output its connection is dropped. */
 #define GW_PENDING_MAX ((size_t)256 << 20)
+/*
+ * All GW connections together: past this much queued output, the connection
+ * with the most is dropped (one GW per connection cannot add up to more by
+ * opening many connections).
+ */
+#define GW_OUTPUT_BUDGET ((size_t)512 << 20)
+/*
+ * A GW whose unread output passes GW_READ_PAUSE is no longer read from until
+ * it is below GW_READ_RESUME: the requests of a GW that does not read its
+ * answers stop making answers. A GW that reads is never paused for long: the
+ * first round of a 100,000-member group over 20 GWs queues some 5 MB per
+ * connection at most (one real GW with 10,000 PNEs about as much), so the
+ * pause is well above what a working GW holds, and reading resumes as soon as
+ * its output drains.
+ */
+#define GW_READ_PAUSE ((size_t)16 << 20)
+#define GW_READ_RESUME ((size_t)4 << 20)
+/* While a connection is paused, its output is checked this often (nothing else may wake us). */
+#define GW_DRAIN_CHECK_MS 100
 #define TOKEN_MAX 4096
 
 static void usage(FILE *f)
@@ -62,7 +87,8 @@ static void usage(FILE *f)
         "                   (--tls-cert FILE --tls-key FILE --tls-ca FILE | --insecure)\n"
         "                   [--listen HOST:PORT] [--admin HOST:PORT] [--admin-token-file FILE]\n"
         "                   [--delivery-timeout S] [--max-attempts N] [--max-gws N]\n"
-        "                   [--stall-timeout S] [--log-level LEVEL]\n"
+        "                   [--stall-timeout S] [--register-timeout S] [--max-per-addr N]\n"
+        "                   [--commit-interval MS] [--log-level LEVEL]\n"
         "       cpns-server --help | --version\n"
         "\n"
         "The CPNS Server of 7.8.6: keeps the Service Groups, generates their Group Keys\n"
@@ -75,7 +101,8 @@ static void usage(FILE *f)
         "                          --admin is not a loopback address\n"
         "  --db PATH               the SQLite database (created when absent)\n"
         "  --master-key FILE       the key that encrypts secrets in the database\n"
-        "                          (mode 0600; created with a random key when absent)\n"
+        "                          (mode 0600; created with a random key only when the\n"
+        "                          database is new: an existing database needs its key)\n"
         "  --tls-cert FILE         this server's certificate (PEM)\n"
         "  --tls-key FILE          its private key (PEM, mode 0600)\n"
         "  --tls-ca FILE           the CA that GW client certificates must chain to\n"
@@ -84,7 +111,12 @@ static void usage(FILE *f)
         "  --max-attempts N        sends of one delivery before it fails (default %d)\n"
         "  --max-gws N             GW connections open at once; more are refused\n"
         "                          (default %d, 0: as many as the open-file limit\n"
-        "                          allows; never more than that)\n"
+        "                          allows; never more than that, less the admin API's)\n"
+        "  --max-per-addr N        GW connections open at once from one IP address;\n"
+        "                          more are refused (default %d, 0: no limit)\n"
+        "  --register-timeout S    close a GW connection that has not completed its TLS\n"
+        "                          handshake and a successful PNGWRegistration within\n"
+        "                          S seconds (default %d)\n"
         "  --stall-timeout S       drop a GW connection that leaves a frame half-sent\n"
         "                          for S seconds (default %d)\n"
         "  --commit-interval MS    commit delivery progress at most this often (group\n"
@@ -92,8 +124,8 @@ static void usage(FILE *f)
         "                          Keys and admin changes are always committed first\n"
         "  --log-level LEVEL       error, warn, info (default) or debug\n"
         "  --help, --version\n",
-        DEFAULT_DELIVERY_TIMEOUT_S, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_GWS, DEFAULT_STALL_TIMEOUT_S,
-        DEFAULT_COMMIT_INTERVAL_MS);
+        DEFAULT_DELIVERY_TIMEOUT_S, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_GWS, DEFAULT_MAX_PER_ADDR,
+        DEFAULT_REGISTER_TIMEOUT_S, DEFAULT_STALL_TIMEOUT_S, DEFAULT_COMMIT_INTERVAL_MS);
 }
 
 static int bad_option(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -142,6 +174,8 @@ static int parse_options(int argc, char **argv, srvd_options *o)
         O_ATTEMPTS,
         O_MAX_GWS,
         O_STALL,
+        O_REGISTER,
+        O_PER_ADDR,
         O_COMMIT,
         O_LEVEL,
         O_HELP,
@@ -162,6 +196,8 @@ static int parse_options(int argc, char **argv, srvd_options *o)
         {"max-attempts", required_argument, NULL, O_ATTEMPTS},
         {"max-gws", required_argument, NULL, O_MAX_GWS},
         {"stall-timeout", required_argument, NULL, O_STALL},
+        {"register-timeout", required_argument, NULL, O_REGISTER},
+        {"max-per-addr", required_argument, NULL, O_PER_ADDR},
         {"commit-interval", required_argument, NULL, O_COMMIT},
         {"log-level", required_argument, NULL, O_LEVEL},
         {"help", no_argument, NULL, O_HELP},
@@ -169,7 +205,7 @@ static int parse_options(int argc, char **argv, srvd_options *o)
         {NULL, 0, NULL, 0},
     };
     const char *level = "info", *timeout = NULL, *attempts = NULL, *max_gws = NULL, *stall = NULL,
-               *commit = NULL;
+               *commit = NULL, *reg = NULL, *per_addr = NULL;
     bool seen[O_COUNT] = {false};
     *o = (srvd_options){
         .listen = DEFAULT_LISTEN,
@@ -178,6 +214,8 @@ static int parse_options(int argc, char **argv, srvd_options *o)
         .max_attempts = DEFAULT_MAX_ATTEMPTS,
         .max_gws = DEFAULT_MAX_GWS,
         .stall_timeout_s = DEFAULT_STALL_TIMEOUT_S,
+        .register_timeout_s = DEFAULT_REGISTER_TIMEOUT_S,
+        .max_per_addr = DEFAULT_MAX_PER_ADDR,
         .commit_interval_ms = DEFAULT_COMMIT_INTERVAL_MS,
     };
     opterr = 0;
@@ -229,6 +267,12 @@ static int parse_options(int argc, char **argv, srvd_options *o)
             break;
         case O_STALL:
             stall = optarg;
+            break;
+        case O_REGISTER:
+            reg = optarg;
+            break;
+        case O_PER_ADDR:
+            per_addr = optarg;
             break;
         case O_COMMIT:
             commit = optarg;
@@ -291,6 +335,17 @@ static int parse_options(int argc, char **argv, srvd_options *o)
                               MAX_STALL_TIMEOUT_S);
         o->stall_timeout_s = (int)n;
     }
+    if (reg) {
+        if (parse_i64(reg, 1, MAX_REGISTER_TIMEOUT_S, &n) != 0)
+            return bad_option("--register-timeout '%s': not a number of seconds of 1-%d", reg,
+                              MAX_REGISTER_TIMEOUT_S);
+        o->register_timeout_s = (int)n;
+    }
+    if (per_addr) {
+        if (parse_i64(per_addr, 0, MAX_GWS_LIMIT, &n) != 0)
+            return bad_option("--max-per-addr '%s': not a number of 0-%d", per_addr, MAX_GWS_LIMIT);
+        o->max_per_addr = (size_t)n;
+    }
     if (commit) {
         if (parse_i64(commit, 0, MAX_COMMIT_INTERVAL_MS, &n) != 0)
             return bad_option("--commit-interval '%s': not a number of milliseconds of 0-%d",
@@ -315,28 +370,82 @@ static int parse_options(int argc, char **argv, srvd_options *o)
 
 /* --- key material --- */
 
-/* Reads the master key, or creates the file with a fresh random key when it is absent. */
-static int load_master_key(const char *path, uint8_t key[CPNS_KEY_LEN])
+/*
+ * The master key, read from its file; or, for a new database only (no file
+ * at --db), drawn at random and written by create_master_key() once every
+ * other check has passed. An existing database with no key file is refused:
+ * a new key could never read it, and a stray key file would mislead the next
+ * start. *created is set when the key is new and not written yet.
+ */
+static int load_master_key(const srvd *d, uint8_t key[CPNS_KEY_LEN], bool *created)
 {
+    const char *path = d->opt.master_key;
     char err[600];
     struct stat st;
+    *created = false;
+    bool db_exists = stat(d->opt.db, &st) == 0;
     if (lstat(path, &st) != 0 && errno == ENOENT) {
+        if (db_exists) {
+            fprintf(stderr,
+                    "cpns-server: --master-key %s: no such file, and the database %s exists: "
+                    "give the key file it was created with (no new key is made for an "
+                    "existing database)\n",
+                    path, d->opt.db);
+            return -1;
+        }
         if (cpns_random(NULL, key, CPNS_KEY_LEN) != 0) {
             fprintf(stderr, "cpns-server: --master-key %s: no randomness for a new key\n", path);
             return -1;
         }
-        if (keyfile_write(path, key, err, sizeof err) != 0) {
-            cpns_wipe(key, CPNS_KEY_LEN);
-            fprintf(stderr, "cpns-server: --master-key cannot create %s\n", err);
-            return -1;
-        }
-        log_info("created the master key file %s (mode 0600): keep it, the database cannot be "
-                 "read without it",
-                 path);
+        *created = true;
         return 0;
     }
     if (keyfile_read(path, key, err, sizeof err) != 0) {
         fprintf(stderr, "cpns-server: --master-key %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* Writes the new master key: the last step before a new database is created. */
+static int create_master_key(const char *path, const uint8_t key[CPNS_KEY_LEN])
+{
+    char err[600];
+    if (keyfile_write(path, key, err, sizeof err) != 0) {
+        fprintf(stderr, "cpns-server: --master-key cannot create %s\n", err);
+        return -1;
+    }
+    log_info("created the master key file %s (mode 0600): keep it, the database cannot be "
+             "read without it",
+             path);
+    return 0;
+}
+
+/* A new database goes into an existing directory that this process can write. */
+static int check_db_dir(const char *db)
+{
+    struct stat st;
+    if (stat(db, &st) == 0)
+        return 0;
+    char dir[4096];
+    const char *slash = strrchr(db, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == db)
+        snprintf(dir, sizeof dir, "/");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - db), db);
+    if (stat(dir, &st) != 0) {
+        fprintf(stderr, "cpns-server: --db %s: its directory %s: %s\n", db, dir, strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "cpns-server: --db %s: %s is not a directory\n", db, dir);
+        return -1;
+    }
+    if (access(dir, W_OK | X_OK) != 0) {
+        fprintf(stderr, "cpns-server: --db %s: cannot create the database in %s: %s\n", db, dir,
+                strerror(errno));
         return -1;
     }
     return 0;
@@ -386,7 +495,7 @@ static int load_token(srvd *d)
 
 int64_t srvd_now(void)
 {
-    return clock_now_ms();
+    return clock_mono_ms();
 }
 
 const char *srvd_store_error(const srvd *d, int rv)
@@ -395,7 +504,7 @@ const char *srvd_store_error(const srvd *d, int rv)
     return msg && *msg ? msg : cpns_strerror(rv);
 }
 
-static void conn_drop(srvd *d, uint64_t id, const char *reason);
+static void conn_drop(gw_conn *g, cpns_log_level level, const char *reason);
 static void schedule_turn(srvd *d);
 
 static void arm_expiry(srvd *d)
@@ -412,19 +521,37 @@ static void arm_expiry(srvd *d)
     evtimer_add(d->expiry_timer, &tv);
 }
 
-/*
- * Builds and queues up to TURN_FRAMES frames; then commits when commit_now,
- * when the store failed last time (the retry), or when the commit interval
- * has passed, and otherwise arms the commit timer for the end of the interval.
- */
-static void turn(srvd *d, bool commit_now)
+static gw_conn *gw_find(const srvd *d, uint64_t id)
 {
-    /* This turn covers whatever the deferred one would have done. */
-    event_del(d->turn);
-    event_del(d->more);
+    for (gw_conn *g = d->gws; g; g = g->next)
+        if (g->id == id)
+            return g;
+    return NULL;
+}
+
+/* Connections whose GW registered again on a newer one: they speak for nobody now. */
+static void close_superseded(srvd *d)
+{
+    uint64_t id;
+    while (cpns_server_pop_close(d->server, &id) == 1) {
+        gw_conn *g = gw_find(d, id);
+        if (g)
+            conn_drop(g, CPNS_LOG_INFO, "its GW registered again on a newer connection");
+    }
+}
+
+/*
+ * Queues up to max frames the engine built. The number queued; *pop_rv is
+ * the last cpns_server_pop() result (1: more are ready, 0: none now, <0: the
+ * commit of a new Group Key failed).
+ */
+static size_t send_frames(srvd *d, size_t max, int *pop_rv)
+{
     cpns_out out;
-    int pop_rv = 0;
-    for (size_t n = 0; n < TURN_FRAMES && (pop_rv = cpns_server_pop(d->server, &out)) == 1; n++) {
+    size_t n = 0;
+    *pop_rv = 0;
+    while (n < max && (*pop_rv = cpns_server_pop(d->server, &out)) == 1) {
+        n++;
         net_conn *c = links_get(&d->conns, out.link);
         if (!c) {
             log_debug("frame for GW connection %llu, which is gone: dropped",
@@ -435,40 +562,139 @@ static void turn(srvd *d, bool commit_now)
             log_warn("cannot queue a %zu-byte frame on GW connection %llu", out.len,
                      (unsigned long long)out.link);
     }
+    return n;
+}
+
+/* Commits every write so far; records whether the store works. */
+static void commit(srvd *d, int pop_rv)
+{
+    evtimer_del(d->commit_timer);
+    int flush_rv = cpns_server_flush(d->server);
+    d->last_commit_ms = srvd_now();
+    if (flush_rv < 0)
+        log_error("commit failed: %s; the server keeps its state and retries",
+                  srvd_store_error(d, flush_rv));
+    bool ok = pop_rv >= 0 && flush_rv == 0;
+    if (ok && !d->store_ok)
+        log_info("the store works again: commits succeed");
+    d->store_ok = ok;
+}
+
+size_t srvd_gw_output(const srvd *d)
+{
+    size_t total = 0;
+    for (const gw_conn *g = d->gws; g; g = g->next)
+        total += net_conn_pending(g->c);
+    return total;
+}
+
+static void set_paused(gw_conn *g, bool pause)
+{
+    srvd *d = g->d;
+    g->paused = pause;
+    net_conn_pause_read(g->c, pause);
+    if (pause) {
+        d->gws_paused++;
+        log_warn("GW connection %llu (%s): %zu bytes queued that it does not read: not reading "
+                 "from it until they drain",
+                 (unsigned long long)g->id, net_conn_peer_addr(g->c), net_conn_pending(g->c));
+        if (!evtimer_pending(d->drain_check, NULL)) {
+            struct timeval tv = ms_to_timeval(GW_DRAIN_CHECK_MS);
+            evtimer_add(d->drain_check, &tv);
+        }
+    } else {
+        d->gws_paused--;
+        log_info("GW connection %llu: its output drained, reading again",
+                 (unsigned long long)g->id);
+    }
+}
+
+/*
+ * The output of the GW connections: a connection over GW_PENDING_MAX is
+ * dropped, one over GW_READ_PAUSE is not read from until it drains below
+ * GW_READ_RESUME, and while all of them together hold more than
+ * GW_OUTPUT_BUDGET the one holding most is dropped.
+ */
+static void sweep_output(srvd *d)
+{
+    for (;;) {
+        size_t total = 0, most = 0;
+        gw_conn *fattest = NULL, *next;
+        for (gw_conn *g = d->gws; g; g = next) {
+            next = g->next;
+            size_t p = net_conn_pending(g->c);
+            if (p > GW_PENDING_MAX) {
+                conn_drop(g, CPNS_LOG_WARN, "the GW does not read what is sent to it");
+                continue;
+            }
+            if (!g->paused && p > GW_READ_PAUSE)
+                set_paused(g, true);
+            else if (g->paused && p < GW_READ_RESUME)
+                set_paused(g, false);
+            total += p;
+            if (p > most) {
+                most = p;
+                fattest = g;
+            }
+        }
+        if (total <= GW_OUTPUT_BUDGET || !fattest)
+            break;
+        conn_drop(fattest, CPNS_LOG_WARN,
+                  "the GW connections hold more unread output than the server allows in all: "
+                  "this one holds the most");
+    }
+}
+
+static void on_drain_check(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    srvd *d = arg;
+    sweep_output(d);
+    if (d->gws_paused) {
+        struct timeval tv = ms_to_timeval(GW_DRAIN_CHECK_MS);
+        evtimer_add(d->drain_check, &tv);
+    }
+}
+
+/*
+ * Closes superseded connections, builds and queues up to TURN_FRAMES frames;
+ * then commits when commit_now, when the engine holds answers for a commit
+ * (PNE registrations, whose Nonce must be durable before their answer
+ * leaves: one commit serves every registration of the turn, and the answers
+ * it released are sent at once), when the store failed last time (the
+ * retry), or when the commit interval has passed, and otherwise arms the
+ * commit timer for the end of the interval.
+ */
+static void turn(srvd *d, bool commit_now)
+{
+    /* This turn covers whatever the deferred one would have done. */
+    event_del(d->turn);
+    event_del(d->more);
+    close_superseded(d);
+    int pop_rv = 0;
+    size_t sent = send_frames(d, TURN_FRAMES, &pop_rv);
+    if (pop_rv < 0)
+        log_error("committing a new Group Key before sending it failed: %s; its deliveries "
+                  "wait and the commit is retried",
+                  srvd_store_error(d, pop_rv));
+    bool held = cpns_server_commit_wanted(d->server) == 1;
+    int64_t now = srvd_now();
+    int64_t due = d->last_commit_ms + d->opt.commit_interval_ms;
+    if (commit_now || held || !d->store_ok || pop_rv < 0 || now >= due) {
+        commit(d, pop_rv);
+        if (held && d->store_ok && pop_rv == 0)
+            send_frames(d, TURN_FRAMES - sent, &pop_rv);
+    } else if (!evtimer_pending(d->commit_timer, NULL)) {
+        struct timeval tv = ms_to_timeval(due - now);
+        evtimer_add(d->commit_timer, &tv);
+    }
     if (pop_rv == 1) {
         /* More to build: after the loop has written these and read what came in. */
         static const struct timeval now_tv = {0, 0};
         evtimer_add(d->more, &now_tv);
     }
-    if (pop_rv < 0)
-        log_error("committing a new Group Key before sending it failed: %s; its deliveries "
-                  "wait and the commit is retried",
-                  srvd_store_error(d, pop_rv));
-    int64_t now = srvd_now();
-    int64_t due = d->last_commit_ms + d->opt.commit_interval_ms;
-    if (commit_now || !d->store_ok || pop_rv < 0 || now >= due) {
-        evtimer_del(d->commit_timer);
-        int flush_rv = cpns_server_flush(d->server);
-        d->last_commit_ms = now;
-        if (flush_rv < 0)
-            log_error("commit failed: %s; the server keeps its state and retries",
-                      srvd_store_error(d, flush_rv));
-        bool ok = pop_rv >= 0 && flush_rv == 0;
-        if (ok && !d->store_ok)
-            log_info("the store works again: commits succeed");
-        d->store_ok = ok;
-    } else if (!evtimer_pending(d->commit_timer, NULL)) {
-        struct timeval tv = ms_to_timeval(due - now);
-        evtimer_add(d->commit_timer, &tv);
-    }
-
-    for (size_t i = 0; i < d->conns.cap; i++) {
-        link_entry *e = &d->conns.slots[i];
-        if (e->link && net_conn_pending(e->conn) > GW_PENDING_MAX) {
-            conn_drop(d, e->link, "the GW does not read what is sent to it");
-            i = (size_t)-1; /* the table changed under us: scan again */
-        }
-    }
+    sweep_output(d);
     arm_expiry(d);
 }
 
@@ -510,13 +736,30 @@ static void on_expiry(evutil_socket_t fd, short what, void *arg)
 
 /* --- GW connections --- */
 
-static void conn_drop(srvd *d, uint64_t id, const char *reason)
+/* Forgets g (the table, the list, the pause count) and frees it; not the net_conn. */
+static void gw_forget(gw_conn *g)
 {
-    net_conn *c = links_remove(&d->conns, id);
-    if (!c)
-        return;
-    log_warn("GW connection %llu (%s) closed: %s", (unsigned long long)id, net_conn_peer_addr(c),
-             reason);
+    srvd *d = g->d;
+    links_remove(&d->conns, g->id);
+    if (g->prev)
+        g->prev->next = g->next;
+    else
+        d->gws = g->next;
+    if (g->next)
+        g->next->prev = g->prev;
+    if (g->paused)
+        d->gws_paused--;
+    free(g);
+}
+
+static void conn_drop(gw_conn *g, cpns_log_level level, const char *reason)
+{
+    srvd *d = g->d;
+    uint64_t id = g->id;
+    net_conn *c = g->c;
+    log_msg(level, NULL, NULL, 0, "GW connection %llu (%s) closed: %s", (unsigned long long)id,
+            net_conn_peer_addr(c), reason);
+    gw_forget(g);
     net_conn_close(c, false);
     if (cpns_server_conn_close(d->server, id, srvd_now()) == 0)
         schedule_turn(d); /* the GW's routes are gone: commit that */
@@ -524,51 +767,59 @@ static void conn_drop(srvd *d, uint64_t id, const char *reason)
 
 static void gw_on_open(net_conn *c, void *arg)
 {
-    srvd *d = arg;
-    uint64_t id = net_conn_id(c);
+    gw_conn *g = arg;
+    srvd *d = g->d;
     const char *cn = d->tls ? net_conn_peer_cn(c) : NULL;
     if (d->tls && !cn) {
         /* Verified, but without a usable CN: no PNGWID can ever match it. */
-        conn_drop(d, id, "the client certificate has no usable subject CN");
+        conn_drop(g, CPNS_LOG_WARN, "the client certificate has no usable subject CN");
         return;
     }
-    int rv = cpns_server_conn_open(d->server, id, cn, srvd_now());
+    int rv = cpns_server_conn_open(d->server, g->id, cn, srvd_now());
     if (rv != 0) {
-        log_error("GW connection %llu: %s", (unsigned long long)id, cpns_strerror(rv));
-        links_remove(&d->conns, id);
+        log_error("GW connection %llu: %s", (unsigned long long)g->id, cpns_strerror(rv));
+        gw_forget(g);
         net_conn_close(c, false);
         return;
     }
     if (cn)
         log_info("GW connection %llu from %s: TLS 1.3, client certificate CN=%s",
-                 (unsigned long long)id, net_conn_peer_addr(c), cn);
+                 (unsigned long long)g->id, net_conn_peer_addr(c), cn);
     else
-        log_info("GW connection %llu from %s: plain TCP, NOT authenticated", (unsigned long long)id,
-                 net_conn_peer_addr(c));
+        log_info("GW connection %llu from %s: plain TCP, NOT authenticated",
+                 (unsigned long long)g->id, net_conn_peer_addr(c));
     schedule_turn(d);
 }
 
 static void gw_on_frame(net_conn *c, const uint8_t *data, size_t len, void *arg)
 {
-    srvd *d = arg;
-    int rv = cpns_server_recv(d->server, net_conn_id(c), data, len, srvd_now());
+    gw_conn *g = arg;
+    srvd *d = g->d;
+    int rv = cpns_server_recv(d->server, g->id, data, len, srvd_now());
     if (rv != 0)
-        log_error("frame from GW connection %llu: %s", (unsigned long long)net_conn_id(c),
+        log_error("frame from GW connection %llu: %s", (unsigned long long)g->id,
                   srvd_store_error(d, rv));
+    if (!g->registered && cpns_server_conn_registered(d->server, g->id) == 1) {
+        /* Authenticated and registered: the connection may stay as long as it likes. */
+        g->registered = true;
+        net_conn_clear_deadline(c);
+    }
     schedule_turn(d);
 }
 
 static void gw_on_close(net_conn *c, const char *reason, void *arg)
 {
-    srvd *d = arg;
-    uint64_t id = net_conn_id(c);
-    links_remove(&d->conns, id);
+    gw_conn *g = arg;
+    srvd *d = g->d;
+    uint64_t id = g->id;
+    gw_forget(g);
     if (cpns_server_conn_close(d->server, id, srvd_now()) == 0) {
         log_info("GW connection %llu (%s) closed: %s", (unsigned long long)id,
                  net_conn_peer_addr(c), reason);
         schedule_turn(d);
     } else {
-        /* It never opened: a failed TLS handshake (no or a wrong client certificate). */
+        /* It never opened: a failed or unfinished TLS handshake (no or a wrong client certificate).
+         */
         log_warn("connection from %s refused before it opened: %s", net_conn_peer_addr(c), reason);
     }
 }
@@ -584,16 +835,27 @@ static void on_accept(net_conn *c, void *arg)
         net_conn_close(c, false);
         return;
     }
-    net_conn_set_stall_timeout(c, d->opt.stall_timeout_s);
-    uint64_t id = ++d->next_conn;
-    net_conn_set_id(c, id);
-    net_conn_set_cbs(c, &gw_cbs, d);
-    if (links_put(&d->conns, id, c) != 0) {
+    gw_conn *g = calloc(1, sizeof *g);
+    if (!g || links_put(&d->conns, d->next_conn + 1, c) != 0) {
+        free(g);
         log_error("out of memory: connection from %s refused", net_conn_peer_addr(c));
         net_conn_close(c, false);
         return;
     }
-    log_debug("connection %llu from %s accepted", (unsigned long long)id, net_conn_peer_addr(c));
+    g->d = d;
+    g->c = c;
+    g->id = ++d->next_conn;
+    g->next = d->gws;
+    if (d->gws)
+        d->gws->prev = g;
+    d->gws = g;
+    net_conn_set_id(c, g->id);
+    net_conn_set_cbs(c, &gw_cbs, g);
+    net_conn_set_stall_timeout(c, d->opt.stall_timeout_s);
+    /* A slot is held only by a GW that proves who it is: idle sockets are closed. */
+    net_conn_set_deadline(c, d->opt.register_timeout_s,
+                          "no TLS handshake and GW registration within --register-timeout");
+    log_debug("connection %llu from %s accepted", (unsigned long long)g->id, net_conn_peer_addr(c));
 }
 
 /* --- start and stop --- */
@@ -617,6 +879,11 @@ static void daemon_free(srvd *d)
             log_error("final commit failed: %s", srvd_store_error(d, rv));
     }
     links_close_all(&d->conns);
+    while (d->gws) {
+        gw_conn *g = d->gws;
+        d->gws = g->next;
+        free(g);
+    }
     cpns_server_del(d->server);
     cpns_store_close(d->store);
     if (d->expiry_timer)
@@ -627,6 +894,8 @@ static void daemon_free(srvd *d)
         event_free(d->more);
     if (d->commit_timer)
         event_free(d->commit_timer);
+    if (d->drain_check)
+        event_free(d->drain_check);
     if (d->sigterm)
         event_free(d->sigterm);
     if (d->sigint)
@@ -639,8 +908,12 @@ static void daemon_free(srvd *d)
     }
 }
 
-/* Key files and TLS: every refusal here is a bad option or file (exit 2). */
-static int load_files(srvd *d, uint8_t master_key[CPNS_KEY_LEN])
+/*
+ * The token, TLS and the master key: every refusal here is a bad option or
+ * file (exit 2). A master key for a new database is only drawn here
+ * (*new_key): its file is written after the ports are bound.
+ */
+static int load_files(srvd *d, uint8_t master_key[CPNS_KEY_LEN], bool *new_key)
 {
     char err[600];
     if (d->opt.token_file && load_token(d) != 0)
@@ -653,7 +926,9 @@ static int load_files(srvd *d, uint8_t master_key[CPNS_KEY_LEN])
             return -1;
         }
     }
-    return load_master_key(d->opt.master_key, master_key);
+    if (check_db_dir(d->opt.db) != 0)
+        return -1;
+    return load_master_key(d, master_key, new_key);
 }
 
 /*
@@ -692,66 +967,126 @@ static int fault_hooks(srvd *d)
     return 0;
 }
 
-/* Everything that can fail before the loop runs. 0, or the exit status. */
+/*
+ * The descriptors one process may use, shared by the listeners: the admin
+ * API gets ADMIN_CONN_MAX (a quarter of the budget when that is less), the
+ * GWs the rest at most.
+ */
+static void share_fd_budget(srvd *d)
+{
+    size_t budget = fd_budget();
+    d->admin_max = ADMIN_CONN_MAX;
+    if (!budget)
+        return;
+    if (d->admin_max > budget / 4)
+        d->admin_max = budget / 4 ? budget / 4 : 1;
+    size_t gw_budget = budget > d->admin_max ? budget - d->admin_max : 1;
+    if (d->opt.max_gws == 0 || d->opt.max_gws > gw_budget) {
+        log_warn("GW connections capped at %zu (--max-gws %zu%s): the limit on open files "
+                 "(ulimit -n) allows no more beside %zu admin API connections",
+                 gw_budget, d->opt.max_gws, d->opt.max_gws ? "" : ", no limit", d->admin_max);
+        d->opt.max_gws = gw_budget;
+    }
+}
+
+static int event_setup(srvd *d)
+{
+    d->base = event_base_new();
+    if (!d->base)
+        return -1;
+    d->expiry_timer = evtimer_new(d->base, on_expiry, d);
+    d->turn = event_new(d->base, -1, 0, on_turn, d);
+    d->more = evtimer_new(d->base, on_turn, d);
+    d->commit_timer = evtimer_new(d->base, on_commit, d);
+    d->drain_check = evtimer_new(d->base, on_drain_check, d);
+    d->sigterm = evsignal_new(d->base, SIGTERM, on_signal, d);
+    d->sigint = evsignal_new(d->base, SIGINT, on_signal, d);
+    if (!d->expiry_timer || !d->turn || !d->more || !d->commit_timer || !d->drain_check ||
+        !d->sigterm || !d->sigint || evsignal_add(d->sigterm, NULL) != 0 ||
+        evsignal_add(d->sigint, NULL) != 0)
+        return -1;
+    return 0;
+}
+
+/*
+ * Opens the store (creating the master key file first for a new database,
+ * and removing it again if the store cannot be created). 0, or the exit
+ * status: 2 when another process holds the database.
+ */
+static int open_store(srvd *d, uint8_t master_key[CPNS_KEY_LEN], bool new_key)
+{
+    char err[600] = "";
+    if (new_key && create_master_key(d->opt.master_key, master_key) != 0)
+        return EXIT_USAGE;
+    int rv = cpns_store_sqlite_open(&d->store, d->opt.db, master_key, err, sizeof err);
+    if (rv == 0)
+        return 0;
+    if (new_key && unlink(d->opt.master_key) == 0)
+        log_info("removed the new master key file %s: the database was not created",
+                 d->opt.master_key);
+    if (rv == CPNS_ERR_BUSY) {
+        log_error("--db %s", *err ? err : cpns_strerror(rv));
+        return EXIT_USAGE;
+    }
+    log_error("cannot open the store %s: %s", d->opt.db, *err ? err : cpns_strerror(rv));
+    return EXIT_FAILURE;
+}
+
+/*
+ * Everything that can fail before the loop runs. 0, or the exit status.
+ * Files are checked first, then the ports bound; a master key file is created
+ * last, just before the new database, so that no failed start leaves one.
+ */
 static int daemon_init(srvd *d)
 {
     uint8_t master_key[CPNS_KEY_LEN];
+    bool new_key = false;
     char err[600];
-    if (load_files(d, master_key) != 0)
+    if (load_files(d, master_key, &new_key) != 0) {
+        cpns_wipe(master_key, sizeof master_key);
         return EXIT_USAGE;
-    int rv = cpns_store_sqlite_open(&d->store, d->opt.db, master_key, err, sizeof err);
-    cpns_wipe(master_key, sizeof master_key);
-    if (rv != 0) {
-        log_error("cannot open the store %s: %s", d->opt.db, *err ? err : cpns_strerror(rv));
+    }
+    if (event_setup(d) != 0) {
+        cpns_wipe(master_key, sizeof master_key);
+        log_error("cannot set up the event loop");
         return EXIT_FAILURE;
     }
+    share_fd_budget(d);
+    d->listener = net_listen(d->base, d->opt.listen, d->tls, on_accept, d, err, sizeof err);
+    if (!d->listener) {
+        cpns_wipe(master_key, sizeof master_key);
+        log_error("--listen %s", err);
+        return EXIT_FAILURE;
+    }
+    net_listener_set_per_addr_cap(d->listener, d->opt.max_per_addr);
+    if (srvd_admin_start(d, err, sizeof err) != 0) {
+        cpns_wipe(master_key, sizeof master_key);
+        log_error("--admin %s", err);
+        return EXIT_FAILURE;
+    }
+    int status = open_store(d, master_key, new_key);
+    cpns_wipe(master_key, sizeof master_key);
+    if (status != 0)
+        return status;
     if (fault_hooks(d) != 0)
         return EXIT_FAILURE;
     cpns_server_config cfg = {
         .store = d->store,
         .log = log_engine,
+        .wall_clock = clock_wall_cb,
         .log_debug = d->opt.log_level >= CPNS_LOG_DEBUG,
         .delivery_timeout_ms = d->opt.delivery_timeout_s * 1000,
         .max_attempts = d->opt.max_attempts,
     };
-    rv = cpns_server_new(&d->server, &cfg, srvd_now());
+    int rv = cpns_server_new(&d->server, &cfg, srvd_now());
     if (rv != 0) {
         log_error("cannot load the server state from %s: %s", d->opt.db, srvd_store_error(d, rv));
         return EXIT_FAILURE;
     }
     d->store_ok = true;
-    d->base = event_base_new();
-    if (!d->base)
-        return EXIT_FAILURE;
-    d->expiry_timer = evtimer_new(d->base, on_expiry, d);
-    d->turn = event_new(d->base, -1, 0, on_turn, d);
-    d->more = evtimer_new(d->base, on_turn, d);
-    d->commit_timer = evtimer_new(d->base, on_commit, d);
-    d->sigterm = evsignal_new(d->base, SIGTERM, on_signal, d);
-    d->sigint = evsignal_new(d->base, SIGINT, on_signal, d);
-    if (!d->expiry_timer || !d->turn || !d->more || !d->commit_timer || !d->sigterm || !d->sigint ||
-        evsignal_add(d->sigterm, NULL) != 0 || evsignal_add(d->sigint, NULL) != 0) {
-        log_error("cannot set up the event loop");
-        return EXIT_FAILURE;
-    }
-    size_t budget = fd_budget();
-    if (budget && (d->opt.max_gws == 0 || d->opt.max_gws > budget)) {
-        log_warn("GW connections capped at %zu (--max-gws %zu%s): the limit on open files "
-                 "(ulimit -n) allows no more",
-                 budget, d->opt.max_gws, d->opt.max_gws ? "" : ", no limit");
-        d->opt.max_gws = budget;
-    }
-    d->listener = net_listen(d->base, d->opt.listen, d->tls, on_accept, d, err, sizeof err);
-    if (!d->listener) {
-        log_error("--listen %s", err);
-        return EXIT_FAILURE;
-    }
+    d->last_commit_ms = srvd_now();
     log_info("listening for GWs on %s (port %u, %s)", d->opt.listen, net_listener_port(d->listener),
              d->tls ? "TLS 1.3" : "plain TCP");
-    if (srvd_admin_start(d, err, sizeof err) != 0) {
-        log_error("--admin %s", err);
-        return EXIT_FAILURE;
-    }
     return 0;
 }
 

@@ -56,10 +56,28 @@ static int latency(struct evbuffer *out, const cpns_server_stats *st)
     return bad;
 }
 
-int srvd_metrics(const cpns_server *s, bool store_ok, struct evbuffer *out)
+/* The daemon's own gauges: connections and what is queued for them. */
+static int connections(struct evbuffer *out, const srvd *d)
+{
+    int bad = 0;
+    bad |= gauge(out, "cpns_gw_connections",
+                 "GW connections open, registered or not (--max-gws caps them).", d->conns.count);
+    bad |= gauge(out, "cpns_gw_connections_paused",
+                 "GW connections not read from until their unread output drains.", d->gws_paused);
+    bad |= gauge(out, "cpns_gw_output_bytes",
+                 "Bytes queued for the GW connections and not written yet.", srvd_gw_output(d));
+    bad |= gauge(out, "cpns_admin_connections", "Admin API connections open.", d->admin_conns);
+    bad |= counter(out, "cpns_admin_connections_refused_total",
+                   "Admin API connections closed at accept: the most allowed were open.",
+                   d->admin_refused);
+    return bad;
+}
+
+int srvd_metrics(const srvd *d, struct evbuffer *out)
 {
     cpns_server_stats st;
-    cpns_server_get_stats(s, &st);
+    cpns_server_get_stats(d->server, &st);
+    bool store_ok = d->store_ok;
     int bad = 0;
     bad |= counter(out, "cpns_deliveries_sent_total",
                    "SGroupKeyDeliveryRequests sent, resends included.", st.deliveries_sent);
@@ -84,6 +102,7 @@ int srvd_metrics(const cpns_server *s, bool store_ok, struct evbuffer *out)
     bad |= gauge(out, "cpns_pnes_reachable", "PNEs routable now.", st.pnes_reachable);
     bad |= gauge(out, "cpns_store_up", "1 when the last commit of the store succeeded.",
                  store_ok ? 1 : 0);
+    bad |= connections(out, d);
     bad |= latency(out, &st);
     return bad ? -1 : 0;
 }

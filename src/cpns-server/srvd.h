@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/listener.h>
@@ -41,8 +42,24 @@ typedef struct srvd_options {
     cpns_log_level log_level;
     size_t max_gws;             /* GW connections open at once; more are refused (0: no limit) */
     int stall_timeout_s;        /* a frame left half-received this long drops its connection */
+    int register_timeout_s;     /* TLS handshake + PNGWRegistration within this, or closed */
+    size_t max_per_addr;        /* GW connections from one IP address (0: no limit) */
     int64_t commit_interval_ms; /* delivery progress waits at most this long for its commit */
 } srvd_options;
+
+/*
+ * One GW connection as the glue sees it (the engine keeps the GW's state):
+ * whether its registration deadline was cleared and whether reading from it
+ * is paused while its output drains.
+ */
+typedef struct gw_conn {
+    struct srvd *d;
+    net_conn *c;
+    uint64_t id;
+    bool registered; /* registered once: its deadline is cleared */
+    bool paused;     /* not read from: its unread output is over the pause mark */
+    struct gw_conn *prev, *next;
+} gw_conn;
 
 typedef struct srvd {
     srvd_options opt;
@@ -60,15 +77,28 @@ typedef struct srvd {
     struct event *sigterm;
     struct event *sigint;
     link_table conns; /* GW connection id -> net_conn */
+    gw_conn *gws;     /* every GW connection, for the sweeps over their output */
+    size_t gws_paused;
+    struct event *drain_check; /* resumes paused connections once their output drained */
     uint64_t next_conn;
     bool store_ok; /* the last commit succeeded */
     char *token;   /* the admin bearer token, or NULL */
     size_t token_len;
     struct evconnlistener *admin_listener; /* paused while accept() lacks descriptors */
     struct event *admin_resume;            /* resumes it */
+    int64_t admin_error_logged_ms;         /* accept() failures are logged at most every 10 s */
+    uint64_t admin_errors_unlogged;
+    size_t admin_max;   /* admin connections open at once; more are closed at accept */
+    size_t admin_conns; /* open now */
+    uint64_t admin_refused;
+    int64_t admin_refusal_logged_ms;
+    struct event *admin_check; /* counts (or refuses) the connections just accepted */
+    struct event *admin_shed;  /* closes connections at accept while admin_max are open */
+    struct bufferevent **admin_new;
+    size_t admin_new_len, admin_new_cap;
 } srvd;
 
-/* Unix time in milliseconds, as the engine takes it. */
+/* The engine's now_ms: the monotonic clock (the wall clock is cfg.wall_clock). */
 int64_t srvd_now(void);
 
 /*
@@ -86,7 +116,13 @@ const char *srvd_store_error(const srvd *d, int rv);
 int srvd_admin_start(srvd *d, char *err, size_t errlen);
 void srvd_admin_stop(srvd *d);
 
-/* metrics.c: the Prometheus text format (0.0.4) of the engine's counters. 0 or -1. */
-int srvd_metrics(const cpns_server *s, bool store_ok, struct evbuffer *out);
+/* GW connections: bytes queued for them and not yet written, in all. */
+size_t srvd_gw_output(const srvd *d);
+
+/*
+ * metrics.c: the Prometheus text format (0.0.4) of the engine's counters and
+ * the daemon's connection gauges. 0 or -1.
+ */
+int srvd_metrics(const srvd *d, struct evbuffer *out);
 
 #endif
