@@ -194,7 +194,7 @@ static void clear_list(srv_link *head)
         srv_list_unlink(head->next);
 }
 
-int cpns_server_flush(cpns_server *s)
+static int flush(cpns_server *s)
 {
     if (nothing_to_write(s)) {
         s->barrier = 0;
@@ -242,6 +242,12 @@ int cpns_server_flush(cpns_server *s)
     s->barrier = 0;
     srv_held_release(s);
     return 0;
+}
+
+int cpns_server_flush(cpns_server *s)
+{
+    s->held_flush_failed = 0; /* pop may try again for held answers */
+    return flush(s);
 }
 
 /* --- PNEs and nonces --- */
@@ -654,16 +660,23 @@ int cpns_server_pop(cpns_server *s, cpns_out *out)
             srv_list_unlink(&mb->queue_link);
             continue;
         }
-        /*
-         * A new Group Key is committed before the first frame carrying it;
-         * held registration answers before any delivery request, which may
-         * be the catch-up of that very registration (server_held.c). The
-         * released answers then go out first: back to the top.
-         */
-        if (s->barrier || !srv_list_empty(&s->held)) {
-            int rv = cpns_server_flush(s);
+        /* A new Group Key is committed before the first frame carrying it. */
+        if (s->barrier) {
+            int rv = flush(s);
             if (rv)
                 return rv;
+            continue; /* answers that commit released go first */
+        }
+        /*
+         * So is a held registration answer of this PNE before its deliveries,
+         * its catch-up (server_held.c); the answer then goes out first. If the
+         * commit fails the member is set aside until the answer is released.
+         */
+        if (mb->pne->held) {
+            if (s->held_flush_failed || flush(s) != 0) {
+                s->held_flush_failed = 1;
+                srv_list_unlink(&mb->queue_link);
+            }
             continue;
         }
         srv_list_unlink(&mb->queue_link);

@@ -11,16 +11,19 @@
  *
  * Order: released frames are popped before any SGroupKeyDeliveryRequest,
  * and cpns_server_pop() commits (releasing them) before it sends a delivery
- * while any frame is held, as it does for a new Group Key. So the catch-up
- * deliveries a registration starts never overtake its response, and the
- * delivery path pays one list check. Refusals (Return 0, 4, 8, 9) commit
- * nothing and go out at once through s->outq.
+ * to a PNE with a held answer (srv_pne.held), as it does before a new Group
+ * Key. So the catch-up deliveries a registration starts never overtake its
+ * response, and the delivery path pays one counter check. If that commit
+ * fails, the PNE's deliveries are set aside (and kicked again when its
+ * answers are released or dropped) while other PNEs' deliveries go on: a
+ * store outage holds back registrations, not every delivery. Refusals
+ * (Return 0, 4, 8, 9) commit nothing and go out at once through s->outq.
  */
 #include <string.h>
 
 #include "server_internal.h"
 
-int srv_hold_msg(cpns_server *s, uint64_t conn, const cpns_msg *m)
+int srv_hold_msg(cpns_server *s, uint64_t conn, const cpns_msg *m, srv_pne *pne)
 {
     uint8_t buf[2048]; /* a registration response is well under 1 KiB */
     size_t len;
@@ -32,16 +35,29 @@ int srv_hold_msg(cpns_server *s, uint64_t conn, const cpns_msg *m)
         return CPNS_ERR_NOMEM;
     f->link.next = NULL;
     f->conn = conn;
+    f->pne = pne;
+    pne->held++;
     f->len = len;
     memcpy(f->data, buf, len);
     srv_list_push(&s->held, &f->link);
     return 0;
 }
 
+/* The answer leaves or is gone: its PNE's deliveries may go once none is left. */
+static void unhold_pne(cpns_server *s, srv_frame *f)
+{
+    srv_pne *pne = f->pne;
+    f->pne = NULL;
+    if (pne && --pne->held == 0)
+        srv_pne_kick(s, pne);
+}
+
 void srv_held_release(cpns_server *s)
 {
     if (srv_list_empty(&s->held))
         return;
+    for (srv_link *l = s->held.next; l != &s->held; l = l->next)
+        unhold_pne(s, SRV_CONTAINER(l, srv_frame, link));
     /* Splice held onto the end of released: both keep their order. */
     srv_link *first = s->held.next, *last = s->held.prev;
     first->prev = s->released.prev;
@@ -73,13 +89,15 @@ int srv_released_pop(cpns_server *s, cpns_out *out)
     return 1;
 }
 
-static void drop_from(srv_link *head, uint64_t conn)
+static void drop_from(cpns_server *s, srv_link *head, uint64_t conn)
 {
     for (srv_link *l = head->next; l != head;) {
         srv_link *next = l->next;
         srv_frame *f = SRV_CONTAINER(l, srv_frame, link);
         if (conn == 0 || f->conn == conn) {
             srv_list_unlink(l);
+            if (conn)
+                unhold_pne(s, f);
             cpns_free(f);
         }
         l = next;
@@ -88,15 +106,15 @@ static void drop_from(srv_link *head, uint64_t conn)
 
 void srv_held_drop_conn(cpns_server *s, uint64_t conn)
 {
-    drop_from(&s->held, conn);
-    drop_from(&s->released, conn);
+    drop_from(s, &s->held, conn);
+    drop_from(s, &s->released, conn);
 }
 
 void srv_held_free(cpns_server *s)
 {
     if (s->held.next) { /* initialised */
-        drop_from(&s->held, 0);
-        drop_from(&s->released, 0);
+        drop_from(s, &s->held, 0);
+        drop_from(s, &s->released, 0);
     }
     free_popped(s);
 }

@@ -102,6 +102,11 @@ typedef struct srv_pne {
      * a GW that reconnects must report the PNE attached again.
      */
     uint64_t route_bind;
+    /*
+     * Registration answers of this PNE held for their commit (server_held.c):
+     * its deliveries wait, so that the catch-up never overtakes the answer.
+     */
+    uint32_t held;
     srv_link members; /* its srv_member entries, via pne_link */
     srv_link dirty;
 } srv_pne;
@@ -192,6 +197,7 @@ typedef struct srv_nonce {
 typedef struct srv_frame {
     srv_link link;
     uint64_t conn;
+    struct srv_pne *pne; /* whose deliveries wait for this answer; NULL once released */
     size_t len;
     uint8_t data[];
 } srv_frame;
@@ -225,6 +231,7 @@ struct cpns_server {
     size_t n_dels, cap_dels;
     int64_t expire_before_ms; /* nonce expiry to write (wall clock), 0 for none */
     int barrier;              /* a new Group Key must be committed before the next send */
+    int held_flush_failed;    /* pop's commit for a held answer failed: not again until flush */
 
     cpns_outq outq;    /* registration responses that need no commit */
     srv_link held;     /* srv_frame: waiting for the next successful commit */
@@ -287,8 +294,8 @@ int srv_sg_new_key(cpns_server *s, srv_sg *sg, const char *why);
 void srv_sg_free(cpns_server *s, srv_sg *sg);
 
 /* server_held.c */
-/* Encodes m for conn and holds it until the next successful commit. */
-int srv_hold_msg(cpns_server *s, uint64_t conn, const cpns_msg *m);
+/* Encodes m for conn and holds it, and the deliveries of pne, until the next successful commit. */
+int srv_hold_msg(cpns_server *s, uint64_t conn, const cpns_msg *m, struct srv_pne *pne);
 /* After a successful commit: the held frames may leave. */
 void srv_held_release(cpns_server *s);
 /* 1 with *out set to the next released frame (valid until the next call), else 0. */

@@ -86,8 +86,9 @@ int srv_on_gw_registration(cpns_server *s, srv_conn *c, const cpns_msg *m, int d
     return answer_gw(s, c, tid, CPNS_RETURN_SUCCESS);
 }
 
+/* pne: the registered PNE with Return 1, whose answer waits for its commit; else NULL. */
 static int answer_pne(cpns_server *s, srv_conn *c, uint64_t tid, uint32_t Return, const char *PNEID,
-                      const char *PNID)
+                      const char *PNID, srv_pne *pne)
 {
     cpns_msg r;
     cpns_msg_init(&r, CPNS_MSG_PNE_REGISTRATION_RESPONSE, tid);
@@ -100,8 +101,8 @@ static int answer_pne(cpns_server *s, srv_conn *c, uint64_t tid, uint32_t Return
         return 0; /* cannot be built: dropped */
     count(s->stats.registrations, Return);
     /* A success waits for its Nonce to be committed (#10.8, server_held.c). */
-    if (Return == CPNS_RETURN_SUCCESS)
-        return srv_hold_msg(s, c->conn, &r);
+    if (pne)
+        return srv_hold_msg(s, c->conn, &r, pne);
     return cpns_outq_push_msg(&s->outq, c->conn, &r);
 }
 
@@ -164,12 +165,12 @@ int srv_on_pne_registration(cpns_server *s, srv_conn *c, const cpns_msg *m, int 
         }
         cpns_log(&s->log, CPNS_LOG_WARN, NULL, m->PNEID, tid,
                  "malformed PNERegistrationRequest: Return 4");
-        return answer_pne(s, c, tid, CPNS_RETURN_MALFORMED, m->PNEID, c->PNID);
+        return answer_pne(s, c, tid, CPNS_RETURN_MALFORMED, m->PNEID, c->PNID, NULL);
     }
     if (!srv_limits_admit_registration(s, c)) {
         cpns_log(&s->log, CPNS_LOG_DEBUG, NULL, m->PNEID, tid,
                  "PNERegistrationRequest via %s over the rate limit: Return 0", c->PNGWID);
-        return answer_pne(s, c, tid, CPNS_RETURN_OTHER, m->PNEID, c->PNID);
+        return answer_pne(s, c, tid, CPNS_RETURN_OTHER, m->PNEID, c->PNID, NULL);
     }
     srv_pne *pne = cpns_map_get(&s->pnes, m->PNEID);
     const char *why = NULL;
@@ -194,7 +195,7 @@ int srv_on_pne_registration(cpns_server *s, srv_conn *c, const cpns_msg *m, int 
         cpns_log(&s->log, CPNS_LOG_WARN, NULL, m->PNEID, tid,
                  "PNERegistrationRequest via %s refused: %s (Return %u)", c->PNGWID, why,
                  (unsigned)Return);
-        return answer_pne(s, c, tid, Return, m->PNEID, c->PNID);
+        return answer_pne(s, c, tid, Return, m->PNEID, c->PNID, NULL);
     }
     int rv = remember_nonce(s, pne, m, key);
     if (rv)
@@ -206,7 +207,7 @@ int srv_on_pne_registration(cpns_server *s, srv_conn *c, const cpns_msg *m, int 
     srv_dirty_pne(s, pne);
     cpns_log(&s->log, CPNS_LOG_INFO, NULL, pne->row.PNEID, tid, "PNE registered via %s, PNID %s",
              c->PNGWID, c->PNID);
-    rv = answer_pne(s, c, tid, CPNS_RETURN_SUCCESS, pne->row.PNEID, pne->row.PNID);
+    rv = answer_pne(s, c, tid, CPNS_RETURN_SUCCESS, pne->row.PNEID, pne->row.PNID, pne);
     srv_pne_catch_up(s, pne);
     return rv;
 }
