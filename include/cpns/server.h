@@ -97,10 +97,11 @@ int cpns_server_recv(cpns_server *s, uint64_t conn, const uint8_t *data, size_t 
 /*
  * Next frame to send: 1 with *out filled (valid until the next call on s),
  * 0 when there is none. Before the first frame carrying a new Group Key, the
- * key is committed; so are held registration answers before any
- * SGroupKeyDeliveryRequest (they then leave first). If that commit fails the
- * error is returned and nothing is sent. Held answers (see
- * cpns_server_commit_wanted) are not popped before their commit.
+ * key is committed; if that commit fails the error is returned and nothing
+ * is sent. Held answers (see cpns_server_commit_wanted) are not popped before
+ * their commit; a delivery to a PNE whose answer is held commits first (the
+ * answer then leaves first) or, if that commit fails, waits for the answer
+ * while other PNEs' deliveries go on.
  */
 int cpns_server_pop(cpns_server *s, cpns_out *out);
 
