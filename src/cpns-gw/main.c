@@ -387,11 +387,10 @@ static void note_registration(gw_daemon *d, net_conn *c, const cpns_out *out)
         net_conn_clear_deadline(c);
 }
 
-/* Sends what the engine queued, then acts on its state: the one step after every event. */
-static void after_event(gw_daemon *d)
+/* Sends every frame the engine queued; *server_stuck when the server stopped reading. */
+static void send_queued(gw_daemon *d, bool *server_stuck)
 {
     cpns_out out;
-    bool server_stuck = false;
     while (cpns_gw_pop(d->gw, &out) == 1) {
         net_conn *c = out.link == CPNS_GW_LINK_SERVER ? (d->server_open ? d->server : NULL)
                                                       : links_get(&d->links, out.link);
@@ -409,12 +408,26 @@ static void after_event(gw_daemon *d)
             size_t pending = net_conn_pending(c);
             if (pending > UPLINK_HIGH)
                 pause_pnes(d, true);
-            server_stuck = server_stuck || pending > SERVER_PENDING_MAX;
+            *server_stuck = *server_stuck || pending > SERVER_PENDING_MAX;
         } else {
             note_registration(d, c, &out);
             if (net_conn_pending(c) > PNE_PENDING_MAX)
                 pne_drop(d, out.link, "the PNE does not read what is sent to it");
         }
+    }
+}
+
+/* Sends what the engine queued, then acts on its state: the one step after every event. */
+static void after_event(gw_daemon *d)
+{
+    bool server_stuck = false;
+    for (;;) {
+        send_queued(d, &server_stuck);
+        /* A link the engine found abusive; closing it may queue a "detached": send again. */
+        uint64_t abusive;
+        if (cpns_gw_pop_close(d->gw, &abusive) != 1)
+            break;
+        pne_drop(d, abusive, "frames over the size or rate limit of a PNE link");
     }
     if (server_stuck) {
         server_lost(d, "the server does not read what is sent to it");
