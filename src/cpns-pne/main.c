@@ -230,7 +230,7 @@ static void after_event(pne_daemon *d)
     if (expiry == CPNS_NEVER) {
         evtimer_del(d->expiry_timer);
     } else {
-        struct timeval tv = ms_to_timeval(expiry - clock_now_ms());
+        struct timeval tv = ms_to_timeval(expiry - clock_mono_ms());
         evtimer_add(d->expiry_timer, &tv);
     }
 
@@ -269,7 +269,7 @@ static void gw_lost(pne_daemon *d, const char *reason)
     }
     evtimer_del(d->connect_timer);
     if (d->gw_open)
-        report(cpns_pne_link_down(d->pne, clock_now_ms()), "link down");
+        report(cpns_pne_link_down(d->pne, clock_mono_ms()), "link down");
     d->gw_open = false;
     after_event(d);
     gw_retry(d);
@@ -282,7 +282,7 @@ static void gw_on_open(net_conn *c, void *arg)
     d->gw_open = true;
     evtimer_del(d->connect_timer);
     log_info("connected to the GW at %s", d->opt.gw);
-    report(cpns_pne_link_up(d->pne, clock_now_ms()), "link up");
+    report(cpns_pne_link_up(d->pne, clock_mono_ms()), "link up");
     after_event(d);
 }
 
@@ -290,7 +290,7 @@ static void gw_on_frame(net_conn *c, const uint8_t *data, size_t len, void *arg)
 {
     pne_daemon *d = arg;
     (void)c;
-    report(cpns_pne_recv(d->pne, data, len, clock_now_ms()), "frame from the GW");
+    report(cpns_pne_recv(d->pne, data, len, clock_mono_ms()), "frame from the GW");
     after_event(d);
 }
 
@@ -342,7 +342,7 @@ static void on_expiry_timer(evutil_socket_t fd, short what, void *arg)
     pne_daemon *d = arg;
     (void)fd;
     (void)what;
-    report(cpns_pne_handle_expiry(d->pne, clock_now_ms()), "timer");
+    report(cpns_pne_handle_expiry(d->pne, clock_mono_ms()), "timer");
     after_event(d);
 }
 
@@ -380,6 +380,8 @@ static int daemon_init(pne_daemon *d)
         .EUK = EUK,
         .keystore = d->ks,
         .log = log_engine,
+        /* now_ms is the monotonic clock; the registration Time is wall time (#10.12). */
+        .wall_clock = clock_wall_cb,
     };
     int rv = cpns_pne_new(&d->pne, &cfg);
     cpns_wipe(EUK, sizeof EUK);
