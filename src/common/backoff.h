@@ -2,8 +2,8 @@
  * Reconnect pacing and the clock for the programs that dial out (cpns-gw
  * dials the server, cpns-pne dials its GW): capped exponential backoff with
  * jitter, so that a thousand PNEs behind a restarted GW do not all reconnect
- * in the same millisecond, and the wall clock in milliseconds that the
- * engines take as now_ms (the PNE's registration Time is Unix seconds).
+ * in the same millisecond; and the clocks: monotonic for every interval (the
+ * engines' now_ms), wall for what the protocol dates.
  */
 #ifndef CPNS_BACKOFF_H
 #define CPNS_BACKOFF_H
@@ -27,7 +27,6 @@ int64_t backoff_next(backoff *b);
 void backoff_reset(backoff *b);
 
 /* Unix time in milliseconds (CLOCK_REALTIME): for the protocol's Time and logs only. */
-int64_t clock_now_ms(void);
 int64_t clock_wall_ms(void);
 
 /*
