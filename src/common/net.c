@@ -37,6 +37,9 @@
  */
 #define ACCEPT_PAUSE_MS 100
 
+/* The stall reason while an accepted TLS connection has not completed its handshake. */
+static const char HANDSHAKE_STALLED[] = "the TLS handshake stalled";
+
 /* Buckets of a listener's per-address table (chained; any number of addresses). */
 #define ADDR_BUCKETS 256
 
@@ -356,7 +359,7 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
     (void)bev;
     if (what & BEV_EVENT_CONNECTED) {
         c->open = true;
-        if (c->ssl && !c->closing)
+        if (c->stall_reason == HANDSHAKE_STALLED && !c->closing)
             evtimer_del(c->stall); /* the handshake's own stall timer (accept_cb) */
         read_peer_cn(c);
         if (c->cbs.on_open) {
@@ -505,15 +508,15 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
     snprintf(c->peer_ip, sizeof c->peer_ip, "%s", host);
     snprintf(c->peer_addr, sizeof c->peer_addr, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host,
              port);
+    c->in_cb++;
+    l->on_accept(c, l->arg);
     /*
      * A TLS handshake that never completes would hold the slot for good (the
      * frame stall timer only starts on a partial frame): the stall timeout
-     * covers it, whatever deadline the glue sets in on_accept.
+     * (as the glue set it in on_accept) covers it, whatever deadline it set.
      */
-    if (l->tls)
-        arm_stall(c, "the TLS handshake stalled");
-    c->in_cb++;
-    l->on_accept(c, l->arg);
+    if (l->tls && !c->closing)
+        arm_stall(c, HANDSHAKE_STALLED);
     /* Plain TCP is usable at once; with TLS, on_open follows the handshake. */
     if (!l->tls && !c->closing) {
         c->open = true;

@@ -532,13 +532,37 @@ static void test_accept_pause(void **state)
     free(gw_stop(&g));
 }
 
+/* The new options are documented and checked (exit 2 naming the option). */
+static void test_options(void **state)
+{
+    (void)state;
+    prog_result r;
+    prog_run((const char *const[]){"cpns-gw", "--help", NULL}, NULL, 0, &r);
+    assert_int_equal(r.status, 0);
+    has(r.out, "--register-timeout S");
+    has(r.out, "--max-per-addr N");
+    prog_result_free(&r);
+    static const char *const bad[][2] = {
+        {"--register-timeout", "0"}, {"--register-timeout", "3601"}, {"--register-timeout", "x"},
+        {"--max-per-addr", "-1"},    {"--max-per-addr", "many"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        prog_run((const char *const[]){"cpns-gw", BASE_GW, "--server", "127.0.0.1:7460",
+                                       "--insecure", bad[i][0], bad[i][1], NULL},
+                 NULL, 0, &r);
+        if (r.status != 2 || !strstr(r.err, bad[i][0]))
+            fail_msg("%s %s: exit %d: %s", bad[i][0], bad[i][1], r.status, r.err);
+        prog_result_free(&r);
+    }
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_register_timeout), cmocka_unit_test(test_per_addr_cap),
-        cmocka_unit_test(test_backpressure),     cmocka_unit_test(test_log_rate_limited),
-        cmocka_unit_test(test_accept_pause),
+        cmocka_unit_test(test_options),          cmocka_unit_test(test_register_timeout),
+        cmocka_unit_test(test_per_addr_cap),     cmocka_unit_test(test_backpressure),
+        cmocka_unit_test(test_log_rate_limited), cmocka_unit_test(test_accept_pause),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
