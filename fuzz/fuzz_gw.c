@@ -10,6 +10,9 @@
  *   4: link 1 + (op >> 3) % 3 closes;       5: it (re)opens;
  *   6: the server connection drops;
  *   7: it comes back; with op & 8 the harness accepts the new registration.
+ * Before each step the clock moves on by (op >> 5) * 500 ms, so that the
+ * per-link rate limits refill and registrations in flight time out; after it,
+ * the links the engine hands out for abuse (cpns_gw_pop_close) are closed.
  * Besides "no crash, no sanitizer report" it abort()s when
  * - a call returns anything but 0 or the documented NOT_FOUND / EXISTS;
  * - a frame goes to a link that is not open;
@@ -116,6 +119,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const uint8_t *frame;
         size_t len;
         int rv = 0, accept = 0;
+        now += (int64_t)(op >> 5) * 500;
         f.in = NULL;
         f.in_len = 0;
         if (side <= 3) {
@@ -148,6 +152,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         FZ_CHECK(rv == 0 || rv == CPNS_ERR_NOT_FOUND || rv == CPNS_ERR_EXISTS);
         drain(&f, accept, now);
+        uint64_t abusive;
+        while (cpns_gw_pop_close(f.gw, &abusive) == 1) {
+            FZ_CHECK(abusive >= 1 && abusive <= NLINKS && f.open[abusive]);
+            FZ_CHECK(cpns_gw_link_close(f.gw, abusive, now) == 0);
+            f.open[abusive] = 0;
+            f.nclaims[abusive] = 0;
+            drain(&f, 0, now);
+        }
     }
     cpns_gw_del(f.gw);
     return 0;

@@ -45,7 +45,15 @@ static inline void fz_server_drain(fz_server *w)
             w->on_out(w->arg, &out);
     }
     FZ_CHECK(rv == 0);
+    /* A flush releases the registration answers held for it (server.h): send them too. */
+    int wanted = cpns_server_commit_wanted(w->s);
     FZ_CHECK(cpns_server_flush(w->s) == 0);
+    if (wanted)
+        fz_server_drain(w);
+    /* A frame on the other connection may take the PNGWID over; it stays open here. */
+    uint64_t conn;
+    while (cpns_server_pop_close(w->s, &conn) == 1)
+        FZ_CHECK(conn == 1 || conn == 2);
 }
 
 static inline void fz_server_recv_msg(fz_server *w, uint64_t conn, const cpns_msg *m)

@@ -205,17 +205,27 @@ static void test_read_only_mid_distribution(void **state)
     cpns_sg_info sg = h_sg(h, "sg-1");
     assert_int_equal(sg.n_delivered, N);
     assert_true(sg.complete);
-    /* A registration is still answered (its Nonce waits in memory to be stored). */
+    /*
+     * A registration is accepted in memory, but its answer is held until its
+     * Nonce is stored (#10.8): no failed commit releases it.
+     */
     uint8_t EUK[CPNS_KEY_LEN];
-    cpns_msg reg;
+    cpns_msg reg, r;
     h_euk("pne-00", EUK);
     h_reg_msg(h, &reg, "pne-00", EUK, h->now / 1000);
-    assert_int_equal(h_register_msg(h, 1, &reg, NULL), CPNS_RETURN_SUCCESS);
+    assert_int_equal(h_recv(h, 1, &reg), 0);
+    assert_true(cpns_server_commit_wanted(h->s));
+    assert_int_equal(h_pop_raw(h, NULL, &r), 0);
     expect_store_error(h->st, cpns_server_flush(h->s), "readonly");
+    assert_int_equal(h_pop_raw(h, NULL, &r), 0);
 
-    /* The fault clears: one flush stores it all; a crash right after loses nothing. */
+    /* The fault clears: one flush stores it all and releases the answer; a crash loses nothing. */
     assert_int_equal(cpns_store_sqlite_set_read_only(h->st, 0), 0);
     assert_int_equal(cpns_server_flush(h->s), 0);
+    assert_int_equal(h_pop_raw(h, NULL, &r), 1);
+    assert_int_equal(r.kind, CPNS_MSG_PNE_REGISTRATION_RESPONSE);
+    assert_int_equal(r.TransactionID, reg.TransactionID);
+    assert_int_equal(r.Return, CPNS_RETURN_SUCCESS);
     crash_restart(f);
     sg = h_sg(h, "sg-1");
     assert_true(sg.complete);
