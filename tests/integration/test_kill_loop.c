@@ -26,7 +26,6 @@
 #define SGID "sg-kill"
 #define N_PNE 4
 #define DEFAULT_RUNS 24
-#define MAX_VERSION 256
 
 typedef struct rng {
     uint64_t s;
@@ -52,32 +51,57 @@ static void sleep_ms(unsigned ms)
     nanosleep(&ts, NULL);
 }
 
-/* What was seen of each KeyVersion: the server's fingerprint, and the PNEs'. */
+/*
+ * What was seen of each KeyVersion: the server's fingerprint, and the PNEs'.
+ * It grows with the versions seen (each run adds at most one): a fixed 256
+ * used to fail run 256 of a long loop (#10 section 2).
+ */
+typedef struct ledger_entry {
+    char server[17];
+    char pnes[17];
+} ledger_entry;
+
 typedef struct ledger {
-    char server[MAX_VERSION][17];
-    char pnes[MAX_VERSION][17];
+    ledger_entry *v; /* indexed by KeyVersion; [0] unused */
+    size_t n;
 } ledger;
+
+/* The entry of KeyVersion v (>= 1), the ledger grown to hold it. */
+static ledger_entry *ledger_at(ledger *l, unsigned v)
+{
+    assert_true(v > 0);
+    if (v >= l->n) {
+        size_t n = l->n ? l->n : 64;
+        while (n <= v)
+            n *= 2;
+        ledger_entry *e = realloc(l->v, n * sizeof *e);
+        assert_non_null(e);
+        memset(e + l->n, 0, (n - l->n) * sizeof *e);
+        l->v = e;
+        l->n = n;
+    }
+    return &l->v[v];
+}
 
 static void ledger_server(ledger *l, unsigned v, const char *fp, const char *when)
 {
-    assert_true(v > 0 && v < MAX_VERSION);
-    if (l->server[v][0] && strcmp(l->server[v], fp) != 0)
+    ledger_entry *e = ledger_at(l, v);
+    if (e->server[0] && strcmp(e->server, fp) != 0)
         fail_msg("%s: the server reports KeyVersion %u with fingerprint %s, earlier %s", when, v,
-                 fp, l->server[v]);
-    snprintf(l->server[v], 17, "%.16s", fp); /* a fingerprint is 16 hex digits */
+                 fp, e->server);
+    snprintf(e->server, sizeof e->server, "%.16s", fp); /* a fingerprint is 16 hex digits */
 }
 
 static void ledger_pne(ledger *l, const char *PNEID, unsigned v, const char *fp)
 {
-    assert_true(v > 0 && v < MAX_VERSION);
-    if (l->pnes[v][0] && strcmp(l->pnes[v], fp) != 0)
-        fail_msg("KeyVersion %u held with two keys: %s by %s, %s before", v, fp, PNEID, l->pnes[v]);
-    snprintf(l->pnes[v], 17, "%.16s", fp);
-    if (!l->server[v][0])
+    ledger_entry *e = ledger_at(l, v);
+    if (e->pnes[0] && strcmp(e->pnes, fp) != 0)
+        fail_msg("KeyVersion %u held with two keys: %s by %s, %s before", v, fp, PNEID, e->pnes);
+    snprintf(e->pnes, sizeof e->pnes, "%.16s", fp);
+    if (!e->server[0])
         fail_msg("%s holds KeyVersion %u (%s), which the server never reported", PNEID, v, fp);
-    if (strcmp(l->server[v], fp) != 0)
-        fail_msg("%s holds KeyVersion %u as %s: the server generated %s", PNEID, v, fp,
-                 l->server[v]);
+    if (strcmp(e->server, fp) != 0)
+        fail_msg("%s holds KeyVersion %u as %s: the server generated %s", PNEID, v, fp, e->server);
 }
 
 /* POST .../rekey (raw HTTP: no process start between the rekey and the kill). */
@@ -213,8 +237,7 @@ static void test_kill_loop(void **state)
             (unsigned long long)seed, runs, (unsigned long long)seed);
     h_note(h, "kill loop seed %llu", (unsigned long long)seed);
     rng r = {seed};
-    static ledger l;
-    memset(&l, 0, sizeof l);
+    ledger l = {NULL, 0};
 
     cl_server s = {0};
     cl_server_start(h, &s, false, "--delivery-timeout", "1", "--max-attempts", "1000", NULL);
@@ -302,6 +325,7 @@ static void test_kill_loop(void **state)
         cl_stop_clean(pne[i].p);
     cl_stop_clean(g.p);
     cl_stop_clean(s.p);
+    free(l.v);
     h_passed(h);
 }
 
