@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -471,53 +472,127 @@ static long cpu_ticks(pid_t pid)
     return utime + stime;
 }
 
+/* The cap the daemon logged at start ("<prefix><N> ..."). */
+static int logged_cap(const prog_daemon *d, const char *prefix)
+{
+    char *log = prog_log(d);
+    const char *p = strstr(log, prefix);
+    if (!p)
+        fail_msg("expected '%s' in:\n%s", prefix, log);
+    int cap = atoi(p + strlen(prefix));
+    free(log);
+    assert_true(cap > 0);
+    return cap;
+}
+
+/*
+ * Waits until `want` of the n connections in fds were closed by the daemon
+ * (EOF or reset; closed[i] set), for up to timeout_ms; the number closed.
+ */
+static int wait_closed(const int *fds, int n, bool *closed, int want, int timeout_ms)
+{
+    int done = 0;
+    for (int i = 0; i < n; i++)
+        done += closed[i];
+    int64_t deadline = mono_ms() + timeout_ms;
+    while (done < want && mono_ms() < deadline) {
+        struct pollfd p[128];
+        int idx[128], k = 0;
+        for (int i = 0; i < n && k < 128; i++)
+            if (!closed[i]) {
+                p[k] = (struct pollfd){fds[i], POLLIN, 0};
+                idx[k++] = i;
+            }
+        if (poll(p, (nfds_t)k, 100) <= 0)
+            continue;
+        for (int j = 0; j < k; j++) {
+            if (!(p[j].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            char buf[256];
+            ssize_t r = read(fds[idx[j]], buf, sizeof buf);
+            if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
+                closed[idx[j]] = true;
+                done++;
+            }
+        }
+    }
+    return done;
+}
+
 /*
  * 80 connections to a daemon allowed 64 open files: the connections beyond
- * its cap (32 here) are closed at once, the daemon does not spin on a failing
- * accept() nor flood its log (it did both before the cap followed the
- * open-file limit: 34% of a core and 65,000 log lines a second), and serves
- * normally afterwards.
+ * its cap are closed at once, the daemon does not spin on a failing accept()
+ * nor flood its log (it did both before the cap followed the open-file
+ * limit: 34% of a core and 65,000 log lines a second), and serves normally
+ * afterwards.
+ *
+ * #10 section 2: this used to sleep 300 ms for the flood to "settle", then
+ * demand that every connection beyond a hard-coded cap of 32 be closed within
+ * 1 ms of polling, and measure the daemon's CPU over a second that could
+ * still hold its handling of the flood when the machine was busy. It now
+ * reads the cap from the daemon's log, waits (up to 20 s) until the daemon
+ * has closed every connection beyond it, and only then measures an idle
+ * second: a daemon that spins burns that second whatever the load, one that
+ * does not uses next to nothing of it.
  */
-static void flood_past_fd_limit(prog_daemon *d, uint16_t port, const char *cap_line)
+static void flood_past_fd_limit(prog_daemon *d, uint16_t port, const char *cap_prefix)
 {
     enum { N = 80 };
+    int cap = logged_cap(d, cap_prefix);
+    assert_true(cap < N);
     int fds[N];
+    bool closed[N] = {false};
     for (int i = 0; i < N; i++) {
-        fds[i] = tcp_connect(port, 3000);
+        fds[i] = tcp_connect(port, 10000);
         assert_true(fds[i] >= 0);
     }
-    struct timespec settle = {0, 300 * 1000 * 1000};
-    nanosleep(&settle, NULL);
+    int n_closed = wait_closed(fds, N, closed, N - cap, 20000);
+    if (n_closed < N - cap)
+        fail_msg("only %d of the %d connections beyond the cap of %d were closed", n_closed,
+                 N - cap, cap);
     long t0 = cpu_ticks(d->pid);
     struct timespec second = {1, 0};
     nanosleep(&second, NULL);
     long busy = cpu_ticks(d->pid) - t0;
-    int closed = 0;
-    for (int i = 0; i < N; i++)
-        closed += closed_within(fds[i], 1) >= 0;
     for (int i = 0; i < N; i++)
         close(fds[i]);
     char *log = prog_log(d);
-    has(log, cap_line);
     /*
      * libevent accepts a whole backlog in one go and the closes of the
-     * refused ones take effect on the next loop turn, so one batch may still
-     * run out; what must not happen is an accept() failing turn after turn.
+     * refused ones take effect on the next loop turn, so a batch may still
+     * run out (libevent's "Error from accept() call", or the daemons' own
+     * "cannot accept a connection ...: pausing"); what must not happen is an
+     * accept() failing turn after turn.
      */
     int accept_errors = 0;
     for (const char *p = log; (p = strstr(p, "accept() call")) != NULL; p++)
         accept_errors++;
+    for (const char *p = log; (p = strstr(p, "cannot accept a connection")) != NULL; p++)
+        accept_errors++;
     if (accept_errors > 5)
-        fail_msg("accept() failed %d times under the flood", accept_errors);
+        fail_msg("accept() failed %d times under the flood:\n%s", accept_errors, log);
     free(log);
     if (busy > sysconf(_SC_CLK_TCK) / 5)
-        fail_msg("the daemon used %ld clock ticks in one idle second under the flood", busy);
-    assert_true(closed >= N - 32);
-    /* Still serving: an oversize frame length closes a new connection at once. */
-    int fd = tcp_connect(port, 3000);
+        fail_msg("the daemon used %ld clock ticks in one idle second after the flood", busy);
+    /* Still serving: an oversize frame length closes a new connection. */
+    int fd = tcp_connect(port, 10000);
+    assert_true(fd >= 0);
     send_bytes(fd, (const uint8_t[]){0, 1, 0, 1}, 4);
-    assert_true(closed_within(fd, 2000) >= 0);
+    bool c = false;
+    assert_int_equal(wait_closed(&fd, 1, &c, 1, 20000), 1);
     close(fd);
+}
+
+/* The daemon of the flood tests, stopped by flood_teardown when a test fails midway. */
+static prog_daemon flood_daemon;
+
+static int flood_teardown(void **state)
+{
+    (void)state;
+    if (flood_daemon.pid > 0)
+        prog_stop(&flood_daemon, SIGKILL);
+    memset(&flood_daemon, 0, sizeof flood_daemon);
+    return 0;
 }
 
 static void test_fd_exhaustion_server(void **state)
@@ -530,14 +605,14 @@ static void test_fd_exhaustion_server(void **state)
     uint16_t port = tcp_free_port();
     snprintf(listen, sizeof listen, "127.0.0.1:%u", port);
     snprintf(admin, sizeof admin, "127.0.0.1:%u", tcp_free_port());
-    prog_daemon d;
+    prog_daemon *d = &flood_daemon;
     spawn_with_nofile((const char *const[]){"cpns-server", "--db", db, "--master-key", mk,
                                             "--insecure", "--listen", listen, "--admin", admin,
                                             NULL},
-                      64, &d);
-    assert_true(prog_wait_log(&d, "GWs connect to", 1, 5000));
-    flood_past_fd_limit(&d, port, "GW connections capped at 32 (--max-gws 10000)");
-    assert_int_equal(prog_stop(&d, SIGTERM), 0);
+                      64, d);
+    assert_true(prog_wait_log(d, "GWs connect to", 1, 5000));
+    flood_past_fd_limit(d, port, "GW connections capped at ");
+    assert_int_equal(prog_stop(d, SIGTERM), 0);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     assert_int_equal(system(cmd), 0);
@@ -554,12 +629,12 @@ static void test_fd_exhaustion_admin(void **state)
     uint16_t admin_port = tcp_free_port();
     snprintf(listen, sizeof listen, "127.0.0.1:%u", tcp_free_port());
     snprintf(admin, sizeof admin, "127.0.0.1:%u", admin_port);
-    prog_daemon d;
+    prog_daemon *d = &flood_daemon;
     spawn_with_nofile((const char *const[]){"cpns-server", "--db", db, "--master-key", mk,
                                             "--insecure", "--listen", listen, "--admin", admin,
                                             NULL},
-                      64, &d);
-    assert_true(prog_wait_log(&d, "GWs connect to", 1, 5000));
+                      64, d);
+    assert_true(prog_wait_log(d, "GWs connect to", 1, 5000));
     enum { N = 80 };
     int fds[N];
     for (int i = 0; i < N; i++) {
@@ -568,12 +643,12 @@ static void test_fd_exhaustion_admin(void **state)
     }
     struct timespec settle = {0, 300 * 1000 * 1000}, second = {1, 0};
     nanosleep(&settle, NULL);
-    long t0 = cpu_ticks(d.pid);
+    long t0 = cpu_ticks(d->pid);
     nanosleep(&second, NULL);
-    long busy = cpu_ticks(d.pid) - t0;
+    long busy = cpu_ticks(d->pid) - t0;
     for (int i = 0; i < N; i++)
         close(fds[i]);
-    char *log = prog_log(&d);
+    char *log = prog_log(d);
     int accept_errors = 0;
     for (const char *p = log; (p = strstr(p, "accept() call")) != NULL; p++)
         accept_errors++;
@@ -596,7 +671,7 @@ static void test_fd_exhaustion_admin(void **state)
             nanosleep(&settle, NULL);
     }
     assert_true(ok);
-    assert_int_equal(prog_stop(&d, SIGTERM), 0);
+    assert_int_equal(prog_stop(d, SIGTERM), 0);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     assert_int_equal(system(cmd), 0);
@@ -609,13 +684,13 @@ static void test_fd_exhaustion_gw(void **state)
     uint16_t port = tcp_free_port();
     snprintf(server, sizeof server, "127.0.0.1:%u", tcp_free_port());
     snprintf(listen, sizeof listen, "127.0.0.1:%u", port);
-    prog_daemon d;
+    prog_daemon *d = &flood_daemon;
     spawn_with_nofile((const char *const[]){"cpns-gw", BASE_GW, "--server", server, "--listen",
                                             listen, "--insecure", NULL},
-                      64, &d);
-    assert_true(prog_wait_log(&d, "listening for PNEs", 1, 5000));
-    flood_past_fd_limit(&d, port, "PNE connections capped at 32");
-    assert_int_equal(prog_stop(&d, SIGTERM), 0);
+                      64, d);
+    assert_true(prog_wait_log(d, "listening for PNEs", 1, 5000));
+    flood_past_fd_limit(d, port, "PNE connections capped at ");
+    assert_int_equal(prog_stop(d, SIGTERM), 0);
 }
 
 int main(void)
@@ -629,9 +704,9 @@ int main(void)
         cmocka_unit_test(test_gw_stall_and_sizes),
         cmocka_unit_test(test_gw_connection_cap),
         cmocka_unit_test(test_gw_1000_pnes),
-        cmocka_unit_test(test_fd_exhaustion_server),
-        cmocka_unit_test(test_fd_exhaustion_gw),
-        cmocka_unit_test(test_fd_exhaustion_admin),
+        cmocka_unit_test_teardown(test_fd_exhaustion_server, flood_teardown),
+        cmocka_unit_test_teardown(test_fd_exhaustion_gw, flood_teardown),
+        cmocka_unit_test_teardown(test_fd_exhaustion_admin, flood_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
