@@ -129,16 +129,9 @@ static inline int h_pop(harness *h, uint64_t *link, cpns_msg *m)
     if (cpns_server_commit_wanted(h->s)) {
         int rv = cpns_server_flush(h->s);
         if (rv)
-            return rv;
+            return rv < 0 ? rv : CPNS_ERR_STORE; /* never 1, which means a frame */
     }
-    cpns_out out;
-    int rv = cpns_server_pop(h->s, &out);
-    if (rv != 1)
-        return rv;
-    assert_int_equal(cpns_msg_decode(out.data, out.len, m), 0);
-    if (link)
-        *link = out.link;
-    return 1;
+    return h_pop_raw(h, link, m);
 }
 
 static inline uint32_t h_gw(harness *h, uint64_t conn, const char *PNGWID, const char *PNID,
