@@ -659,12 +659,14 @@ static void on_drain_check(evutil_socket_t fd, short what, void *arg)
 
 /*
  * Closes superseded connections, builds and queues up to TURN_FRAMES frames;
- * then commits when commit_now, when the engine holds answers for a commit
- * (PNE registrations, whose Nonce must be durable before their answer
- * leaves: one commit serves every registration of the turn, and the answers
- * it released are sent at once), when the store failed last time (the
- * retry), or when the commit interval has passed, and otherwise arms the
- * commit timer for the end of the interval.
+ * then commits when commit_now, when the store failed last time (the retry),
+ * or when the commit interval has passed, and otherwise arms the commit
+ * timer for the end of the interval. The answers the engine holds for a
+ * commit (PNE registrations, whose Nonce must be durable before their answer
+ * leaves) go out right after the commit that releases them: the
+ * registrations of one interval share one commit. Committing at every turn
+ * that held one made 100,000 registrations take 27 s instead of 3.5 s (one
+ * fsync per handful of registrations).
  */
 static void turn(srvd *d, bool commit_now)
 {
@@ -681,7 +683,7 @@ static void turn(srvd *d, bool commit_now)
     bool held = cpns_server_commit_wanted(d->server) == 1;
     int64_t now = srvd_now();
     int64_t due = d->last_commit_ms + d->opt.commit_interval_ms;
-    if (commit_now || held || !d->store_ok || pop_rv < 0 || now >= due) {
+    if (commit_now || !d->store_ok || pop_rv < 0 || now >= due) {
         commit(d, pop_rv);
         if (held && d->store_ok && pop_rv == 0)
             send_frames(d, TURN_FRAMES - sent, &pop_rv);
