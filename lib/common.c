@@ -145,7 +145,7 @@ void cpns_log(const cpns_logger *lg, cpns_log_level level, const char *SGID, con
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    cpns_log_event ev = {level, lg->entity, lg->id, SGID, PNEID, TransactionID, text};
+    cpns_log_event ev = {level, lg->entity, lg->id, SGID, PNEID, TransactionID, text, fmt};
     lg->fn(lg->arg, &ev);
 }
 

@@ -73,6 +73,11 @@ typedef struct cpns_log_event {
     const char *PNEID;
     uint64_t TransactionID;
     const char *text;
+    /*
+     * The format string text was made from: one per call site, so a sink can
+     * rate-limit repeated lines by it (the daemons do). Never NULL from libcpns.
+     */
+    const char *format;
 } cpns_log_event;
 
 typedef void (*cpns_log_fn)(void *arg, const cpns_log_event *ev);

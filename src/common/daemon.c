@@ -191,6 +191,12 @@ static bool limit(uint64_t key, cpns_log_level level, const char *text)
     return log_limit_allow(&limiter, key, level, text, clock_mono_ms(), emit_report, NULL);
 }
 
+/* One call site, one format string: its address is the key. */
+static uint64_t format_key(cpns_log_level level, const char *fmt)
+{
+    return (uint64_t)(uintptr_t)fmt << 2 | (uint64_t)level;
+}
+
 void log_msg(cpns_log_level level, const char *SGID, const char *PNEID, uint64_t TransactionID,
              const char *fmt, ...)
 {
@@ -201,9 +207,7 @@ void log_msg(cpns_log_level level, const char *SGID, const char *PNEID, uint64_t
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    /* One call site, one format string: its address is the key. */
-    uint64_t key = (uint64_t)(uintptr_t)fmt << 2 | (uint64_t)level;
-    if (!limit(key, level, text))
+    if (!limit(format_key(level, fmt), level, text))
         return;
     emit(level, logcfg.entity, logcfg.id, SGID, PNEID, TransactionID, text);
 }
@@ -213,7 +217,9 @@ void log_engine(void *arg, const cpns_log_event *ev)
     (void)arg;
     if (ev->level > logcfg.level)
         return;
-    if (!limit(log_text_key(ev->level, ev->text), ev->level, ev->text))
+    uint64_t key = ev->format ? format_key(ev->level, ev->format)
+                              : log_text_key(ev->level, ev->text); /* another producer */
+    if (!limit(key, ev->level, ev->text))
         return;
     emit(ev->level, ev->entity ? ev->entity : logcfg.entity, ev->id ? ev->id : logcfg.id, ev->SGID,
          ev->PNEID, ev->TransactionID, ev->text);
