@@ -199,6 +199,12 @@ size_t cpns_gw_attached(const cpns_gw *gw)
     return gw->routes.count;
 }
 
+int cpns_gw_link_routed(const cpns_gw *gw, uint64_t link)
+{
+    const gw_link *l = cpns_map_get_u64(&gw->links, link);
+    return l && l->PNEID[0] && cpns_map_get(&gw->routes, l->PNEID) == l;
+}
+
 int cpns_gw_pop(cpns_gw *gw, cpns_out *out)
 {
     return cpns_outq_pop(&gw->outq, out);

@@ -142,6 +142,12 @@ int cpns_gw_pop(cpns_gw *gw, cpns_out *out);
  */
 int cpns_gw_pop_close(cpns_gw *gw, uint64_t *link);
 
+/*
+ * 1 when link is the route of its PNEID: the server answered Return 1 to
+ * that link's own registration and no newer link took the PNEID over.
+ */
+int cpns_gw_link_routed(const cpns_gw *gw, uint64_t link);
+
 /* Number of PNEs attached (registered, link up). */
 size_t cpns_gw_attached(const cpns_gw *gw);
 

@@ -93,9 +93,8 @@ typedef struct gw_daemon {
     cpns_gw_state last_state;
     link_table links;
     uint64_t next_link;
-    size_t max_conns;       /* PNE connections open at once, 0: no limit */
-    bool uplink_full;       /* over UPLINK_HIGH: PNE connections are not read */
-    cpns_msg_decoder *peek; /* reads the Return of registration answers */
+    size_t max_conns; /* PNE connections open at once, 0: no limit */
+    bool uplink_full; /* over UPLINK_HIGH: PNE connections are not read */
 } gw_daemon;
 
 static void server_connect(gw_daemon *d);
@@ -373,17 +372,13 @@ static void server_on_drain(net_conn *c, void *arg)
 
 /*
  * A PNE connection is trusted with a slot once the server accepted its
- * registration: the engine routes that answer to it, so the glue looks at the
- * Return of a PNERegistrationResponse going to a connection whose
- * --register-timeout still runs (only those: a cheap peek, once per PNE).
+ * registration, which the engine answers on that connection: so when a frame
+ * goes to a connection whose --register-timeout still runs, the glue asks
+ * the engine whether the link is now a route.
  */
 static void note_registration(gw_daemon *d, net_conn *c, const cpns_out *out)
 {
-    if (!net_conn_deadline_pending(c))
-        return;
-    cpns_msg m;
-    if (cpns_msg_decoder_peek(d->peek, out->data, out->len, &m) == 0 &&
-        m.kind == CPNS_MSG_PNE_REGISTRATION_RESPONSE && m.Return == CPNS_RETURN_SUCCESS)
+    if (net_conn_deadline_pending(c) && cpns_gw_link_routed(d->gw, out->link))
         net_conn_clear_deadline(c);
 }
 
@@ -627,7 +622,6 @@ static void daemon_free(gw_daemon *d)
         net_conn_close(d->server, false);
     net_listener_free(d->listener);
     cpns_gw_del(d->gw);
-    cpns_msg_decoder_free(d->peek);
     if (d->retry_timer)
         event_free(d->retry_timer);
     if (d->session_timer)
@@ -667,11 +661,6 @@ static int daemon_init(gw_daemon *d)
         return EXIT_FAILURE;
     }
     d->last_state = cpns_gw_get_state(d->gw);
-    d->peek = cpns_msg_decoder_new();
-    if (!d->peek) {
-        log_error("cannot create the GW engine: out of memory");
-        return EXIT_FAILURE;
-    }
     d->base = event_base_new();
     if (!d->base)
         return EXIT_FAILURE;

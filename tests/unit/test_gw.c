@@ -869,8 +869,12 @@ static void test_hijack_spray_cannot_take_route(void **state)
     /* An answer carrying an attacker's TransactionID is no answer to the victim's request. */
     server_answers(f->gw, 9003, "pne-tv", CPNS_RETURN_SUCCESS, SRV, T0 + 1000);
     assert_int_equal(cpns_gw_attached(f->gw), 0);
+    assert_false(cpns_gw_link_routed(f->gw, 21));
     server_answers(f->gw, 9102, "pne-tv", CPNS_RETURN_SUCCESS, 22, T0 + 1000);
     assert_int_equal(cpns_gw_attached(f->gw), 1);
+    assert_true(cpns_gw_link_routed(f->gw, 22)); /* what cpns-gw clears its deadline on */
+    assert_false(cpns_gw_link_routed(f->gw, 21));
+    assert_false(cpns_gw_link_routed(f->gw, 99)); /* no such link */
     routed_to(f->gw, "pne-tv", 22, 9201);
 
     /* With nothing in flight the attacker's request goes through, and fails, to it alone. */
