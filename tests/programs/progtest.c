@@ -310,3 +310,28 @@ int msg_recv(int fd, cpns_msg *m, int timeout_ms)
         return -1;
     return cpns_msg_decode(buf, len, m) == 0 ? 0 : -1;
 }
+
+int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int closed_within(int fd, int timeout_ms)
+{
+    int64_t t0 = mono_ms();
+    for (;;) {
+        int left = timeout_ms - (int)(mono_ms() - t0);
+        if (left <= 0)
+            return -1;
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, left) != 1)
+            return -1;
+        char buf[4096];
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n == 0 || (n < 0 && errno == ECONNRESET))
+            return (int)(mono_ms() - t0);
+        /* Data (an answer) is not a close: keep waiting. */
+    }
+}

@@ -56,6 +56,11 @@ int tcp_accept(int lfd, int timeout_ms);
 /* Connects to 127.0.0.1:port, retrying for up to timeout_ms. -1 on failure. */
 int tcp_connect(uint16_t port, int timeout_ms);
 
+/* CLOCK_MONOTONIC in milliseconds. */
+int64_t mono_ms(void);
+/* How long until the peer closes fd (EOF or reset), or -1 if it is still open after timeout_ms. */
+int closed_within(int fd, int timeout_ms);
+
 /* One frame out / in. Receiving: 0, or -1 on timeout, EOF or a bad length. */
 int frame_send(int fd, const uint8_t *data, size_t len);
 int frame_recv(int fd, uint8_t *buf, size_t cap, size_t *len, int timeout_ms);

@@ -32,35 +32,10 @@
 
 #define BASE_GW "--id", "gw-1", "--pnid", "pn-home"
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
     nanosleep(&ts, NULL);
-}
-
-/* How long until the peer closes fd (EOF or reset), or -1 if it is still open after timeout_ms. */
-static int closed_within(int fd, int timeout_ms)
-{
-    int64_t t0 = mono_ms();
-    for (;;) {
-        int left = timeout_ms - (int)(mono_ms() - t0);
-        if (left <= 0)
-            return -1;
-        struct pollfd p = {fd, POLLIN, 0};
-        if (poll(&p, 1, left) != 1)
-            return -1;
-        char buf[4096];
-        ssize_t n = read(fd, buf, sizeof buf);
-        if (n == 0 || (n < 0 && errno == ECONNRESET))
-            return (int)(mono_ms() - t0);
-    }
 }
 
 static void has(const char *text, const char *needle)
