@@ -7,6 +7,7 @@
 #   make test-sanitize  every test with ASan + UBSan (build-sanitize/)
 #   make test-valgrind  the unit and e2e tests under valgrind memcheck
 #   make test-repeat    every test N times (default 10) with every core kept busy
+#   make test-repeat-sanitize  the same with ASan + UBSan
 #   make install  programs, libcpns, headers and cpns.pc under PREFIX
 BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
@@ -14,7 +15,7 @@ CMAKE_FLAGS ?=
 PREFIX ?= /usr/local
 
 .PHONY: all deps configure test demo demo-inprocess clean format fuzz bench bench-smoke install test-sanitize \
-	test-valgrind test-repeat
+	test-valgrind test-repeat test-repeat-sanitize
 
 all: configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -73,6 +74,13 @@ test-valgrind: all
 N ?= 10
 test-repeat: all
 	scripts/test-repeat.sh $(N) $(BUILD)
+
+# The same under ASan + UBSan (build-sanitize/).
+test-repeat-sanitize: deps
+	@test -f $(SAN_BUILD)/CMakeCache.txt || cmake -S . -B $(SAN_BUILD) -DCPNS_SANITIZE=ON \
+		-DCMAKE_BUILD_TYPE=Debug $(CMAKE_FLAGS)
+	cmake --build $(SAN_BUILD) -j $(JOBS)
+	$(SAN_ENV) scripts/test-repeat.sh $(N) $(SAN_BUILD)
 
 # Benchmarks (docs/PERFORMANCE.md): BENCH {json} lines on stdout, a summary on stderr.
 bench: all

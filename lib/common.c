@@ -45,6 +45,10 @@ const char *cpns_strerror(int err)
         return "store failure";
     case CPNS_ERR_BUSY:
         return "in use by another process";
+    case CPNS_ERR_AGAIN:
+        return "not finished yet";
+    case CPNS_ERR_FENCED:
+        return "this instance no longer holds the lease";
     default:
         return "unknown error";
     }

@@ -32,6 +32,8 @@ enum cpns_error {
     CPNS_ERR_PERM = -12,       /* a key file is readable by group or others */
     CPNS_ERR_STORE = -13,      /* the durable store failed */
     CPNS_ERR_BUSY = -14,       /* held by another process (a store's database) */
+    CPNS_ERR_AGAIN = -15,      /* not finished yet: wait (e.g. for a descriptor) and ask again */
+    CPNS_ERR_FENCED = -16,     /* this server instance no longer holds its lease: stop writing */
 };
 
 /* A static English description of err (a negative enum cpns_error, or 0). */

@@ -92,6 +92,22 @@ typedef struct cpns_store_ops {
     /* Forgets every write since the last commit. */
     int (*rollback)(cpns_store *st);
     void (*close)(cpns_store *st);
+
+    /*
+     * Optional: a commit that does not block (NULL for backends whose commit
+     * is a local fsync, as memory and SQLite). commit_start() hands every
+     * write since the last commit or commit_start to the backend and sends it;
+     * the caller may go on writing (those writes belong to the next commit).
+     * At most one commit is in flight. commit_poll() returns 0 once it is
+     * durable, CPNS_ERR_AGAIN while it is not yet known (wait until watch_fd
+     * is readable, then poll again), or another negative error when it failed:
+     * its writes then stay in the backend and are sent again, in order, by the
+     * next commit_start() or commit(). commit() with one in flight waits for
+     * it first. watch_fd() is the descriptor to wait on, -1 when none.
+     */
+    int (*commit_start)(cpns_store *st);
+    int (*commit_poll)(cpns_store *st);
+    int (*watch_fd)(const cpns_store *st);
 } cpns_store_ops;
 
 /* Backends embed this as their first member. */
