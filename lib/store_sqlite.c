@@ -17,7 +17,7 @@
  * meta also holds a check value, a known text sealed under the store key, so
  * that a wrong master key is reported at open rather than as damaged rows at
  * load. The row ops and load() are in store_sqlite_ops.c, the sealing in
- * store_sqlite_crypt.c.
+ * store_seal.c (shared with the PostgreSQL store).
  *
  * One store owns a database: open() takes an exclusive flock() on
  * "<path>.lock" and holds it until close(). SQLite's own locking only keeps
@@ -223,7 +223,7 @@ static void sqlite_close(cpns_store *st)
     /* Closing with a transaction open rolls it back: uncommitted writes are lost. */
     sqlite3_close_v2(s->db);
     unlock_db(s); /* only once the database is closed */
-    cpns_gcm_free(s->gcm);
+    cpns_seal_free(s->seal);
     cpns_wipe(s, sizeof *s);
     cpns_free(s);
 }
@@ -279,8 +279,8 @@ static int query_int(cpns_store_sqlite *s, const char *sql, int64_t *out)
 
 static int put_check_value(cpns_store_sqlite *s)
 {
-    uint8_t blob[SQLITE_CHECK_BLOB_LEN];
-    int rv = sqlite_seal_check(s, blob);
+    uint8_t blob[CPNS_SEAL_CHECK_LEN];
+    int rv = cpns_seal_check_make(s->seal, blob);
     if (rv) {
         sqlite_set_err(s, "cannot seal the master key check value: %s", cpns_strerror(rv));
         return CPNS_ERR_STORE;
@@ -306,7 +306,7 @@ static int verify_check_value(cpns_store_sqlite *s)
     if (rc == SQLITE_ROW) {
         const void *blob = sqlite3_column_blob(stmt, 0);
         size_t len = (size_t)sqlite3_column_bytes(stmt, 0);
-        rv = sqlite_verify_check(s, blob, len);
+        rv = cpns_seal_check_verify(s->seal, blob, len);
         if (rv == CPNS_ERR_AUTH)
             sqlite_set_err(s, "the master key does not match this database");
         else if (rv)
@@ -543,7 +543,11 @@ static int sqlite_open_db(cpns_store_sqlite *s, const char *path,
     sqlite3_extended_result_codes(s->db, 1);
     if ((rv = set_pragmas(s)) != 0)
         return rv;
-    rv = cpns_kdf(master_key, CPNS_INFO_SERVER_STORE, s->K_store);
+    rv = cpns_seal_new(&s->seal, master_key);
+    if (rv == CPNS_ERR_NOMEM) {
+        sqlite_set_err(s, "out of memory");
+        return rv;
+    }
     if (rv) {
         sqlite_set_err(s, "cannot derive the store key: %s", cpns_strerror(rv));
         return CPNS_ERR_STORE;
@@ -579,10 +583,7 @@ int cpns_store_sqlite_open(cpns_store **out, const char *path,
     }
     s->base.ops = &sqlite_ops;
     s->lock_fd = -1;
-    s->gcm = cpns_gcm_new();
-    int rv = s->gcm ? sqlite_open_db(s, path, master_key) : CPNS_ERR_NOMEM;
-    if (!s->gcm)
-        sqlite_set_err(s, "out of memory");
+    int rv = sqlite_open_db(s, path, master_key);
     for (size_t i = 0; rv == 0 && i < SQ_COUNT; i++)
         if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->stmt[i],
                                NULL) != SQLITE_OK)

@@ -1,7 +1,7 @@
 /*
- * What the files of the SQLite store share: the store object, and the
- * encryption at rest of its secrets (store_sqlite_crypt.c) that the ops and
- * the schema code in store_sqlite.c call.
+ * What the files of the SQLite store share: the store object and its
+ * helpers. Its secrets are sealed by the module shared with the PostgreSQL
+ * store (store_seal.h).
  */
 #ifndef CPNS_STORE_SQLITE_INTERNAL_H
 #define CPNS_STORE_SQLITE_INTERNAL_H
@@ -14,6 +14,7 @@
 #include "cpns/crypto.h"
 #include "cpns/store.h"
 #include "internal.h"
+#include "store_seal.h"
 
 /* The cached statements: each op is one sqlite3_step on one of these. */
 enum sqlite_stmt {
@@ -53,15 +54,12 @@ typedef struct cpns_store_sqlite {
     int lock_fd; /* "<path>.lock", flock()ed for the store's life; -1 when not held */
     char *lock_path;
     sqlite3_stmt *stmt[SQ_COUNT];
-    uint8_t K_store[CPNS_KEY_LEN]; /* cpns_kdf(master_key, CPNS_INFO_SERVER_STORE) */
-    cpns_gcm *gcm;                 /* one AES-256-GCM context for every secret sealed or opened */
-    int in_txn;                    /* a write transaction is open (BEGIN IMMEDIATE ran) */
+    cpns_seal *seal;  /* K_store and its cipher context (store_seal.h) */
+    int in_txn;       /* a write transaction is open (BEGIN IMMEDIATE ran) */
     int poisoned;     /* a write of this batch failed: commit() refuses until rollback() */
     cpns_map batches; /* SGID -> sqlite_member_batch: written to member_log by commit() */
     char errmsg[SQLITE_ERRMSG_MAX];
 } cpns_store_sqlite;
-
-#define CPNS_INFO_SERVER_STORE "CPNS 1.1 server store"
 
 /* Records a message for cpns_store_sqlite_errmsg() (and the open() caller). */
 void sqlite_set_err(cpns_store_sqlite *s, const char *fmt, ...) CPNS_PRINTF(2, 3);
@@ -116,45 +114,5 @@ void sqlite_members_drop(cpns_store_sqlite *s, const char *SGID);
 int sqlite_load_members(cpns_store_sqlite *s, const cpns_store_loader *l, void *arg);
 /* The migration to schema version 2: the member table into member_log, then dropped. */
 int sqlite_members_from_table(cpns_store_sqlite *s);
-
-/* Encrypted column: version byte ‖ nonce ‖ ciphertext ‖ tag. */
-#define SQLITE_BLOB_FORMAT 0x01
-#define SQLITE_BLOB_OVERHEAD (1 + CPNS_GCM_NONCE_LEN + CPNS_GCM_TAG_LEN)
-#define SQLITE_SECRET_BLOB_LEN (CPNS_KEY_LEN + SQLITE_BLOB_OVERHEAD)
-
-/* The plaintext of the master key check value kept in meta. */
-#define SQLITE_CHECK_TEXT "CPNS 1.1 server store master key check"
-#define SQLITE_CHECK_BLOB_LEN (sizeof(SQLITE_CHECK_TEXT) - 1 + SQLITE_BLOB_OVERHEAD)
-
-/*
- * Seals pt under K_store with a fresh random nonce and the AAD built from
- * aad_parts (joined with 0x00 separators). out holds pt_len + SQLITE_BLOB_OVERHEAD.
- * 0, CPNS_ERR_INVALID_ARG (AAD too long) or CPNS_ERR_CRYPTO.
- */
-int sqlite_seal(const cpns_store_sqlite *s, const char *const *aad_parts, size_t n_parts,
-                const uint8_t *pt, size_t pt_len, uint8_t *out);
-
-/*
- * Opens a blob sealed by sqlite_seal into pt (pt_len bytes, the exact plaintext
- * length expected). 0; CPNS_ERR_AUTH for a wrong length, an unknown version
- * byte or a tag that does not verify (pt is then wiped); CPNS_ERR_CRYPTO.
- */
-int sqlite_open_blob(const cpns_store_sqlite *s, const char *const *aad_parts, size_t n_parts,
-                     const uint8_t *blob, size_t blob_len, uint8_t *pt, size_t pt_len);
-
-/* The AADs binding a secret to its row. */
-int sqlite_seal_euk(const cpns_store_sqlite *s, const char *PNEID, const uint8_t EUK[CPNS_KEY_LEN],
-                    uint8_t out[SQLITE_SECRET_BLOB_LEN]);
-int sqlite_open_euk(const cpns_store_sqlite *s, const char *PNEID, const uint8_t *blob,
-                    size_t blob_len, uint8_t EUK[CPNS_KEY_LEN]);
-int sqlite_seal_gk(const cpns_store_sqlite *s, const char *SGID, uint32_t KeyVersion,
-                   const uint8_t GK[CPNS_KEY_LEN], uint8_t out[SQLITE_SECRET_BLOB_LEN]);
-int sqlite_open_gk(const cpns_store_sqlite *s, const char *SGID, uint32_t KeyVersion,
-                   const uint8_t *blob, size_t blob_len, uint8_t GK[CPNS_KEY_LEN]);
-
-/* The master key check value of meta: seal a new one, or verify a stored one (0 or CPNS_ERR_AUTH).
- */
-int sqlite_seal_check(const cpns_store_sqlite *s, uint8_t out[SQLITE_CHECK_BLOB_LEN]);
-int sqlite_verify_check(const cpns_store_sqlite *s, const uint8_t *blob, size_t blob_len);
 
 #endif

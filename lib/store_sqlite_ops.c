@@ -4,7 +4,7 @@
  * start-up.
  *
  * Every write is one step of a statement prepared at open; EUKs and Group
- * Keys are sealed (store_sqlite_crypt.c) before they are bound, so SQLite
+ * Keys are sealed (store_seal.c) before they are bound, so SQLite
  * never sees them in clear. load() checks every row as it reads it: a value
  * out of range or a secret that does not open is reported with the row's
  * key, since a wrong master key is caught at open and anything else means the
@@ -56,8 +56,8 @@ int sqlite_put_pne(cpns_store *st, const cpns_store_pne *p)
     cpns_store_sqlite *s = sqlite_of(st);
     if (!p || !id_ok(p->PNEID) || !id_ok(p->PNGWID) || !id_ok(p->PNID))
         return CPNS_ERR_INVALID_ARG;
-    uint8_t blob[SQLITE_SECRET_BLOB_LEN];
-    int rv = sqlite_seal_euk(s, p->PNEID, p->EUK, blob);
+    uint8_t blob[CPNS_SEAL_SECRET_LEN];
+    int rv = cpns_seal_euk(s->seal, p->PNEID, p->EUK, blob);
     if (rv) {
         sqlite_set_err(s, "pne %s: cannot seal the EUK: %s", p->PNEID, cpns_strerror(rv));
         return CPNS_ERR_STORE;
@@ -74,13 +74,13 @@ int sqlite_put_sg(cpns_store *st, const cpns_store_sg *sg)
     cpns_store_sqlite *s = sqlite_of(st);
     if (!sg || !id_ok(sg->SGID))
         return CPNS_ERR_INVALID_ARG;
-    uint8_t blob[SQLITE_SECRET_BLOB_LEN];
+    uint8_t blob[CPNS_SEAL_SECRET_LEN];
     sqlite3_stmt *stmt = s->stmt[SQ_PUT_SG];
     int ok;
     if (sg->KeyVersion == 0) {
         ok = sqlite3_bind_null(stmt, 3) == SQLITE_OK;
     } else {
-        int rv = sqlite_seal_gk(s, sg->SGID, sg->KeyVersion, sg->GK, blob);
+        int rv = cpns_seal_gk(s->seal, sg->SGID, sg->KeyVersion, sg->GK, blob);
         if (rv) {
             sqlite_set_err(s, "sg %s: cannot seal the Group Key: %s", sg->SGID, cpns_strerror(rv));
             return CPNS_ERR_STORE;
@@ -158,8 +158,8 @@ static int load_pne_row(cpns_store_sqlite *s, sqlite3_stmt *stmt, cpns_store_pne
         !sqlite_column_id(stmt, 3, p->PNGWID, 1) || !sqlite_column_id(stmt, 4, p->PNID, 1))
         return sqlite_damaged(s, "pne", p->PNEID, "a column is out of range");
     p->registered = (int)registered;
-    int rv = sqlite_open_euk(s, p->PNEID, sqlite3_column_blob(stmt, 1),
-                             (size_t)sqlite3_column_bytes(stmt, 1), p->EUK);
+    int rv = cpns_seal_open_euk(s->seal, p->PNEID, sqlite3_column_blob(stmt, 1),
+                                (size_t)sqlite3_column_bytes(stmt, 1), p->EUK);
     if (rv)
         return sqlite_damaged(s, "pne", p->PNEID, "the encrypted EUK " SECRET_FAILED);
     return 0;
@@ -177,8 +177,8 @@ static int load_sg_row(cpns_store_sqlite *s, sqlite3_stmt *stmt, cpns_store_sg *
         return sqlite3_column_type(stmt, 2) == SQLITE_NULL
                    ? 0
                    : sqlite_damaged(s, "sg", sg->SGID, "a Group Key is stored for key_version 0");
-    int rv = sqlite_open_gk(s, sg->SGID, sg->KeyVersion, sqlite3_column_blob(stmt, 2),
-                            (size_t)sqlite3_column_bytes(stmt, 2), sg->GK);
+    int rv = cpns_seal_open_gk(s->seal, sg->SGID, sg->KeyVersion, sqlite3_column_blob(stmt, 2),
+                               (size_t)sqlite3_column_bytes(stmt, 2), sg->GK);
     if (rv)
         return sqlite_damaged(s, "sg", sg->SGID, "the encrypted Group Key " SECRET_FAILED);
     return 0;
