@@ -13,6 +13,13 @@
  * != 1) is closed and retried with capped exponential backoff, reset once a
  * registration succeeds.
  *
+ * --server may list several servers (issue #11: an active/standby group, a
+ * stand-in for a TCP load balancer). The GW keeps one uplink; a failure moves
+ * it to the next address of the list, round-robin, at once, and the backoff
+ * only paces whole passes over the list that all failed: a live standby is
+ * reached without delay, a dead group is not hammered. A standby refuses
+ * connections, so it costs one refused connect.
+ *
  * PNE connections are untrusted until registered (#10.2): one that has not
  * been answered PNERegistrationResponse Return 1 within --register-timeout is
  * closed, and at most --max-per-addr are open from one address. The uplink is
@@ -38,6 +45,8 @@
 #define DEFAULT_LISTEN "127.0.0.1:7461"
 #define RETRY_MIN_MS 500
 #define RETRY_MAX_MS 30000
+/* --server entries, all options together. */
+#define MAX_SERVERS 32
 /* TCP connect + TLS handshake + PNGWRegistrationResponse must fit in this. */
 #define SESSION_TIMEOUT_MS 15000
 /* A peer that does not read: past this much queued output its connection is dropped. */
@@ -63,7 +72,10 @@
 typedef struct gw_options {
     const char *PNGWID;
     const char *PNID;
-    const char *server;
+    const char *server_args[MAX_SERVERS]; /* each --server value, as given */
+    size_t n_server_args;
+    char *servers[MAX_SERVERS]; /* the list: every comma-separated entry, in order */
+    size_t n_servers;
     const char *listen;
     const char *tls_cert;
     const char *tls_key;
@@ -85,6 +97,8 @@ typedef struct gw_daemon {
     net_listener *listener;
     net_conn *server; /* NULL while disconnected */
     bool server_open;
+    size_t cur;            /* the index in opt.servers of the server dialed or connected */
+    size_t failed_in_pass; /* failures in a row since the last registration or backoff */
     struct event *retry_timer;
     struct event *session_timer;
     struct event *sigterm;
@@ -101,7 +115,7 @@ static void server_connect(gw_daemon *d);
 
 static void usage(FILE *f)
 {
-    fprintf(f, "Usage: cpns-gw --id PNGWID --pnid PNID --server HOST:PORT\n"
+    fprintf(f, "Usage: cpns-gw --id PNGWID --pnid PNID --server HOST:PORT[,HOST:PORT...]\n"
                "               (--tls-cert FILE --tls-key FILE --tls-ca FILE | --insecure)\n"
                "               [--listen HOST:PORT] [--max-pnes N] [--max-per-addr N]\n"
                "               [--register-timeout S] [--stall-timeout S] [--log-level LEVEL]\n"
@@ -112,7 +126,14 @@ static void usage(FILE *f)
                "\n"
                "  --id PNGWID         this GW's identifier (the CN of its certificate)\n"
                "  --pnid PNID         the PN this GW serves\n"
-               "  --server HOST:PORT  the CPNS Server (its usual port is 7460)\n"
+               "  --server HOST:PORT[,HOST:PORT...]\n"
+               "                      the CPNS Server (its usual port is 7460); a list\n"
+               "                      (comma-separated, no spaces, or the option repeated)\n"
+               "                      names the servers of an active/standby group: the GW\n"
+               "                      keeps one connection and, when it fails, moves to the\n"
+               "                      next server of the list at once (round-robin); it\n"
+               "                      waits (backoff 0.5 s doubling to 30 s) only after\n"
+               "                      every listed server failed in turn. IPv6: [ADDR]:PORT\n"
                "  --listen HOST:PORT  where PNEs connect (default " DEFAULT_LISTEN ")\n"
                "  --tls-cert FILE     this GW's certificate (PEM)\n"
                "  --tls-key FILE      its private key (PEM, mode 0600)\n"
@@ -142,6 +163,57 @@ static int bad_option(const char *fmt, ...)
     fputs("\nTry 'cpns-gw --help'.\n", stderr);
     va_end(ap);
     return -1;
+}
+
+/* One entry of --server: HOST:PORT or [V6]:PORT with a port of 1-65535, no blanks. */
+static bool server_entry_valid(const char *entry)
+{
+    char host[256];
+    uint16_t port;
+    if (strpbrk(entry, " \t\r\n"))
+        return false;
+    return addr_parse(entry, host, sizeof host, &port) == 0 && port != 0;
+}
+
+/*
+ * Adds the comma-separated entries of one --server value to o->servers, each
+ * checked, naming the bad one. 0, or -1 after printing what is wrong.
+ */
+static int add_servers(gw_options *o, const char *arg)
+{
+    const char *p = arg;
+    for (;;) {
+        size_t len = strcspn(p, ",");
+        if (len == 0)
+            return bad_option("--server '%s': an empty entry (a stray comma?)", arg);
+        if (o->n_servers == MAX_SERVERS)
+            return bad_option("--server: more than %d servers", MAX_SERVERS);
+        char *entry = malloc(len + 1);
+        if (!entry)
+            return bad_option("out of memory");
+        memcpy(entry, p, len);
+        entry[len] = '\0';
+        o->servers[o->n_servers++] = entry; /* freed by options_free, also on error */
+        if (!server_entry_valid(entry)) {
+            if (strcmp(entry, arg) == 0)
+                return bad_option("--server '%s': not HOST:PORT with a port of 1-65535", arg);
+            return bad_option("--server '%s': entry '%s' is not HOST:PORT with a port of 1-65535",
+                              arg, entry);
+        }
+        for (size_t i = 0; i + 1 < o->n_servers; i++)
+            if (strcmp(o->servers[i], entry) == 0)
+                return bad_option("--server: '%s' is listed twice", entry);
+        if (p[len] == '\0')
+            return 0;
+        p += len + 1;
+    }
+}
+
+static void options_free(gw_options *o)
+{
+    for (size_t i = 0; i < o->n_servers; i++)
+        free(o->servers[i]);
+    o->n_servers = 0;
 }
 
 /*
@@ -199,7 +271,7 @@ static int parse_options(int argc, char **argv, gw_options *o)
             return bad_option("unknown option '%s'", argv[optind - 1]);
         if (c == ':')
             return bad_option("option '%s' needs a value", argv[optind - 1]);
-        if (seen[c])
+        if (seen[c] && c != O_SERVER) /* --server adds to the list */
             return bad_option("option '%s' given twice", argv[optind - 1]);
         seen[c] = true;
         switch (c) {
@@ -210,7 +282,9 @@ static int parse_options(int argc, char **argv, gw_options *o)
             o->PNID = optarg;
             break;
         case O_SERVER:
-            o->server = optarg;
+            if (o->n_server_args == MAX_SERVERS)
+                return bad_option("--server: more than %d servers", MAX_SERVERS);
+            o->server_args[o->n_server_args++] = optarg;
             break;
         case O_LISTEN:
             o->listen = optarg;
@@ -265,10 +339,11 @@ static int parse_options(int argc, char **argv, gw_options *o)
     if (!cpns_id_valid(o->PNID))
         return bad_option("--pnid '%s': not an identifier (1-64 of A-Z a-z 0-9 . _ : @ -)",
                           o->PNID);
-    if (!o->server)
+    if (o->n_server_args == 0)
         return bad_option("--server HOST:PORT is required");
-    if (addr_parse(o->server, host, sizeof host, &port) != 0 || port == 0)
-        return bad_option("--server '%s': not HOST:PORT with a port of 1-65535", o->server);
+    for (size_t i = 0; i < o->n_server_args; i++)
+        if (add_servers(o, o->server_args[i]) != 0)
+            return -1;
     if (addr_parse(o->listen, host, sizeof host, &port) != 0 || port == 0)
         return bad_option("--listen '%s': not HOST:PORT with a port of 1-65535", o->listen);
     if (log_parse_level(level, &o->log_level) != 0)
@@ -339,6 +414,12 @@ static int check_cert_cn(SSL_CTX *ctx, const gw_options *o)
 static void pne_drop(gw_daemon *d, uint64_t link, const char *reason);
 static void server_lost(gw_daemon *d, const char *reason);
 
+/* The server dialed or connected now. */
+static const char *server_addr(const gw_daemon *d)
+{
+    return d->opt.servers[d->cur];
+}
+
 static void report(int rv, const char *what)
 {
     if (rv < 0)
@@ -355,9 +436,9 @@ static void pause_pnes(gw_daemon *d, bool pause)
         if (d->links.slots[i].link)
             net_conn_pause_read(d->links.slots[i].conn, pause);
     if (pause)
-        log_warn("the server is slow to read: %zu bytes wait for it; PNE connections are not "
-                 "read until it catches up",
-                 d->server ? net_conn_pending(d->server) : 0);
+        log_warn("the server at %s is slow to read: %zu bytes wait for it; PNE connections are "
+                 "not read until it catches up",
+                 server_addr(d), d->server ? net_conn_pending(d->server) : 0);
     else
         log_info("the server caught up: reading PNE connections again");
 }
@@ -435,23 +516,48 @@ static void after_event(gw_daemon *d)
     d->last_state = st;
     if (st == CPNS_GW_ONLINE) {
         backoff_reset(&d->retry);
+        d->failed_in_pass = 0;
         evtimer_del(d->session_timer);
-        log_info("registered with the server at %s; %zu PNE(s) attached", d->opt.server,
-                 cpns_gw_attached(d->gw));
+        if (d->opt.n_servers > 1)
+            log_info("registered with the server at %s (%zu of %zu listed); %zu PNE(s) attached",
+                     server_addr(d), d->cur + 1, d->opt.n_servers, cpns_gw_attached(d->gw));
+        else
+            log_info("registered with the server at %s; %zu PNE(s) attached", server_addr(d),
+                     cpns_gw_attached(d->gw));
     } else if (st == CPNS_GW_REFUSED) {
-        log_error("the server refused this GW (Return %d): check --id, --pnid and the "
+        log_error("the server at %s refused this GW (Return %d): check --id, --pnid and the "
                   "certificate",
-                  cpns_gw_last_return(d->gw));
+                  server_addr(d), cpns_gw_last_return(d->gw));
         server_lost(d, "registration refused");
     }
 }
 
 /* --- the server connection --- */
 
+/*
+ * The current server failed (no connection, no registration, or the
+ * connection ended): the next attempt goes to the next server of the list,
+ * never the same one again when there are others. It is dialed at once,
+ * unless this failure ends a pass over the whole list: only then the backoff
+ * applies (with one server, every failure).
+ */
 static void server_retry(gw_daemon *d)
 {
-    int64_t delay = backoff_next(&d->retry);
-    log_info("connecting to the server again in %.1f s", (double)delay / 1000.0);
+    size_t n = d->opt.n_servers;
+    d->cur = (d->cur + 1) % n;
+    int64_t delay = 0;
+    if (++d->failed_in_pass >= n) {
+        d->failed_in_pass = 0;
+        delay = backoff_next(&d->retry);
+        if (n == 1)
+            log_info("connecting to the server again in %.1f s", (double)delay / 1000.0);
+        else
+            log_info("all %zu servers failed: connecting to the server again in %.1f s, at %s "
+                     "(%zu of %zu)",
+                     n, (double)delay / 1000.0, server_addr(d), d->cur + 1, n);
+    } else {
+        log_info("moving to the next server: %s (%zu of %zu)", server_addr(d), d->cur + 1, n);
+    }
     struct timeval tv = ms_to_timeval(delay);
     evtimer_add(d->retry_timer, &tv);
 }
@@ -460,7 +566,7 @@ static void server_retry(gw_daemon *d)
 static void server_lost(gw_daemon *d, const char *reason)
 {
     if (d->server) {
-        log_warn("server connection closed: %s", reason);
+        log_warn("server connection to %s closed: %s", server_addr(d), reason);
         net_conn_close(d->server, false);
         d->server = NULL;
     }
@@ -478,7 +584,7 @@ static void server_on_open(net_conn *c, void *arg)
     gw_daemon *d = arg;
     (void)c;
     d->server_open = true;
-    log_info("connected to the server at %s (%s)", d->opt.server,
+    log_info("connected to the server at %s (%s)", server_addr(d),
              d->tls ? "TLS 1.3, server certificate verified" : "plain TCP, NOT protected");
     report(cpns_gw_server_up(d->gw, clock_mono_ms()), "server up");
     after_event(d);
@@ -497,9 +603,9 @@ static void server_on_close(net_conn *c, const char *reason, void *arg)
     gw_daemon *d = arg;
     (void)c;
     if (d->server_open)
-        log_warn("server connection lost: %s", reason);
+        log_warn("server connection lost (%s): %s", server_addr(d), reason);
     else
-        log_warn("cannot connect to the server at %s: %s", d->opt.server, reason);
+        log_warn("cannot connect to the server at %s: %s", server_addr(d), reason);
     d->server = NULL; /* the net layer frees it */
     server_lost(d, reason);
 }
@@ -510,15 +616,15 @@ static void server_connect(gw_daemon *d)
 {
     char err[512];
     d->server_open = false;
-    d->server = net_connect(d->base, d->opt.server, d->tls, &server_cbs, d, err, sizeof err);
+    d->server = net_connect(d->base, server_addr(d), d->tls, &server_cbs, d, err, sizeof err);
     if (!d->server) {
-        log_warn("cannot connect to the server: %s", err);
+        log_warn("cannot connect to the server at %s: %s", server_addr(d), err);
         server_retry(d);
         return;
     }
     net_conn_set_stall_timeout(d->server, d->opt.stall_timeout_s);
     net_conn_set_on_drain(d->server, UPLINK_LOW, server_on_drain);
-    log_debug("connecting to the server at %s", d->opt.server);
+    log_debug("connecting to the server at %s", server_addr(d));
     struct timeval tv = ms_to_timeval(SESSION_TIMEOUT_MS);
     evtimer_add(d->session_timer, &tv);
 }
@@ -535,7 +641,8 @@ static void on_session_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     gw_daemon *d = arg;
-    log_warn("not registered with the server after %d s", SESSION_TIMEOUT_MS / 1000);
+    log_warn("not registered with the server at %s after %d s", server_addr(d),
+             SESSION_TIMEOUT_MS / 1000);
     server_lost(d, "registration timed out");
 }
 
@@ -606,6 +713,19 @@ static void on_accept(net_conn *c, void *arg)
 }
 
 /* --- start and stop --- */
+
+/* The server list as given ("a:7460,b:7460"), for the log; cut short if it does not fit. */
+static void join_servers(const gw_options *o, char *buf, size_t len)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < o->n_servers && used < len; i++) {
+        int n = snprintf(buf + used, len - used, "%s%s", i ? "," : "", o->servers[i]);
+        if (n < 0)
+            break;
+        used += (size_t)n;
+    }
+}
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -705,24 +825,33 @@ int main(int argc, char **argv)
     gw_daemon d;
     memset(&d, 0, sizeof d);
     int rv = parse_options(argc, argv, &d.opt);
-    if (rv != 0)
+    if (rv != 0) {
+        options_free(&d.opt);
         return rv > 0 ? EXIT_SUCCESS : EXIT_USAGE;
+    }
     log_setup("gw", d.opt.PNGWID, d.opt.log_level);
     /* A peer closing mid-write must not kill the daemon. */
     signal(SIGPIPE, SIG_IGN);
 
     int status = daemon_init(&d);
     if (status == 0) {
+        char servers[MAX_SERVERS * 64];
+        join_servers(&d.opt, servers, sizeof servers);
         if (d.opt.insecure)
             log_warn("--insecure: the link to the server %s is NOT protected (plain TCP, no "
                      "TLS, no authentication)",
-                     d.opt.server);
-        log_info("cpns-gw %s: PNID=%s, PNEs connect to %s, server %s", CPNS_LIB_VERSION, d.opt.PNID,
-                 d.opt.listen, d.opt.server);
+                     servers);
+        if (d.opt.n_servers > 1)
+            log_info("cpns-gw %s: PNID=%s, PNEs connect to %s, servers %s (%zu, tried in turn)",
+                     CPNS_LIB_VERSION, d.opt.PNID, d.opt.listen, servers, d.opt.n_servers);
+        else
+            log_info("cpns-gw %s: PNID=%s, PNEs connect to %s, server %s", CPNS_LIB_VERSION,
+                     d.opt.PNID, d.opt.listen, servers);
         server_connect(&d);
         event_base_dispatch(d.base);
         log_info("stopped");
     }
     daemon_free(&d);
+    options_free(&d.opt);
     return status;
 }
