@@ -185,7 +185,7 @@ static int nothing_to_write(const cpns_server *s)
 {
     return srv_list_empty(&s->dirty_pnes) && srv_list_empty(&s->dirty_sgs) &&
            srv_list_empty(&s->dirty_members) && srv_list_empty(&s->nonces_unwritten) &&
-           s->n_dels == 0 && s->expire_before_ms == 0;
+           s->n_dels == 0 && s->expire_before_ms == 0 && !s->store_retained;
 }
 
 static void clear_list(srv_link *head)
@@ -194,13 +194,9 @@ static void clear_list(srv_link *head)
         srv_list_unlink(head->next);
 }
 
-static int flush(cpns_server *s)
+/* Hands every dirty row to the store's open transaction, deletions first. */
+static int write_dirty(cpns_server *s)
 {
-    if (nothing_to_write(s)) {
-        s->barrier = 0;
-        srv_held_release(s); /* their writes were committed by an earlier flush */
-        return 0;
-    }
     cpns_store *st = s->cfg.store;
     const cpns_store_ops *ops = st->ops;
     int rv = 0;
@@ -221,15 +217,12 @@ static int flush(cpns_server *s)
         rv = ops->put_nonce(st, &SRV_CONTAINER(l, srv_nonce, unwritten)->row);
     if (rv == 0 && s->expire_before_ms)
         rv = ops->expire_nonces(st, s->expire_before_ms);
-    if (rv == 0)
-        rv = ops->commit(st);
-    if (rv) {
-        /* Everything stays dirty, so the next flush writes it all again. */
-        ops->rollback(st);
-        cpns_log(&s->log, CPNS_LOG_ERROR, NULL, NULL, 0, "store commit failed: %s",
-                 cpns_strerror(rv));
-        return rv;
-    }
+    return rv;
+}
+
+/* The rows written are the store's now: nothing is dirty. */
+static void mark_written(cpns_server *s)
+{
     clear_list(&s->dirty_pnes);
     clear_list(&s->dirty_sgs);
     while (!srv_list_empty(&s->dirty_members)) {
@@ -239,6 +232,47 @@ static int flush(cpns_server *s)
     clear_list(&s->nonces_unwritten);
     s->n_dels = 0;
     s->expire_before_ms = 0;
+}
+
+static void log_commit_failure(cpns_server *s, int rv)
+{
+    cpns_log(&s->log, CPNS_LOG_ERROR, NULL, NULL, 0, "store commit failed: %s", cpns_strerror(rv));
+}
+
+/* The commit in flight ended, or a blocking commit waited for it. */
+static void inflight_done(cpns_server *s, int ok)
+{
+    if (!s->inflight)
+        return;
+    s->inflight = 0;
+    s->store_retained = !ok;
+    if (!ok)
+        s->barrier |= s->barrier_inflight;
+    s->barrier_inflight = 0;
+    srv_held_finish(s, ok);
+}
+
+/* A blocking commit of everything, including a commit in flight. */
+static int flush(cpns_server *s)
+{
+    if (nothing_to_write(s) && !s->inflight) {
+        s->barrier = 0;
+        srv_held_release(s); /* their writes were committed by an earlier flush */
+        return 0;
+    }
+    cpns_store *st = s->cfg.store;
+    int rv = write_dirty(s);
+    if (rv == 0)
+        rv = st->ops->commit(st); /* waits for the commit in flight first */
+    inflight_done(s, rv == 0);
+    if (rv) {
+        /* Everything stays dirty, so the next flush writes it all again. */
+        st->ops->rollback(st);
+        log_commit_failure(s, rv);
+        return rv;
+    }
+    mark_written(s);
+    s->store_retained = 0;
     s->barrier = 0;
     srv_held_release(s);
     return 0;
@@ -246,8 +280,75 @@ static int flush(cpns_server *s)
 
 int cpns_server_flush(cpns_server *s)
 {
+    if (!s)
+        return CPNS_ERR_INVALID_ARG;
     s->held_flush_failed = 0; /* pop may try again for held answers */
     return flush(s);
+}
+
+static int store_async(const cpns_server *s)
+{
+    return s->cfg.store->ops->commit_start != NULL;
+}
+
+int cpns_server_flush_start(cpns_server *s)
+{
+    if (!s)
+        return CPNS_ERR_INVALID_ARG;
+    if (!store_async(s))
+        return cpns_server_flush(s);
+    if (s->inflight)
+        return CPNS_ERR_AGAIN;
+    s->held_flush_failed = 0;
+    if (nothing_to_write(s)) {
+        s->barrier = 0;
+        srv_held_release(s);
+        return 0;
+    }
+    cpns_store *st = s->cfg.store;
+    int rv = write_dirty(s);
+    if (rv == 0)
+        rv = st->ops->commit_start(st);
+    if (rv) {
+        st->ops->rollback(st);
+        log_commit_failure(s, rv);
+        return rv;
+    }
+    /* The store keeps these writes, and sends them again if this commit fails. */
+    mark_written(s);
+    s->inflight = 1;
+    s->barrier_inflight = s->barrier;
+    s->barrier = 0;
+    srv_held_start(s);
+    return 0;
+}
+
+int cpns_server_flush_poll(cpns_server *s)
+{
+    if (!s)
+        return CPNS_ERR_INVALID_ARG;
+    if (!s->inflight)
+        return 0;
+    cpns_store *st = s->cfg.store;
+    int rv = st->ops->commit_poll(st);
+    if (rv == CPNS_ERR_AGAIN)
+        return rv;
+    inflight_done(s, rv == 0);
+    if (rv)
+        log_commit_failure(s, rv);
+    return rv;
+}
+
+int cpns_server_flush_inflight(const cpns_server *s)
+{
+    return s && s->inflight;
+}
+
+int cpns_server_store_fd(const cpns_server *s)
+{
+    if (!s || !store_async(s) || !s->cfg.store->ops->watch_fd)
+        return -1;
+    return s->cfg.store->ops->watch_fd(s->cfg.store);
 }
 
 /* --- PNEs and nonces --- */
@@ -467,6 +568,7 @@ int cpns_server_new(cpns_server **out, const cpns_server_config *cfg, int64_t no
     srv_list_init(&s->nonces_by_age);
     srv_list_init(&s->nonces_unwritten);
     srv_list_init(&s->held);
+    srv_list_init(&s->held_inflight);
     srv_list_init(&s->released);
     srv_list_init(&s->to_close);
 
@@ -667,13 +769,16 @@ int cpns_server_pop(cpns_server *s, cpns_out *out)
                 return rv;
             continue; /* answers that commit released go first */
         }
+        if (s->barrier_inflight)
+            return 0; /* its key is in the commit in flight: pop again once it is durable */
         /*
          * So is a held registration answer of this PNE before its deliveries,
          * its catch-up (server_held.c); the answer then goes out first. If the
          * commit fails the member is set aside until the answer is released.
          */
         if (mb->pne->held) {
-            if (s->held_flush_failed || flush(s) != 0) {
+            /* A non-blocking store does not commit here: the release kicks the member. */
+            if (store_async(s) || s->held_flush_failed || flush(s) != 0) {
                 s->held_flush_failed = 1;
                 srv_list_unlink(&mb->queue_link);
             }

@@ -52,19 +52,44 @@ static void unhold_pne(cpns_server *s, srv_frame *f)
         srv_pne_kick(s, pne);
 }
 
+/* Moves every frame of from to the end of to (at_front: to its front), keeping their order. */
+static void splice(srv_link *from, srv_link *to, int at_front)
+{
+    if (srv_list_empty(from))
+        return;
+    srv_link *first = from->next, *last = from->prev;
+    srv_link *before = at_front ? to : to->prev, *after = before->next;
+    first->prev = before;
+    before->next = first;
+    last->next = after;
+    after->prev = last;
+    srv_list_init(from);
+}
+
+static void release(cpns_server *s, srv_link *head)
+{
+    for (srv_link *l = head->next; l != head; l = l->next)
+        unhold_pne(s, SRV_CONTAINER(l, srv_frame, link));
+    splice(head, &s->released, 0);
+}
+
 void srv_held_release(cpns_server *s)
 {
-    if (srv_list_empty(&s->held))
-        return;
-    for (srv_link *l = s->held.next; l != &s->held; l = l->next)
-        unhold_pne(s, SRV_CONTAINER(l, srv_frame, link));
-    /* Splice held onto the end of released: both keep their order. */
-    srv_link *first = s->held.next, *last = s->held.prev;
-    first->prev = s->released.prev;
-    s->released.prev->next = first;
-    last->next = &s->released;
-    s->released.prev = last;
-    srv_list_init(&s->held);
+    release(s, &s->held_inflight); /* older: they go first */
+    release(s, &s->held);
+}
+
+void srv_held_start(cpns_server *s)
+{
+    splice(&s->held, &s->held_inflight, 0);
+}
+
+void srv_held_finish(cpns_server *s, int ok)
+{
+    if (ok)
+        release(s, &s->held_inflight);
+    else
+        splice(&s->held_inflight, &s->held, 1);
 }
 
 static void free_popped(cpns_server *s)
@@ -107,6 +132,7 @@ static void drop_from(cpns_server *s, srv_link *head, uint64_t conn)
 void srv_held_drop_conn(cpns_server *s, uint64_t conn)
 {
     drop_from(s, &s->held, conn);
+    drop_from(s, &s->held_inflight, conn);
     drop_from(s, &s->released, conn);
 }
 
@@ -114,6 +140,7 @@ void srv_held_free(cpns_server *s)
 {
     if (s->held.next) { /* initialised */
         drop_from(s, &s->held, 0);
+        drop_from(s, &s->held_inflight, 0);
         drop_from(s, &s->released, 0);
     }
     free_popped(s);

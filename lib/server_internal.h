@@ -232,9 +232,19 @@ struct cpns_server {
     int64_t expire_before_ms; /* nonce expiry to write (wall clock), 0 for none */
     int barrier;              /* a new Group Key must be committed before the next send */
     int held_flush_failed;    /* pop's commit for a held answer failed: not again until flush */
+    /*
+     * A non-blocking commit is in flight (cpns_server_flush_start): its writes
+     * belong to the store, its held answers wait on held_inflight, and
+     * barrier_inflight says it carries a new Group Key, so pop sends nothing
+     * until it is durable.
+     */
+    int inflight;
+    int barrier_inflight;
+    int store_retained; /* a failed commit's writes wait in the store for the next commit */
 
     cpns_outq outq;    /* registration responses that need no commit */
     srv_link held;     /* srv_frame: waiting for the next successful commit */
+    srv_link held_inflight; /* srv_frame: waiting for the commit in flight */
     srv_link released; /* srv_frame: committed, popped before any delivery request */
     srv_frame *popped; /* the released frame handed out last, freed at the next pop */
     srv_link to_close; /* superseded srv_conn (close_link) for cpns_server_pop_close() */
@@ -298,6 +308,10 @@ void srv_sg_free(cpns_server *s, srv_sg *sg);
 int srv_hold_msg(cpns_server *s, uint64_t conn, const cpns_msg *m, struct srv_pne *pne);
 /* After a successful commit: the held frames may leave. */
 void srv_held_release(cpns_server *s);
+/* A non-blocking commit starts: the frames held so far wait for it. */
+void srv_held_start(cpns_server *s);
+/* It ended: ok releases its frames; otherwise they wait for the next commit. */
+void srv_held_finish(cpns_server *s, int ok);
 /* 1 with *out set to the next released frame (valid until the next call), else 0. */
 int srv_released_pop(cpns_server *s, cpns_out *out);
 /* Drops every held or released frame for conn (closed or superseded). */

@@ -53,13 +53,21 @@ typedef struct mem_nonce {
 } mem_nonce;
 
 typedef struct cpns_store_mem {
-    cpns_store base; /* first, as store.h asks */
-    cpns_map pnes;   /* PNEID -> cpns_store_pne */
-    cpns_map sgs;    /* SGID -> mem_sg */
-    cpns_map nonces; /* key -> mem_nonce */
-    mem_log *head, *tail;
+    cpns_store base;      /* first, as store.h asks */
+    cpns_map pnes;        /* PNEID -> cpns_store_pne */
+    cpns_map sgs;         /* SGID -> mem_sg */
+    cpns_map nonces;      /* key -> mem_nonce */
+    mem_log *head, *tail; /* writes since the last commit or commit_start */
     int fail_writes;
     uint64_t commits;
+    /*
+     * The non-blocking mode (cpns_store_mem_new_async): the writes handed to
+     * commit_start, older ones first (a failed commit's stay for the next);
+     * the commit in flight ends when the test says how (outcome).
+     */
+    mem_log *sent_head, *sent_tail;
+    int inflight;
+    int outcome; /* CPNS_ERR_AGAIN until cpns_store_mem_async_finish() */
 } cpns_store_mem;
 
 const char *cpns_member_state_name(cpns_member_state st)
@@ -129,14 +137,32 @@ static int log_append(cpns_store *st, enum mem_op op, const void *rec, size_t le
     return 0;
 }
 
-static void log_clear(cpns_store_mem *m)
+static void log_free(mem_log **head, mem_log **tail)
 {
-    for (mem_log *e = m->head; e;) {
+    for (mem_log *e = *head; e;) {
         mem_log *next = e->next;
         cpns_wipe(e, sizeof *e);
         cpns_free(e);
         e = next;
     }
+    *head = *tail = NULL;
+}
+
+static void log_clear(cpns_store_mem *m)
+{
+    log_free(&m->head, &m->tail);
+}
+
+/* Moves the writes since the last commit to the end of the sent ones. */
+static void log_hand_over(cpns_store_mem *m)
+{
+    if (!m->head)
+        return;
+    if (m->sent_tail)
+        m->sent_tail->next = m->head;
+    else
+        m->sent_head = m->head;
+    m->sent_tail = m->tail;
     m->head = m->tail = NULL;
 }
 
@@ -370,20 +396,60 @@ static int mem_expire_nonces(cpns_store *st, int64_t seen_before_ms)
     return log_append(st, OP_EXPIRE_NONCES, &seen_before_ms, sizeof seen_before_ms);
 }
 
-static int mem_commit(cpns_store *st)
+static int apply_sent(cpns_store_mem *m)
 {
-    cpns_store_mem *m = mem_of(st);
-    if (injected_fault(m))
-        return CPNS_ERR_STORE;
     int rv = 0;
-    for (const mem_log *e = m->head; e; e = e->next) {
+    for (const mem_log *e = m->sent_head; e; e = e->next) {
         int r = apply(m, e);
         if (r && !rv)
             rv = r;
     }
-    log_clear(m);
+    log_free(&m->sent_head, &m->sent_tail);
     m->commits++;
     return rv ? CPNS_ERR_STORE : 0;
+}
+
+/* Also ends a commit in flight: the writes handed over earlier go first. */
+static int mem_commit(cpns_store *st)
+{
+    cpns_store_mem *m = mem_of(st);
+    m->inflight = 0;
+    if (injected_fault(m))
+        return CPNS_ERR_STORE;
+    log_hand_over(m);
+    return apply_sent(m);
+}
+
+static int mem_commit_start(cpns_store *st)
+{
+    cpns_store_mem *m = mem_of(st);
+    if (m->inflight)
+        return CPNS_ERR_STATE;
+    if (injected_fault(m))
+        return CPNS_ERR_STORE;
+    log_hand_over(m);
+    m->inflight = 1;
+    m->outcome = CPNS_ERR_AGAIN;
+    return 0;
+}
+
+static int mem_commit_poll(cpns_store *st)
+{
+    cpns_store_mem *m = mem_of(st);
+    if (!m->inflight)
+        return 0;
+    if (m->outcome == CPNS_ERR_AGAIN)
+        return CPNS_ERR_AGAIN;
+    m->inflight = 0;
+    if (m->outcome)
+        return m->outcome; /* the sent writes stay for the next commit */
+    return apply_sent(m);
+}
+
+static int mem_watch_fd(const cpns_store *st)
+{
+    (void)st;
+    return -1;
 }
 
 static int mem_rollback(cpns_store *st)
@@ -396,6 +462,7 @@ static void mem_close(cpns_store *st)
 {
     cpns_store_mem *m = mem_of(st);
     log_clear(m);
+    log_free(&m->sent_head, &m->sent_tail);
     for (cpns_map_iter it = cpns_map_begin(&m->pnes); cpns_map_next(&it);) {
         cpns_wipe(it.val, sizeof(cpns_store_pne));
         cpns_free(it.val);
@@ -424,22 +491,62 @@ static const cpns_store_ops mem_ops = {
     .close = mem_close,
 };
 
-int cpns_store_mem_new(cpns_store **out)
+static const cpns_store_ops mem_async_ops = {
+    .load = mem_load,
+    .put_pne = mem_put_pne,
+    .put_sg = mem_put_sg,
+    .del_sg = mem_del_sg,
+    .put_member = mem_put_member,
+    .del_member = mem_del_member,
+    .put_nonce = mem_put_nonce,
+    .expire_nonces = mem_expire_nonces,
+    .commit = mem_commit,
+    .rollback = mem_rollback,
+    .close = mem_close,
+    .commit_start = mem_commit_start,
+    .commit_poll = mem_commit_poll,
+    .watch_fd = mem_watch_fd,
+};
+
+static int mem_new(cpns_store **out, const cpns_store_ops *ops)
 {
     if (!out)
         return CPNS_ERR_INVALID_ARG;
     cpns_store_mem *m = cpns_calloc(1, sizeof *m);
     if (!m)
         return CPNS_ERR_NOMEM;
-    m->base.ops = &mem_ops;
+    m->base.ops = ops;
     *out = &m->base;
     return 0;
+}
+
+int cpns_store_mem_new(cpns_store **out)
+{
+    return mem_new(out, &mem_ops);
+}
+
+int cpns_store_mem_new_async(cpns_store **out)
+{
+    return mem_new(out, &mem_async_ops);
 }
 
 /* The test hooks below accept only a memory store. */
 static int is_mem(const cpns_store *st)
 {
-    return st && st->ops == &mem_ops;
+    return st && (st->ops == &mem_ops || st->ops == &mem_async_ops);
+}
+
+int cpns_store_mem_async_finish(cpns_store *st, int outcome)
+{
+    if (!is_mem(st) || !mem_of(st)->inflight || outcome == CPNS_ERR_AGAIN)
+        return CPNS_ERR_STATE;
+    mem_of(st)->outcome = outcome;
+    return 0;
+}
+
+int cpns_store_mem_inflight(const cpns_store *st)
+{
+    return is_mem(st) && ((const cpns_store_mem *)st)->inflight;
 }
 
 void cpns_store_mem_fail_writes(cpns_store *st, int n)
@@ -479,6 +586,9 @@ int cpns_store_mem_get_member(const cpns_store *st, const char *SGID, const char
 
 void cpns_store_mem_crash(cpns_store *st)
 {
-    if (is_mem(st))
+    if (is_mem(st)) {
         log_clear(mem_of(st));
+        log_free(&mem_of(st)->sent_head, &mem_of(st)->sent_tail);
+        mem_of(st)->inflight = 0;
+    }
 }

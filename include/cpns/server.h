@@ -105,11 +105,33 @@ int cpns_server_recv(cpns_server *s, uint64_t conn, const uint8_t *data, size_t 
  */
 int cpns_server_pop(cpns_server *s, cpns_out *out);
 
-/* Commits every write since the last commit (group commit). 0 or the store's error. */
+/*
+ * Commits every write since the last commit (group commit), and waits for a
+ * commit in flight. 0 or the store's error.
+ */
 int cpns_server_flush(cpns_server *s);
 
 /*
- * 1 when frames are held back until the next successful cpns_server_flush():
+ * The group commit without waiting, for stores with a non-blocking commit
+ * (the PostgreSQL store; with others it is cpns_server_flush). Starts
+ * committing every write so far and returns 0 (or the store's error, with
+ * everything kept for the next commit); CPNS_ERR_AGAIN when a commit is
+ * already in flight. The engine goes on meanwhile: registration answers held
+ * for it and frames carrying a Group Key it commits leave only once it is
+ * durable. When cpns_server_store_fd() is readable, cpns_server_flush_poll():
+ * 0 durable (pop: answers were released), CPNS_ERR_AGAIN not yet, or the
+ * store's error (its writes are sent again by the next commit; the answers
+ * it held wait for that). CPNS_ERR_FENCED means this instance lost its lease.
+ */
+int cpns_server_flush_start(cpns_server *s);
+int cpns_server_flush_poll(cpns_server *s);
+/* 1 while a commit started by cpns_server_flush_start is in flight. */
+int cpns_server_flush_inflight(const cpns_server *s);
+/* The descriptor to wait on (readable) while a commit is in flight, or -1. */
+int cpns_server_store_fd(const cpns_server *s);
+
+/*
+ * 1 when frames are held back until the next successful commit:
  * PNERegistrationResponses with Return 1, which leave only once their Nonce
  * is durable (a replay after a crash must not be accepted twice). The glue
  * commits at once when this is 1, then pops the released frames.

@@ -136,6 +136,16 @@ int cpns_store_mem_get_member(const cpns_store *st, const char *SGID, const char
 /* Simulates a crash: forgets uncommitted writes. */
 void cpns_store_mem_crash(cpns_store *st);
 
+/*
+ * For tests: a memory store with the non-blocking commit ops, whose commit
+ * in flight ends only when the test says how: cpns_store_mem_async_finish()
+ * with 0 (commit_poll then applies it) or an error (commit_poll returns it and
+ * keeps the writes for the next commit). A blocking commit() ends it too.
+ */
+int cpns_store_mem_new_async(cpns_store **out);
+int cpns_store_mem_async_finish(cpns_store *st, int outcome); /* 0 or CPNS_ERR_STATE */
+int cpns_store_mem_inflight(const cpns_store *st);
+
 void cpns_store_close(cpns_store *st); /* NULL is fine */
 
 /*
