@@ -188,6 +188,107 @@ const char *cpns_store_sqlite_errmsg(const cpns_store *st);
 int cpns_store_sqlite_set_max_pages(cpns_store *st, uint32_t max_pages);
 int cpns_store_sqlite_set_read_only(cpns_store *st, int read_only);
 
+/*
+ * The PostgreSQL backend (lib/store_pg*.c; the schema is documented at the
+ * top of lib/store_pg_schema.c). Plain rows an operator can query; EUKs and
+ * Group Keys sealed exactly as in SQLite (store_seal.c, the same blobs); a
+ * master key check value in meta refuses another key; the schema is
+ * versioned and migrated at open, in one transaction under an advisory lock
+ * (two instances starting together do not race).
+ *
+ * Writes (put_*, del_*) only fill an in-memory batch (no I/O; secrets are
+ * sealed at put time). commit() sends the whole batch as one transaction in
+ * one round trip (libpq pipeline mode, one statement per kind of row with
+ * unnest() arrays) and waits for it; commit_start()/commit_poll()/watch_fd()
+ * do the same without blocking (see the ops above; writes made while a
+ * commit is in flight belong to the next one). The rows of a batch end as
+ * the ops left them in order (a key's last put or del wins; del_sg drops the
+ * SG's earlier member writes of the batch).
+ *
+ * A failed commit: connection lost, server restarting or shutting down
+ * (SQLSTATE classes 08, 57P0x, 53), serialization failure or deadlock (40001,
+ * 40P01) are retryable: commit returns CPNS_ERR_STORE, the batch stays, and
+ * the next commit_start() or commit() reconnects (blocking, up to libpq's
+ * connect_timeout) and sends it again followed by the newer writes, in order,
+ * in one transaction. Resending is idempotent (upserts of whole rows), so a
+ * commit whose outcome was lost on the way is safe to repeat. Any other
+ * refusal by the server (a constraint or data error: a bug or a damaged
+ * database) returns CPNS_ERR_STORE and forgets that batch, as SQLite does
+ * (it could never succeed). rollback() forgets only the writes not yet
+ * handed to a commit.
+ *
+ * Fencing (instance_id set): every commit transaction first checks, with the
+ * lease row locked FOR SHARE, that this instance holds the 'active' lease and
+ * that it has not expired (database time); if not, nothing of it is written,
+ * its batch is forgotten and the op returns CPNS_ERR_FENCED (not retryable:
+ * the daemon stops).
+ */
+typedef struct cpns_store_pg_config {
+    const char *conninfo;      /* any libpq URI or key=value string, multi-host included */
+    const uint8_t *master_key; /* CPNS_KEY_LEN bytes */
+    const char *instance_id;   /* a valid identifier (cpns_id_valid); NULL: no fencing */
+} cpns_store_pg_config;
+
+/*
+ * Connects (blocking) and brings the schema to the current version. 0 and
+ * *out; CPNS_ERR_INVALID_ARG (missing argument, bad instance_id);
+ * CPNS_ERR_STORE with a message in err: the server cannot be reached
+ * ("cannot connect to PostgreSQL: <libpq's text>"), the schema is newer than
+ * this program, "the database was created with another master key", the
+ * database holds tables but no CPNS meta table; CPNS_ERR_NOMEM.
+ */
+int cpns_store_pg_open(cpns_store **out, const cpns_store_pg_config *cfg, char *err,
+                       size_t errlen);
+
+/*
+ * The message of the last failure of a PostgreSQL store's op (the server's
+ * text with its SQLSTATE, or the damaged row that made load() fail: "<table>
+ * <key>: <why>"). "" when there was none or st is not a PostgreSQL store.
+ */
+const char *cpns_store_pg_errmsg(const cpns_store *st);
+
+/* The 'active' lease as cpns_store_pg_lease_acquire() left it. */
+typedef struct cpns_store_pg_lease {
+    int held;                       /* 1 if this store's instance holds it */
+    char holder[CPNS_ID_MAX + 1];   /* its holder's instance_id ("" when nobody ever took it) */
+    char admin_addr[256];           /* what the holder published, "" for none */
+    char gw_addr[256];
+    int64_t expires_in_ms;          /* database time until it expires (<= 0: expired) */
+    int64_t epoch;                  /* bumped each time the lease changes hands */
+} cpns_store_pg_lease;
+
+/*
+ * Active/standby (lib/store_pg_lease.c), synchronous, on the store's own
+ * connection: takes the 'active' lease if it is free, expired or already
+ * this instance's, setting expires_at = now() + ttl_ms (the database's
+ * clock, never the local one) and the published addresses (NULL: ""), and
+ * bumping epoch when it changes hands; also refreshes this instance's row of
+ * the instance table. Fills *out in every case (held 0: someone else holds
+ * it, out says who and where). 0; CPNS_ERR_AGAIN while a commit is in flight
+ * (poll it first); CPNS_ERR_INVALID_ARG (no instance_id configured, ttl_ms <
+ * 1); CPNS_ERR_STORE (message in cpns_store_pg_errmsg).
+ */
+int cpns_store_pg_lease_acquire(cpns_store *st, int ttl_ms, const char *admin_addr,
+                                const char *gw_addr, cpns_store_pg_lease *out);
+
+/*
+ * Clean shutdown: expires this instance's lease at once (if it holds it), so
+ * a standby takes over without waiting for the TTL. 0, CPNS_ERR_AGAIN,
+ * CPNS_ERR_INVALID_ARG or CPNS_ERR_STORE as above.
+ */
+int cpns_store_pg_lease_release(cpns_store *st);
+
+/*
+ * Test hook: opens like cpns_store_pg_open() but migrates the schema only up
+ * to `version` (1 .. the current one), so a test can fill a database of an
+ * older version and open it again with the full code. The ops work on
+ * version 1 (fencing needs version 2).
+ */
+int cpns_store_pg_open_version(cpns_store **out, const cpns_store_pg_config *cfg, int version,
+                               char *err, size_t errlen);
+/* The schema version this code writes. */
+int cpns_store_pg_schema_version(void);
+
 #ifdef __cplusplus
 }
 #endif

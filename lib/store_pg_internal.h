@@ -1,0 +1,105 @@
+/*
+ * What the files of the PostgreSQL store share (store.h; the schema in
+ * store_pg_schema.c): the store object, its write batch, and the helpers of
+ * the connection.
+ *
+ * store_pg.c       open, migrations, the commit machinery, close
+ * store_pg_batch.c the in-memory batch (the put_/del_ ops) and its statements
+ * store_pg_load.c  load()
+ * store_pg_lease.c the active/standby lease
+ */
+#ifndef CPNS_STORE_PG_INTERNAL_H
+#define CPNS_STORE_PG_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "cpns/store.h"
+#include "internal.h"
+#include "store_seal.h"
+
+#define PG_ERRMSG_MAX 512
+
+/* The SQLSTATE cpns_fence() raises when this instance does not hold the lease. */
+#define PG_SQLSTATE_FENCED "CP001"
+
+/*
+ * One batch of writes, normalised as the ops arrive: the last put or del of
+ * a key replaces the earlier ones, del_sg drops the SG's earlier rows of the
+ * batch, expire_nonces drops the batch's older nonces. Sending it as
+ * deletions, nonce expiry, then upserts therefore ends in the state the ops
+ * left in order. Batches kept after a failed commit are sent again, oldest
+ * first, each by its own statements, in the one transaction of the next.
+ */
+typedef struct pg_batch {
+    struct pg_batch *next; /* the next newer batch handed to the same commit */
+    cpns_map pnes;         /* PNEID -> pg_pne */
+    cpns_map sgs;          /* SGID -> pg_sg */
+    cpns_map del_sgs;      /* SGID -> pg_key */
+    cpns_map groups;       /* SGID -> pg_group: its members' puts and dels */
+    cpns_map nonces;       /* "PNEID/<hex of Nonce>" -> pg_nonce */
+    int64_t expire_before_ms;
+    int expire;      /* expire_before_ms is set */
+    size_t n_writes; /* ops that went into it */
+} pg_batch;
+
+typedef struct cpns_store_pg {
+    cpns_store base; /* first, as store.h asks */
+    PGconn *conn;
+    char *conninfo;
+    char *instance_id; /* NULL: no fencing */
+    cpns_seal *seal;
+    int schema_version; /* of the database, after open's migrations */
+    pg_batch *cur;      /* writes not yet handed to a commit */
+    pg_batch *sent;     /* handed to a commit (in flight, or failed and kept), oldest first */
+    int inflight;       /* sent's transaction is in the pipeline */
+    int flushing;       /* PQflush still has bytes to send */
+    int broken;         /* the connection must be reset before the next use */
+    int n_results;      /* results still awaited for the commit in flight (its statements) */
+    int failed;         /* the commit in flight failed: its first error's return */
+    int retryable;      /* ... and whether its batch is kept */
+    char errmsg[PG_ERRMSG_MAX];
+} cpns_store_pg;
+
+void pg_set_err(cpns_store_pg *s, const char *fmt, ...) CPNS_PRINTF(2, 3);
+/* Records "what: <the server's or libpq's message>" and returns CPNS_ERR_STORE. */
+int pg_fail_conn(cpns_store_pg *s, const char *what);
+int pg_fail_result(cpns_store_pg *s, const PGresult *r, const char *what);
+/* Whether a failed result's SQLSTATE (or a lost connection) is worth a retry. */
+int pg_retryable(const cpns_store_pg *s, const PGresult *r);
+
+/* Runs one statement synchronously (the connection in blocking use): 0 or CPNS_ERR_STORE. */
+int pg_exec(cpns_store_pg *s, const char *sql, const char *what);
+/* Resets a broken connection (blocking): 0 or CPNS_ERR_STORE. */
+int pg_ensure_conn(cpns_store_pg *s);
+
+/* store_pg_schema.c: the migration steps, in order. */
+typedef struct pg_migration {
+    int to_version;
+    const char *sql;
+} pg_migration;
+extern const pg_migration pg_migrations[];
+extern const size_t pg_n_migrations;
+
+/* store_pg_batch.c */
+pg_batch *pg_batch_new(void);
+void pg_batch_free(pg_batch *b);
+void pg_batch_clear(pg_batch *b); /* forgets its writes */
+/* Queues b's statements (after the fence) in the pipeline; *n their count. 0 or CPNS_ERR_*. */
+int pg_batch_send(cpns_store_pg *s, const pg_batch *b, int *n);
+int pg_put_pne(cpns_store *st, const cpns_store_pne *p);
+int pg_put_sg(cpns_store *st, const cpns_store_sg *sg);
+int pg_del_sg(cpns_store *st, const char *SGID);
+int pg_put_member(cpns_store *st, const cpns_store_member *m);
+int pg_del_member(cpns_store *st, const char *SGID, const char *PNEID);
+int pg_put_nonce(cpns_store *st, const cpns_store_nonce *n);
+int pg_expire_nonces(cpns_store *st, int64_t seen_before_ms);
+
+/* store_pg_load.c */
+int pg_load(cpns_store *st, const cpns_store_loader *l, void *arg);
+
+int pg_is_store(const cpns_store *st);
+
+#endif

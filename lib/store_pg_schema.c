@@ -1,0 +1,165 @@
+/*
+ * The schema of the PostgreSQL store, version 2 (the steps below build it;
+ * the final SQL, for the docs):
+ *
+ *   -- name/value pairs: 'schema_version' (num), 'check' (blob: the master
+ *   -- key check value, sealed as the secrets are)
+ *   CREATE TABLE meta (name text PRIMARY KEY, num bigint, blob bytea,
+ *                      CHECK ((num IS NULL) <> (blob IS NULL)));
+ *   -- identifiers COLLATE "C": byte order, as SQLite and the engine sort them
+ *   -- euk: sealed (store_seal.c), AAD "pne" 0 PNEID
+ *   CREATE TABLE pne (pneid text COLLATE "C" PRIMARY KEY, euk bytea NOT NULL,
+ *                     registered boolean NOT NULL DEFAULT false,
+ *                     pngwid text COLLATE "C" NOT NULL DEFAULT '', pnid text COLLATE "C" NOT NULL
+ * DEFAULT '');
+ *   -- key_version 0: inventory stored, no key yet
+ *   CREATE TABLE sg (sgid text COLLATE "C" PRIMARY KEY,
+ *                    key_version bigint NOT NULL DEFAULT 0
+ *                      CHECK (key_version BETWEEN 0 AND 4294967295));
+ *   -- one row per version (history kept); the current key is the row at
+ *   -- sg.key_version; gk sealed, AAD "sg" 0 SGID 0 KeyVersion
+ *   CREATE TABLE sg_key (sgid text COLLATE "C" NOT NULL REFERENCES sg ON DELETE CASCADE,
+ *                        key_version bigint NOT NULL
+ *                          CHECK (key_version BETWEEN 1 AND 4294967295),
+ *                        gk bytea NOT NULL, created_at timestamptz NOT NULL DEFAULT now(),
+ *                        PRIMARY KEY (sgid, key_version));
+ *   -- state: 0 pending, 1 sent, 2 delivered, 3 failed (member_view names it);
+ *   -- ret / fail_reason: -1 for none; owner_gw / owner_epoch: stage 2, NULL now
+ *   CREATE TABLE member (sgid text COLLATE "C" NOT NULL REFERENCES sg ON DELETE CASCADE,
+ *                        pneid text COLLATE "C" NOT NULL,
+ *                        key_version bigint NOT NULL CHECK (key_version BETWEEN 0 AND 4294967295),
+ *                        state smallint NOT NULL CHECK (state BETWEEN 0 AND 3),
+ *                        ret int NOT NULL DEFAULT -1, fail_reason int NOT NULL DEFAULT -1,
+ *                        attempts bigint NOT NULL DEFAULT 0 CHECK (attempts BETWEEN 0 AND
+ * 4294967295), malformed bigint NOT NULL DEFAULT 0 CHECK (malformed BETWEEN 0 AND 4294967295), pnid
+ * text COLLATE "C" NOT NULL DEFAULT '', owner_gw text COLLATE "C", owner_epoch bigint, PRIMARY KEY
+ * (sgid, pneid)) WITH (fillfactor = 80); CREATE INDEX member_pne ON member (pneid); CREATE TABLE
+ * nonce (pneid text COLLATE "C" NOT NULL, nonce bytea NOT NULL, seen_ms bigint NOT NULL, PRIMARY
+ * KEY (pneid, nonce)); CREATE INDEX nonce_seen_ms ON nonce (seen_ms);
+ *   -- version 2: stage 1 (active/standby) and what stage 2 will fill
+ *   CREATE TABLE instance (instance_id text COLLATE "C" PRIMARY KEY, admin_addr text NOT NULL
+ * DEFAULT '', gw_addr text NOT NULL DEFAULT '', lease_expires timestamptz NOT NULL, started_at
+ * timestamptz NOT NULL DEFAULT now()); CREATE TABLE lease (name text PRIMARY KEY, instance_id text
+ * COLLATE "C" NOT NULL, admin_addr text NOT NULL DEFAULT '', gw_addr text NOT NULL DEFAULT '',
+ *                       expires_at timestamptz NOT NULL, epoch bigint NOT NULL DEFAULT 1);
+ *   CREATE TABLE change (seq bigserial PRIMARY KEY, kind text NOT NULL, key text NOT NULL,
+ *                        at timestamptz NOT NULL DEFAULT now());
+ *   CREATE VIEW member_view AS SELECT sgid, pneid, key_version, state,
+ *       CASE state WHEN 0 THEN 'pending' WHEN 1 THEN 'sent' WHEN 2 THEN 'delivered'
+ *                  WHEN 3 THEN 'failed' END AS state_name,
+ *       ret, fail_reason, attempts, malformed, pnid, owner_gw, owner_epoch FROM member;
+ *   FUNCTION cpns_fence(instance_id text)   -- raises SQLSTATE CP001 unless it
+ *       -- holds the unexpired 'active' lease (checked FOR SHARE); first
+ *       -- statement of every fenced commit
+ *   FUNCTION cpns_lease_acquire(instance_id, ttl_ms, admin_addr, gw_addr)
+ *   FUNCTION cpns_lease_release(instance_id)
+ *
+ * "Which members of sg-x are not delivered?":
+ *   SELECT pneid, state_name, attempts, ret FROM member_view
+ *    WHERE sgid = 'sg-x' AND state <> 2 ORDER BY pneid;
+ * "Where is each group?":
+ *   SELECT sgid, state_name, count(*) FROM member_view GROUP BY 1, 2 ORDER BY 1, 2;
+ *
+ * Each step is applied in one transaction with the bump of
+ * meta.schema_version, under pg_advisory_xact_lock (store_pg.c). Append
+ * steps; never edit a released one.
+ */
+#include "store_pg_internal.h"
+
+static const char step1[] =
+    "CREATE TABLE meta (name text PRIMARY KEY, num bigint, blob bytea,"
+    " CHECK ((num IS NULL) <> (blob IS NULL)));"
+    "CREATE TABLE pne (pneid text COLLATE \"C\" PRIMARY KEY, euk bytea NOT NULL,"
+    " registered boolean NOT NULL DEFAULT false, pngwid text COLLATE \"C\" NOT NULL DEFAULT '',"
+    " pnid text COLLATE \"C\" NOT NULL DEFAULT '');"
+    "CREATE TABLE sg (sgid text COLLATE \"C\" PRIMARY KEY, key_version bigint NOT NULL DEFAULT 0"
+    " CHECK (key_version BETWEEN 0 AND 4294967295));"
+    "CREATE TABLE sg_key (sgid text COLLATE \"C\" NOT NULL REFERENCES sg ON DELETE CASCADE,"
+    " key_version bigint NOT NULL CHECK (key_version BETWEEN 1 AND 4294967295),"
+    " gk bytea NOT NULL, created_at timestamptz NOT NULL DEFAULT now(),"
+    " PRIMARY KEY (sgid, key_version));"
+    "CREATE TABLE member (sgid text COLLATE \"C\" NOT NULL REFERENCES sg ON DELETE CASCADE,"
+    " pneid text COLLATE \"C\" NOT NULL,"
+    " key_version bigint NOT NULL CHECK (key_version BETWEEN 0 AND 4294967295),"
+    " state smallint NOT NULL CHECK (state BETWEEN 0 AND 3),"
+    " ret int NOT NULL DEFAULT -1, fail_reason int NOT NULL DEFAULT -1,"
+    " attempts bigint NOT NULL DEFAULT 0 CHECK (attempts BETWEEN 0 AND 4294967295),"
+    " malformed bigint NOT NULL DEFAULT 0 CHECK (malformed BETWEEN 0 AND 4294967295),"
+    " pnid text COLLATE \"C\" NOT NULL DEFAULT '', owner_gw text COLLATE \"C\", owner_epoch bigint,"
+    " PRIMARY KEY (sgid, pneid)) WITH (fillfactor = 80);"
+    "CREATE INDEX member_pne ON member (pneid);"
+    "CREATE TABLE nonce (pneid text COLLATE \"C\" NOT NULL, nonce bytea NOT NULL, seen_ms bigint "
+    "NOT NULL,"
+    " PRIMARY KEY (pneid, nonce));"
+    "CREATE INDEX nonce_seen_ms ON nonce (seen_ms);"
+    "COMMENT ON COLUMN member.state IS '0 pending, 1 sent, 2 delivered, 3 failed';";
+
+/*
+ * Version 2: the active/standby lease, the instances, the change feed of
+ * stage 2, the member view, and the functions the store calls. cpns_fence
+ * takes the lease row FOR SHARE, so a standby's takeover (an UPDATE of that
+ * row) waits for a commit that passed the check, and a commit that starts
+ * after the takeover fails it. clock_timestamp(), not now(): a transaction's
+ * start time would let a long one pass a lease that expired meanwhile.
+ */
+static const char step2[] =
+    "CREATE TABLE instance (instance_id text COLLATE \"C\" PRIMARY KEY, admin_addr text NOT NULL "
+    "DEFAULT '',"
+    " gw_addr text NOT NULL DEFAULT '', lease_expires timestamptz NOT NULL,"
+    " started_at timestamptz NOT NULL DEFAULT now());"
+    "CREATE TABLE lease (name text PRIMARY KEY, instance_id text COLLATE \"C\" NOT NULL,"
+    " admin_addr text NOT NULL DEFAULT '', gw_addr text NOT NULL DEFAULT '',"
+    " expires_at timestamptz NOT NULL, epoch bigint NOT NULL DEFAULT 1);"
+    "CREATE TABLE change (seq bigserial PRIMARY KEY, kind text NOT NULL, key text NOT NULL,"
+    " at timestamptz NOT NULL DEFAULT now());"
+    "CREATE VIEW member_view AS SELECT sgid, pneid, key_version, state,"
+    " CASE state WHEN 0 THEN 'pending' WHEN 1 THEN 'sent' WHEN 2 THEN 'delivered'"
+    " WHEN 3 THEN 'failed' END AS state_name,"
+    " ret, fail_reason, attempts, malformed, pnid, owner_gw, owner_epoch FROM member;"
+    "CREATE FUNCTION cpns_fence(me text) RETURNS void LANGUAGE plpgsql AS $f$"
+    " DECLARE holder text; until timestamptz;"
+    " BEGIN"
+    "  SELECT instance_id, expires_at INTO holder, until FROM lease WHERE name = 'active'"
+    "   FOR SHARE;"
+    "  IF holder IS DISTINCT FROM me OR until <= clock_timestamp() THEN"
+    "   RAISE EXCEPTION 'instance % does not hold the active lease (held by %, until %)',"
+    "    me, coalesce(holder, 'nobody'), until USING ERRCODE = '" PG_SQLSTATE_FENCED "';"
+    "  END IF;"
+    " END $f$;"
+    "CREATE FUNCTION cpns_lease_acquire(me text, ttl_ms bigint, admin text, gw text,"
+    " OUT held boolean, OUT holder text, OUT holder_admin text, OUT holder_gw text,"
+    " OUT expires_in_ms bigint, OUT lease_epoch bigint) LANGUAGE plpgsql AS $f$"
+    " DECLARE l lease%ROWTYPE; t timestamptz := clock_timestamp();"
+    " BEGIN"
+    "  INSERT INTO lease AS o (name, instance_id, admin_addr, gw_addr, expires_at, epoch)"
+    "   VALUES ('active', me, admin, gw, t + ttl_ms * interval '1 millisecond', 1)"
+    "   ON CONFLICT (name) DO UPDATE SET instance_id = excluded.instance_id,"
+    "    admin_addr = excluded.admin_addr, gw_addr = excluded.gw_addr,"
+    "    expires_at = excluded.expires_at,"
+    "    epoch = o.epoch + CASE WHEN o.instance_id = excluded.instance_id THEN 0 ELSE 1 END"
+    "   WHERE o.instance_id = excluded.instance_id OR o.expires_at <= t;"
+    "  SELECT * INTO l FROM lease WHERE name = 'active';"
+    "  held := l.instance_id = me;"
+    "  IF held THEN"
+    "   INSERT INTO instance AS i (instance_id, admin_addr, gw_addr, lease_expires)"
+    "    VALUES (me, admin, gw, l.expires_at) ON CONFLICT (instance_id) DO UPDATE"
+    "    SET admin_addr = excluded.admin_addr, gw_addr = excluded.gw_addr,"
+    "    lease_expires = excluded.lease_expires;"
+    "  END IF;"
+    "  holder := l.instance_id; holder_admin := l.admin_addr; holder_gw := l.gw_addr;"
+    "  expires_in_ms := floor(extract(epoch FROM (l.expires_at - clock_timestamp())) * 1000);"
+    "  lease_epoch := l.epoch;"
+    " END $f$;"
+    "CREATE FUNCTION cpns_lease_release(me text) RETURNS void LANGUAGE plpgsql AS $f$"
+    " BEGIN"
+    "  UPDATE lease SET expires_at = clock_timestamp()"
+    "   WHERE name = 'active' AND instance_id = me AND expires_at > clock_timestamp();"
+    "  UPDATE instance SET lease_expires = clock_timestamp() WHERE instance_id = me;"
+    " END $f$;";
+
+const pg_migration pg_migrations[] = {
+    {1, step1},
+    {2, step2},
+};
+
+const size_t pg_n_migrations = CPNS_ARRAY_LEN(pg_migrations);
