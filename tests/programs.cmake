@@ -19,3 +19,11 @@ foreach(src ${CPNS_PROGRAM_TESTS})
     ENVIRONMENT "CPNS_BIN_DIR=${CMAKE_BINARY_DIR}/bin;CPNS_SOURCE_DIR=${CMAKE_SOURCE_DIR}"
     TIMEOUT 120)
 endforeach()
+
+# test_gw_failover runs real servers, GWs and PNEs through the integration
+# harness (tests/integration/cluster.h); one case waits out a session timeout.
+if(TARGET test_gw_failover)
+  target_link_libraries(test_gw_failover PRIVATE cpns_it_harness)
+  add_dependencies(test_gw_failover cpns-server cpnsctl)
+  set_tests_properties(test_gw_failover PROPERTIES TIMEOUT 240)
+endif()
