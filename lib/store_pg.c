@@ -128,7 +128,13 @@ static int connect_db(cpns_store_pg *s)
 
 int pg_ensure_conn(cpns_store_pg *s)
 {
-    if (!s->broken && s->conn && PQstatus(s->conn) == CONNECTION_OK)
+    /*
+     * A server that went away between commits (restart, failover) closed the
+     * socket: reading it now notices, so the commit goes to a new connection
+     * instead of failing on the dead one.
+     */
+    if (!s->broken && s->conn && PQstatus(s->conn) == CONNECTION_OK && !s->inflight &&
+        PQconsumeInput(s->conn) && PQstatus(s->conn) == CONNECTION_OK)
         return 0;
     int rv = connect_db(s);
     if (rv == 0 && PQsetnonblocking(s->conn, 1) != 0) {
