@@ -294,6 +294,13 @@ static bool authorized(const srvd *d, struct evhttp_request *req)
 
 static void get_healthz(admin_req *r)
 {
+    if (!r->d->server) { /* a standby: alive, not serving */
+        admin_reply_json(r, 200,
+                         json_pack("{s:s, s:s, s:s, s:s}", "status", "standby", "instance",
+                                   r->d->opt.instance_id, "active_instance", r->d->active_instance,
+                                   "active_admin", r->d->active_admin));
+        return;
+    }
     /* A turn commits whatever is pending: the store is usable if that works. */
     srvd_turn(r->d);
     if (r->d->store_ok)
@@ -371,6 +378,9 @@ static void route(admin_req *r)
             get_healthz(r);
         else
             get_metrics(r);
+    } else if (strcmp(seg[0], "v1") == 0 && n > 1 && !r->d->server) {
+        srvd_ha_forward(r->d, r->req); /* a standby: the active instance answers */
+        r->status = -1;
     } else if (strcmp(seg[0], "v1") == 0 && n > 1) {
         v1_route(r, seg + 1, n - 1);
     } else {
@@ -398,7 +408,10 @@ static void on_request(struct evhttp_request *req, void *arg)
     cpns_log_level level = quiet ? CPNS_LOG_DEBUG : CPNS_LOG_INFO;
     const char *SGID = r.SGID[0] ? r.SGID : NULL;
     const char *PNEID = r.PNEID[0] ? r.PNEID : NULL;
-    if (r.error[0])
+    if (r.status < 0)
+        log_msg(CPNS_LOG_DEBUG, NULL, NULL, 0, "admin %s %.200s -> forwarded to %s", r.method,
+                r.path, r.d->active_instance);
+    else if (r.error[0])
         log_msg(level, SGID, PNEID, 0, "admin %s %.200s -> %d: %s", r.method, r.path, r.status,
                 r.error);
     else

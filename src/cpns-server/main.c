@@ -42,6 +42,10 @@
 #define MAX_STALL_TIMEOUT_S 3600
 #define DEFAULT_COMMIT_INTERVAL_MS 20
 #define MAX_COMMIT_INTERVAL_MS 1000
+/* The active instance's lease (PostgreSQL, ha.c). */
+#define DEFAULT_LEASE_TTL_S 15
+#define MIN_LEASE_TTL_S 2
+#define MAX_LEASE_TTL_S 600
 #define DEFAULT_REGISTER_TIMEOUT_S 10
 #define MAX_REGISTER_TIMEOUT_S 3600
 /* GWs behind one carrier-grade NAT share an address: room for many, not for a flood. */
@@ -83,12 +87,13 @@ static void usage(FILE *f)
 {
     fprintf(
         f,
-        "Usage: cpns-server --db PATH --master-key FILE\n"
+        "Usage: cpns-server --db PATH|postgresql://... --master-key FILE\n"
         "                   (--tls-cert FILE --tls-key FILE --tls-ca FILE | --insecure)\n"
         "                   [--listen HOST:PORT] [--admin HOST:PORT] [--admin-token-file FILE]\n"
         "                   [--delivery-timeout S] [--max-attempts N] [--max-gws N]\n"
         "                   [--stall-timeout S] [--register-timeout S] [--max-per-addr N]\n"
         "                   [--commit-interval MS] [--log-level LEVEL]\n"
+        "                   [--instance-id NAME] [--lease-ttl S]\n"
         "       cpns-server --help | --version\n"
         "\n"
         "The CPNS Server of 7.8.6: keeps the Service Groups, generates their Group Keys\n"
@@ -100,9 +105,17 @@ static void usage(FILE *f)
         "                          with the token in FILE (mode 0600); required when\n"
         "                          --admin is not a loopback address\n"
         "  --db PATH               the SQLite database (created when absent)\n"
+        "  --db postgresql://...   a PostgreSQL database (any libpq URI, multi-host\n"
+        "                          included): several instances, one active\n"
         "  --master-key FILE       the key that encrypts secrets in the database\n"
-        "                          (mode 0600; created with a random key only when the\n"
-        "                          database is new: an existing database needs its key)\n"
+        "                          (mode 0600; created with a random key only when a\n"
+        "                          SQLite database is new: an existing database needs\n"
+        "                          its key; with PostgreSQL it must exist, the same\n"
+        "                          file on every instance)\n"
+        "  --instance-id NAME      this instance's name (required with PostgreSQL)\n"
+        "  --lease-ttl S           PostgreSQL: the active instance renews its lease every\n"
+        "                          S/3 seconds and stops when it could not for 2S/3; a\n"
+        "                          standby takes over once it expired (default %d)\n"
         "  --tls-cert FILE         this server's certificate (PEM)\n"
         "  --tls-key FILE          its private key (PEM, mode 0600)\n"
         "  --tls-ca FILE           the CA that GW client certificates must chain to\n"
@@ -124,8 +137,9 @@ static void usage(FILE *f)
         "                          Keys and admin changes are always committed first\n"
         "  --log-level LEVEL       error, warn, info (default) or debug\n"
         "  --help, --version\n",
-        DEFAULT_DELIVERY_TIMEOUT_S, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_GWS, DEFAULT_MAX_PER_ADDR,
-        DEFAULT_REGISTER_TIMEOUT_S, DEFAULT_STALL_TIMEOUT_S, DEFAULT_COMMIT_INTERVAL_MS);
+        DEFAULT_LEASE_TTL_S, DEFAULT_DELIVERY_TIMEOUT_S, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_GWS,
+        DEFAULT_MAX_PER_ADDR, DEFAULT_REGISTER_TIMEOUT_S, DEFAULT_STALL_TIMEOUT_S,
+        DEFAULT_COMMIT_INTERVAL_MS);
 }
 
 static int bad_option(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -177,6 +191,8 @@ static int parse_options(int argc, char **argv, srvd_options *o)
         O_REGISTER,
         O_PER_ADDR,
         O_COMMIT,
+        O_INSTANCE,
+        O_LEASE_TTL,
         O_LEVEL,
         O_HELP,
         O_VERSION,
@@ -199,13 +215,15 @@ static int parse_options(int argc, char **argv, srvd_options *o)
         {"register-timeout", required_argument, NULL, O_REGISTER},
         {"max-per-addr", required_argument, NULL, O_PER_ADDR},
         {"commit-interval", required_argument, NULL, O_COMMIT},
+        {"instance-id", required_argument, NULL, O_INSTANCE},
+        {"lease-ttl", required_argument, NULL, O_LEASE_TTL},
         {"log-level", required_argument, NULL, O_LEVEL},
         {"help", no_argument, NULL, O_HELP},
         {"version", no_argument, NULL, O_VERSION},
         {NULL, 0, NULL, 0},
     };
     const char *level = "info", *timeout = NULL, *attempts = NULL, *max_gws = NULL, *stall = NULL,
-               *commit = NULL, *reg = NULL, *per_addr = NULL;
+               *commit = NULL, *reg = NULL, *per_addr = NULL, *lease_ttl = NULL;
     bool seen[O_COUNT] = {false};
     *o = (srvd_options){
         .listen = DEFAULT_LISTEN,
@@ -217,6 +235,7 @@ static int parse_options(int argc, char **argv, srvd_options *o)
         .register_timeout_s = DEFAULT_REGISTER_TIMEOUT_S,
         .max_per_addr = DEFAULT_MAX_PER_ADDR,
         .commit_interval_ms = DEFAULT_COMMIT_INTERVAL_MS,
+        .lease_ttl_ms = DEFAULT_LEASE_TTL_S * 1000,
     };
     opterr = 0;
     int c;
@@ -277,6 +296,12 @@ static int parse_options(int argc, char **argv, srvd_options *o)
         case O_COMMIT:
             commit = optarg;
             break;
+        case O_INSTANCE:
+            o->instance_id = optarg;
+            break;
+        case O_LEASE_TTL:
+            lease_ttl = optarg;
+            break;
         case O_LEVEL:
             level = optarg;
             break;
@@ -303,10 +328,14 @@ static int parse_options(int argc, char **argv, srvd_options *o)
                           o->admin);
     if (!o->db || !*o->db)
         return bad_option("--db PATH is required");
-    if (strncmp(o->db, "postgresql://", 13) == 0 || strncmp(o->db, "postgres://", 11) == 0)
-        return bad_option("--db '%s': the PostgreSQL store is not supported yet; give the path "
-                          "of a SQLite database",
-                          o->db);
+    o->pg = strncmp(o->db, "postgresql://", 13) == 0 || strncmp(o->db, "postgres://", 11) == 0;
+    if (!o->pg && (o->instance_id || lease_ttl))
+        return bad_option("--instance-id and --lease-ttl are for a PostgreSQL --db only");
+    if (o->pg && !o->instance_id)
+        return bad_option("--instance-id NAME is required with a PostgreSQL --db");
+    if (o->instance_id && !cpns_id_valid(o->instance_id))
+        return bad_option("--instance-id '%s': not an identifier (1-64 of A-Z a-z 0-9 . _ -)",
+                          o->instance_id);
     if (!o->master_key || !*o->master_key)
         return bad_option("--master-key FILE is required");
     if (log_parse_level(level, &o->log_level) != 0)
@@ -352,6 +381,12 @@ static int parse_options(int argc, char **argv, srvd_options *o)
                               commit, MAX_COMMIT_INTERVAL_MS);
         o->commit_interval_ms = n;
     }
+    if (lease_ttl) {
+        if (parse_i64(lease_ttl, MIN_LEASE_TTL_S, MAX_LEASE_TTL_S, &n) != 0)
+            return bad_option("--lease-ttl '%s': not a number of seconds of %d-%d", lease_ttl,
+                              MIN_LEASE_TTL_S, MAX_LEASE_TTL_S);
+        o->lease_ttl_ms = n * 1000;
+    }
     bool any_tls = o->tls_cert || o->tls_key || o->tls_ca;
     if (o->insecure && any_tls)
         return bad_option("--insecure cannot be combined with --tls-cert/--tls-key/--tls-ca");
@@ -383,8 +418,17 @@ static int load_master_key(const srvd *d, uint8_t key[CPNS_KEY_LEN], bool *creat
     char err[600];
     struct stat st;
     *created = false;
-    bool db_exists = stat(d->opt.db, &st) == 0;
+    bool db_exists = d->opt.pg || stat(d->opt.db, &st) == 0;
     if (lstat(path, &st) != 0 && errno == ENOENT) {
+        if (d->opt.pg) {
+            /* Two instances starting at once must not each make a key. */
+            fprintf(stderr,
+                    "cpns-server: --master-key %s: no such file: with PostgreSQL the key file "
+                    "is never created; copy the one every instance shares (or make one with "
+                    "'head -c 32 /dev/urandom > FILE; chmod 600 FILE' for a new database)\n",
+                    path);
+            return -1;
+        }
         if (db_exists) {
             fprintf(stderr,
                     "cpns-server: --master-key %s: no such file, and the database %s exists: "
@@ -500,7 +544,9 @@ int64_t srvd_now(void)
 
 const char *srvd_store_error(const srvd *d, int rv)
 {
-    const char *msg = rv == CPNS_ERR_STORE ? cpns_store_sqlite_errmsg(d->store) : "";
+    const char *msg = "";
+    if (rv == CPNS_ERR_STORE)
+        msg = d->opt.pg ? cpns_store_pg_errmsg(d->store) : cpns_store_sqlite_errmsg(d->store);
     return msg && *msg ? msg : cpns_strerror(rv);
 }
 
@@ -565,11 +611,23 @@ static size_t send_frames(srvd *d, size_t max, int *pop_rv)
     return n;
 }
 
-/* Commits every write so far; records whether the store works. */
-static void commit(srvd *d, int pop_rv)
+/*
+ * Commits every write so far; records whether the store works. With a
+ * PostgreSQL store a commit that need not block is only started (ha.c): its
+ * end runs another turn.
+ */
+static void commit(srvd *d, int pop_rv, bool blocking)
 {
     evtimer_del(d->commit_timer);
+    if (d->opt.pg && !blocking) {
+        srvd_ha_commit(d);
+        return;
+    }
     int flush_rv = cpns_server_flush(d->server);
+    if (flush_rv == CPNS_ERR_FENCED) {
+        srvd_stop(d, EXIT_FENCED);
+        return;
+    }
     d->last_commit_ms = srvd_now();
     if (flush_rv < 0)
         log_error("commit failed: %s; the server keeps its state and retries",
@@ -668,8 +726,10 @@ static void on_drain_check(evutil_socket_t fd, short what, void *arg)
  * that held one made 100,000 registrations take 27 s instead of 3.5 s (one
  * fsync per handful of registrations).
  */
-static void turn(srvd *d, bool commit_now)
+static void turn(srvd *d, bool commit_now, bool blocking)
 {
+    if (!d->server)
+        return; /* a standby: nothing to do */
     /* This turn covers whatever the deferred one would have done. */
     event_del(d->turn);
     event_del(d->more);
@@ -684,8 +744,8 @@ static void turn(srvd *d, bool commit_now)
     int64_t now = srvd_now();
     int64_t due = d->last_commit_ms + d->opt.commit_interval_ms;
     if (commit_now || !d->store_ok || pop_rv < 0 || now >= due) {
-        commit(d, pop_rv);
-        if (held && d->store_ok && pop_rv == 0)
+        commit(d, pop_rv, blocking);
+        if (held && d->store_ok && pop_rv == 0 && !cpns_server_flush_inflight(d->server))
             send_frames(d, TURN_FRAMES - sent, &pop_rv);
     } else if (!evtimer_pending(d->commit_timer, NULL)) {
         struct timeval tv = ms_to_timeval(due - now);
@@ -702,21 +762,31 @@ static void turn(srvd *d, bool commit_now)
 
 void srvd_turn(srvd *d)
 {
-    turn(d, true);
+    turn(d, true, true);
+}
+
+void srvd_turn_async(srvd *d)
+{
+    turn(d, true, false);
+}
+
+void srvd_turn_send(srvd *d)
+{
+    turn(d, false, false);
 }
 
 static void on_turn(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    turn(arg, false);
+    turn(arg, false, false);
 }
 
 static void on_commit(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    turn(arg, true);
+    turn(arg, true, false);
 }
 
 /* After a frame: one turn later in this loop iteration, shared by every frame read in it. */
@@ -733,7 +803,7 @@ static void on_expiry(evutil_socket_t fd, short what, void *arg)
     int rv = cpns_server_handle_expiry(d->server, srvd_now());
     if (rv != 0)
         log_error("handling timers failed: %s", srvd_store_error(d, rv));
-    turn(d, false);
+    turn(d, false, false);
 }
 
 /* --- GW connections --- */
@@ -875,11 +945,13 @@ static void daemon_free(srvd *d)
     net_listener_free(d->listener);
     d->listener = NULL;
     srvd_admin_stop(d);
-    if (d->server) {
+    if (d->server && d->exit_status != EXIT_FENCED) {
         int rv = cpns_server_flush(d->server);
         if (rv != 0)
             log_error("final commit failed: %s", srvd_store_error(d, rv));
     }
+    if (d->opt.pg && d->active && d->exit_status != EXIT_FENCED)
+        srvd_ha_stop(d);
     links_close_all(&d->conns);
     while (d->gws) {
         gw_conn *g = d->gws;
@@ -898,6 +970,12 @@ static void daemon_free(srvd *d)
         event_free(d->commit_timer);
     if (d->drain_check)
         event_free(d->drain_check);
+    if (d->lease_timer)
+        event_free(d->lease_timer);
+    if (d->store_ev)
+        event_free(d->store_ev);
+    if (d->store_poll)
+        event_free(d->store_poll);
     if (d->sigterm)
         event_free(d->sigterm);
     if (d->sigint)
@@ -928,7 +1006,7 @@ static int load_files(srvd *d, uint8_t master_key[CPNS_KEY_LEN], bool *new_key)
             return -1;
         }
     }
-    if (check_db_dir(d->opt.db) != 0)
+    if (!d->opt.pg && check_db_dir(d->opt.db) != 0)
         return -1;
     return load_master_key(d, master_key, new_key);
 }
@@ -1020,7 +1098,14 @@ static int open_store(srvd *d, uint8_t master_key[CPNS_KEY_LEN], bool new_key)
     char err[600] = "";
     if (new_key && create_master_key(d->opt.master_key, master_key) != 0)
         return EXIT_USAGE;
-    int rv = cpns_store_sqlite_open(&d->store, d->opt.db, master_key, err, sizeof err);
+    int rv;
+    if (d->opt.pg) {
+        cpns_store_pg_config cfg = {
+            .conninfo = d->opt.db, .master_key = master_key, .instance_id = d->opt.instance_id};
+        rv = cpns_store_pg_open(&d->store, &cfg, err, sizeof err);
+    } else {
+        rv = cpns_store_sqlite_open(&d->store, d->opt.db, master_key, err, sizeof err);
+    }
     if (rv == 0)
         return 0;
     if (new_key && unlink(d->opt.master_key) == 0)
@@ -1030,8 +1115,63 @@ static int open_store(srvd *d, uint8_t master_key[CPNS_KEY_LEN], bool new_key)
         log_error("--db %s", *err ? err : cpns_strerror(rv));
         return EXIT_USAGE;
     }
-    log_error("cannot open the store %s: %s", d->opt.db, *err ? err : cpns_strerror(rv));
+    /* The URI may carry a password: PostgreSQL errors name the database without it. */
+    log_error("cannot open the store %s: %s", d->opt.pg ? "(PostgreSQL)" : d->opt.db,
+              *err ? err : cpns_strerror(rv));
     return EXIT_FAILURE;
+}
+
+static int listen_gws(srvd *d)
+{
+    char err[600];
+    d->listener = net_listen(d->base, d->opt.listen, d->tls, on_accept, d, err, sizeof err);
+    if (!d->listener) {
+        log_error("--listen %s", err);
+        return -1;
+    }
+    net_listener_set_per_addr_cap(d->listener, d->opt.max_per_addr);
+    return 0;
+}
+
+void srvd_stop(srvd *d, int status)
+{
+    if (!d->exit_status)
+        d->exit_status = status;
+    event_base_loopbreak(d->base);
+}
+
+/*
+ * Loads the engine from the store and opens the GW listener: the start of a
+ * SQLite server, and a PostgreSQL instance's once it holds the lease (a
+ * standby loads nothing and serves no GW). 0, or the exit status.
+ */
+int srvd_activate(srvd *d)
+{
+    cpns_server_config cfg = {
+        .store = d->store,
+        .log = log_engine,
+        .wall_clock = clock_wall_cb,
+        .log_debug = d->opt.log_level >= CPNS_LOG_DEBUG,
+        .delivery_timeout_ms = d->opt.delivery_timeout_s * 1000,
+        .max_attempts = d->opt.max_attempts,
+    };
+    int64_t t0 = srvd_now();
+    int rv = cpns_server_new(&d->server, &cfg, t0);
+    if (rv != 0) {
+        log_error("cannot load the server state from %s: %s", d->opt.pg ? "PostgreSQL" : d->opt.db,
+                  srvd_store_error(d, rv));
+        return EXIT_FAILURE;
+    }
+    if (!d->listener && listen_gws(d) != 0)
+        return EXIT_FAILURE;
+    d->active = true;
+    d->store_ok = true;
+    d->last_commit_ms = srvd_now();
+    if (d->opt.pg)
+        log_info("loaded the state in %lld ms", (long long)(d->last_commit_ms - t0));
+    log_info("listening for GWs on %s (port %u, %s)", d->opt.listen, net_listener_port(d->listener),
+             d->tls ? "TLS 1.3" : "plain TCP");
+    return 0;
 }
 
 /*
@@ -1054,13 +1194,12 @@ static int daemon_init(srvd *d)
         return EXIT_FAILURE;
     }
     share_fd_budget(d);
-    d->listener = net_listen(d->base, d->opt.listen, d->tls, on_accept, d, err, sizeof err);
-    if (!d->listener) {
+    /* SQLite: the port is checked before a new database is made; a standby listens only once
+     * active. */
+    if (!d->opt.pg && listen_gws(d) != 0) {
         cpns_wipe(master_key, sizeof master_key);
-        log_error("--listen %s", err);
         return EXIT_FAILURE;
     }
-    net_listener_set_per_addr_cap(d->listener, d->opt.max_per_addr);
     if (srvd_admin_start(d, err, sizeof err) != 0) {
         cpns_wipe(master_key, sizeof master_key);
         log_error("--admin %s", err);
@@ -1072,24 +1211,7 @@ static int daemon_init(srvd *d)
         return status;
     if (fault_hooks(d) != 0)
         return EXIT_FAILURE;
-    cpns_server_config cfg = {
-        .store = d->store,
-        .log = log_engine,
-        .wall_clock = clock_wall_cb,
-        .log_debug = d->opt.log_level >= CPNS_LOG_DEBUG,
-        .delivery_timeout_ms = d->opt.delivery_timeout_s * 1000,
-        .max_attempts = d->opt.max_attempts,
-    };
-    int rv = cpns_server_new(&d->server, &cfg, srvd_now());
-    if (rv != 0) {
-        log_error("cannot load the server state from %s: %s", d->opt.db, srvd_store_error(d, rv));
-        return EXIT_FAILURE;
-    }
-    d->store_ok = true;
-    d->last_commit_ms = srvd_now();
-    log_info("listening for GWs on %s (port %u, %s)", d->opt.listen, net_listener_port(d->listener),
-             d->tls ? "TLS 1.3" : "plain TCP");
-    return 0;
+    return d->opt.pg ? srvd_ha_start(d) : srvd_activate(d);
 }
 
 int main(int argc, char **argv)
@@ -1111,11 +1233,12 @@ int main(int argc, char **argv)
                      d.opt.listen);
         log_info("cpns-server %s: GWs connect to %s (%s), admin API on http://%s%s, store %s",
                  CPNS_LIB_VERSION, d.opt.listen, d.tls ? "TLS 1.3" : "plain TCP", d.opt.admin,
-                 d.token ? " (bearer token)" : "", d.opt.db);
+                 d.token ? " (bearer token)" : "", d.opt.pg ? "PostgreSQL" : d.opt.db);
         /* Deliveries loaded as pending wait for their GWs; expired timers run now. */
         srvd_turn(&d);
         event_base_dispatch(d.base);
         log_info("stopped");
+        status = d.exit_status;
     }
     daemon_free(&d);
     return status;

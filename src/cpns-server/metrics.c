@@ -7,6 +7,8 @@
  */
 #include <stdio.h>
 
+#include <string.h>
+
 #include "srvd.h"
 
 static int counter(struct evbuffer *out, const char *name, const char *help, uint64_t v)
@@ -76,9 +78,19 @@ static int connections(struct evbuffer *out, const srvd *d)
 int srvd_metrics(const srvd *d, struct evbuffer *out)
 {
     cpns_server_stats st;
+    memset(&st, 0, sizeof st); /* a standby has no engine: zeros */
     cpns_server_get_stats(d->server, &st);
     bool store_ok = d->store_ok;
     int bad = 0;
+    bad |= gauge(out, "cpns_instance_active",
+                 "1 when this instance serves GWs (the only one, or the lease holder with "
+                 "PostgreSQL); 0 for a standby.",
+                 d->active);
+    if (d->opt.pg)
+        bad |= gauge(out, "cpns_lease_epoch",
+                     "The epoch of the active lease as this instance last saw it (bumped each "
+                     "time the lease changes hands).",
+                     (uint64_t)d->lease_epoch);
     bad |= counter(out, "cpns_deliveries_sent_total",
                    "SGroupKeyDeliveryRequests sent, resends included.", st.deliveries_sent);
     bad |= counter(out, "cpns_deliveries_delivered_total",

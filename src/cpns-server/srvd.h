@@ -45,6 +45,9 @@ typedef struct srvd_options {
     int register_timeout_s;     /* TLS handshake + PNGWRegistration within this, or closed */
     size_t max_per_addr;        /* GW connections from one IP address (0: no limit) */
     int64_t commit_interval_ms; /* delivery progress waits at most this long for its commit */
+    bool pg;                    /* --db is a PostgreSQL URI (ha.c) */
+    const char *instance_id;    /* --instance-id (PostgreSQL only) */
+    int64_t lease_ttl_ms;       /* --lease-ttl */
 } srvd_options;
 
 /*
@@ -93,10 +96,25 @@ typedef struct srvd {
     uint64_t admin_refused;
     int64_t admin_refusal_logged_ms;
     struct event *admin_check; /* counts (or refuses) the connections just accepted */
-    struct event *admin_shed;  /* closes connections at accept while admin_max are open */
+    /* ha.c: PostgreSQL mode */
+    struct event *lease_timer; /* takes (standby) or renews (active) the lease */
+    struct event *store_ev;    /* the store's descriptor while a commit is in flight */
+    struct event *store_poll;  /* polls the commit in flight as a fallback */
+    int store_ev_fd;
+    bool commit_again;   /* a commit was due while one was in flight */
+    bool active;         /* holds the lease and serves GWs (always, with SQLite) */
+    int64_t lease_ok_ms; /* when the lease was last taken or renewed */
+    int64_t lease_epoch;
+    char active_instance[CPNS_ID_MAX + 1]; /* the lease holder (standby: where writes go) */
+    char active_admin[256];
+    int exit_status;          /* set when the daemon stops itself (lost lease: 3) */
+    struct event *admin_shed; /* closes connections at accept while admin_max are open */
     struct bufferevent **admin_new;
     size_t admin_new_len, admin_new_cap;
 } srvd;
+
+/* The exit status of an instance that lost its lease (self-fencing, ha.c). */
+#define EXIT_FENCED 3
 
 /* The engine's now_ms: the monotonic clock (the wall clock is cfg.wall_clock). */
 int64_t srvd_now(void);
@@ -108,6 +126,29 @@ int64_t srvd_now(void);
  * their answer shows committed state.
  */
 void srvd_turn(srvd *d);
+/* The same, but a PostgreSQL commit is only started (ha.c ends it). */
+void srvd_turn_async(srvd *d);
+/* A turn that commits only if the commit interval has passed. */
+void srvd_turn_send(srvd *d);
+
+/*
+ * main.c, for ha.c: the engine on the loaded store, and the GW listener.
+ * 0, or the exit status.
+ */
+int srvd_activate(srvd *d);
+/* Stops the loop with this exit status (self-fencing: 3). */
+void srvd_stop(srvd *d, int status);
+
+/* ha.c: PostgreSQL mode (opt.pg). Takes the lease or waits for it. 0 or an exit status. */
+int srvd_ha_start(srvd *d);
+/* Clean shutdown: hands the lease over at once. */
+void srvd_ha_stop(srvd *d);
+/* The commit of a turn: started without blocking; its end runs a turn. */
+void srvd_ha_commit(srvd *d);
+/* A standby's admin API forwards a /v1 request to the active instance. */
+void srvd_ha_forward(srvd *d, struct evhttp_request *req);
+/* The lease's state for /healthz and /metrics. */
+const char *srvd_ha_role(const srvd *d);
 
 /* The store's last error for logs and answers (never a key). */
 const char *srvd_store_error(const srvd *d, int rv);
