@@ -1,11 +1,13 @@
 /*
  * cpns-loadgen: the load generator of `make bench` (docs/PERFORMANCE.md).
  *
- *   cpns-loadgen provision --db PATH --master-key FILE --pnes N --seed S
+ *   cpns-loadgen provision --db PATH|postgresql://... --master-key FILE --pnes N --seed S
  *       writes N PNEs (lg-0 .. lg-N-1, EUK from the seed) straight into a
- *       server's SQLite store before the server starts: the bulk import an
- *       operator would do, and the setup step of the benchmark, kept out of
- *       the measured time (one transaction instead of N admin calls).
+ *       server's store (SQLite file or PostgreSQL database) before the server
+ *       starts: the bulk import an operator would do, and the setup step of
+ *       the benchmark, kept out of the measured time (one transaction instead
+ *       of N admin calls). PostgreSQL, as cpns-server, never creates the
+ *       master key: the file must exist (the one every instance shares).
  *   cpns-loadgen e2e ...            simulated GWs and PNEs against a cpns-server
  *   cpns-loadgen fanout ...         PNE connections to a real cpns-gw
  *   cpns-loadgen baseline-server .. the baseline's server side (started by e2e)
@@ -404,6 +406,25 @@ double lg_percentile(double *v, size_t n, double p)
 
 /* --- provision --- */
 
+static bool is_pg_uri(const char *db)
+{
+    return strncmp(db, "postgresql://", 13) == 0 || strncmp(db, "postgres://", 11) == 0;
+}
+
+/*
+ * The store behind --db, as cpns-server opens it: PostgreSQL without an
+ * instance (no lease, no fencing: the bulk import runs before any server),
+ * else SQLite. 0, or the op's error with a message in err.
+ */
+static int provision_open(cpns_store **st, const char *db, bool pg, const uint8_t *mk, char *err,
+                          size_t errlen)
+{
+    if (!pg)
+        return cpns_store_sqlite_open(st, db, mk, err, errlen);
+    cpns_store_pg_config cfg = {.conninfo = db, .master_key = mk, .instance_id = NULL};
+    return cpns_store_pg_open(st, &cfg, err, errlen);
+}
+
 static int provision_main(int argc, char **argv)
 {
     const char *db = NULL, *master = NULL, *seed = "cpns-bench";
@@ -419,23 +440,27 @@ static int provision_main(int argc, char **argv)
             parse_i64(argv[i + 1], 1, 10000000, &n);
     }
     if (!db || !master || n <= 0) {
-        fprintf(stderr, "usage: cpns-loadgen provision --db PATH --master-key FILE --pnes N "
-                        "[--seed S]\n");
+        fprintf(stderr, "usage: cpns-loadgen provision --db PATH|postgresql://... --master-key "
+                        "FILE --pnes N [--seed S]\n");
         return 2;
     }
+    bool pg = is_pg_uri(db);
     uint8_t mk[CPNS_KEY_LEN];
     char err[600];
     if (keyfile_read(master, mk, err, sizeof err) != 0) {
-        if (cpns_random(NULL, mk, sizeof mk) != 0 || keyfile_write(master, mk, err, sizeof err)) {
-            fprintf(stderr, "cpns-loadgen: %s\n", err);
+        /* SQLite: the first start makes the key, as cpns-server does; PostgreSQL never does */
+        if (pg || cpns_random(NULL, mk, sizeof mk) != 0 ||
+            keyfile_write(master, mk, err, sizeof err)) {
+            fprintf(stderr, "cpns-loadgen: %s%s\n", err,
+                    pg ? " (with PostgreSQL the master key file must exist)" : "");
             return 1;
         }
     }
     cpns_store *st;
-    int rv = cpns_store_sqlite_open(&st, db, mk, err, sizeof err);
+    int rv = provision_open(&st, db, pg, mk, err, sizeof err);
     cpns_wipe(mk, sizeof mk);
     if (rv != 0) {
-        fprintf(stderr, "cpns-loadgen: %s\n", err);
+        fprintf(stderr, "cpns-loadgen: %s\n", *err ? err : cpns_strerror(rv));
         return 1;
     }
     int64_t t0 = lg_now_us();
@@ -451,10 +476,10 @@ static int provision_main(int argc, char **argv)
         rv = st->ops->commit(st);
     if (rv != 0)
         fprintf(stderr, "cpns-loadgen: provisioning failed: %s %s\n", cpns_strerror(rv),
-                cpns_store_sqlite_errmsg(st));
+                pg ? cpns_store_pg_errmsg(st) : cpns_store_sqlite_errmsg(st));
     else
-        fprintf(stderr, "provisioned %lld PNEs in %.2f s\n", (long long)n,
-                (double)(lg_now_us() - t0) / 1e6);
+        fprintf(stderr, "provisioned %lld PNEs in %.2f s (%s)\n", (long long)n,
+                (double)(lg_now_us() - t0) / 1e6, pg ? "PostgreSQL" : "SQLite");
     cpns_store_close(st);
     return rv == 0 ? 0 : 1;
 }
