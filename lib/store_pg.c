@@ -196,8 +196,9 @@ static int pg_commit_start(cpns_store *st)
         return lost(s, "commit: cannot enter pipeline mode");
     int n = 0;
     if (s->instance_id) {
-        const char *values[1] = {s->instance_id};
-        if (!PQsendQueryParams(s->conn, "SELECT cpns_fence($1)", 1, NULL, values, NULL, NULL, 0))
+        const char *values[2] = {s->instance_id, s->session};
+        if (!PQsendQueryParams(s->conn, "SELECT cpns_fence($1, $2)", 2, NULL, values, NULL, NULL,
+                               0))
             return lost(s, "commit: cannot send");
         n++;
     }
@@ -567,6 +568,10 @@ int cpns_store_pg_open_version(cpns_store **out, const cpns_store_pg_config *cfg
         if (!s->conninfo || (cfg->instance_id && !s->instance_id) || !s->cur)
             rv = CPNS_ERR_NOMEM;
     }
+    uint8_t tok[16];
+    if (rv == 0 && (rv = cpns_random(NULL, tok, sizeof tok)) == 0)
+        for (size_t i = 0; i < sizeof tok; i++)
+            snprintf(s->session + 2 * i, 3, "%02x", tok[i]);
     if (rv == CPNS_ERR_NOMEM)
         pg_set_err(s, "out of memory");
     else if (rv)

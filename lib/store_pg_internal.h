@@ -50,6 +50,7 @@ typedef struct cpns_store_pg {
     PGconn *conn;
     char *conninfo;
     char *instance_id; /* NULL: no fencing */
+    char session[33];  /* this store's random token: the lease is held by a session, not a name */
     cpns_seal *seal;
     int schema_version; /* of the database, after open's migrations */
     pg_batch *cur;      /* writes not yet handed to a commit */

@@ -59,12 +59,12 @@ int cpns_store_pg_lease_acquire(cpns_store *st, int ttl_ms, const char *admin_ad
         return rv;
     char ttl[16];
     snprintf(ttl, sizeof ttl, "%d", ttl_ms);
-    const char *values[4] = {s->instance_id, ttl, admin_addr ? admin_addr : "",
+    const char *values[5] = {s->instance_id, s->session, ttl, admin_addr ? admin_addr : "",
                              gw_addr ? gw_addr : ""};
     PGresult *r = call(s,
                        "SELECT held, holder, holder_admin, holder_gw, expires_in_ms, lease_epoch"
-                       " FROM cpns_lease_acquire($1, $2::bigint, $3, $4)",
-                       4, values);
+                       " FROM cpns_lease_acquire($1, $2, $3::bigint, $4, $5)",
+                       5, values);
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
         rv = pg_fail_result(s, r, "lease: cannot take it");
     } else {
@@ -85,8 +85,8 @@ int cpns_store_pg_lease_release(cpns_store *st)
     int rv = ready(st, &s);
     if (rv)
         return rv;
-    const char *values[1] = {s->instance_id};
-    PGresult *r = call(s, "SELECT cpns_lease_release($1)", 1, values);
+    const char *values[2] = {s->instance_id, s->session};
+    PGresult *r = call(s, "SELECT cpns_lease_release($1, $2)", 2, values);
     rv =
         PQresultStatus(r) == PGRES_TUPLES_OK ? 0 : pg_fail_result(s, r, "lease: cannot release it");
     PQclear(r);

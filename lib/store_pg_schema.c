@@ -41,18 +41,19 @@
  * DEFAULT '', gw_addr text NOT NULL DEFAULT '', lease_expires timestamptz NOT NULL, started_at
  * timestamptz NOT NULL DEFAULT now()); CREATE TABLE lease (name text PRIMARY KEY, instance_id text
  * COLLATE "C" NOT NULL, admin_addr text NOT NULL DEFAULT '', gw_addr text NOT NULL DEFAULT '',
- *                       expires_at timestamptz NOT NULL, epoch bigint NOT NULL DEFAULT 1);
+ *                       expires_at timestamptz NOT NULL, epoch bigint NOT NULL DEFAULT 1,
+ *                       session text NOT NULL DEFAULT '');   -- the holding process's token
  *   CREATE TABLE change (seq bigserial PRIMARY KEY, kind text NOT NULL, key text NOT NULL,
  *                        at timestamptz NOT NULL DEFAULT now());
  *   CREATE VIEW member_view AS SELECT sgid, pneid, key_version, state,
  *       CASE state WHEN 0 THEN 'pending' WHEN 1 THEN 'sent' WHEN 2 THEN 'delivered'
  *                  WHEN 3 THEN 'failed' END AS state_name,
  *       ret, fail_reason, attempts, malformed, pnid, owner_gw, owner_epoch FROM member;
- *   FUNCTION cpns_fence(instance_id text)   -- raises SQLSTATE CP001 unless it
+ *   FUNCTION cpns_fence(instance_id, session)   -- raises SQLSTATE CP001 unless it
  *       -- holds the unexpired 'active' lease (checked FOR SHARE); first
  *       -- statement of every fenced commit
- *   FUNCTION cpns_lease_acquire(instance_id, ttl_ms, admin_addr, gw_addr)
- *   FUNCTION cpns_lease_release(instance_id)
+ *   FUNCTION cpns_lease_acquire(instance_id, session, ttl_ms, admin_addr, gw_addr)
+ *   FUNCTION cpns_lease_release(instance_id, session)
  *
  * "Which members of sg-x are not delivered?":
  *   SELECT pneid, state_name, attempts, ret FROM member_view
@@ -101,6 +102,10 @@ static const char step1[] =
  * row) waits for a commit that passed the check, and a commit that starts
  * after the takeover fails it. clock_timestamp(), not now(): a transaction's
  * start time would let a long one pass a lease that expired meanwhile.
+ * The lease is held by a session (a random token of one store, i.e. one
+ * process), not by a name: a second process started with the same
+ * instance id, or a restart while the old lease runs, is a standby until it
+ * expires, never a second active instance.
  */
 static const char step2[] =
     "CREATE TABLE instance (instance_id text COLLATE \"C\" PRIMARY KEY, admin_addr text NOT NULL "
@@ -109,37 +114,41 @@ static const char step2[] =
     " started_at timestamptz NOT NULL DEFAULT now());"
     "CREATE TABLE lease (name text PRIMARY KEY, instance_id text COLLATE \"C\" NOT NULL,"
     " admin_addr text NOT NULL DEFAULT '', gw_addr text NOT NULL DEFAULT '',"
-    " expires_at timestamptz NOT NULL, epoch bigint NOT NULL DEFAULT 1);"
+    " expires_at timestamptz NOT NULL, epoch bigint NOT NULL DEFAULT 1,"
+    " session text NOT NULL DEFAULT '');"
     "CREATE TABLE change (seq bigserial PRIMARY KEY, kind text NOT NULL, key text NOT NULL,"
     " at timestamptz NOT NULL DEFAULT now());"
     "CREATE VIEW member_view AS SELECT sgid, pneid, key_version, state,"
     " CASE state WHEN 0 THEN 'pending' WHEN 1 THEN 'sent' WHEN 2 THEN 'delivered'"
     " WHEN 3 THEN 'failed' END AS state_name,"
     " ret, fail_reason, attempts, malformed, pnid, owner_gw, owner_epoch FROM member;"
-    "CREATE FUNCTION cpns_fence(me text) RETURNS void LANGUAGE plpgsql AS $f$"
-    " DECLARE holder text; until timestamptz;"
+    "CREATE FUNCTION cpns_fence(me text, tok text) RETURNS void LANGUAGE plpgsql AS $f$"
+    " DECLARE holder text; held_by text; until timestamptz;"
     " BEGIN"
-    "  SELECT instance_id, expires_at INTO holder, until FROM lease WHERE name = 'active'"
-    "   FOR SHARE;"
-    "  IF holder IS DISTINCT FROM me OR until <= clock_timestamp() THEN"
+    "  SELECT instance_id, session, expires_at INTO holder, held_by, until FROM lease"
+    "   WHERE name = 'active' FOR SHARE;"
+    "  IF holder IS DISTINCT FROM me OR held_by IS DISTINCT FROM tok"
+    "   OR until <= clock_timestamp() THEN"
     "   RAISE EXCEPTION 'instance % does not hold the active lease (held by %, until %)',"
     "    me, coalesce(holder, 'nobody'), until USING ERRCODE = '" PG_SQLSTATE_FENCED "';"
     "  END IF;"
     " END $f$;"
-    "CREATE FUNCTION cpns_lease_acquire(me text, ttl_ms bigint, admin text, gw text,"
+    "CREATE FUNCTION cpns_lease_acquire(me text, tok text, ttl_ms bigint, admin text, gw text,"
     " OUT held boolean, OUT holder text, OUT holder_admin text, OUT holder_gw text,"
     " OUT expires_in_ms bigint, OUT lease_epoch bigint) LANGUAGE plpgsql AS $f$"
     " DECLARE l lease%ROWTYPE; t timestamptz := clock_timestamp();"
     " BEGIN"
-    "  INSERT INTO lease AS o (name, instance_id, admin_addr, gw_addr, expires_at, epoch)"
-    "   VALUES ('active', me, admin, gw, t + ttl_ms * interval '1 millisecond', 1)"
+    "  INSERT INTO lease AS o (name, instance_id, session, admin_addr, gw_addr, expires_at,"
+    "   epoch)"
+    "   VALUES ('active', me, tok, admin, gw, t + ttl_ms * interval '1 millisecond', 1)"
     "   ON CONFLICT (name) DO UPDATE SET instance_id = excluded.instance_id,"
+    "    session = excluded.session,"
     "    admin_addr = excluded.admin_addr, gw_addr = excluded.gw_addr,"
     "    expires_at = excluded.expires_at,"
-    "    epoch = o.epoch + CASE WHEN o.instance_id = excluded.instance_id THEN 0 ELSE 1 END"
-    "   WHERE o.instance_id = excluded.instance_id OR o.expires_at <= t;"
+    "    epoch = o.epoch + CASE WHEN o.session = excluded.session THEN 0 ELSE 1 END"
+    "   WHERE o.session = excluded.session OR o.expires_at <= t;"
     "  SELECT * INTO l FROM lease WHERE name = 'active';"
-    "  held := l.instance_id = me;"
+    "  held := l.session = tok;"
     "  IF held THEN"
     "   INSERT INTO instance AS i (instance_id, admin_addr, gw_addr, lease_expires)"
     "    VALUES (me, admin, gw, l.expires_at) ON CONFLICT (instance_id) DO UPDATE"
@@ -150,10 +159,10 @@ static const char step2[] =
     "  expires_in_ms := floor(extract(epoch FROM (l.expires_at - clock_timestamp())) * 1000);"
     "  lease_epoch := l.epoch;"
     " END $f$;"
-    "CREATE FUNCTION cpns_lease_release(me text) RETURNS void LANGUAGE plpgsql AS $f$"
+    "CREATE FUNCTION cpns_lease_release(me text, tok text) RETURNS void LANGUAGE plpgsql AS $f$"
     " BEGIN"
     "  UPDATE lease SET expires_at = clock_timestamp()"
-    "   WHERE name = 'active' AND instance_id = me AND expires_at > clock_timestamp();"
+    "   WHERE name = 'active' AND session = tok AND expires_at > clock_timestamp();"
     "  UPDATE instance SET lease_expires = clock_timestamp() WHERE instance_id = me;"
     " END $f$;";
 

@@ -260,7 +260,9 @@ typedef struct cpns_store_pg_lease {
 /*
  * Active/standby (lib/store_pg_lease.c), synchronous, on the store's own
  * connection: takes the 'active' lease if it is free, expired or already
- * this instance's, setting expires_at = now() + ttl_ms (the database's
+ * this store's (the lease is held by a store object, i.e. one process, with a
+ * random session token: a second process with the same instance_id waits
+ * like any other standby), setting expires_at = now() + ttl_ms (the database's
  * clock, never the local one) and the published addresses (NULL: ""), and
  * bumping epoch when it changes hands; also refreshes this instance's row of
  * the instance table. Fills *out in every case (held 0: someone else holds

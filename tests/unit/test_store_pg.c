@@ -582,6 +582,38 @@ static void test_fencing_by_the_active_lease(void **state)
 }
 
 /* Polls the commit in flight until it ends, waiting on watch_fd. */
+/*
+ * The lease is held by one store (one process), not by a name: a second
+ * process started with the same --instance-id, or one restarted while its
+ * old lease runs, must wait as a standby instead of becoming a second active
+ * instance and writing beside the first.
+ */
+static void test_same_instance_id_twice_one_active(void **state)
+{
+    fx *f = *state;
+    cpns_store *A1 = open_as(f, "inst-a"), *A2 = open_as(f, "inst-a");
+    cpns_store_pg_lease l1, l2;
+    assert_int_equal(cpns_store_pg_lease_acquire(A1, 60000, "a1", NULL, &l1), 0);
+    assert_int_equal(l1.held, 1);
+    assert_int_equal(cpns_store_pg_lease_acquire(A2, 60000, "a2", NULL, &l2), 0);
+    assert_int_equal(l2.held, 0);
+    assert_string_equal(l2.holder, "inst-a");
+    assert_string_equal(l2.admin_addr, "a1");
+    cpns_store_pne p = make_pne("pne-a", 1, 0);
+    assert_int_equal(A2->ops->put_pne(A2, &p), 0);
+    assert_int_equal(A2->ops->commit(A2), CPNS_ERR_FENCED);
+    assert_int_equal(scalar(f, "SELECT count(*) FROM pne"), 0);
+    /* the first one hands it over: the second takes it, as a new holder (epoch bumped) */
+    assert_int_equal(cpns_store_pg_lease_release(A1), 0);
+    assert_int_equal(cpns_store_pg_lease_acquire(A2, 60000, "a2", NULL, &l2), 0);
+    assert_int_equal(l2.held, 1);
+    assert_int_equal(l2.epoch, l1.epoch + 1);
+    assert_int_equal(A2->ops->put_pne(A2, &p), 0);
+    commit_ok(A2);
+    cpns_store_close(A1);
+    cpns_store_close(A2);
+}
+
 static int poll_until_done(cpns_store *st)
 {
     int rv;
@@ -756,6 +788,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_migration_from_v1_and_newer_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_rows_named_at_load, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fencing_by_the_active_lease, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_same_instance_id_twice_one_active, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nonblocking_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_in_the_middle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_100k_members_in_one_commit, setup, teardown),
