@@ -27,3 +27,9 @@ if(TARGET test_gw_failover)
   add_dependencies(test_gw_failover cpns-server cpnsctl)
   set_tests_properties(test_gw_failover PROPERTIES TIMEOUT 240)
 endif()
+
+# test_server_ha runs two cpns-servers on a throwaway PostgreSQL (tests/support/pg.h).
+if(TARGET test_server_ha)
+  add_dependencies(test_server_ha cpns-server cpnsctl)
+  set_tests_properties(test_server_ha PROPERTIES TIMEOUT 300)
+endif()
