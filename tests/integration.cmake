@@ -32,6 +32,6 @@ foreach(src ${CPNS_IT_TESTS})
   set_tests_properties(integration_${name} PROPERTIES
     ENVIRONMENT "CPNS_BIN_DIR=${CMAKE_BINARY_DIR}/bin;CPNS_SOURCE_DIR=${CMAKE_SOURCE_DIR}"
     LABELS integration
-    TIMEOUT 120
+    TIMEOUT ${CPNS_PROGRAM_TIMEOUT}
     SKIP_RETURN_CODE 77)
 endforeach()

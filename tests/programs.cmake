@@ -17,7 +17,7 @@ foreach(src ${CPNS_PROGRAM_TESTS})
   add_test(NAME ${name} COMMAND ${name})
   set_tests_properties(${name} PROPERTIES
     ENVIRONMENT "CPNS_BIN_DIR=${CMAKE_BINARY_DIR}/bin;CPNS_SOURCE_DIR=${CMAKE_SOURCE_DIR}"
-    TIMEOUT 120)
+    TIMEOUT ${CPNS_PROGRAM_TIMEOUT})
 endforeach()
 
 # test_gw_failover runs real servers, GWs and PNEs through the integration
