@@ -2,6 +2,7 @@
 #   make          build everything into build/
 #   make test     build and run every test (CTest)
 #   make demo     the main job, end to end
+#   make demo-ha  the same story on PostgreSQL with two server instances, the active one killed
 #   make fuzz     run every fuzzer (FUZZ_SECONDS each)
 #   make bench    every benchmark (docs/PERFORMANCE.md); bench-smoke: the same, small and quick
 #   make test-sanitize  every test with ASan + UBSan (build-sanitize/)
@@ -14,7 +15,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 PREFIX ?= /usr/local
 
-.PHONY: all deps configure test demo demo-inprocess clean format fuzz bench bench-smoke install test-sanitize \
+.PHONY: all deps configure test demo demo-ha demo-inprocess clean format fuzz bench bench-smoke install test-sanitize \
 	test-valgrind test-repeat test-repeat-sanitize
 
 all: configure
@@ -31,6 +32,9 @@ test: all
 
 demo: all
 	scripts/demo.sh $(BUILD)/bin
+
+demo-ha: all
+	scripts/demo-ha.sh $(BUILD)/bin
 
 install: all
 	cmake --install $(BUILD) --prefix $(PREFIX)
