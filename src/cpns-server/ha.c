@@ -107,10 +107,12 @@ static void on_lease(evutil_socket_t fd, short what, void *arg)
     int rv = cpns_store_pg_lease_acquire(d->store, (int)d->opt.lease_ttl_ms, d->opt.admin,
                                          d->opt.listen, &l);
     int64_t now = srvd_now();
-    if (rv == CPNS_ERR_AGAIN) { /* a commit is in flight: right after it */
+    if (rv == CPNS_ERR_AGAIN) { /* a commit is in flight: right after it (commit_ended) */
+        d->lease_wanted = true;
         arm_ms(d->lease_timer, 10);
         return;
     }
+    d->lease_wanted = false;
     if (rv != 0) {
         log_warn("cannot %s the lease: %s", d->active ? "renew" : "ask for",
                  srvd_store_error(d, rv));
@@ -190,6 +192,16 @@ static void commit_ended(srvd *d, int rv)
     event_del(d->store_poll);
     if (d->store_ev)
         event_del(d->store_ev);
+    /*
+     * A renewal that found a commit in flight goes now, before the next
+     * commit starts: back-to-back commits of a large distribution must not
+     * starve the lease into self-fencing.
+     */
+    if (d->lease_wanted && rv != CPNS_ERR_FENCED) {
+        on_lease(-1, 0, d);
+        if (d->exit_status)
+            return;
+    }
     if (rv == CPNS_ERR_FENCED) {
         fence(d, "the database refused a commit: this instance no longer holds the lease");
         return;

@@ -102,6 +102,7 @@ typedef struct srvd {
     struct event *store_poll;  /* polls the commit in flight as a fallback */
     int store_ev_fd;
     bool commit_again;   /* a commit was due while one was in flight */
+    bool lease_wanted;   /* a renewal waits for the commit in flight */
     bool active;         /* holds the lease and serves GWs (always, with SQLite) */
     int64_t lease_ok_ms; /* when the lease was last taken or renewed */
     int64_t lease_epoch;
