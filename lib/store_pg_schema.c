@@ -1,59 +1,23 @@
 /*
- * The schema of the PostgreSQL store, version 2 (the steps below build it;
- * the final SQL, for the docs):
+ * The schema of the PostgreSQL store, version 2. The SQL of the steps below
+ * is the definition; docs/ARCHITECTURE.md section 7.1 has the table of tables.
+ * In short:
  *
- *   -- name/value pairs: 'schema_version' (num), 'check' (blob: the master
- *   -- key check value, sealed as the secrets are)
- *   CREATE TABLE meta (name text PRIMARY KEY, num bigint, blob bytea,
- *                      CHECK ((num IS NULL) <> (blob IS NULL)));
- *   -- identifiers COLLATE "C": byte order, as SQLite and the engine sort them
- *   -- euk: sealed (store_seal.c), AAD "pne" 0 PNEID
- *   CREATE TABLE pne (pneid text COLLATE "C" PRIMARY KEY, euk bytea NOT NULL,
- *                     registered boolean NOT NULL DEFAULT false,
- *                     pngwid text COLLATE "C" NOT NULL DEFAULT '', pnid text COLLATE "C" NOT NULL
- * DEFAULT '');
- *   -- key_version 0: inventory stored, no key yet
- *   CREATE TABLE sg (sgid text COLLATE "C" PRIMARY KEY,
- *                    key_version bigint NOT NULL DEFAULT 0
- *                      CHECK (key_version BETWEEN 0 AND 4294967295));
- *   -- one row per version (history kept); the current key is the row at
- *   -- sg.key_version; gk sealed, AAD "sg" 0 SGID 0 KeyVersion
- *   CREATE TABLE sg_key (sgid text COLLATE "C" NOT NULL REFERENCES sg ON DELETE CASCADE,
- *                        key_version bigint NOT NULL
- *                          CHECK (key_version BETWEEN 1 AND 4294967295),
- *                        gk bytea NOT NULL, created_at timestamptz NOT NULL DEFAULT now(),
- *                        PRIMARY KEY (sgid, key_version));
- *   -- state: 0 pending, 1 sent, 2 delivered, 3 failed (member_view names it);
- *   -- ret / fail_reason: -1 for none; owner_gw / owner_epoch: stage 2, NULL now
- *   CREATE TABLE member (sgid text COLLATE "C" NOT NULL REFERENCES sg ON DELETE CASCADE,
- *                        pneid text COLLATE "C" NOT NULL,
- *                        key_version bigint NOT NULL CHECK (key_version BETWEEN 0 AND 4294967295),
- *                        state smallint NOT NULL CHECK (state BETWEEN 0 AND 3),
- *                        ret int NOT NULL DEFAULT -1, fail_reason int NOT NULL DEFAULT -1,
- *                        attempts bigint NOT NULL DEFAULT 0 CHECK (attempts BETWEEN 0 AND
- * 4294967295), malformed bigint NOT NULL DEFAULT 0 CHECK (malformed BETWEEN 0 AND 4294967295), pnid
- * text COLLATE "C" NOT NULL DEFAULT '', owner_gw text COLLATE "C", owner_epoch bigint, PRIMARY KEY
- * (sgid, pneid)) WITH (fillfactor = 80); CREATE INDEX member_pne ON member (pneid); CREATE TABLE
- * nonce (pneid text COLLATE "C" NOT NULL, nonce bytea NOT NULL, seen_ms bigint NOT NULL, PRIMARY
- * KEY (pneid, nonce)); CREATE INDEX nonce_seen_ms ON nonce (seen_ms);
- *   -- version 2: stage 1 (active/standby) and what stage 2 will fill
- *   CREATE TABLE instance (instance_id text COLLATE "C" PRIMARY KEY, admin_addr text NOT NULL
- * DEFAULT '', gw_addr text NOT NULL DEFAULT '', lease_expires timestamptz NOT NULL, started_at
- * timestamptz NOT NULL DEFAULT now()); CREATE TABLE lease (name text PRIMARY KEY, instance_id text
- * COLLATE "C" NOT NULL, admin_addr text NOT NULL DEFAULT '', gw_addr text NOT NULL DEFAULT '',
- *                       expires_at timestamptz NOT NULL, epoch bigint NOT NULL DEFAULT 1,
- *                       session text NOT NULL DEFAULT '');   -- the holding process's token
- *   CREATE TABLE change (seq bigserial PRIMARY KEY, kind text NOT NULL, key text NOT NULL,
- *                        at timestamptz NOT NULL DEFAULT now());
- *   CREATE VIEW member_view AS SELECT sgid, pneid, key_version, state,
- *       CASE state WHEN 0 THEN 'pending' WHEN 1 THEN 'sent' WHEN 2 THEN 'delivered'
- *                  WHEN 3 THEN 'failed' END AS state_name,
- *       ret, fail_reason, attempts, malformed, pnid, owner_gw, owner_epoch FROM member;
- *   FUNCTION cpns_fence(instance_id, session)   -- raises SQLSTATE CP001 unless it
- *       -- holds the unexpired 'active' lease (checked FOR SHARE); first
- *       -- statement of every fenced commit
- *   FUNCTION cpns_lease_acquire(instance_id, session, ttl_ms, admin_addr, gw_addr)
- *   FUNCTION cpns_lease_release(instance_id, session)
+ *   meta      name/value: schema_version, the sealed master key check value
+ *   pne       pneid, euk (sealed, AAD "pne" 0 PNEID), registered, pngwid, pnid
+ *   sg        sgid, key_version (0: inventory stored, no key yet)
+ *   sg_key    (sgid, key_version) primary key: one key per version, history
+ *             kept; gk sealed (AAD "sg" 0 SGID 0 KeyVersion)
+ *   member    (sgid, pneid), key_version, state (0 pending, 1 sent,
+ *             2 delivered, 3 failed), ret, fail_reason, attempts, malformed,
+ *             pnid; owner_gw/owner_epoch for stage 2 (NULL now)
+ *   nonce     (pneid, nonce), seen_ms
+ *   version 2: instance, lease ('active': instance_id, session, addresses,
+ *             expires_at, epoch), change (stage 2), member_view (state_name),
+ *             cpns_fence(instance, session), cpns_lease_acquire(instance,
+ *             session, ttl_ms, admin, gw), cpns_lease_release(instance, session)
+ *
+ * Identifiers are COLLATE "C": byte order, as SQLite and the engine sort them.
  *
  * "Which members of sg-x are not delivered?":
  *   SELECT pneid, state_name, attempts, ret FROM member_view
