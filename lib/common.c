@@ -12,6 +12,11 @@
 #include "cpns/crypto.h"
 #include "internal.h"
 
+const char *cpns_version(void)
+{
+    return CPNS_VERSION_STRING; /* the CMake project's version (CMakeLists.txt) */
+}
+
 const char *cpns_strerror(int err)
 {
     switch (err) {

@@ -36,6 +36,12 @@ enum cpns_error {
     CPNS_ERR_FENCED = -16,     /* this server instance no longer holds its lease: stop writing */
 };
 
+/*
+ * The version of the libcpns linked at run time ("MAJOR.MINOR.PATCH"), to
+ * compare with CPNS_LIB_VERSION, the version of the headers compiled against.
+ */
+const char *cpns_version(void);
+
 /* A static English description of err (a negative enum cpns_error, or 0). */
 const char *cpns_strerror(int err);
 

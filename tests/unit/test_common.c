@@ -159,9 +159,17 @@ static void test_id_dot_only_refused(void **state)
     }
 }
 
+/* The library's run-time version is the project's, and the headers say the same. */
+static void test_version_matches_headers(void **state)
+{
+    (void)state;
+    assert_string_equal(cpns_version(), CPNS_LIB_VERSION);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_version_matches_headers),
         cmocka_unit_test(test_strerror),     cmocka_unit_test(test_allocator_hook),
         cmocka_unit_test(test_calloc_large), cmocka_unit_test(test_random_tid),
         cmocka_unit_test(test_u64_to_str),   cmocka_unit_test(test_id_dot_only_refused),
