@@ -1,8 +1,9 @@
 /*
- * Tests of lib/store_mem.c: the memory backend of the store ops. Writes are
- * invisible until commit, lost on rollback and on a simulated crash, applied
- * all together by commit; injected faults fail writes and commits (a failed
- * commit keeps its writes for a retry); load() reports everything in order.
+ * Tests of what lib/store_mem.c has beyond the store ops: the test hooks
+ * (get_sg, get_member and commits see the committed state only), injected
+ * faults (a failed commit keeps its writes for a retry), and the member
+ * state names. The ops' semantics, on this store as on SQLite and
+ * PostgreSQL: store_suite.h, run by test_store_suite_mem.c.
  */
 #include <string.h>
 
@@ -31,7 +32,8 @@ static cpns_store_member member_row(const char *SGID, const char *PNEID, cpns_me
     return r;
 }
 
-static void test_commit_rollback_crash(void **state)
+/* The test hooks read the committed state only, and count commits. */
+static void test_hooks_see_committed_state(void **state)
 {
     cpns_store *st;
     assert_int_equal(cpns_store_mem_new(&st), 0);
@@ -41,41 +43,31 @@ static void test_commit_rollback_crash(void **state)
     assert_int_equal(ops->put_sg(st, &sg), 0);
     assert_int_equal(ops->put_member(st, &m), 0);
     assert_int_equal(cpns_store_mem_get_sg(st, "sg-1", &got), CPNS_ERR_NOT_FOUND);
+    assert_int_equal(cpns_store_mem_get_member(st, "sg-1", "pne-a", &gm), CPNS_ERR_NOT_FOUND);
     assert_int_equal(cpns_store_mem_commits(st), 0);
     assert_int_equal(ops->commit(st), 0);
     assert_int_equal(cpns_store_mem_commits(st), 1);
     assert_int_equal(cpns_store_mem_get_sg(st, "sg-1", &got), 0);
     assert_memory_equal(&got, &sg, sizeof sg);
     assert_int_equal(cpns_store_mem_get_member(st, "sg-1", "pne-a", &gm), 0);
-    assert_int_equal(gm.state, CPNS_MEMBER_PENDING);
+    assert_memory_equal(&gm, &m, sizeof m);
 
-    /* Rollback and crash forget uncommitted writes. */
+    /* an uncommitted change is not seen; a rolled-back one never */
     m.state = CPNS_MEMBER_DELIVERED;
     assert_int_equal(ops->put_member(st, &m), 0);
+    assert_int_equal(cpns_store_mem_get_member(st, "sg-1", "pne-a", &gm), 0);
+    assert_int_equal(gm.state, CPNS_MEMBER_PENDING);
     assert_int_equal(ops->rollback(st), 0);
-    assert_int_equal(ops->commit(st), 0);
-    assert_int_equal(cpns_store_mem_get_member(st, "sg-1", "pne-a", &gm), 0);
-    assert_int_equal(gm.state, CPNS_MEMBER_PENDING);
-    assert_int_equal(ops->put_member(st, &m), 0);
-    assert_int_equal(ops->del_sg(st, "sg-1"), 0);
-    cpns_store_mem_crash(st);
-    assert_int_equal(ops->commit(st), 0);
-    assert_int_equal(cpns_store_mem_get_member(st, "sg-1", "pne-a", &gm), 0);
-    assert_int_equal(gm.state, CPNS_MEMBER_PENDING);
-
-    /* Replace, delete a member, delete an SG with its members. */
-    assert_int_equal(ops->put_member(st, &m), 0);
-    cpns_store_member m2 = member_row("sg-1", "pne-b", CPNS_MEMBER_SENT);
-    assert_int_equal(ops->put_member(st, &m2), 0);
-    assert_int_equal(ops->del_member(st, "sg-1", "pne-a"), 0);
-    assert_int_equal(ops->del_member(st, "sg-1", "pne-zz"), 0);
-    assert_int_equal(ops->commit(st), 0);
-    assert_int_equal(cpns_store_mem_get_member(st, "sg-1", "pne-a", &gm), CPNS_ERR_NOT_FOUND);
-    assert_int_equal(cpns_store_mem_get_member(st, "sg-1", "pne-b", &gm), 0);
     assert_int_equal(ops->del_sg(st, "sg-1"), 0);
     assert_int_equal(ops->commit(st), 0);
+    assert_int_equal(cpns_store_mem_commits(st), 2);
     assert_int_equal(cpns_store_mem_get_sg(st, "sg-1", &got), CPNS_ERR_NOT_FOUND);
-    assert_int_equal(cpns_store_mem_get_member(st, "sg-1", "pne-b", &gm), CPNS_ERR_NOT_FOUND);
+    assert_int_equal(cpns_store_mem_get_member(st, "sg-1", "pne-a", &gm), CPNS_ERR_NOT_FOUND);
+
+    /* the hooks refuse another kind of store */
+    cpns_store other = {NULL};
+    assert_int_equal(cpns_store_mem_get_sg(&other, "sg-1", &got), CPNS_ERR_INVALID_ARG);
+    assert_int_equal(cpns_store_mem_commits(&other), 0);
     cpns_store_close(st);
     cpns_store_close(NULL);
 }
@@ -100,88 +92,35 @@ static void test_injected_faults(void **state)
     cpns_store_close(st);
 }
 
-typedef struct seen {
-    char order[16];
-    int n;
-    cpns_store_pne pne;
-    cpns_store_member member;
-    cpns_store_nonce nonce;
-} seen;
-
-static int on_pne(void *arg, const cpns_store_pne *p)
-{
-    seen *s = arg;
-    s->order[s->n++] = 'p';
-    s->pne = *p;
-    return 0;
-}
-
-static int on_sg(void *arg, const cpns_store_sg *sg)
-{
-    seen *s = arg;
-    s->order[s->n++] = 's';
-    return 0;
-}
-
-static int on_member(void *arg, const cpns_store_member *m)
-{
-    seen *s = arg;
-    s->order[s->n++] = 'm';
-    s->member = *m;
-    return 0;
-}
-
-static int on_nonce(void *arg, const cpns_store_nonce *n)
-{
-    seen *s = arg;
-    s->order[s->n++] = 'n';
-    s->nonce = *n;
-    return 0;
-}
-
-static int abort_on_sg(void *arg, const cpns_store_sg *sg)
-{
-    return CPNS_ERR_CORRUPT;
-}
-
-static void test_load_order_and_nonce_expiry(void **state)
+/* The non-blocking variant's hooks: the test ends the commit in flight, once, with a real outcome.
+ */
+static void test_async_hooks(void **state)
 {
     cpns_store *st;
-    assert_int_equal(cpns_store_mem_new(&st), 0);
+    assert_int_equal(cpns_store_mem_new_async(&st), 0);
     const cpns_store_ops *ops = st->ops;
-    cpns_store_pne p;
-    memset(&p, 0, sizeof p);
-    strcpy(p.PNEID, "pne-a");
-    memset(p.EUK, 0x5a, sizeof p.EUK);
-    p.registered = 1;
-    strcpy(p.PNGWID, "gw-1");
-    strcpy(p.PNID, "pn-1");
-    cpns_store_sg sg1 = sg_row("sg-1", 1), sg2 = sg_row("sg-2", 3);
-    cpns_store_member m = member_row("sg-2", "pne-a", CPNS_MEMBER_FAILED);
-    m.fail_reason = 2;
-    cpns_store_nonce old = {"pne-a", {1}, 1000}, fresh = {"pne-a", {2}, 5000};
-    /* Written out of order; load() still reports PNEs, SGs, members, nonces. */
-    assert_int_equal(ops->put_sg(st, &sg2), 0);
-    assert_int_equal(ops->put_member(st, &m), 0);
-    assert_int_equal(ops->put_sg(st, &sg1), 0);
-    assert_int_equal(ops->put_pne(st, &p), 0);
-    assert_int_equal(ops->put_nonce(st, &old), 0);
-    assert_int_equal(ops->put_nonce(st, &fresh), 0);
-    assert_int_equal(ops->expire_nonces(st, 2000), 0);
-    assert_int_equal(ops->commit(st), 0);
-
-    seen s;
-    memset(&s, 0, sizeof s);
-    cpns_store_loader l = {on_pne, on_sg, on_member, on_nonce};
-    assert_int_equal(ops->load(st, &l, &s), 0);
-    assert_string_equal(s.order, "pssmn");
-    assert_memory_equal(&s.pne, &p, sizeof p);
-    assert_memory_equal(&s.member, &m, sizeof m);
-    assert_int_equal(s.nonce.seen_ms, 5000);
-    assert_int_equal(s.nonce.Nonce[0], 2);
-    l.sg = abort_on_sg;
-    memset(&s, 0, sizeof s);
-    assert_int_equal(ops->load(st, &l, &s), CPNS_ERR_CORRUPT);
+    cpns_store_sg sg = sg_row("sg-1", 1);
+    assert_false(cpns_store_mem_inflight(st));
+    assert_int_equal(cpns_store_mem_async_finish(st, 0), CPNS_ERR_STATE); /* none in flight */
+    assert_int_equal(ops->watch_fd(st), -1);
+    assert_int_equal(ops->put_sg(st, &sg), 0);
+    assert_int_equal(ops->commit_start(st), 0);
+    assert_true(cpns_store_mem_inflight(st));
+    assert_int_equal(cpns_store_mem_async_finish(st, CPNS_ERR_AGAIN), CPNS_ERR_STATE);
+    assert_int_equal(ops->commit_poll(st), CPNS_ERR_AGAIN);
+    assert_int_equal(cpns_store_mem_async_finish(st, 0), 0);
+    assert_int_equal(ops->commit_poll(st), 0);
+    assert_false(cpns_store_mem_inflight(st));
+    assert_int_equal(cpns_store_mem_commits(st), 1);
+    assert_int_equal(cpns_store_mem_get_sg(st, "sg-1", &sg), 0);
+    /* the plain store has no non-blocking ops; a crash ends a commit in flight */
+    cpns_store *plain;
+    assert_int_equal(cpns_store_mem_new(&plain), 0);
+    assert_null(plain->ops->commit_start);
+    cpns_store_close(plain);
+    assert_int_equal(ops->commit_start(st), 0);
+    cpns_store_mem_crash(st);
+    assert_false(cpns_store_mem_inflight(st));
     cpns_store_close(st);
 }
 
@@ -197,9 +136,9 @@ static void test_member_state_names(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_commit_rollback_crash),
+        cmocka_unit_test(test_hooks_see_committed_state),
         cmocka_unit_test(test_injected_faults),
-        cmocka_unit_test(test_load_order_and_nonce_expiry),
+        cmocka_unit_test(test_async_hooks),
         cmocka_unit_test(test_member_state_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
