@@ -12,9 +12,21 @@
  * when the server's delivered counter (/metrics) shows every member done.
  * The frames of the round are kept and replayed by the baseline (baseline.c).
  * One line per size on stdout: BENCH {"name":"e2e",...}.
+ *
+ * Takeover (--kill-pid, PostgreSQL active/standby): --server lists the
+ * instances; one round of one size; once --kill-at of its members answered,
+ * the active instance is killed (SIGKILL). The simulated GWs then do what
+ * cpns-gw does: move to the next server of the list at once, waiting
+ * TAKEOVER_PASS_MS only after a pass over the whole list failed, register,
+ * and announce their PNEs (PNEStatusNotification attached). The clock runs
+ * from the kill to the "key distribution complete" line in the log of the
+ * instance that took over (--takeover-log), and every member must then hold
+ * the Group Key of the POST's answer. One line: BENCH {"name":"takeover",...}.
  */
 #define _GNU_SOURCE /* memmem */
+#include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +39,40 @@ typedef struct e2e_opts {
     const char *server, *capture_dir;
     int64_t n_gws, n_pnes, server_pid, repeat;
     char sizes[256];
+    /* takeover: the instance to kill, when, and the log of the one expected to take over */
+    int64_t kill_pid;
+    double kill_at;
+    const char *takeover_log;
 } e2e_opts;
+
+/* The servers of --server (a comma-separated list for takeover). */
+#define LG_MAX_SERVERS 8
+/* After every listed server failed in turn, the next pass waits this long (ms). */
+#define TAKEOVER_PASS_MS 20
+
+/* What the takeover adds to each simulated GW (indexed like g->gws). */
+typedef struct gw_link {
+    SSL_CTX *ctx;
+    struct event *retry;
+    uint32_t cur, failed_in_pass;
+    bool announce; /* registered again after a failure: announce the PNEs */
+} gw_link;
+
+typedef struct takeover {
+    /* armed: the kill comes with the kill_n-th answer once the POST was answered */
+    bool armed;
+    const lg_http_req *post;
+    uint32_t kill_n, at_kill;
+    int64_t kill_pid;
+    bool on; /* the kill is under way: a closed connection moves to the next server */
+    char *servers[LG_MAX_SERVERS];
+    uint32_t n_servers;
+    gw_link *links;
+    int64_t t_kill_us, t_first_open_us, t_all_registered_us;
+    uint32_t registered_after;
+} takeover;
+
+static takeover T;
 
 #define LG_MAX_REPEAT 9
 
@@ -36,6 +81,10 @@ typedef struct e2e_opts {
 #define LG_CAPTURE_GUESS 1024u
 
 static lg *G; /* for the callbacks' arg only; no other global */
+
+static void takeover_registered(lg *g, lg_gw *gw);
+static void takeover_lost(lg_gw *gw);
+static void takeover_kill(lg *g);
 
 static void pne_flush(lg *g, lg_pne *p, net_conn *to, const uint8_t *req, size_t req_len)
 {
@@ -104,6 +153,9 @@ static void deliver(lg *g, net_conn *c, uint32_t i, const uint8_t *data, size_t 
     if (g->lat_ms && g->responses < g->round_members)
         g->lat_ms[g->responses] = (double)(lg_now_us() - g->t0_us) / 1000.0;
     g->responses++;
+    /* right here, not after the loop turn: one turn can carry most of a small group */
+    if (T.armed && g->responses >= T.kill_n && T.post->done)
+        takeover_kill(g);
 }
 
 static void gw_on_frame(net_conn *c, const uint8_t *data, size_t len, void *arg)
@@ -126,6 +178,8 @@ static void gw_on_frame(net_conn *c, const uint8_t *data, size_t len, void *arg)
             g->failed = true;
         }
         gw->registered = true;
+        if (T.on && m.Return == CPNS_RETURN_SUCCESS && T.links[gw->idx].announce)
+            takeover_registered(g, gw);
         return;
     }
     if (!(m.present & CPNS_F_PNEID) || lg_pne_index(m.PNEID, g->n_pnes, &i) != 0)
@@ -148,11 +202,102 @@ static void gw_on_close(net_conn *c, const char *reason, void *arg)
     (void)c;
     gw->closed = true;
     gw->conn = NULL;
+    if (T.on) {
+        takeover_lost(gw);
+        return;
+    }
     fprintf(stderr, "cpns-loadgen: GW %u connection closed: %s\n", gw->idx, reason);
     G->failed = true;
 }
 
 static const net_conn_cbs gw_cbs = {gw_on_open, gw_on_frame, gw_on_close};
+
+/* --- takeover: what cpns-gw does when its server fails --- */
+
+static void takeover_dial(evutil_socket_t fd, short what, void *arg)
+{
+    lg_gw *gw = arg;
+    gw_link *l = &T.links[gw->idx];
+    (void)fd;
+    (void)what;
+    char err[700];
+    gw->closed = false;
+    gw->registered = false;
+    l->announce = true;
+    gw->conn = net_connect(G->base, T.servers[l->cur], l->ctx, &gw_cbs, gw, err, sizeof err);
+    if (!gw->conn)
+        takeover_lost(gw);
+}
+
+/* The connection failed or ended: the next server at once, unless a whole pass failed. */
+static void takeover_lost(lg_gw *gw)
+{
+    gw_link *l = &T.links[gw->idx];
+    l->cur = (l->cur + 1) % T.n_servers;
+    struct timeval tv = {0, 0};
+    if (++l->failed_in_pass >= T.n_servers) {
+        l->failed_in_pass = 0;
+        tv.tv_usec = TAKEOVER_PASS_MS * 1000;
+    }
+    evtimer_add(l->retry, &tv);
+}
+
+/* Registered with the server that took over: its PNEs are behind this GW (announce_attached). */
+static void takeover_registered(lg *g, lg_gw *gw)
+{
+    gw_link *l = &T.links[gw->idx];
+    l->announce = false;
+    l->failed_in_pass = 0;
+    int64_t now = lg_now_us();
+    if (!T.t_first_open_us)
+        T.t_first_open_us = now;
+    if (++T.registered_after == g->n_gws)
+        T.t_all_registered_us = now;
+    for (uint32_t i = gw->idx; i < g->n_pnes; i += g->n_gws) {
+        char PNEID[CPNS_ID_MAX + 1];
+        uint8_t buf[512];
+        size_t len;
+        cpns_msg m;
+        cpns_msg_init(&m, CPNS_MSG_PNE_STATUS_NOTIFICATION, ((uint64_t)gw->idx << 32) + i + 1);
+        lg_pneid(i, PNEID);
+        if (cpns_msg_set_id(&m, CPNS_F_PNEID, PNEID) != 0)
+            continue;
+        m.Status = CPNS_STATUS_ATTACHED;
+        m.present |= CPNS_F_STATUS;
+        if (cpns_msg_encode(&m, buf, sizeof buf, &len) == 0)
+            net_conn_send(gw->conn, buf, len);
+    }
+}
+
+/* SIGKILL to the active instance; from now on a closed connection moves on. */
+static void takeover_kill(lg *g)
+{
+    T.armed = false;
+    T.on = true;
+    T.at_kill = g->responses;
+    if (kill((pid_t)T.kill_pid, SIGKILL) != 0) {
+        fprintf(stderr, "cpns-loadgen: kill %lld: %s\n", (long long)T.kill_pid, strerror(errno));
+        g->failed = true;
+    }
+    T.t_kill_us = lg_now_us();
+}
+
+/* --server A,B,...: the list (one entry without a comma). -1 when it is too long. */
+static int takeover_servers(const char *list)
+{
+    char *copy = strdup(list), *save;
+    if (!copy)
+        return -1;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (T.n_servers == LG_MAX_SERVERS) {
+            free(copy);
+            return -1;
+        }
+        T.servers[T.n_servers++] = strdup(tok);
+    }
+    free(copy);
+    return T.n_servers ? 0 : -1;
+}
 
 static int connect_gws(lg *g, const char *server)
 {
@@ -173,7 +318,14 @@ static int connect_gws(lg *g, const char *server)
         }
         g->gws[k].idx = k;
         g->gws[k].conn = net_connect(g->base, server, ctx, &gw_cbs, &g->gws[k], err, sizeof err);
-        SSL_CTX_free(ctx); /* the connection's SSL keeps its own reference */
+        if (T.links) { /* kept for the connections after the kill */
+            T.links[k].ctx = ctx;
+            T.links[k].retry = evtimer_new(g->base, takeover_dial, &g->gws[k]);
+            if (!T.links[k].retry)
+                return -1;
+        } else {
+            SSL_CTX_free(ctx); /* the connection's SSL keeps its own reference */
+        }
         if (!g->gws[k].conn) {
             fprintf(stderr, "cpns-loadgen: %s\n", err);
             return -1;
@@ -365,6 +517,136 @@ static int size_run(lg *g, const e2e_opts *o, uint32_t members, const char *self
     return 0;
 }
 
+/* "key_version":N and "key_fingerprint":"..." of an SG object (the POST's answer). */
+static int sg_key_of(const char *body, uint32_t *version, char fp[CPNS_FINGERPRINT_LEN + 1])
+{
+    const char *v = body ? strstr(body, "\"key_version\":") : NULL;
+    const char *f = body ? strstr(body, "\"key_fingerprint\":\"") : NULL;
+    if (!v || !f)
+        return -1;
+    *version = (uint32_t)strtoul(v + strlen("\"key_version\":"), NULL, 10);
+    f += strlen("\"key_fingerprint\":\"");
+    size_t n = strcspn(f, "\"");
+    if (n != CPNS_FINGERPRINT_LEN)
+        return -1;
+    memcpy(fp, f, n);
+    fp[n] = '\0';
+    return 0;
+}
+
+/* The members that do not hold Group Key `version` with fingerprint fp (0: one key everywhere). */
+static uint32_t members_off_key(lg *g, const char *SGID, uint32_t members, uint32_t version,
+                                const char *fp)
+{
+    uint32_t off = 0;
+    for (uint32_t i = 0; i < members; i++) {
+        cpns_keystore *ks = g->pnes[i].ks;
+        cpns_stored_keys k;
+        char have[CPNS_FINGERPRINT_LEN + 1] = "";
+        if (ks->ops->get(ks, SGID, &k) == 0 && k.current.KeyVersion == version)
+            cpns_fingerprint(k.current.GK, CPNS_KEY_LEN, have);
+        cpns_wipe(&k, sizeof k);
+        if (strcmp(have, fp) != 0)
+            off++;
+    }
+    return off;
+}
+
+/*
+ * The takeover round: a new SG of `members` on the active instance, SIGKILL
+ * to it once kill_at of them answered, timed from the kill to the complete
+ * line of the instance that took over. No baseline, no DELETE (the admin API
+ * that created it is gone): the last round of a run.
+ */
+static int takeover_run(lg *g, const e2e_opts *o, uint32_t members)
+{
+    char SGID[64];
+    snprintf(SGID, sizeof SGID, "takeover-%u-%d", members, (int)getpid());
+    size_t body_len;
+    char *body = lg_sg_body(SGID, 0, members, &body_len);
+    long log_from = lg_file_size(o->takeover_log);
+    if (!body || log_from < 0) {
+        fprintf(stderr, "cpns-loadgen: cannot read %s\n", o->takeover_log);
+        free(body);
+        return -1;
+    }
+    uint32_t kill_n = (uint32_t)(o->kill_at * members);
+    if (kill_n < 1)
+        kill_n = 1;
+    g->round_members = members;
+    g->responses = 0;
+    lg_http_req post;
+    g->t0_us = lg_now_us();
+    int rv = lg_http_start(g, "POST", "/v1/service-groups", body, body_len, &post);
+    free(body);
+    if (rv == 0)
+        rv = lg_run_until(g, &post.done, 600000);
+    if (rv != 0 || post.status != 201) {
+        fprintf(stderr, "cpns-loadgen: POST of %s: status %d\n", SGID, post.status);
+        free(post.body);
+        return -1;
+    }
+    T.post = &post;
+    T.kill_n = kill_n;
+    T.kill_pid = o->kill_pid;
+    T.armed = true;
+    if (g->responses >= kill_n) /* all of it came with the POST's answer */
+        takeover_kill(g);
+    rv = lg_run_until(g, &T.on, 600000);
+    uint32_t at_kill = T.at_kill;
+    if (rv != 0 || at_kill >= members) {
+        fprintf(stderr, "cpns-loadgen: %u of %u members answered before the kill\n", at_kill,
+                members);
+        free(post.body);
+        return -1;
+    }
+    int64_t post_to_kill = T.t_kill_us - g->t0_us;
+    rv = lg_wait_log_complete(g, o->takeover_log, log_from, SGID, 600000);
+    int64_t t_done = lg_now_us();
+    uint32_t version = 0;
+    char fp[CPNS_FINGERPRINT_LEN + 1];
+    uint32_t off = members;
+    if (rv == 0 && sg_key_of(post.body, &version, fp) == 0)
+        off = members_off_key(g, SGID, members, version, fp);
+    free(post.body);
+    if (rv != 0 || off != 0 || !T.t_all_registered_us) {
+        fprintf(stderr,
+                "cpns-loadgen: takeover of %u members failed (%s; %u members without the key "
+                "of the POST's answer)\n",
+                members, rv != 0 ? "no complete line" : "checked", off);
+        return -1;
+    }
+    fprintf(stderr,
+            "takeover: killed at %u of %u answers, first GW registered again after %.3f s, all "
+            "after %.3f s, complete after %.3f s; every member holds KeyVersion %u (%s)\n",
+            at_kill, members, (double)(T.t_first_open_us - T.t_kill_us) / 1e6,
+            (double)(T.t_all_registered_us - T.t_kill_us) / 1e6,
+            (double)(t_done - T.t_kill_us) / 1e6, version, fp);
+    printf("BENCH {\"name\":\"takeover\",\"members\":%u,\"gws\":%u,\"answered_at_kill\":%u,"
+           "\"post_to_kill_s\":%.3f,\"seconds\":%.3f,\"first_gw_back_s\":%.3f,"
+           "\"all_gws_back_s\":%.3f,\"after_gws_back_s\":%.3f,\"answers\":%u,"
+           "\"one_key\":true}\n",
+           members, g->n_gws, at_kill, (double)post_to_kill / 1e6,
+           (double)(t_done - T.t_kill_us) / 1e6, (double)(T.t_first_open_us - T.t_kill_us) / 1e6,
+           (double)(T.t_all_registered_us - T.t_kill_us) / 1e6,
+           (double)(t_done - T.t_all_registered_us) / 1e6, g->responses);
+    fflush(stdout);
+    return 0;
+}
+
+static void takeover_free(void)
+{
+    for (uint32_t i = 0; i < T.n_servers; i++)
+        free(T.servers[i]);
+    for (uint32_t k = 0; T.links && k < G->n_gws; k++) {
+        SSL_CTX_free(T.links[k].ctx);
+        if (T.links[k].retry)
+            event_free(T.links[k].retry);
+    }
+    free(T.links);
+    T = (takeover){0};
+}
+
 int lg_e2e_main(int argc, char **argv)
 {
     e2e_opts o = {.n_gws = 10, .capture_dir = "/tmp", .repeat = 1};
@@ -394,11 +676,26 @@ int lg_e2e_main(int argc, char **argv)
             parse_i64(v, 1, INT32_MAX, &o.server_pid);
         else if (strcmp(k, "--repeat") == 0)
             parse_i64(v, 1, LG_MAX_REPEAT, &o.repeat);
+        else if (strcmp(k, "--kill-pid") == 0)
+            parse_i64(v, 1, INT32_MAX, &o.kill_pid);
+        else if (strcmp(k, "--kill-at") == 0)
+            o.kill_at = strtod(v, NULL);
+        else if (strcmp(k, "--takeover-log") == 0)
+            o.takeover_log = v;
+    }
+    if (o.kill_pid > 0 && (!o.takeover_log || !(o.kill_at > 0 && o.kill_at < 1) ||
+                           takeover_servers(o.server ? o.server : "") != 0 || T.n_servers < 2)) {
+        fprintf(stderr,
+                "cpns-loadgen: --kill-pid needs --server A,B (2-%d servers), "
+                "--takeover-log FILE and --kill-at F (0 < F < 1)\n",
+                LG_MAX_SERVERS);
+        return 2;
     }
     if (!o.server || !g.admin || !g.pki || o.n_pnes <= 0) {
         fprintf(stderr, "usage: cpns-loadgen e2e --server HOST:PORT --admin HOST:PORT --pki DIR "
                         "--pnes N [--gws G] [--sizes N1,N2,...] [--repeat R (1-9)] [--seed S] "
-                        "[--server-pid PID] [--capture-dir DIR]\n");
+                        "[--server-pid PID] [--capture-dir DIR] [--kill-pid PID --kill-at F "
+                        "--takeover-log FILE]\n");
         return 2;
     }
     lg_raise_nofile();
@@ -412,7 +709,11 @@ int lg_e2e_main(int argc, char **argv)
     }
     fprintf(stderr, "%u simulated PNEs ready in %.2f s\n", g.n_pnes,
             (double)(lg_now_us() - t0) / 1e6);
-    if (connect_gws(&g, o.server) != 0 || register_pnes(&g) != 0)
+    if (o.kill_pid > 0 && !(T.links = calloc(g.n_gws, sizeof *T.links))) {
+        fprintf(stderr, "cpns-loadgen: out of memory\n");
+        return 1;
+    }
+    if (connect_gws(&g, T.links ? T.servers[0] : o.server) != 0 || register_pnes(&g) != 0)
         return 1;
     int rc = 0;
     for (char *save, *tok = strtok_r(o.sizes, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
@@ -421,12 +722,17 @@ int lg_e2e_main(int argc, char **argv)
             fprintf(stderr, "cpns-loadgen: size %s: 1..--pnes\n", tok);
             return 2;
         }
+        if (o.kill_pid > 0) { /* one round: the kill ends the first server */
+            rc = takeover_run(&g, &o, (uint32_t)n) != 0;
+            break;
+        }
         if (size_run(&g, &o, (uint32_t)n, "/proc/self/exe") != 0)
             rc = 1;
     }
     for (uint32_t k = 0; k < g.n_gws; k++)
         if (g.gws[k].conn)
             net_conn_close(g.gws[k].conn, false);
+    takeover_free();
     lg_pnes_free(&g);
     free(g.gws);
     free(g.capture.p);
