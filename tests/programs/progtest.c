@@ -163,7 +163,12 @@ int prog_wait_log(const prog_daemon *d, const char *needle, int count, int timeo
 int prog_stop(prog_daemon *d, int sig)
 {
     kill(d->pid, sig);
-    int status = wait_exit(d->pid, 5000);
+    return prog_wait_exit(d, 5000);
+}
+
+int prog_wait_exit(prog_daemon *d, int timeout_ms)
+{
+    int status = wait_exit(d->pid, timeout_ms);
     d->pid = 0;
     unlink(d->log_path);
     char *slash = strrchr(d->log_path, '/');

@@ -39,6 +39,8 @@ int prog_wait_log(const prog_daemon *d, const char *needle, int count, int timeo
 /* Sends sig and returns the exit status (-1 if it did not exit within 5 s, then killed);
  * the log is removed. */
 int prog_stop(prog_daemon *d, int sig);
+/* The same for a daemon that exits by itself: no signal; killed after timeout_ms (-1). */
+int prog_wait_exit(prog_daemon *d, int timeout_ms);
 
 /* A fresh private temporary directory (0700); the path lives in buf. */
 void prog_tmpdir(char *buf, size_t len);
