@@ -17,7 +17,8 @@
 # kept in $BENCH_OUT when set), and fails if a line is missing or does not parse.
 # Environment: BENCH_SIZES, BENCH_REPEAT, BENCH_FANOUT, BENCH_GWS, BENCH_TMP,
 # BENCH_OUT, BENCH_SERVER_WRAP (see below), BENCH_TAKEOVER (members of the
-# takeover round), BENCH_LEASE_TTL (the instances' --lease-ttl in seconds).
+# takeover round), BENCH_LEASE_TTL (the instances' --lease-ttl in seconds),
+# BENCH_KILL_AT (the fraction of its members answered at the kill, 0.3).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -255,14 +256,14 @@ for line in sys.stdin:
 ' "$1" "$lease_ttl"
 }
 
-say "takeover: a standby (bench-b), the active one killed -9 at 30 % of $takeover_n members (lease TTL $lease_ttl s)"
+say "takeover: a standby (bench-b), the active one killed -9 at ${BENCH_KILL_AT:-0.3} of $takeover_n members answered (lease TTL $lease_ttl s)"
 start_server "$work/pg-b.log" "is a standby" -- --db "$uri" --instance-id bench-b --lease-ttl "$lease_ttl"
 b_port=$server_port
 # The shell's "Killed" notice for the instance cpns-loadgen killed is not an error.
 {
   "$bin/cpns-loadgen" e2e --server "127.0.0.1:$a_port,127.0.0.1:$b_port" --admin "127.0.0.1:$a_admin" \
     --pki "$work/pki" --gws "$takeover_gws" --pnes "$takeover_n" --sizes "$takeover_n" \
-    --server-log "$work/pg-a.log" --kill-pid "$a_pid" --kill-at 0.3 --takeover-log "$work/pg-b.log" \
+    --server-log "$work/pg-a.log" --kill-pid "$a_pid" --kill-at "${BENCH_KILL_AT:-0.3}" --takeover-log "$work/pg-b.log" \
     2>>"$work/loadgen-takeover.log" | takeover_row "$work/pg-b.log" | emit
   wait "$a_pid" || true
 } 2>"$work/takeover.err"

@@ -62,7 +62,8 @@ typedef struct takeover {
     /* armed: the kill comes with the kill_n-th answer once the POST was answered */
     bool armed;
     const lg_http_req *post;
-    uint32_t kill_n, at_kill;
+    uint32_t kill_n, at_kill, at_post;
+    int64_t t_post_us; /* when the POST's answer was seen (0: not before the kill) */
     int64_t kill_pid;
     bool on; /* the kill is under way: a closed connection moves to the next server */
     char *servers[LG_MAX_SERVERS];
@@ -154,7 +155,11 @@ static void deliver(lg *g, net_conn *c, uint32_t i, const uint8_t *data, size_t 
         g->lat_ms[g->responses] = (double)(lg_now_us() - g->t0_us) / 1000.0;
     g->responses++;
     /* right here, not after the loop turn: one turn can carry most of a small group */
-    if (T.armed && g->responses >= T.kill_n && T.post->done)
+    if (T.armed && !T.t_post_us && T.post->done) {
+        T.t_post_us = lg_now_us();
+        T.at_post = g->responses;
+    }
+    if (T.armed && g->responses >= T.kill_n)
         takeover_kill(g);
 }
 
@@ -575,61 +580,72 @@ static int takeover_run(lg *g, const e2e_opts *o, uint32_t members)
         kill_n = 1;
     g->round_members = members;
     g->responses = 0;
+    /*
+     * Armed before the POST's answer: the server may answer it late (after
+     * most of a small group), and the kill is due at kill_n answers anyway.
+     */
     lg_http_req post;
-    g->t0_us = lg_now_us();
-    int rv = lg_http_start(g, "POST", "/v1/service-groups", body, body_len, &post);
-    free(body);
-    if (rv == 0)
-        rv = lg_run_until(g, &post.done, 600000);
-    if (rv != 0 || post.status != 201) {
-        fprintf(stderr, "cpns-loadgen: POST of %s: status %d\n", SGID, post.status);
-        free(post.body);
-        return -1;
-    }
     T.post = &post;
     T.kill_n = kill_n;
     T.kill_pid = o->kill_pid;
     T.armed = true;
-    if (g->responses >= kill_n) /* all of it came with the POST's answer */
-        takeover_kill(g);
-    rv = lg_run_until(g, &T.on, 600000);
+    g->t0_us = lg_now_us();
+    int rv = lg_http_start(g, "POST", "/v1/service-groups", body, body_len, &post);
+    free(body);
+    if (rv == 0)
+        rv = lg_run_until(g, &T.on, 600000);
     uint32_t at_kill = T.at_kill;
-    if (rv != 0 || at_kill >= members) {
-        fprintf(stderr, "cpns-loadgen: %u of %u members answered before the kill\n", at_kill,
-                members);
+    if (rv != 0 || at_kill >= members || (post.done && post.status && post.status != 201)) {
+        fprintf(stderr, "cpns-loadgen: %u of %u members answered before the kill (POST %d)\n",
+                at_kill, members, post.status);
         free(post.body);
         return -1;
     }
     int64_t post_to_kill = T.t_kill_us - g->t0_us;
     rv = lg_wait_log_complete(g, o->takeover_log, log_from, SGID, 600000);
     int64_t t_done = lg_now_us();
-    uint32_t version = 0;
-    char fp[CPNS_FINGERPRINT_LEN + 1];
+    /*
+     * One key everywhere: the POST's answer names it; if the kill came first
+     * (the answer is lost with the connection), the first member's key of
+     * KeyVersion 1 is the reference (a second key would differ from it).
+     */
+    uint32_t version = 1;
+    char fp[CPNS_FINGERPRINT_LEN + 1] = "";
+    cpns_stored_keys k0;
+    if (post.done && post.status == 201) {
+        if (sg_key_of(post.body, &version, fp) != 0)
+            *fp = '\0';
+    } else if (g->pnes[0].ks->ops->get(g->pnes[0].ks, SGID, &k0) == 0) {
+        cpns_fingerprint(k0.current.GK, CPNS_KEY_LEN, fp);
+        cpns_wipe(&k0, sizeof k0);
+    }
     uint32_t off = members;
-    if (rv == 0 && sg_key_of(post.body, &version, fp) == 0)
+    if (rv == 0 && *fp)
         off = members_off_key(g, SGID, members, version, fp);
     free(post.body);
     if (rv != 0 || off != 0 || !T.t_all_registered_us) {
         fprintf(stderr,
-                "cpns-loadgen: takeover of %u members failed (%s; %u members without the key "
-                "of the POST's answer)\n",
-                members, rv != 0 ? "no complete line" : "checked", off);
+                "cpns-loadgen: takeover of %u members failed (%s; %u members without KeyVersion "
+                "%u %s)\n",
+                members, rv != 0 ? "no complete line" : "checked", off, version, fp);
         return -1;
     }
+    double post_s = T.t_post_us ? (double)(T.t_post_us - g->t0_us) / 1e6 : -1;
     fprintf(stderr,
             "takeover: killed at %u of %u answers, first GW registered again after %.3f s, all "
-            "after %.3f s, complete after %.3f s; every member holds KeyVersion %u (%s)\n",
+            "after %.3f s, complete after %.3f s; every member holds KeyVersion %u (%s); the "
+            "POST was answered %.3f s after it, with %u answers in (-1: not before the kill)\n",
             at_kill, members, (double)(T.t_first_open_us - T.t_kill_us) / 1e6,
             (double)(T.t_all_registered_us - T.t_kill_us) / 1e6,
-            (double)(t_done - T.t_kill_us) / 1e6, version, fp);
+            (double)(t_done - T.t_kill_us) / 1e6, version, fp, post_s, T.at_post);
     printf("BENCH {\"name\":\"takeover\",\"members\":%u,\"gws\":%u,\"answered_at_kill\":%u,"
            "\"post_to_kill_s\":%.3f,\"seconds\":%.3f,\"first_gw_back_s\":%.3f,"
            "\"all_gws_back_s\":%.3f,\"after_gws_back_s\":%.3f,\"answers\":%u,"
-           "\"one_key\":true}\n",
+           "\"post_answered_s\":%.3f,\"answered_at_post\":%u,\"one_key\":true}\n",
            members, g->n_gws, at_kill, (double)post_to_kill / 1e6,
            (double)(t_done - T.t_kill_us) / 1e6, (double)(T.t_first_open_us - T.t_kill_us) / 1e6,
            (double)(T.t_all_registered_us - T.t_kill_us) / 1e6,
-           (double)(t_done - T.t_all_registered_us) / 1e6, g->responses);
+           (double)(t_done - T.t_all_registered_us) / 1e6, g->responses, post_s, T.at_post);
     fflush(stdout);
     return 0;
 }
