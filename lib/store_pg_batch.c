@@ -58,6 +58,7 @@ typedef struct pg_group {
 typedef struct pg_nonce {
     char key[NONCE_KEY_LEN];
     cpns_store_nonce n;
+    int del; /* put, then expired in this batch: deleted by key at commit */
 } pg_nonce;
 
 static const char hex_digits[] = "0123456789abcdef";
@@ -277,6 +278,7 @@ int pg_put_nonce(cpns_store *st, const cpns_store_nonce *n)
     if (!e)
         return no_memory(s, "put_nonce");
     e->n = *n;
+    e->del = 0;
     s->cur->n_writes++;
     return 0;
 }
@@ -285,24 +287,14 @@ int pg_expire_nonces(cpns_store *st, int64_t seen_before_ms)
 {
     cpns_store_pg *s = pg_of(st);
     pg_batch *b = s->cur;
-    /* This batch's older nonces go now; the database's by one DELETE, before the inserts. */
-    size_t n = 0;
+    /*
+     * The database's older nonces go by one DELETE, before the inserts. This
+     * batch's older ones are deleted by key: the row may be committed with a
+     * newer seen_ms that the bound would not catch (put, then expire).
+     */
     for (cpns_map_iter it = cpns_map_begin(&b->nonces); cpns_map_next(&it);)
-        n += ((pg_nonce *)it.val)->n.seen_ms < seen_before_ms;
-    if (n) {
-        pg_nonce **old = cpns_calloc(n, sizeof *old);
-        if (!old)
-            return no_memory(s, "expire_nonces");
-        size_t i = 0;
-        for (cpns_map_iter it = cpns_map_begin(&b->nonces); cpns_map_next(&it);)
-            if (((pg_nonce *)it.val)->n.seen_ms < seen_before_ms)
-                old[i++] = it.val;
-        for (i = 0; i < n; i++) {
-            cpns_map_remove(&b->nonces, old[i]->key);
-            cpns_free(old[i]);
-        }
-        cpns_free(old);
-    }
+        if (((pg_nonce *)it.val)->n.seen_ms < seen_before_ms)
+            ((pg_nonce *)it.val)->del = 1;
     if (!b->expire || seen_before_ms > b->expire_before_ms)
         b->expire_before_ms = seen_before_ms;
     b->expire = 1;
@@ -443,6 +435,9 @@ static const char sql_put_member[] =
     " ON CONFLICT (sgid, pneid) DO UPDATE SET key_version = excluded.key_version,"
     " state = excluded.state, ret = excluded.ret, fail_reason = excluded.fail_reason,"
     " attempts = excluded.attempts, malformed = excluded.malformed, pnid = excluded.pnid";
+static const char sql_del_nonce[] =
+    "DELETE FROM nonce WHERE (pneid, nonce) IN"
+    " (SELECT p, decode(n, 'hex') FROM unnest($1::text[], $2::text[]) AS u(p, n))";
 static const char sql_put_nonce[] =
     "INSERT INTO nonce (pneid, nonce, seen_ms)"
     " SELECT p, decode(n, 'hex'), t FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(p, n, t)"
@@ -479,6 +474,24 @@ static int send_deletions(cpns_store_pg *s, const pg_batch *b, int *count)
         else
             rv = pg_fail_conn(s, "commit: cannot send");
     }
+    for (int i = 0; i < MAX_COLS; i++)
+        cpns_free(c[i].p);
+    memset(c, 0, sizeof c);
+    if (rv == 0) {
+        char hex[2 * CPNS_NONCE_LEN + 1];
+        for (cpns_map_iter it = cpns_map_begin(&b->nonces); cpns_map_next(&it);) {
+            const pg_nonce *e = it.val;
+            if (!e->del)
+                continue;
+            to_hex(e->n.Nonce, CPNS_NONCE_LEN, hex);
+            elem_text(&c[0], e->n.PNEID);
+            elem_text(&c[1], hex);
+        }
+        if (c[0].n)
+            rv = send_arrays(s, sql_del_nonce, c, 2, count);
+    }
+    for (int i = 0; i < MAX_COLS; i++)
+        cpns_free(c[i].p);
     return rv;
 }
 
@@ -552,13 +565,16 @@ static int send_members_nonces(cpns_store_pg *s, const pg_batch *b, int *count)
     if (rv == 0 && b->nonces.count) {
         char hex[2 * CPNS_NONCE_LEN + 1];
         for (cpns_map_iter it = cpns_map_begin(&b->nonces); cpns_map_next(&it);) {
+            if (((const pg_nonce *)it.val)->del)
+                continue;
             const cpns_store_nonce *n = &((const pg_nonce *)it.val)->n;
             to_hex(n->Nonce, CPNS_NONCE_LEN, hex);
             elem_text(&c[0], n->PNEID);
             elem_text(&c[1], hex);
             elem_int(&c[2], n->seen_ms);
         }
-        rv = send_arrays(s, sql_put_nonce, c, 3, count);
+        if (c[0].n)
+            rv = send_arrays(s, sql_put_nonce, c, 3, count);
     }
     return rv;
 }

@@ -74,7 +74,6 @@ static const store_backend postgresql = {
     .open = pg_open,
     .reopen = pg_reopen,
     .errmsg = cpns_store_pg_errmsg,
-    .known_bugs = SS_BUG_EXPIRE_AFTER_UPDATE,
 };
 
 int main(void)
