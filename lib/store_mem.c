@@ -45,7 +45,7 @@ typedef struct mem_sg {
     cpns_map members; /* PNEID -> cpns_store_member */
 } mem_sg;
 
-/* A nonce is keyed by "PNEID/<hex of Nonce>"; '/' cannot occur in an identifier. */
+/* A nonce is keyed by "PNEID\x01<hex of Nonce>" (nonce_key). */
 #define NONCE_KEY_LEN (CPNS_ID_MAX + 1 + 2 * CPNS_NONCE_LEN + 1)
 typedef struct mem_nonce {
     char key[NONCE_KEY_LEN];
@@ -101,7 +101,8 @@ static void nonce_key(const char *PNEID, const uint8_t *Nonce, char out[NONCE_KE
     static const char hex[] = "0123456789abcdef";
     size_t n = strlen(PNEID);
     memcpy(out, PNEID, n);
-    out[n++] = '/';
+    /* Below every identifier character, so that keys sort by PNEID, then Nonce. */
+    out[n++] = '\x01';
     for (size_t i = 0; i < CPNS_NONCE_LEN; i++) {
         out[n++] = hex[Nonce[i] >> 4];
         out[n++] = hex[Nonce[i] & 15];
@@ -396,9 +397,39 @@ static int mem_expire_nonces(cpns_store *st, int64_t seen_before_ms)
     return log_append(st, OP_EXPIRE_NONCES, &seen_before_ms, sizeof seen_before_ms);
 }
 
+/*
+ * Whether every write of the sent log can be applied: a member's SG must
+ * exist at that point of the log. Checked first, so that a commit is all or
+ * nothing, as a database transaction is.
+ */
+static int log_valid(cpns_store_mem *m)
+{
+    cpns_map live; /* SGID -> "present"/"absent" as the log goes */
+    memset(&live, 0, sizeof live);
+    static char present, absent;
+    int rv = 0;
+    for (const mem_log *e = m->sent_head; rv == 0 && e; e = e->next) {
+        if (e->op == OP_PUT_SG) {
+            rv = cpns_map_put(&live, e->u.sg.SGID, &present) ? CPNS_ERR_NOMEM : 0;
+        } else if (e->op == OP_DEL_SG) {
+            rv = cpns_map_put(&live, e->u.member.SGID, &absent) ? CPNS_ERR_NOMEM : 0;
+        } else if (e->op == OP_PUT_MEMBER) {
+            const char *state = cpns_map_get(&live, e->u.member.SGID);
+            if (state ? state == &absent : !cpns_map_get(&m->sgs, e->u.member.SGID))
+                rv = CPNS_ERR_STORE;
+        }
+    }
+    cpns_map_clear(&live);
+    return rv;
+}
+
 static int apply_sent(cpns_store_mem *m)
 {
-    int rv = 0;
+    int rv = log_valid(m);
+    if (rv) {
+        log_free(&m->sent_head, &m->sent_tail); /* it could never succeed */
+        return CPNS_ERR_STORE;
+    }
     for (const mem_log *e = m->sent_head; e; e = e->next) {
         int r = apply(m, e);
         if (r && !rv)

@@ -39,7 +39,6 @@ static const store_backend mem = {
     .teardown = mem_teardown,
     .open = mem_open,
     .reopen = mem_reopen,
-    .known_bugs = SS_BUG_NONCE_ORDER | SS_BUG_PARTIAL_COMMIT,
 };
 
 static const store_backend mem_async = {
@@ -49,7 +48,6 @@ static const store_backend mem_async = {
     .open = mem_open_async,
     .reopen = mem_reopen,
     .finish = cpns_store_mem_async_finish,
-    .known_bugs = SS_BUG_NONCE_ORDER | SS_BUG_PARTIAL_COMMIT,
 };
 
 int main(void)
