@@ -45,31 +45,24 @@ typedef struct store_backend {
     int (*finish)(cpns_store *st, int outcome);
     /*
      * SS_BUG_* flags: deviations of this backend from the contract, found by
-     * the suite and reported, not yet fixed in lib/. The case that finds one
-     * says so and is skipped; once the backend is fixed, that case fails
-     * until the flag is removed (so a fix is noticed).
+     * the suite and not yet fixed in lib/. The case that finds one says so
+     * and is skipped; once the backend is fixed, that case fails until the
+     * flag is removed (so a fix is noticed). None is set today.
      */
     unsigned known_bugs;
 } store_backend;
 
 /*
- * lib/store_mem.c: load() gives nonces in the order of the key
- * "PNEID/<hex of Nonce>", so the nonces of a PNEID that another PNEID
- * extends with '-' or '.' (below '/') come after that one's, not by PNEID.
+ * The deviations the suite found, each named by the case that checks it
+ * (all fixed since, in lib/store_mem.c and lib/store_pg_batch.c):
+ * memory loaded nonces in the order of its key "PNEID/<hex of Nonce>", so a
+ * PNEID extended with '-' or '.' (below '/') sorted first; a memory commit
+ * whose replay failed on one write kept the rest of its batch; PostgreSQL
+ * left a committed nonce that a batch set older than the bound and then
+ * expired.
  */
 #define SS_BUG_NONCE_ORDER 0x1u
-/*
- * lib/store_mem.c: a commit whose log replay fails on one write (a member
- * of an SG that does not exist) returns CPNS_ERR_STORE but keeps every other
- * write of the batch: not all or nothing.
- */
 #define SS_BUG_PARTIAL_COMMIT 0x2u
-/*
- * lib/store_pg_batch.c: expire_nonces drops the batch's older nonces and
- * deletes the database's at commit, before the upserts; a committed nonce
- * the batch set older than the bound (put, then expire) is neither: it stays
- * with its committed seen_ms.
- */
 #define SS_BUG_EXPIRE_AFTER_UPDATE 0x4u
 
 typedef struct ss_fx {
