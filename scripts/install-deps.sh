@@ -8,7 +8,7 @@ packages=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
   libssl-dev libexpat1-dev libevent-dev libjansson-dev libsqlite3-dev libcmocka-dev
   libpq-dev postgresql
-  libxml2-utils libxml2-dev openssl valgrind gnuplot-nox
+  libxml2-utils libxml2-dev openssl valgrind gnuplot-nox groff-base
 )
 
 missing=()
