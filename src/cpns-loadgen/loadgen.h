@@ -6,7 +6,9 @@
  *               simulated PNEs (the real cpns_pne engine, a memory keystore)
  *   baseline.c  the same frames over the same kind of connections, with no
  *               parsing, crypto or storage (a child process plays the server)
- *   fanout.c    10,000 PNE connections to a real cpns-gw
+ *   fanout.c    10,000 PNE connections to a real cpns-gw (the benchmark), or
+ *               PNEs served behind several cpns-gw until SIGTERM, reporting
+ *               every key each stored (serve mode, the failover test)
  *
  * A simulated PNE i is "lg-<i>" and its EUK is HKDF(seed, "lg-<i>"), so the
  * provisioning run and the load run agree on keys without a key file.
