@@ -35,3 +35,14 @@ foreach(src ${CPNS_IT_TESTS})
     TIMEOUT ${CPNS_PROGRAM_TIMEOUT}
     SKIP_RETURN_CODE 77)
 endforeach()
+
+# test_failover (issue #11 item 6) kills the active cpns-server of two on a
+# private PostgreSQL (tests/support/pg.h) under 1,000 PNEs of cpns-loadgen fanout.
+if(TARGET it_test_failover)
+  target_link_libraries(it_test_failover PRIVATE cpns_test_support)
+  add_dependencies(it_test_failover cpns-loadgen)
+  math(EXPR CPNS_FAILOVER_TIMEOUT "${CPNS_PROGRAM_TIMEOUT} * 2")
+  set_tests_properties(integration_test_failover PROPERTIES
+    LABELS "integration;postgresql;failover"
+    TIMEOUT ${CPNS_FAILOVER_TIMEOUT})
+endif()
