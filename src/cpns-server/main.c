@@ -334,8 +334,9 @@ static int parse_options(int argc, char **argv, srvd_options *o)
     if (o->pg && !o->instance_id)
         return bad_option("--instance-id NAME is required with a PostgreSQL --db");
     if (o->instance_id && !cpns_id_valid(o->instance_id))
-        return bad_option("--instance-id '%s': not an identifier (1-64 of A-Z a-z 0-9 . _ -)",
-                          o->instance_id);
+        return bad_option(
+            "--instance-id '%s': not an identifier (1-64 of A-Z a-z 0-9 . _ : @ -, not only dots)",
+            o->instance_id);
     if (!o->master_key || !*o->master_key)
         return bad_option("--master-key FILE is required");
     if (log_parse_level(level, &o->log_level) != 0)
