@@ -32,6 +32,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "backoff.h"
 #include "daemon.h"
 #include "srvd.h"
 
@@ -59,7 +60,7 @@ static int64_t fence_after(const srvd *d)
 
 static void arm_ms(struct event *ev, int64_t ms)
 {
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    struct timeval tv = ms_to_timeval(ms);
     evtimer_add(ev, &tv);
 }
 
@@ -75,6 +76,11 @@ static void fence(srvd *d, const char *why)
     log_error("instance %s stops serving: %s (exit %d; restarted, it waits as a standby)",
               d->opt.instance_id, why, EXIT_FENCED);
     srvd_stop(d, EXIT_FENCED);
+}
+
+void srvd_ha_fenced(srvd *d)
+{
+    fence(d, "the database refused a commit: this instance no longer holds the lease");
 }
 
 static void remember_holder(srvd *d, const cpns_store_pg_lease *l)
@@ -202,17 +208,9 @@ static void commit_ended(srvd *d, int rv)
         if (d->exit_status)
             return;
     }
-    if (rv == CPNS_ERR_FENCED) {
-        fence(d, "the database refused a commit: this instance no longer holds the lease");
+    if (!srvd_commit_result(d, rv, rv == 0))
         return;
-    }
     bool ok = rv == 0;
-    if (!ok)
-        log_error("commit failed: %s; the server keeps its state and retries",
-                  srvd_store_error(d, rv));
-    else if (!d->store_ok)
-        log_info("the store works again: commits succeed");
-    d->store_ok = ok;
     /* Send what it released; commit again at once if more was due meanwhile. */
     bool again = d->commit_again || cpns_server_commit_wanted(d->server) == 1;
     d->commit_again = false;
@@ -272,16 +270,7 @@ void srvd_ha_commit(srvd *d)
         }
         return;
     }
-    if (rv == CPNS_ERR_FENCED) {
-        fence(d, "the database refused a commit: this instance no longer holds the lease");
-        return;
-    }
-    if (rv != 0)
-        log_error("commit failed: %s; the server keeps its state and retries",
-                  srvd_store_error(d, rv));
-    else if (!d->store_ok)
-        log_info("the store works again: commits succeed");
-    d->store_ok = rv == 0;
+    srvd_commit_result(d, rv, rv == 0);
 }
 
 /* --- the standby's admin API --- */

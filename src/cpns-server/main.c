@@ -625,18 +625,23 @@ static void commit(srvd *d, int pop_rv, bool blocking)
         return;
     }
     int flush_rv = cpns_server_flush(d->server);
-    if (flush_rv == CPNS_ERR_FENCED) {
-        srvd_stop(d, EXIT_FENCED);
-        return;
-    }
     d->last_commit_ms = srvd_now();
-    if (flush_rv < 0)
+    srvd_commit_result(d, flush_rv, pop_rv >= 0 && flush_rv == 0);
+}
+
+bool srvd_commit_result(srvd *d, int rv, bool ok)
+{
+    if (rv == CPNS_ERR_FENCED) {
+        srvd_ha_fenced(d);
+        return false;
+    }
+    if (rv < 0)
         log_error("commit failed: %s; the server keeps its state and retries",
-                  srvd_store_error(d, flush_rv));
-    bool ok = pop_rv >= 0 && flush_rv == 0;
+                  srvd_store_error(d, rv));
     if (ok && !d->store_ok)
         log_info("the store works again: commits succeed");
     d->store_ok = ok;
+    return true;
 }
 
 size_t srvd_gw_output(const srvd *d)

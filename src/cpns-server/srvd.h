@@ -137,11 +137,19 @@ void srvd_turn_send(srvd *d);
  * 0, or the exit status.
  */
 int srvd_activate(srvd *d);
+/*
+ * main.c: records a commit's outcome rv (ok: the turn as a whole worked):
+ * logs a failure, or the store working again, and sets store_ok. A fenced
+ * commit stops the daemon (exit 3) and returns false; otherwise true.
+ */
+bool srvd_commit_result(srvd *d, int rv, bool ok);
 /* Stops the loop with this exit status (self-fencing: 3). */
 void srvd_stop(srvd *d, int status);
 
 /* ha.c: PostgreSQL mode (opt.pg). Takes the lease or waits for it. 0 or an exit status. */
 int srvd_ha_start(srvd *d);
+/* A commit was fenced: logs why and stops with EXIT_FENCED. */
+void srvd_ha_fenced(srvd *d);
 /* Clean shutdown: hands the lease over at once. */
 void srvd_ha_stop(srvd *d);
 /* The commit of a turn: started without blocking; its end runs a turn. */
