@@ -142,6 +142,15 @@ static void wait_log(const inst *in, const char *needle)
     }
 }
 
+/* inst-a, active and listening, then inst-b, a standby. */
+static void start_pair(const fx *f, inst *a, inst *b, const char *ttl)
+{
+    start(f, a, "inst-a", ttl);
+    wait_log(a, "listening for GWs");
+    start(f, b, "inst-b", ttl);
+    wait_log(b, "is a standby");
+}
+
 static void test_standby_waits_and_forwards(void **state)
 {
     fx *f = *state;
@@ -184,10 +193,7 @@ static void test_sigterm_hands_over_at_once(void **state)
 {
     fx *f = *state;
     inst a, b;
-    start(f, &a, "inst-a", "60");
-    wait_log(&a, "listening for GWs");
-    start(f, &b, "inst-b", "60");
-    wait_log(&b, "is a standby");
+    start_pair(f, &a, &b, "60");
     free(ctl(&a, "pne", "add", "pne-1"));
     assert_int_equal(prog_stop(&a.d, SIGTERM), 0);
     /* Well inside the 60 s TTL: only the release explains it. */
@@ -206,10 +212,7 @@ static void test_kill9_standby_takes_over(void **state)
 {
     fx *f = *state;
     inst a, b;
-    start(f, &a, "inst-a", "2");
-    wait_log(&a, "listening for GWs");
-    start(f, &b, "inst-b", "2");
-    wait_log(&b, "is a standby");
+    start_pair(f, &a, &b, "2");
     free(ctl(&a, "pne", "add", "pne-1"));
     free(ctl(&a, "sg", "create", "sg-1"));
     int64_t t0 = mono_ms();
@@ -236,10 +239,7 @@ static void test_paused_active_is_fenced(void **state)
 {
     fx *f = *state;
     inst a, b;
-    start(f, &a, "inst-a", "2");
-    wait_log(&a, "listening for GWs");
-    start(f, &b, "inst-b", "2");
-    wait_log(&b, "is a standby");
+    start_pair(f, &a, &b, "2");
     free(ctl(&a, "pne", "add", "pne-1"));
     kill(a.d.pid, SIGSTOP);
     wait_log(&b, "instance inst-b holds the lease");
