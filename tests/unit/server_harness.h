@@ -180,6 +180,14 @@ static inline void h_reg_msg(harness *h, cpns_msg *m, const char *PNEID,
     h_reg_msg_nonce(h, m, PNEID, EUK, Time, Nonce);
 }
 
+/* A registration of PNEID with its h_euk key, dated h->now, not sent. */
+static inline void h_reg_msg_now(harness *h, cpns_msg *m, const char *PNEID)
+{
+    uint8_t EUK[CPNS_KEY_LEN];
+    h_euk(PNEID, EUK);
+    h_reg_msg(h, m, PNEID, EUK, h->now / 1000);
+}
+
 /* Sends a registration and returns the Return of its response (PNID copied out when asked). */
 static inline uint32_t h_register_msg(harness *h, uint64_t conn, const cpns_msg *req,
                                       char *PNID_out)

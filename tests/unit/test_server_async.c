@@ -30,13 +30,6 @@ static int teardown(void **state)
 
 static const char *const ONE[] = {"pne-a"};
 
-static void reg_msg(harness *h, cpns_msg *m, const char *PNEID)
-{
-    uint8_t EUK[CPNS_KEY_LEN];
-    h_euk(PNEID, EUK);
-    h_reg_msg(h, m, PNEID, EUK, h->now / 1000);
-}
-
 /* Ends the commit in flight with outcome and returns what the engine's poll says. */
 static int finish(harness *h, int outcome)
 {
@@ -52,7 +45,7 @@ static void test_answer_leaves_when_commit_is_durable(void **state)
     h_pne_add(h, "pne-a");
     assert_int_equal(cpns_server_flush(h->s), 0);
     cpns_msg m, r;
-    reg_msg(h, &m, "pne-a");
+    h_reg_msg_now(h, &m, "pne-a");
     assert_int_equal(h_recv(h, 1, &m), 0);
     assert_true(cpns_server_commit_wanted(h->s));
     uint64_t commits = cpns_store_mem_commits(h->st);
@@ -80,10 +73,10 @@ static void test_answer_held_during_flight_waits_for_next_commit(void **state)
     h_pne_add(h, "pne-b");
     assert_int_equal(cpns_server_flush(h->s), 0);
     cpns_msg a, b, r;
-    reg_msg(h, &a, "pne-a");
+    h_reg_msg_now(h, &a, "pne-a");
     assert_int_equal(h_recv(h, 1, &a), 0);
     assert_int_equal(cpns_server_flush_start(h->s), 0);
-    reg_msg(h, &b, "pne-b");
+    h_reg_msg_now(h, &b, "pne-b");
     assert_int_equal(h_recv(h, 1, &b), 0);
     assert_true(cpns_server_commit_wanted(h->s));
     assert_int_equal(finish(h, 0), 0);
@@ -109,7 +102,7 @@ static void test_failed_commit_is_written_by_the_next(void **state)
     h_pne_add(h, "pne-a");
     assert_int_equal(cpns_server_flush(h->s), 0);
     cpns_msg m, r;
-    reg_msg(h, &m, "pne-a");
+    h_reg_msg_now(h, &m, "pne-a");
     assert_int_equal(h_recv(h, 1, &m), 0);
     assert_int_equal(cpns_server_flush_start(h->s), 0);
     assert_int_equal(finish(h, CPNS_ERR_STORE), CPNS_ERR_STORE);
@@ -161,7 +154,7 @@ static void test_catch_up_waits_for_answer_in_flight(void **state)
     cpns_msg m, r;
     assert_int_equal(h_pop_raw(h, NULL, &r), 0); /* not reachable yet */
     assert_int_equal(cpns_server_flush(h->s), 0);
-    reg_msg(h, &m, "pne-a");
+    h_reg_msg_now(h, &m, "pne-a");
     assert_int_equal(h_recv(h, 1, &m), 0);
     uint64_t commits = cpns_store_mem_commits(h->st);
     assert_int_equal(h_pop_raw(h, NULL, &r), 0);
@@ -186,10 +179,10 @@ static void test_blocking_flush_waits_for_commit_in_flight(void **state)
     h_pne_add(h, "pne-b");
     assert_int_equal(cpns_server_flush(h->s), 0);
     cpns_msg a, b, r;
-    reg_msg(h, &a, "pne-a");
+    h_reg_msg_now(h, &a, "pne-a");
     assert_int_equal(h_recv(h, 1, &a), 0);
     assert_int_equal(cpns_server_flush_start(h->s), 0);
-    reg_msg(h, &b, "pne-b");
+    h_reg_msg_now(h, &b, "pne-b");
     assert_int_equal(h_recv(h, 1, &b), 0);
     assert_int_equal(cpns_server_flush(h->s), 0);
     assert_false(cpns_server_flush_inflight(h->s));
@@ -209,7 +202,7 @@ static void test_closed_connection_drops_answer_in_flight(void **state)
     h_pne_add(h, "pne-a");
     assert_int_equal(h_gw(h, 2, "gw-2", "pn-office", NULL), CPNS_RETURN_SUCCESS);
     cpns_msg m, r;
-    reg_msg(h, &m, "pne-a");
+    h_reg_msg_now(h, &m, "pne-a");
     assert_int_equal(h_recv(h, 2, &m), 0);
     assert_int_equal(cpns_server_flush_start(h->s), 0);
     cpns_server_conn_close(h->s, 2, h->now);

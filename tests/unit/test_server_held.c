@@ -27,13 +27,6 @@ static int teardown(void **state)
 
 static const char *const ONE[] = {"pne-a"};
 
-static void reg_msg(harness *h, cpns_msg *m, const char *PNEID)
-{
-    uint8_t EUK[CPNS_KEY_LEN];
-    h_euk(PNEID, EUK);
-    h_reg_msg(h, m, PNEID, EUK, h->now / 1000);
-}
-
 /* #10.8: the Return 1 answer is not popped before the commit; after it, it is. */
 static void test_registration_answer_waits_for_commit(void **state)
 {
@@ -42,7 +35,7 @@ static void test_registration_answer_waits_for_commit(void **state)
     h_pne_add(h, "pne-a");
     assert_false(cpns_server_commit_wanted(h->s));
     cpns_msg m, r;
-    reg_msg(h, &m, "pne-a");
+    h_reg_msg_now(h, &m, "pne-a");
     assert_int_equal(h_recv(h, 1, &m), 0);
     assert_true(cpns_server_commit_wanted(h->s));
     assert_int_equal(h_pop_raw(h, NULL, &r), 0);
@@ -66,12 +59,12 @@ static void test_refusals_are_not_held(void **state)
     h_world(h, NULL, 0);
     h_pne_add(h, "pne-a");
     cpns_msg m, r;
-    reg_msg(h, &m, "pne-x");
+    h_reg_msg_now(h, &m, "pne-x");
     assert_int_equal(h_recv(h, 1, &m), 0);
     assert_false(cpns_server_commit_wanted(h->s));
     assert_int_equal(h_pop_raw(h, NULL, &r), 1);
     assert_int_equal(r.Return, CPNS_RETURN_UNKNOWN);
-    reg_msg(h, &m, "pne-a");
+    h_reg_msg_now(h, &m, "pne-a");
     m.Time += 1; /* the Proof no longer verifies */
     assert_int_equal(h_recv(h, 1, &m), 0);
     assert_false(cpns_server_commit_wanted(h->s));
@@ -91,7 +84,7 @@ static void test_failed_commit_keeps_answer_held_and_replay_after_crash(void **s
     h_pne_add(h, "pne-a");
     assert_int_equal(cpns_server_flush(h->s), 0);
     cpns_msg m, r;
-    reg_msg(h, &m, "pne-a");
+    h_reg_msg_now(h, &m, "pne-a");
     assert_int_equal(h_recv(h, 1, &m), 0);
     cpns_store_mem_fail_writes(h->st, 1);
     assert_int_equal(cpns_server_flush(h->s), CPNS_ERR_STORE);
@@ -131,7 +124,7 @@ static void test_answer_leaves_before_catch_up(void **state)
     cpns_msg m, r;
     assert_int_equal(h_pop_raw(h, NULL, &r), 0); /* not registered: not reachable */
     assert_int_equal(cpns_server_flush(h->s), 0);
-    reg_msg(h, &m, "pne-a");
+    h_reg_msg_now(h, &m, "pne-a");
     assert_int_equal(h_recv(h, 1, &m), 0);
     uint64_t commits = cpns_store_mem_commits(h->st);
     assert_int_equal(h_pop_raw(h, NULL, &r), 1);
@@ -165,7 +158,7 @@ static void test_failed_commit_holds_only_that_pne(void **state)
     assert_string_equal(req_b.PNEID, "pne-b");
     assert_int_equal(cpns_server_flush(h->s), 0);
     /* pne-a registers (its catch-up is queued first), then pne-b's request times out. */
-    reg_msg(h, &m, "pne-a");
+    h_reg_msg_now(h, &m, "pne-a");
     assert_int_equal(h_recv(h, 1, &m), 0);
     h->now += 10000;
     assert_int_equal(cpns_server_handle_expiry(h->s, h->now), 0);
@@ -196,15 +189,15 @@ static void test_closed_connection_drops_held_answer(void **state)
     h_pne_add(h, "pne-b");
     assert_int_equal(h_gw(h, 2, "gw-2", "pn-office", NULL), CPNS_RETURN_SUCCESS);
     cpns_msg a, b, r;
-    reg_msg(h, &a, "pne-a");
-    reg_msg(h, &b, "pne-b");
+    h_reg_msg_now(h, &a, "pne-a");
+    h_reg_msg_now(h, &b, "pne-b");
     assert_int_equal(h_recv(h, 1, &a), 0);
     assert_int_equal(h_recv(h, 2, &b), 0);
     assert_int_equal(cpns_server_conn_close(h->s, 1, h->now), 0);
     assert_true(cpns_server_commit_wanted(h->s)); /* pne-b's answer is still held */
     assert_int_equal(cpns_server_flush(h->s), 0);
     /* Released but unpopped answers go with their connection too. */
-    reg_msg(h, &a, "pne-a");
+    h_reg_msg_now(h, &a, "pne-a");
     assert_int_equal(h_recv(h, 2, &a), 0);
     assert_int_equal(cpns_server_flush(h->s), 0);
     uint64_t link = 0;
