@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # The README's commands. The real build is CMake; this file only drives it.
 #   make          build everything into build/
 #   make test     build and run every test (CTest)

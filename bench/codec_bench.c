@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The codec micro-benchmark of `make bench`: encode + decode of a
  * SGroupKeyDeliveryRequest with the cpns/1 codec (expat underneath, every

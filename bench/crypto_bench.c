@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The crypto micro-benchmark of `make bench`: the server's cryptographic work
  * per member as the server does it, cpns_egk_wrap_ctx on one reused cpns_gcm

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Draws docs/performance-e2e.png from BENCH lines (bench/run.sh with BENCH_OUT):
 # completion time against group size, the project and its transport-only baseline.
 #   bench/plot.sh RESULTS [OUT.png]

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # make bench / make bench-smoke: every benchmark of docs/PERFORMANCE.md.
 #
 #   bench/run.sh BIN_DIR [full|smoke]

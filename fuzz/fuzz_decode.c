@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * libFuzzer harness for the cpns/1 decoder and peek (lib/codec_decode.c).
  *

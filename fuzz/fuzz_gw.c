@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * libFuzzer harness for the PN GW engine's input from either side (lib/gw.c,
  * 7.8.6.2).

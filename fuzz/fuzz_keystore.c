@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * libFuzzer harness for the PNE key-store file loader (lib/keystore_file.c).
  *

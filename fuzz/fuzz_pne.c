@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * libFuzzer harness for the PNE engine's input (lib/pne.c, 7.8.6.1).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * libFuzzer harness for the CPNS Server engine's input (lib/server*.c,
  * 7.8.6.3): GW registration first (by the harness), then responses,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The world of the server harness (fuzz_server.c), shared with the seed
  * generator (gen_seeds.c) so that the generator can answer the very

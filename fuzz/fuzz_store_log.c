@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * libFuzzer harness for the SQLite store's member log (lib/store_sqlite_members.c).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * What the engine harnesses (fuzz_pne.c, fuzz_gw.c, fuzz_server.c,
  * fuzz_keystore.c) and their seed generator (gen_seeds.c) share: the fixed

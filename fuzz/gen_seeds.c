@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Writes the seed corpora of the engine and key-store harnesses:
  *   gen_seeds DIR   -> DIR/pne/, DIR/gw/, DIR/server/, DIR/keystore/

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Replays a fuzz corpus through a harness without libFuzzer, so the normal
  * test run (CTest, tests/fuzz.cmake) keeps every seed and every past crash as

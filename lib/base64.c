@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Strict base64 (RFC 4648 section 4: standard alphabet, '=' padding) for the
  * blob attributes. Strict means canonical: the length is a multiple of 4, no

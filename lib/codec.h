@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Private to the message modules (msg.c, codec_encode.c, codec_decode.c):
  * the per-kind field rules of PROTOCOL.md 3.1, kept in one place so the

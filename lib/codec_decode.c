@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The cpns/1 decoder and the routing peek (PROTOCOL.md section 3), on expat.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The cpns/1 encoder and the 4-byte framing (PROTOCOL.md sections 2 and 3).
  *

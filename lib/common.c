@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Error strings, the allocator hook, the logging helper and small shared
  * helpers. The allocator hook is the library's only process-wide state (see

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * EncryptedGroupKey (PROTOCOL.md section 4): how the server hands a PNE the
  * Group Key so that the PN GW in between never sees it (7.8.6.3 step 2:

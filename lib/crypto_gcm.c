@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * AES-256-GCM for EncryptedGroupKey, group messages and the file keystore:
  * one-shots, the reusable cpns_gcm context, and the builder of the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Group messages (PROTOCOL.md section 4): what members of a Service Group do
  * with the Group Key once 7.8.6 has delivered it, used by the PNE's seal and

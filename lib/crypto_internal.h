@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * What the crypto files share and do not export: the AES-256-GCM one-shots
  * that EncryptedGroupKey, group messages and the file keystore are built on,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * HKDF-SHA256 (RFC 5869) through OpenSSL's EVP_KDF "HKDF", and cpns_kdf(),
  * the one form PROTOCOL.md section 4 uses: empty salt, 32 bytes out, a

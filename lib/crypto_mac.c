@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The two HMAC-SHA256 proofs of PROTOCOL.md section 4: the registration
  * Proof (a PNE shows it holds its EUK, so that only the real PNE can attract

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The small primitives every other part of libcpns leans on: the OS CSPRNG
  * (every Group Key, nonce and TransactionID comes from here unless a test

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * What the library's modules share and do not export: the allocation
  * wrappers behind the allocator hook, a small hash map, the engines' output

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The file keystore: a PNE's secure storage for its Group Keys (7.8.6.1
  * step 2) as one encrypted file, DIR/groupkeys, replaced atomically and

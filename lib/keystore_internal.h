@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * What the keystore backends share and do not export: the in-memory table of
  * stored keys (SGID -> current and previous key) with the put() rules of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The memory keystore: the key table with nothing behind it, for tests and
  * simulated PNEs, plus a switch that makes put() fail so that tests can drive

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The table of stored Group Keys behind both keystore backends: per SGID the
  * current key and the one before it (keystore.h). It owns the put() rule so

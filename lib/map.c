@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A hash map from a string or a uint64 to a pointer, for the engines' tables
  * (PNEs, SGs, members, links, outstanding TransactionIDs). Keys are not

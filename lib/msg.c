@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The cpns/1 message model (msg.h): kind names, construction helpers and the
  * per-kind field rules of PROTOCOL.md 3.1 shared by the encoder and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The engines' output queue: a FIFO of owned frame payloads. An engine pushes
  * what it wants sent; the glue pops it. The popped item stays alive until the

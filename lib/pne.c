@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The PNE engine (PROTOCOL.md 5.1, CR 7.8.6.1), sans-I/O.
  *

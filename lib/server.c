@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The CPNS Server engine (server.h): the object and what ties its parts
  * together. It loads the durable state once, keeps the GW connections and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Administration of the CPNS Server (server.h; the admin API maps onto it):
  * provisioning PNEs with their Entity User Keys, creating, changing,

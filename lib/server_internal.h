@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The inside of the CPNS Server engine (server.h), shared by its files:
  *   server.c           the object, load, GW connections, recv dispatch, pop,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Flood control of the server engine: a token bucket per GW connection caps
  * the PNERegistrationRequests it may pass (cpns_server_config.reg_rate_per_s

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The per-member delivery state machine of the CPNS Server (7.8.6.3), in the
  * manner of hostap's per-station group-key machine: one srv_member per (SG,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The neighbouring procedures the server needs to route 7.8.6 messages
  * (PROTOCOL.md 3.1, 5.3): a GW registers its connection under its PNGWID, a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The memory backend of the store ops (store.h), for tests and demos.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The PostgreSQL backend of the server store (store.h): the connection, the
  * versioned schema (store_pg_schema.c) migrated at open, the commit

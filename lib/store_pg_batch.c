@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The write batch of the PostgreSQL store: the put_ and del_ ops only
  * record their row in memory (sealing secrets at once, so no clear key

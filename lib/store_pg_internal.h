@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * What the files of the PostgreSQL store share (store.h; the schema in
  * store_pg_schema.c): the store object, its write batch, and the helpers of

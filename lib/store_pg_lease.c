@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The active/standby lease of the PostgreSQL store (store.h): synchronous
  * calls of the schema's cpns_lease_acquire() and cpns_lease_release() on the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * load() of the PostgreSQL store: every PNE, SG (with its current Group Key
  * from sg_key), member and nonce, in key order (identifiers are COLLATE "C",

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The schema of the PostgreSQL store, version 2. The SQL of the steps below
  * is the definition; docs/ARCHITECTURE.md section 7.1 has the table of tables.

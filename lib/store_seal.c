@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Encryption at rest for the server stores (store_seal.h): EUKs, Group Keys
  * and the master key check value are sealed with AES-256-GCM under K_store =

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Encryption at rest of the server store's secrets, shared by the SQLite and
  * PostgreSQL backends (store_seal.c): EUKs, Group Keys and the master key

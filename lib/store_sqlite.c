@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The SQLite backend of the server store (store.h): opening the database,
  * its versioned schema, the batch transaction and closing.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Fault injection for the SQLite store, for tests only: real SQLite errors
  * rather than a mocked op, so the whole path (sqlite_write's poisoning,

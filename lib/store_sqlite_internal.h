@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * What the files of the SQLite store share: the store object and its
  * helpers. Its secrets are sealed by the module shared with the PostgreSQL

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The member rows of the SQLite store, kept as a log (schema version 2).
  *

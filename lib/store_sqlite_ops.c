@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The row ops of the SQLite store (store.h): the upserts and deletions the
  * engine writes during a batch, and load(), which reads everything back at

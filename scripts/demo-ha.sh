@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # make demo-ha: the demo's story on PostgreSQL, with two server instances, the
 # active one killed in the middle of a distribution (issue #11).
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # make demo: the project's main job, end to end, with the real programs.
 #
 # A throw-away PKI, a CPNS Server (SQLite store, TLS 1.3), one PN GW and three

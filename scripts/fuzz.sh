@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Runs every libFuzzer harness built in BUILD/fuzz/ for SECONDS each, starting
 # from a copy of its checked-in seed corpus (fuzz/corpus/<name>/), so that
 # what the fuzzer finds stays in BUILD/, not in the repository.

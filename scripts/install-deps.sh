@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs the Debian 12 packages the project needs, skipping those already there.
 #   scripts/install-deps.sh           install what is missing (needs root or sudo)
 #   scripts/install-deps.sh --check   exit 1 and list what is missing, install nothing

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # A throwaway PostgreSQL cluster in one directory, for tests, CI, demos and
 # benchmarks (issue #11, item 4; SCALEOUT.md section 6). It listens only on a
 # Unix socket inside DIR, never on TCP, and touches no root-owned path:

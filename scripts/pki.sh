@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Makes a throw-away PKI for tests and demos of the TLS link between
 # cpns-server and cpns-gw (PROTOCOL.md section 2): a CA, a server certificate
 # (CN cpns-server, SAN DNS:localhost, IP:127.0.0.1) and one client certificate

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Runs the test suite N times while other processes keep every core busy, to
 # catch tests that depend on timing (issue #10, section 2):
 #   scripts/test-repeat.sh N [BUILD_DIR]        (BUILD_DIR defaults to build)

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Runs every unit test (tests/unit/test_*.c) and end-to-end test (tests/e2e/)
 # of an uninstrumented build under valgrind memcheck, JOBS at a time:
 #   scripts/valgrind.sh BUILD [JOBS]

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Tests of the programs' shared layer (src/common): tests/common/test_*.c,
 # linked with cpns_daemon (the target is defined under src/, configured later).
 file(GLOB CPNS_COMMON_TESTS CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/common/test_*.c)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Fault-injection tests (tests/fault/test_*.c): the library's engines on
 # stores that fail for real (SQLite full or read-only through the test hooks
 # of store.h) or on the memory store's injected failures. Like unit tests, one

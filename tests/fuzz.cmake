@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Corpus replay: for every harness fuzz/fuzz_<name>.c, the test replay_<name>
 # runs fuzz/corpus/<name>/ through it in the normal (non-fuzzing) build, with
 # the regular library. A new harness only needs its .c file and its corpus.

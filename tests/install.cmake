@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # `make install` checked end to end (DESIGN.md section 6): installs this
 # build into ${CMAKE_BINARY_DIR}/install-test, then compiles, links and runs
 # a small program against it with nothing but `pkg-config --cflags --libs cpns`.

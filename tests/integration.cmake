@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Integration tests: the real programs (build/bin) on loopback, driven by
 # tests/integration/test_*.c through the harness of tests/integration/harness.h.
 # Each is one CTest test labelled "integration" (ctest -L integration).

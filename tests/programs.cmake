@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Program tests: each tests/programs/test_*.c is a cmocka program that runs
 # the built daemons and tools (fork/exec from CPNS_BIN_DIR) and checks their
 # exit codes, output and behaviour on loopback sockets.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Things every libcpns module shares: C error codes, the allocator hook,
  * the log callback and the shape of an engine's output.

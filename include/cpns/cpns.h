@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libcpns: CPNS 1.1 section 7.8.6, Simplified Group Key management. */
 #ifndef CPNS_H
 #define CPNS_H

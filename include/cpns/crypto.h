@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The cryptography of PROTOCOL.md section 4, on OpenSSL 3 EVP.
  *

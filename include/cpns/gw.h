@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The PN GW engine (7.8.6.2), sans-I/O.
  *

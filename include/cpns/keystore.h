@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * PNE secure storage (7.8.6.1 step 2): where a PNE keeps its Group Keys.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The cpns/1 messages (PROTOCOL.md section 3): the model, the XML codec, the
  * cheap routing peek, and the 4-byte framing.

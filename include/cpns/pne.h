@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The PNE engine (7.8.6.1), sans-I/O.
  *

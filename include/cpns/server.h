@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The CPNS Server engine (7.8.6.3), sans-I/O.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The server's durable state, behind an ops table (DESIGN.md section 1).
  *

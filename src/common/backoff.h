@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Reconnect pacing and the clock for the programs that dial out (cpns-gw
  * dials the server, cpns-pne dials its GW): capped exponential backoff with

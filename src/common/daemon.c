@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Logging, key files, addresses and numbers for the programs (daemon.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * What the four programs share: logging to stderr (one line per event),
  * key files (base64 of 32 bytes, refused when group or others can read them),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Linear probing with backward-shift deletion (links.h): no tombstones, so
  * a GW whose PNEs come and go for months keeps short probe sequences.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A daemon's table of connections: engine link handle -> net_conn (the GW's
  * PNE connections, the server's GW connections). The engines name links by

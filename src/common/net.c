@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cpns/1 framing over libevent bufferevents, plain or TLS (net.h).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The network layer of the daemons, on libevent: listeners and outgoing
  * connections carrying cpns/1 frames (4-byte big-endian length, payload of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cpns-demo: the procedure of CPNS 7.8.6 end to end, in one process.
  *

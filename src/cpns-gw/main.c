@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cpns-gw: the PN GW daemon (CPNS 7.8.6.2) as thin glue around the GW engine
  * (cpns/gw.h). It keeps one connection to the CPNS Server (TLS 1.3 with its

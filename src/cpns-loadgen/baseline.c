@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The baseline of the e2e benchmark: the frames of one measured round moved
  * through the same kind of connections (G TLS 1.3 links with the GWs'

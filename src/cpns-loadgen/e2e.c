@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cpns-loadgen e2e: the end-to-end benchmark against a real cpns-server.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cpns-loadgen fanout: N simulated PNEs, each on its own TCP connection to a
  * real cpns-gw (as cpns-pne would be), register through it and receive Group

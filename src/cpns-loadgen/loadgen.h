@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The inside of cpns-loadgen, shared by its files:
  *   main.c      options, provisioning of the server's store, the admin HTTP

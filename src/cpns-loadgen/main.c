@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cpns-loadgen: the load generator of `make bench` (docs/PERFORMANCE.md).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * What the parts of cpns-pne share: the parsed command line, opening the
  * key store, and the three offline subcommands (keys, seal, open) that work

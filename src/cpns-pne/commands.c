@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The offline subcommands of cpns-pne (DESIGN.md section 4): `keys` lists
  * what the PNE's secure storage holds (SGID, KeyVersion, fingerprint; never a

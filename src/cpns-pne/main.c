@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cpns-pne: the PNE daemon (CPNS 7.8.6.1) as thin glue around the PNE engine
  * (cpns/pne.h), plus the offline subcommands of commands.c.

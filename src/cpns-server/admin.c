@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The HTTP side of the admin API (DESIGN.md section 5) on libevent's evhttp:
  * binding, the bearer token of --admin-token-file, routing by path segment,

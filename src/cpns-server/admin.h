@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * What the two halves of the admin API share: admin.c is the HTTP side
  * (evhttp, routing, the bearer token, bodies, answers and their log line),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The /v1 resources of the admin API (DESIGN.md section 5): PNEs and Service
  * Groups, mapped onto the engine's administration functions (server.h).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cpns-server on PostgreSQL (issue #11, stage 1 of docs/ARCHITECTURE.md
  * section 7): several instances on one database, exactly one active.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cpns-server: the CPNS Server daemon (7.8.6.3) as thin glue around the
  * server engine (cpns/server.h). It opens the SQLite store under the master

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * GET /metrics: the engine's counters (cpns_server_get_stats) in the
  * Prometheus text exposition format 0.0.4. Counters end in _total, Return

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * What the parts of cpns-server share: the daemon object, built by main.c
  * (options, store, GW connections, the loop turn) and served over HTTP by

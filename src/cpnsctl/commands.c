@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The pne and sg commands of cpnsctl: each maps to one admin API call
  * (DESIGN.md section 5), except `sg wait`, which polls the SG until its

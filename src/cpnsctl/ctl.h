@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * What main.c (options) and commands.c (the pne and sg commands) share.
  * Exit statuses follow DESIGN.md section 4: 0 success, 1 the operation

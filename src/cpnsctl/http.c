@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The admin API client of cpnsctl (http.h): evhttp requests run to completion
  * one at a time on a private event base. No DNS base is given to evhttp, so a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The HTTP side of cpnsctl: one small blocking client of the admin API on
  * libevent's evhttp. Each call runs the event loop until the reply (or the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cpnsctl: the operator's command line for cpns-server's admin API
  * (DESIGN.md sections 4 and 5). This file parses the global options, reads

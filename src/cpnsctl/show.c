@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Tables for cpnsctl (show.h). Cells are collected first and printed once
  * their widths are known; a missing or null value prints as "-".

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * How cpnsctl prints the admin API's JSON for people: aligned tables, one
  * row per PNE, SG or member (with --json the commands print the JSON itself).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The in-process CPNS network of sim.h: the three real engines, joined by
  * function calls instead of sockets, on a virtual clock.

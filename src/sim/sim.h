@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * An in-process CPNS network: one server engine (memory store), one GW
  * engine and any number of PNE engines (memory keystores), wired together

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The rate limiter of repeated log lines (daemon.h, #10.6: 20,000 bogus
  * registrations wrote megabytes of log), driven with an injected clock:

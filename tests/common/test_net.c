@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Tests of src/common: addresses, key files, and the framing of net.c over
  * real loopback sockets (frames both ways, oversize and stalled frames close

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * End to end, in process: the real server, GW and PNE engines wired together
  * by src/sim with a virtual clock. Each test is one scenario of the

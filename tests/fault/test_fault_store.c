@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Fault injection on the server's store (issue #5, item 4): real SQLite
  * errors through the test hooks of lib/store_sqlite_fault.c (a database that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The CPNS programs as the integration tests start and query them
  * (cluster.h). Command lines follow DESIGN.md section 4 to the letter, so a

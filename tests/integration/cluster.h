@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The CPNS half of the integration harness: starting cpns-server, cpns-gw and
  * cpns-pne with the command lines of DESIGN.md section 4, provisioning PNEs

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The process, port and HTTP half of the integration harness (harness.h).
  * Everything here fails the running cmocka test on a problem of the test

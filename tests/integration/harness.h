@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The integration-test harness: real programs (cpns-server, cpns-gw,
  * cpns-pne, cpnsctl from CPNS_BIN_DIR) on loopback, driven from cmocka tests.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The admin API's errors (DESIGN.md section 5): each kind of mistake gets its
  * status and a JSON {"error": "..."} of its own, through raw HTTP (for what

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The command-line contract of DESIGN.md section 4 for every program: a bad
  * option or a missing one is exit status 2 with a message, and so is a key

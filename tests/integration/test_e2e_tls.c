@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The whole system as an operator runs it: cpns-server and one cpns-gw over
  * mutually authenticated TLS, three cpns-pne behind the GW with keys

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Failover (issue #11 item 6): two cpns-server instances on one PostgreSQL,
  * the active one killed (SIGKILL) in the middle of a 1,000-member

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The PN GW goes away and comes back: an SG created while the GW is down
  * completes once it is up again, because the PNEs reconnect and register

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The kill loop of issue #5 (item 4): one server, one GW, four PNEs and one
  * SG; each run rekeys the SG and kill -9s a random daemon (the server, the

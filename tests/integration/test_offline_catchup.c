@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Catch-up (PROTOCOL.md 5.3): a member whose PNE is offline when the Service
  * Group is created gets its key as soon as the PNE registers; the SG is

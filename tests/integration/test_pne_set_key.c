@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Re-provisioning a PNE (an extension of DESIGN.md section 5): PUT
  * /v1/pnes/PNEID and `cpnsctl pne set-key`, their answers, error statuses and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A PNE whose secure storage fails (issue #5, item 4) with the real
  * cpns-pne: its key store cannot be written while DIR/groupkeys.tmp is a

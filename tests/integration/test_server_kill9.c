@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The server crashes (SIGKILL) with deliveries outstanding and restarts on
  * the same database and master key (PROTOCOL.md 5.3: state survives a

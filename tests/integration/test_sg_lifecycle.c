@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A Service Group over its life, driven by cpnsctl: members added (they get
  * the current key), removed (the group is rekeyed and the removed PNE does not

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The real cpns-server on a store that fails (issue #5, item 4), through its
  * test hooks CPNS_FAULT_DB_MAX_PAGES (the database is full) and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A network attacker against the GW <-> server link (PROTOCOL.md section 2,
  * TLS 1.3 with client certificates), with the real programs: plain TCP to

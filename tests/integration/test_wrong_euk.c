@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A PNE whose Entity User Key differs from the one the server holds.
  *

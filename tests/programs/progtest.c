@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The program tests' helpers (progtest.h): fork/exec with files for the
  * standard streams (no pipe to deadlock on), polling waits with deadlines,

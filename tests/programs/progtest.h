@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Helpers for the program tests: run a built program (found through
  * CPNS_BIN_DIR) with some stdin and collect its exit status and output, run

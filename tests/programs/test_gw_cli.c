@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cpns-gw as a program: the command-line contract (DESIGN.md section 4),
  * refusal of a TLS private key others can read, and the daemon's glue over

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The edges of cpns-gw that face the PNE port (issue #10), with the real
  * daemon between a fake server and fake PNEs on loopback:

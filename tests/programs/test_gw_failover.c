@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cpns-gw with a list of servers (issue #11, SCALEOUT.md section 4): real
  * cpns-server, cpns-gw and cpns-pne processes on loopback through the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Resource limits of the real daemons (issue #5, item 5), over loopback
  * sockets: a peer that leaves a frame half-sent is dropped after

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cpns-pne as a program: the command-line contract (DESIGN.md section 4),
  * the offline keys/seal/open commands on a key store filled through the

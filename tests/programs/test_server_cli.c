@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cpns-server as a program: the command-line contract (DESIGN.md section 4),
  * the master key file (created 0600 when absent, refused when others can

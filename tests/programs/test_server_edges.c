@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The edges of the real cpns-server that issue #10 found trusting too much,
  * over loopback sockets:

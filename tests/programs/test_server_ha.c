@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cpns-server on PostgreSQL, active/standby (issue #11 item 3): two real
  * cpns-server processes on one throwaway PostgreSQL (tests/support/pg.h).

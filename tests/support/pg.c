@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A private PostgreSQL cluster per test program (pg.h), over
  * scripts/pg-tmp.sh, which knows how to run the server as nobody when we are

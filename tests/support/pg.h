@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A private, throwaway PostgreSQL cluster for one test program, run by
  * scripts/pg-tmp.sh (issue #11 item 4): its own directory under $TMPDIR (or

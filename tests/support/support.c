@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Implementation of the shared test helpers (support.h). */
 #include <stdio.h>
 #include <stdlib.h>

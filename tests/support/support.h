@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Shared helpers for the tests: cmocka's headers in the right order, and
  * small utilities every test program wants.

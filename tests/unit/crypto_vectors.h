@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The normative test vectors of PROTOCOL.md section 4.1, copied literally
  * (base64 and hex as the document prints them), for the crypto and keystore

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A hand-driven CPNS Server for the tests of lib/server*.c: a memory store,
  * the deterministic test_rand, a fake clock, and helpers that play the GW

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * One store test suite, three backends (issue #11 item 5): the semantics of
  * the store ops (include/cpns/store.h), each case written once against a

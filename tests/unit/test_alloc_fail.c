@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Allocation failure over the codec and the three engines (issue #5 item 3).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Tests of the strict base64 of lib/base64.c: the RFC 4648 vectors, round
  * trips, and the canonical-form rules (padding, alphabet, no whitespace, zero

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Tests of cpns_msg_decode() and cpns_msg_peek() (lib/codec_decode.c): the
  * PROTOCOL.md section 3 example, every rejection rule of section 3 with its

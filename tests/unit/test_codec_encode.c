@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Tests of cpns_msg_encode() (lib/codec_encode.c): the exact compact output,
  * round trips of all seven kinds through the decoder, the model checks that

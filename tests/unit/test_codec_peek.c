@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Tests of cpns_msg_peek() (lib/codec_decode.c): the routing information it
  * reads, that it stops early and skips blobs, what it still rejects; and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Tests of lib/common.c: error strings, the allocator hook, TransactionIDs,
  * numbers; and the identifier rule's dot-only refusal (cpns_id_valid).

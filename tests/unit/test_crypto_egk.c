@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Tests of lib/crypto_egk.c, the EncryptedGroupKey of PROTOCOL.md section 4:
  * the normative vector of section 4.1 in both directions, and every way a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Tests of lib/crypto_gcm.c below EncryptedGroupKey: the reusable cpns_gcm
  * context (issue #4) gives what the one-shot AES-256-GCM gives for any

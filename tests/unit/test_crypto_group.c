@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Tests of lib/crypto_group.c, the group messages of PROTOCOL.md section 4:
  * the section 4.1 vector in both directions, the KeyVersion peek the PNE

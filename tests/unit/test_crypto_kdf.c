@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Known-answer tests of lib/crypto_kdf.c: RFC 5869 test cases 1-3 (SHA-256)
  * for the general HKDF, and the HKDF values of PROTOCOL.md section 4.1 for

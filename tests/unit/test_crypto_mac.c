@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Tests of lib/crypto_mac.c: the registration Proof and the KeyConfirmation
  * of PROTOCOL.md section 4, against the section 4.1 vectors, and the

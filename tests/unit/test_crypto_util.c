@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Tests of lib/crypto_util.c: the CSPRNG the server draws Group Keys from,
  * constant-time comparison, wiping and key fingerprints.

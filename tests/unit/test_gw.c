@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Tests of the PN GW engine (lib/gw.c): forwarding of 7.8.6.2 byte for byte,
  * the Return 6 / Return 4 answers it gives on a PNE's behalf, the routing

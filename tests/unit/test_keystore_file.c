@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Tests of lib/keystore_file.c, the PNE's secure storage (7.8.6.1 step 2,
  * PROTOCOL.md 5.1): keys survive a reopen, the previous version is kept, the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Tests of lib/keystore_mem.c (and the key table it shares with the file
  * backend): the put() rules of keystore.h, sorted listing, and the

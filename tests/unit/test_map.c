@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Tests of lib/map.c: the hash map behind the engines' tables. */
 #include <stdio.h>
 #include <string.h>

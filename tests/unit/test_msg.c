@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Tests of the message model helpers of lib/msg.c: kind names, init, the
  * identifier rule of PROTOCOL.md section 1, and the setters.

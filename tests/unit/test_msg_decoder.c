@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Tests of the reusable decoder, cpns_msg_decoder (lib/codec_decode.c), and
  * of the PNE engine using one (lib/pne.c).

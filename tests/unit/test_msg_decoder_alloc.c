@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Allocation failure in the reusable decoder, cpns_msg_decoder
  * (lib/codec_decode.c), the way test_alloc_fail.c does it for the one-shot

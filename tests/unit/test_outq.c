@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Tests of lib/outq.c: the engines' output queue. */
 #include <string.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The throwaway PostgreSQL of the tests (tests/support/pg.h over
  * scripts/pg-tmp.sh): a private cluster starts, answers, holds separate

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Tests of the PNE engine (lib/pne.c): the registration machine and the
  * SGroupKeyDelivery handler of 7.8.6.1, driven frame by frame with a fake

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Allocation failure of the PNE engine's lazily created contexts (lib/pne.c):
  * an engine given no decoder or GCM context makes its own on the first frame

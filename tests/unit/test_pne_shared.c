@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Tests of the PNE engine's optional shared contexts (lib/pne.c): a
  * cpns_msg_decoder, a cpns_gcm and a cpns_sha256 handed in through cpns_pne_config, as the

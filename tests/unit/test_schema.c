@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Validates what the encoder writes against docs/cpns-message.xsd with
  * xmllint: every kind of message (the response as Return 1, as Return 4

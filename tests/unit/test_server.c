@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Tests of lib/server.c: the engine as a whole — the order of "inventory
  * stored, then key generated" (7.8.6.3-1), the key barrier and group commit,

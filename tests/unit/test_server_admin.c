@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Tests of lib/server_admin.c: provisioning, SG create/update/rekey/delete
  * and the sorted queries. A removal rekeys the rest (the removed member gets

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Tests of the engine's non-blocking group commit (cpns_server_flush_start /
  * cpns_server_flush_poll, issue #11), on the memory store's async mode, whose

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The server engine's two clocks (#10.12): now_ms is monotonic and times
  * every interval (delivery timeouts, backoff, the registration rate limit,

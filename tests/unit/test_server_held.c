@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Tests of lib/server_held.c (issue #10.8): a PNERegistrationResponse with
  * Return 1 leaves only once its Nonce is committed, so that a registration

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Tests of lib/server_limits.c: the per-GW-connection token bucket on
  * PNERegistrationRequests. Over the limit a request is answered Return 0 and

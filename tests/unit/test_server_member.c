@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Tests of lib/server_member.c: the per-member delivery state machine of the
  * CPNS Server (7.8.6.3): the content of SGroupKeyDeliveryRequest, the reaction

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Tests of lib/server_register.c: PNGWRegistration (certificate CN check,
  * takeover by a newer connection), PNERegistration (Return 1, 8 for a bad

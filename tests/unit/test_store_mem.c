@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Tests of what lib/store_mem.c has beyond the store ops: the test hooks
  * (get_sg, get_member and commits see the committed state only), injected

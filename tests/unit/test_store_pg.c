@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Tests of the PostgreSQL store (lib/store_pg*.c) on a real, private
  * PostgreSQL (tests/support/pg.h: one cluster per program, one database per

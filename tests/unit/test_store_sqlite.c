@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Tests of what the SQLite store (lib/store_sqlite*.c) has beyond the store
  * ops' semantics (those, on this store as on memory and PostgreSQL:

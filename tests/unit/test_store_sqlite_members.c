@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Tests of the SQLite store's member log (lib/store_sqlite_members.c): one
  * member_log row per SG and commit; compaction keeping the log bounded; a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The store suite (store_suite.h) on the memory store, twice: the plain one
  * (cpns_store_mem_new) and the one with the non-blocking commit ops

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The store suite (store_suite.h) on the PostgreSQL store: one private
  * cluster for the program (tests/support/pg.h, started in the group setup,

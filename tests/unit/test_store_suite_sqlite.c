@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The store suite (store_suite.h) on the SQLite store: each case in its own
  * directory under /tmp, removed at teardown; a reopen closes the store
