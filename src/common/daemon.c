@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,9 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <event2/event.h>
+#include <openssl/ssl.h>
 
 #include "backoff.h"
 #include "daemon.h"
@@ -31,6 +35,16 @@ void log_setup(const char *entity, const char *id, cpns_log_level level)
     logcfg.entity = entity;
     snprintf(logcfg.id, sizeof logcfg.id, "%s", id ? id : "");
     logcfg.level = level;
+}
+
+void log_set_level(cpns_log_level level)
+{
+    logcfg.level = level;
+}
+
+cpns_log_level log_get_level(void)
+{
+    return logcfg.level;
 }
 
 int log_parse_level(const char *s, cpns_log_level *out)
@@ -339,6 +353,68 @@ int parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
         return -1;
     *out = v;
     return 0;
+}
+
+static struct {
+    struct event *ev;
+    void (*fn)(void *arg);
+    void *arg;
+} sighup;
+
+static void on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    (void)arg;
+    sighup.fn(sighup.arg);
+}
+
+int daemon_sighup(struct event_base *base, void (*fn)(void *arg), void *arg)
+{
+    daemon_sighup_free();
+    sighup.fn = fn;
+    sighup.arg = arg;
+    sighup.ev = evsignal_new(base, SIGHUP, on_sighup, NULL);
+    if (!sighup.ev || evsignal_add(sighup.ev, NULL) != 0) {
+        daemon_sighup_free();
+        return -1;
+    }
+    return 0;
+}
+
+void daemon_sighup_free(void)
+{
+    if (sighup.ev)
+        event_free(sighup.ev);
+    sighup.ev = NULL;
+}
+
+int tls_ctx_adopt(SSL_CTX *live, SSL_CTX *fresh)
+{
+    X509 *cert = SSL_CTX_get0_certificate(fresh);
+    EVP_PKEY *key = SSL_CTX_get0_privatekey(fresh);
+    STACK_OF(X509) *chain = NULL;
+    if (!cert || !key || SSL_CTX_get0_chain_certs(fresh, &chain) != 1)
+        return -1;
+    /* The old key is dropped when it does not match the new certificate: then the new one goes in.
+     */
+    if (SSL_CTX_use_certificate(live, cert) != 1 || SSL_CTX_use_PrivateKey(live, key) != 1 ||
+        SSL_CTX_set1_chain(live, chain) != 1 || SSL_CTX_check_private_key(live) != 1)
+        return -1;
+    SSL_CTX_set1_cert_store(live, SSL_CTX_get_cert_store(fresh));
+    return 0;
+}
+
+void tls_cert_fingerprint(SSL_CTX *ctx, char *out, size_t len)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    X509 *cert = SSL_CTX_get0_certificate(ctx);
+    snprintf(out, len, "?");
+    if (!cert || X509_digest(cert, EVP_sha256(), md, &n) != 1)
+        return;
+    for (unsigned int i = 0; i < 8 && i < n && 2 * i + 2 < len; i++)
+        snprintf(out + 2 * i, len - 2 * i, "%02x", md[i]);
 }
 
 #define FD_RESERVE 32

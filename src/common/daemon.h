@@ -19,6 +19,9 @@
 
 /* Sets who logs ("server", "gw", "pne", "cpnsctl"), its identifier and the level. */
 void log_setup(const char *entity, const char *id, cpns_log_level level);
+/* Changes the level (SIGHUP); the current one. */
+void log_set_level(cpns_log_level level);
+cpns_log_level log_get_level(void);
 /* Parses "error", "warn", "info", "debug". 0 or -1. */
 int log_parse_level(const char *s, cpns_log_level *out);
 void log_msg(cpns_log_level level, const char *SGID, const char *PNEID, uint64_t TransactionID,
@@ -117,6 +120,30 @@ int addr_parse(const char *s, char *host, size_t hostlen, uint16_t *port);
  * be read.
  */
 size_t fd_budget(void);
+
+/* --- SIGHUP --- */
+
+struct event_base;
+typedef struct ssl_ctx_st SSL_CTX;
+
+/*
+ * SIGHUP would kill the daemon (exit 129): from now on it calls fn(arg) in
+ * the loop instead, never more than once per loop turn. 0 or -1.
+ * daemon_sighup_free() removes the event (before the base is freed).
+ */
+int daemon_sighup(struct event_base *base, void (*fn)(void *arg), void *arg);
+void daemon_sighup_free(void);
+
+/*
+ * TLS rotation: gives live the certificate (with its chain), the private key
+ * and the CA store of fresh, a context built from the files by net.h. Every
+ * TLS session is made from its context when it starts (SSL_new copies the
+ * certificate and key), so new connections use the new files and open ones
+ * keep theirs. 0 or -1.
+ */
+int tls_ctx_adopt(SSL_CTX *live, SSL_CTX *fresh);
+/* The first 8 bytes of the SHA-256 of ctx's certificate in hex ("?" without one). */
+void tls_cert_fingerprint(SSL_CTX *ctx, char *out, size_t len);
 
 /* --- options --- */
 

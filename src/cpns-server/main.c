@@ -17,7 +17,6 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -29,6 +28,7 @@
 
 #include "backoff.h"
 #include "daemon.h"
+#include "options.h"
 #include "srvd.h"
 
 #define DEFAULT_LISTEN "127.0.0.1:7460"
@@ -95,6 +95,7 @@ static void usage(FILE *f)
         "                   [--stall-timeout S] [--register-timeout S] [--max-per-addr N]\n"
         "                   [--commit-interval MS] [--log-level LEVEL]\n"
         "                   [--instance-id NAME] [--lease-ttl S]\n"
+        "                   [--config FILE] [--check-config]\n"
         "       cpns-server --help | --version\n"
         "\n"
         "The CPNS Server of 7.8.6: keeps the Service Groups, generates their Group Keys\n"
@@ -137,22 +138,17 @@ static void usage(FILE *f)
         "                          commit, default %d; 0: after every event). New Group\n"
         "                          Keys and admin changes are always committed first\n"
         "  --log-level LEVEL       error, warn, info (default) or debug\n"
+        "  --config FILE           read options from FILE: 'name = value' lines with the\n"
+        "                          names of the long options above ('insecure' alone\n"
+        "                          for a flag, '#' comments); the command line\n"
+        "                          overrides it. SIGHUP re-reads it and applies\n"
+        "                          --log-level and the --tls-* files (new connections)\n"
+        "  --check-config          check the options and the --config file, then exit\n"
+        "                          (0: valid, 2: not; no file but FILE is opened)\n"
         "  --help, --version\n",
         DEFAULT_LEASE_TTL_S, DEFAULT_DELIVERY_TIMEOUT_S, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_GWS,
         DEFAULT_MAX_PER_ADDR, DEFAULT_REGISTER_TIMEOUT_S, DEFAULT_STALL_TIMEOUT_S,
         DEFAULT_COMMIT_INTERVAL_MS);
-}
-
-static int bad_option(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int bad_option(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("cpns-server: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputs("\nTry 'cpns-server --help'.\n", stderr);
-    va_end(ap);
-    return -1;
 }
 
 /* Whether host names this machine's loopback only (an admin API there needs no token). */
@@ -169,63 +165,83 @@ static bool host_is_loopback(const char *host)
     return false;
 }
 
-/*
- * Parses and validates the whole command line. 0 to run, 1 when --help or
- * --version was answered, -1 after printing what is wrong.
- */
-static int parse_options(int argc, char **argv, srvd_options *o)
+#define T srvd_options
+/* The command line and the configuration file (options.h); order as in --help. */
+static const opt_spec server_options[] = {
+    OPT_STR(T, "listen", listen, 0),
+    OPT_STR(T, "admin", admin, 0),
+    OPT_STR(T, "admin-token-file", token_file, 0),
+    OPT_STR(T, "db", db, 0),
+    OPT_STR(T, "master-key", master_key, 0),
+    OPT_STR(T, "instance-id", instance_id, 0),
+    OPT_NUM(T, "lease-ttl", lease_ttl_ms, MIN_LEASE_TTL_S, MAX_LEASE_TTL_S, 1000, "seconds", 0),
+    OPT_STR(T, "tls-cert", tls_cert, OPT_LIVE),
+    OPT_STR(T, "tls-key", tls_key, OPT_LIVE),
+    OPT_STR(T, "tls-ca", tls_ca, OPT_LIVE),
+    OPT_BOOL(T, "insecure", insecure, 0),
+    OPT_NUM(T, "delivery-timeout", delivery_timeout_s, 1, MAX_DELIVERY_TIMEOUT_S, 1, "seconds", 0),
+    OPT_NUM(T, "max-attempts", max_attempts, 1, MAX_ATTEMPTS_LIMIT, 1, NULL, 0),
+    OPT_NUM(T, "max-gws", max_gws, 0, MAX_GWS_LIMIT, 1, NULL, 0),
+    OPT_NUM(T, "max-per-addr", max_per_addr, 0, MAX_GWS_LIMIT, 1, NULL, 0),
+    OPT_NUM(T, "register-timeout", register_timeout_s, 1, MAX_REGISTER_TIMEOUT_S, 1, "seconds", 0),
+    OPT_NUM(T, "stall-timeout", stall_timeout_s, 1, MAX_STALL_TIMEOUT_S, 1, "seconds", 0),
+    OPT_NUM(T, "commit-interval", commit_interval_ms, 0, MAX_COMMIT_INTERVAL_MS, 1, "milliseconds",
+            0),
+    OPT_FN(T, "log-level", log_level, opt_parse_level, OPT_LEVEL_EXPECT, OPT_LIVE),
+};
+#undef T
+
+/* The checks that involve several options, after the file and the command line. */
+static int validate(opt_parser *p, srvd_options *o)
 {
-    enum {
-        O_LISTEN = 1,
-        O_ADMIN,
-        O_TOKEN,
-        O_DB,
-        O_MASTER,
-        O_CERT,
-        O_KEY,
-        O_CA,
-        O_INSECURE,
-        O_TIMEOUT,
-        O_ATTEMPTS,
-        O_MAX_GWS,
-        O_STALL,
-        O_REGISTER,
-        O_PER_ADDR,
-        O_COMMIT,
-        O_INSTANCE,
-        O_LEASE_TTL,
-        O_LEVEL,
-        O_HELP,
-        O_VERSION,
-        O_COUNT
-    };
-    static const struct option longopts[] = {
-        {"listen", required_argument, NULL, O_LISTEN},
-        {"admin", required_argument, NULL, O_ADMIN},
-        {"admin-token-file", required_argument, NULL, O_TOKEN},
-        {"db", required_argument, NULL, O_DB},
-        {"master-key", required_argument, NULL, O_MASTER},
-        {"tls-cert", required_argument, NULL, O_CERT},
-        {"tls-key", required_argument, NULL, O_KEY},
-        {"tls-ca", required_argument, NULL, O_CA},
-        {"insecure", no_argument, NULL, O_INSECURE},
-        {"delivery-timeout", required_argument, NULL, O_TIMEOUT},
-        {"max-attempts", required_argument, NULL, O_ATTEMPTS},
-        {"max-gws", required_argument, NULL, O_MAX_GWS},
-        {"stall-timeout", required_argument, NULL, O_STALL},
-        {"register-timeout", required_argument, NULL, O_REGISTER},
-        {"max-per-addr", required_argument, NULL, O_PER_ADDR},
-        {"commit-interval", required_argument, NULL, O_COMMIT},
-        {"instance-id", required_argument, NULL, O_INSTANCE},
-        {"lease-ttl", required_argument, NULL, O_LEASE_TTL},
-        {"log-level", required_argument, NULL, O_LEVEL},
-        {"help", no_argument, NULL, O_HELP},
-        {"version", no_argument, NULL, O_VERSION},
-        {NULL, 0, NULL, 0},
-    };
-    const char *level = "info", *timeout = NULL, *attempts = NULL, *max_gws = NULL, *stall = NULL,
-               *commit = NULL, *reg = NULL, *per_addr = NULL, *lease_ttl = NULL;
-    bool seen[O_COUNT] = {false};
+    char host[256];
+    uint16_t port;
+    if (addr_parse(o->listen, host, sizeof host, &port) != 0 || port == 0)
+        return opt_fail(p, "--listen '%s': not HOST:PORT with a port of 1-65535", o->listen);
+    if (addr_parse(o->admin, host, sizeof host, &port) != 0 || port == 0)
+        return opt_fail(p, "--admin '%s': not HOST:PORT with a port of 1-65535", o->admin);
+    if (!o->token_file && !host_is_loopback(host))
+        return opt_fail(p,
+                        "--admin '%s' is not a loopback address: the admin API must then be "
+                        "protected with --admin-token-file",
+                        o->admin);
+    if (!o->db || !*o->db)
+        return opt_fail(p, "--db PATH is required");
+    o->pg = strncmp(o->db, "postgresql://", 13) == 0 || strncmp(o->db, "postgres://", 11) == 0;
+    if (!o->pg && (o->instance_id || opt_src(p, "lease-ttl") != OPT_UNSET))
+        return opt_fail(p, "--instance-id and --lease-ttl are for a PostgreSQL --db only");
+    if (o->pg && !o->instance_id)
+        return opt_fail(p, "--instance-id NAME is required with a PostgreSQL --db");
+    if (o->instance_id && !cpns_id_valid(o->instance_id))
+        return opt_fail(
+            p,
+            "--instance-id '%s': not an identifier (1-64 of A-Z a-z 0-9 . _ : @ -, not only dots)",
+            o->instance_id);
+    if (!o->master_key || !*o->master_key)
+        return opt_fail(p, "--master-key FILE is required");
+    bool any_tls = o->tls_cert || o->tls_key || o->tls_ca;
+    if (o->insecure && any_tls)
+        return opt_fail(p, "--insecure cannot be combined with --tls-cert/--tls-key/--tls-ca");
+    if (!o->insecure) {
+        if (!any_tls)
+            return opt_fail(p, "--tls-cert, --tls-key and --tls-ca are required (or --insecure)");
+        if (!o->tls_cert)
+            return opt_fail(p, "--tls-cert FILE is required with --tls-key/--tls-ca");
+        if (!o->tls_key)
+            return opt_fail(p, "--tls-key FILE is required with --tls-cert/--tls-ca");
+        if (!o->tls_ca)
+            return opt_fail(p, "--tls-ca FILE is required with --tls-cert/--tls-key");
+    }
+    return 0;
+}
+
+/*
+ * The defaults, then the file and the command line, validated: at start and
+ * on SIGHUP. 0, OPT_HELP, OPT_VERSION, or -1 with p->err.
+ */
+static int load_options(opt_parser *p, int argc, char **argv, void *out)
+{
+    srvd_options *o = out;
     *o = (srvd_options){
         .listen = DEFAULT_LISTEN,
         .admin = DEFAULT_ADMIN,
@@ -237,172 +253,10 @@ static int parse_options(int argc, char **argv, srvd_options *o)
         .max_per_addr = DEFAULT_MAX_PER_ADDR,
         .commit_interval_ms = DEFAULT_COMMIT_INTERVAL_MS,
         .lease_ttl_ms = DEFAULT_LEASE_TTL_S * 1000,
+        .log_level = CPNS_LOG_INFO,
     };
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
-        if (c == '?')
-            return bad_option("unknown option '%s'", argv[optind - 1]);
-        if (c == ':')
-            return bad_option("option '%s' needs a value", argv[optind - 1]);
-        if (seen[c])
-            return bad_option("option '%s' given twice", argv[optind - 1]);
-        seen[c] = true;
-        switch (c) {
-        case O_LISTEN:
-            o->listen = optarg;
-            break;
-        case O_ADMIN:
-            o->admin = optarg;
-            break;
-        case O_TOKEN:
-            o->token_file = optarg;
-            break;
-        case O_DB:
-            o->db = optarg;
-            break;
-        case O_MASTER:
-            o->master_key = optarg;
-            break;
-        case O_CERT:
-            o->tls_cert = optarg;
-            break;
-        case O_KEY:
-            o->tls_key = optarg;
-            break;
-        case O_CA:
-            o->tls_ca = optarg;
-            break;
-        case O_INSECURE:
-            o->insecure = true;
-            break;
-        case O_TIMEOUT:
-            timeout = optarg;
-            break;
-        case O_ATTEMPTS:
-            attempts = optarg;
-            break;
-        case O_MAX_GWS:
-            max_gws = optarg;
-            break;
-        case O_STALL:
-            stall = optarg;
-            break;
-        case O_REGISTER:
-            reg = optarg;
-            break;
-        case O_PER_ADDR:
-            per_addr = optarg;
-            break;
-        case O_COMMIT:
-            commit = optarg;
-            break;
-        case O_INSTANCE:
-            o->instance_id = optarg;
-            break;
-        case O_LEASE_TTL:
-            lease_ttl = optarg;
-            break;
-        case O_LEVEL:
-            level = optarg;
-            break;
-        case O_HELP:
-            usage(stdout);
-            return 1;
-        case O_VERSION:
-            printf("cpns-server %s\n", CPNS_LIB_VERSION);
-            return 1;
-        }
-    }
-    if (optind < argc)
-        return bad_option("unexpected argument '%s'", argv[optind]);
-
-    char host[256];
-    uint16_t port;
-    if (addr_parse(o->listen, host, sizeof host, &port) != 0 || port == 0)
-        return bad_option("--listen '%s': not HOST:PORT with a port of 1-65535", o->listen);
-    if (addr_parse(o->admin, host, sizeof host, &port) != 0 || port == 0)
-        return bad_option("--admin '%s': not HOST:PORT with a port of 1-65535", o->admin);
-    if (!o->token_file && !host_is_loopback(host))
-        return bad_option("--admin '%s' is not a loopback address: the admin API must then be "
-                          "protected with --admin-token-file",
-                          o->admin);
-    if (!o->db || !*o->db)
-        return bad_option("--db PATH is required");
-    o->pg = strncmp(o->db, "postgresql://", 13) == 0 || strncmp(o->db, "postgres://", 11) == 0;
-    if (!o->pg && (o->instance_id || lease_ttl))
-        return bad_option("--instance-id and --lease-ttl are for a PostgreSQL --db only");
-    if (o->pg && !o->instance_id)
-        return bad_option("--instance-id NAME is required with a PostgreSQL --db");
-    if (o->instance_id && !cpns_id_valid(o->instance_id))
-        return bad_option(
-            "--instance-id '%s': not an identifier (1-64 of A-Z a-z 0-9 . _ : @ -, not only dots)",
-            o->instance_id);
-    if (!o->master_key || !*o->master_key)
-        return bad_option("--master-key FILE is required");
-    if (log_parse_level(level, &o->log_level) != 0)
-        return bad_option("--log-level '%s': not error, warn, info or debug", level);
-    int64_t n;
-    if (timeout) {
-        if (parse_i64(timeout, 1, MAX_DELIVERY_TIMEOUT_S, &n) != 0)
-            return bad_option("--delivery-timeout '%s': not a number of seconds of 1-%d", timeout,
-                              MAX_DELIVERY_TIMEOUT_S);
-        o->delivery_timeout_s = n;
-    }
-    if (attempts) {
-        if (parse_i64(attempts, 1, MAX_ATTEMPTS_LIMIT, &n) != 0)
-            return bad_option("--max-attempts '%s': not a number of 1-%d", attempts,
-                              MAX_ATTEMPTS_LIMIT);
-        o->max_attempts = (uint32_t)n;
-    }
-    if (max_gws) {
-        if (parse_i64(max_gws, 0, MAX_GWS_LIMIT, &n) != 0)
-            return bad_option("--max-gws '%s': not a number of 0-%d", max_gws, MAX_GWS_LIMIT);
-        o->max_gws = (size_t)n;
-    }
-    if (stall) {
-        if (parse_i64(stall, 1, MAX_STALL_TIMEOUT_S, &n) != 0)
-            return bad_option("--stall-timeout '%s': not a number of seconds of 1-%d", stall,
-                              MAX_STALL_TIMEOUT_S);
-        o->stall_timeout_s = (int)n;
-    }
-    if (reg) {
-        if (parse_i64(reg, 1, MAX_REGISTER_TIMEOUT_S, &n) != 0)
-            return bad_option("--register-timeout '%s': not a number of seconds of 1-%d", reg,
-                              MAX_REGISTER_TIMEOUT_S);
-        o->register_timeout_s = (int)n;
-    }
-    if (per_addr) {
-        if (parse_i64(per_addr, 0, MAX_GWS_LIMIT, &n) != 0)
-            return bad_option("--max-per-addr '%s': not a number of 0-%d", per_addr, MAX_GWS_LIMIT);
-        o->max_per_addr = (size_t)n;
-    }
-    if (commit) {
-        if (parse_i64(commit, 0, MAX_COMMIT_INTERVAL_MS, &n) != 0)
-            return bad_option("--commit-interval '%s': not a number of milliseconds of 0-%d",
-                              commit, MAX_COMMIT_INTERVAL_MS);
-        o->commit_interval_ms = n;
-    }
-    if (lease_ttl) {
-        if (parse_i64(lease_ttl, MIN_LEASE_TTL_S, MAX_LEASE_TTL_S, &n) != 0)
-            return bad_option("--lease-ttl '%s': not a number of seconds of %d-%d", lease_ttl,
-                              MIN_LEASE_TTL_S, MAX_LEASE_TTL_S);
-        o->lease_ttl_ms = n * 1000;
-    }
-    bool any_tls = o->tls_cert || o->tls_key || o->tls_ca;
-    if (o->insecure && any_tls)
-        return bad_option("--insecure cannot be combined with --tls-cert/--tls-key/--tls-ca");
-    if (!o->insecure) {
-        if (!any_tls)
-            return bad_option("--tls-cert, --tls-key and --tls-ca are required (or --insecure)");
-        if (!o->tls_cert)
-            return bad_option("--tls-cert FILE is required with --tls-key/--tls-ca");
-        if (!o->tls_key)
-            return bad_option("--tls-key FILE is required with --tls-cert/--tls-ca");
-        if (!o->tls_ca)
-            return bad_option("--tls-ca FILE is required with --tls-cert/--tls-key");
-    }
-    return 0;
+    int rv = opt_parse(p, argc, argv, o);
+    return rv != 0 ? rv : validate(p, o);
 }
 
 /* --- key material --- */
@@ -947,8 +801,46 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopbreak(d->base);
 }
 
+/*
+ * SIGHUP (opt_reload_run): the new --log-level at once; the --tls-* files
+ * re-read for the GW connections accepted from now on (certificate rotation
+ * without a restart); the rest waits for a restart.
+ */
+static srvd_options parsed_opt; /* as parsed: d->opt is adjusted at start (--max-gws) */
+
+static int reload_apply(void *arg, const void *fresh, char *done, size_t done_len, char *err,
+                        size_t err_len)
+{
+    srvd *d = arg;
+    const srvd_options *n = fresh;
+    if (d->tls && !n->insecure) {
+        SSL_CTX *ctx = net_tls_server_ctx(n->tls_cert, n->tls_key, n->tls_ca, true, err, err_len);
+        if (!ctx)
+            return -1;
+        int rv = tls_ctx_adopt(d->tls, ctx);
+        SSL_CTX_free(ctx);
+        if (rv != 0) {
+            snprintf(err, err_len, "--tls-cert %s: cannot use the new certificate and key",
+                     n->tls_cert);
+            return -1;
+        }
+        char fp[40];
+        tls_cert_fingerprint(d->tls, fp, sizeof fp);
+        snprintf(done, done_len, "TLS certificate %s (SHA-256 %s) in use for new GW connections",
+                 n->tls_cert, fp);
+    }
+    log_set_level(n->log_level);
+    return 0;
+}
+
+static void on_sighup(void *arg)
+{
+    opt_reload_run(arg);
+}
+
 static void daemon_free(srvd *d)
 {
+    daemon_sighup_free();
     net_listener_free(d->listener);
     d->listener = NULL;
     srvd_admin_stop(d);
@@ -1076,10 +968,10 @@ static void share_fd_budget(srvd *d)
     }
 }
 
-static int event_setup(srvd *d)
+static int event_setup(srvd *d, opt_reload *reload)
 {
     d->base = event_base_new();
-    if (!d->base)
+    if (!d->base || daemon_sighup(d->base, on_sighup, reload) != 0)
         return -1;
     d->expiry_timer = evtimer_new(d->base, on_expiry, d);
     d->turn = event_new(d->base, -1, 0, on_turn, d);
@@ -1186,7 +1078,7 @@ int srvd_activate(srvd *d)
  * Files are checked first, then the ports bound; a master key file is created
  * last, just before the new database, so that no failed start leaves one.
  */
-static int daemon_init(srvd *d)
+static int daemon_init(srvd *d, opt_reload *reload)
 {
     uint8_t master_key[CPNS_KEY_LEN];
     bool new_key = false;
@@ -1195,7 +1087,7 @@ static int daemon_init(srvd *d)
         cpns_wipe(master_key, sizeof master_key);
         return EXIT_USAGE;
     }
-    if (event_setup(d) != 0) {
+    if (event_setup(d, reload) != 0) {
         cpns_wipe(master_key, sizeof master_key);
         log_error("cannot set up the event loop");
         return EXIT_FAILURE;
@@ -1223,16 +1115,44 @@ static int daemon_init(srvd *d)
 
 int main(int argc, char **argv)
 {
+    static opt_parser parser = {
+        .prog = "cpns-server",
+        .specs = server_options,
+        .n_specs = sizeof server_options / sizeof server_options[0],
+    };
     srvd d;
     memset(&d, 0, sizeof d);
-    int rv = parse_options(argc, argv, &d.opt);
-    if (rv != 0)
-        return rv > 0 ? EXIT_SUCCESS : EXIT_USAGE;
+    int rv = load_options(&parser, argc, argv, &d.opt);
+    if (rv == OPT_HELP)
+        usage(stdout);
+    else if (rv == OPT_VERSION)
+        opt_print_version(parser.prog);
+    else if (rv != 0)
+        opt_print_error(&parser);
+    else if (parser.check_only)
+        printf("cpns-server: the options%s%s are valid\n", parser.config ? " and " : "",
+               parser.config ? parser.config : "");
+    if (rv != 0 || parser.check_only) {
+        opt_free(&parser);
+        return rv < 0 ? EXIT_USAGE : EXIT_SUCCESS;
+    }
+    parsed_opt = d.opt;
+    opt_reload reload = {
+        .p = &parser,
+        .argc = argc,
+        .argv = argv,
+        .size = sizeof d.opt,
+        .running = &d.opt,
+        .parsed = &parsed_opt,
+        .load = load_options,
+        .apply = reload_apply,
+        .arg = &d,
+    };
     log_setup("server", NULL, d.opt.log_level);
     /* A peer closing mid-write must not kill the daemon. */
     signal(SIGPIPE, SIG_IGN);
 
-    int status = daemon_init(&d);
+    int status = daemon_init(&d, &reload);
     if (status == 0) {
         if (d.opt.insecure)
             log_warn("--insecure: GW links on %s are NOT authenticated (plain TCP, no TLS, no "
@@ -1248,5 +1168,6 @@ int main(int argc, char **argv)
         status = d.exit_status;
     }
     daemon_free(&d);
+    opt_free(&parser);
     return status;
 }
