@@ -47,7 +47,8 @@ int opt_parse_level(const char *value, void *field)
 
 void opt_print_version(const char *prog)
 {
-    printf("%s %s (libcpns %s), Apache-2.0\n", prog, CPNS_LIB_VERSION, cpns_version());
+    printf("%s %s (libcpns %s, CPNS %s), Apache-2.0\n", prog, CPNS_LIB_VERSION, cpns_version(),
+           CPNS_VERSION);
 }
 
 static const opt_spec *find_spec(const opt_parser *p, const char *name)
@@ -391,6 +392,8 @@ void opt_reload_run(const opt_reload *r)
     }
     if (r->load(r->p, r->argc, r->argv, fresh) != 0) {
         log_error("SIGHUP: %s; still running with the previous configuration", r->p->err);
+        if (r->release)
+            r->release(fresh);
         free(fresh);
         return;
     }
@@ -399,6 +402,8 @@ void opt_reload_run(const opt_reload *r)
     opt_changes(r->p, r->parsed, fresh, live, sizeof live, restart, sizeof restart);
     if (r->apply(r->arg, fresh, done, sizeof done, err, sizeof err) != 0) {
         log_error("SIGHUP: %s; still running with the previous configuration", err);
+        if (r->release)
+            r->release(fresh);
         free(fresh);
         return;
     }
@@ -413,5 +418,7 @@ void opt_reload_run(const opt_reload *r)
     log_info("SIGHUP: reloaded %s: %s%s%s%s%s%s (the log is stderr: nothing to reopen)", from,
              *live ? "changed " : "no live option changed", live, *done ? "; " : "", done,
              *restart ? "; changed but kept until a restart: " : "", restart);
+    if (r->release)
+        r->release(fresh);
     free(fresh);
 }

@@ -124,7 +124,11 @@ int opt_parse_level(const char *value, void *field);
 /* Prints p->err as a usage error: "prog: <err>\nTry 'prog --help'." */
 void opt_print_error(const opt_parser *p);
 
-/* "prog 0.1.0 (libcpns 0.1.0), Apache-2.0" on stdout. */
+/*
+ * "prog 0.1.0 (libcpns 0.1.0, CPNS 1.1), Apache-2.0" on stdout: the program's
+ * version, the library's at run time (cpns_version()), the protocol's and
+ * the licence.
+ */
 void opt_print_version(const char *prog);
 
 /*
@@ -155,6 +159,7 @@ typedef struct opt_reload {
     int (*load)(opt_parser *p, int argc, char **argv, void *o);
     int (*apply)(void *arg, const void *fresh, char *done, size_t done_len, char *err,
                  size_t err_len);
+    void (*release)(void *o); /* frees what load allocated in a struct (NULL: nothing) */
     void *arg;
 } opt_reload;
 

@@ -28,7 +28,6 @@
  * be written to the server, no PNE connection is read; reading resumes once
  * the server has taken all but UPLINK_LOW of them.
  */
-#include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -42,6 +41,7 @@
 #include "daemon.h"
 #include "links.h"
 #include "net.h"
+#include "options.h"
 
 #define DEFAULT_LISTEN "127.0.0.1:7461"
 #define RETRY_MIN_MS 500
@@ -95,7 +95,7 @@ typedef struct gw_options {
     int stall_timeout_s;    /* a frame left half-received this long drops its connection */
     int register_timeout_s; /* a PNE connection not registered this long is closed */
     size_t max_per_addr;    /* PNE connections from one address, 0: no limit */
-    bool max_per_addr_set;  /* given on the command line (then it applies to loopback too) */
+    bool max_per_addr_set;  /* given (then it applies to loopback too) */
 } gw_options;
 
 typedef struct gw_daemon {
@@ -128,6 +128,7 @@ static void usage(FILE *f)
                "               (--tls-cert FILE --tls-key FILE --tls-ca FILE | --insecure)\n"
                "               [--listen HOST:PORT] [--max-pnes N] [--max-per-addr N]\n"
                "               [--register-timeout S] [--stall-timeout S] [--log-level LEVEL]\n"
+               "               [--config FILE] [--check-config]\n"
                "       cpns-gw --help | --version\n"
                "\n"
                "The PN GW of CPNS 7.8.6: keeps one connection to the CPNS Server and\n"
@@ -160,19 +161,15 @@ static void usage(FILE *f)
                "  --stall-timeout S   drop a connection (PNE or server) that leaves a frame\n"
                "                      half-sent for S seconds (default 30)\n"
                "  --log-level LEVEL   error, warn, info (default) or debug\n"
+               "  --config FILE       read options from FILE: 'name = value' lines with the\n"
+               "                      names of the long options above ('server' repeatable,\n"
+               "                      'insecure' alone for a flag, '#' comments); the\n"
+               "                      command line overrides it. SIGHUP re-reads it and\n"
+               "                      applies --log-level and the --tls-* files (the next\n"
+               "                      connection to the server)\n"
+               "  --check-config      check the options and the --config file, then exit\n"
+               "                      (0: valid, 2: not; no file but FILE is opened)\n"
                "  --help, --version\n");
-}
-
-static int bad_option(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int bad_option(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("cpns-gw: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputs("\nTry 'cpns-gw --help'.\n", stderr);
-    va_end(ap);
-    return -1;
 }
 
 /* One entry of --server: HOST:PORT or [V6]:PORT with a port of 1-65535, no blanks. */
@@ -189,30 +186,30 @@ static bool server_entry_valid(const char *entry)
  * Adds the comma-separated entries of one --server value to o->servers, each
  * checked, naming the bad one. 0, or -1 after printing what is wrong.
  */
-static int add_servers(gw_options *o, const char *arg)
+static int add_servers(opt_parser *pp, gw_options *o, const char *arg)
 {
     const char *p = arg;
     for (;;) {
         size_t len = strcspn(p, ",");
         if (len == 0)
-            return bad_option("--server '%s': an empty entry (a stray comma?)", arg);
+            return opt_fail(pp, "--server '%s': an empty entry (a stray comma?)", arg);
         if (o->n_servers == MAX_SERVERS)
-            return bad_option("--server: more than %d servers", MAX_SERVERS);
+            return opt_fail(pp, "--server: more than %d servers", MAX_SERVERS);
         char *entry = malloc(len + 1);
         if (!entry)
-            return bad_option("out of memory");
+            return opt_fail(pp, "out of memory");
         memcpy(entry, p, len);
         entry[len] = '\0';
         o->servers[o->n_servers++] = entry; /* freed by options_free, also on error */
         if (!server_entry_valid(entry)) {
             if (strcmp(entry, arg) == 0)
-                return bad_option("--server '%s': not HOST:PORT with a port of 1-65535", arg);
-            return bad_option("--server '%s': entry '%s' is not HOST:PORT with a port of 1-65535",
-                              arg, entry);
+                return opt_fail(pp, "--server '%s': not HOST:PORT with a port of 1-65535", arg);
+            return opt_fail(pp, "--server '%s': entry '%s' is not HOST:PORT with a port of 1-65535",
+                            arg, entry);
         }
         for (size_t i = 0; i + 1 < o->n_servers; i++)
             if (strcmp(o->servers[i], entry) == 0)
-                return bad_option("--server: '%s' is listed twice", entry);
+                return opt_fail(pp, "--server: '%s' is listed twice", entry);
         if (p[len] == '\0')
             return 0;
         p += len + 1;
@@ -226,194 +223,92 @@ static void options_free(gw_options *o)
     o->n_servers = 0;
 }
 
-/*
- * Parses and validates the whole command line. 0 to run, 1 when --help or
- * --version was answered, -1 after printing what is wrong.
- */
-static int parse_options(int argc, char **argv, gw_options *o)
-{
-    enum {
-        O_ID = 1,
-        O_PNID,
-        O_SERVER,
-        O_LISTEN,
-        O_CERT,
-        O_KEY,
-        O_CA,
-        O_INSECURE,
-        O_LEVEL,
-        O_MAX,
-        O_STALL,
-        O_REGISTER,
-        O_PER_ADDR,
-        O_HELP,
-        O_VERSION,
-        O_COUNT
-    };
-    static const struct option longopts[] = {
-        {"id", required_argument, NULL, O_ID},
-        {"pnid", required_argument, NULL, O_PNID},
-        {"server", required_argument, NULL, O_SERVER},
-        {"listen", required_argument, NULL, O_LISTEN},
-        {"tls-cert", required_argument, NULL, O_CERT},
-        {"tls-key", required_argument, NULL, O_KEY},
-        {"tls-ca", required_argument, NULL, O_CA},
-        {"insecure", no_argument, NULL, O_INSECURE},
-        {"log-level", required_argument, NULL, O_LEVEL},
-        {"max-pnes", required_argument, NULL, O_MAX},
-        {"stall-timeout", required_argument, NULL, O_STALL},
-        {"register-timeout", required_argument, NULL, O_REGISTER},
-        {"max-per-addr", required_argument, NULL, O_PER_ADDR},
-        {"help", no_argument, NULL, O_HELP},
-        {"version", no_argument, NULL, O_VERSION},
-        {NULL, 0, NULL, 0},
-    };
-    const char *level = "info", *max_pnes = NULL, *stall = NULL, *reg = NULL, *per_addr = NULL;
-    bool seen[O_COUNT] = {false};
-    *o = (gw_options){.listen = DEFAULT_LISTEN,
-                      .stall_timeout_s = DEFAULT_STALL_TIMEOUT_S,
-                      .register_timeout_s = DEFAULT_REGISTER_TIMEOUT_S,
-                      .max_per_addr = DEFAULT_MAX_PER_ADDR};
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
-        if (c == '?')
-            return bad_option("unknown option '%s'", argv[optind - 1]);
-        if (c == ':')
-            return bad_option("option '%s' needs a value", argv[optind - 1]);
-        if (seen[c] && c != O_SERVER) /* --server adds to the list */
-            return bad_option("option '%s' given twice", argv[optind - 1]);
-        seen[c] = true;
-        switch (c) {
-        case O_ID:
-            o->PNGWID = optarg;
-            break;
-        case O_PNID:
-            o->PNID = optarg;
-            break;
-        case O_SERVER:
-            if (o->n_server_args == MAX_SERVERS)
-                return bad_option("--server: more than %d servers", MAX_SERVERS);
-            o->server_args[o->n_server_args++] = optarg;
-            break;
-        case O_LISTEN:
-            o->listen = optarg;
-            break;
-        case O_CERT:
-            o->tls_cert = optarg;
-            break;
-        case O_KEY:
-            o->tls_key = optarg;
-            break;
-        case O_CA:
-            o->tls_ca = optarg;
-            break;
-        case O_INSECURE:
-            o->insecure = true;
-            break;
-        case O_LEVEL:
-            level = optarg;
-            break;
-        case O_MAX:
-            max_pnes = optarg;
-            break;
-        case O_STALL:
-            stall = optarg;
-            break;
-        case O_REGISTER:
-            reg = optarg;
-            break;
-        case O_PER_ADDR:
-            per_addr = optarg;
-            break;
-        case O_HELP:
-            usage(stdout);
-            return 1;
-        case O_VERSION:
-            printf("cpns-gw %s\n", CPNS_LIB_VERSION);
-            return 1;
-        }
-    }
-    if (optind < argc)
-        return bad_option("unexpected argument '%s'", argv[optind]);
+#define T gw_options
+/* The command line and the configuration file (options.h); order as in --help. */
+static const opt_spec gw_option_table[] = {
+    OPT_STR(T, "id", PNGWID, 0),
+    OPT_STR(T, "pnid", PNID, 0),
+    OPT_ARRAY(T, "server", server_args, n_server_args, "servers", 0),
+    OPT_STR(T, "listen", listen, 0),
+    OPT_STR(T, "tls-cert", tls_cert, OPT_LIVE),
+    OPT_STR(T, "tls-key", tls_key, OPT_LIVE),
+    OPT_STR(T, "tls-ca", tls_ca, OPT_LIVE),
+    OPT_BOOL(T, "insecure", insecure, 0),
+    OPT_NUM(T, "max-pnes", max_pnes, 0, MAX_PNES_LIMIT, 1, NULL, 0),
+    OPT_NUM(T, "max-per-addr", max_per_addr, 0, MAX_PNES_LIMIT, 1, NULL, 0),
+    OPT_NUM(T, "register-timeout", register_timeout_s, 1, MAX_REGISTER_TIMEOUT_S, 1, "seconds", 0),
+    OPT_NUM(T, "stall-timeout", stall_timeout_s, 1, MAX_STALL_TIMEOUT_S, 1, "seconds", 0),
+    OPT_FN(T, "log-level", log_level, opt_parse_level, OPT_LEVEL_EXPECT, OPT_LIVE),
+};
+#undef T
 
+/* The checks that involve several options, after the file and the command line. */
+static int validate(opt_parser *p, gw_options *o)
+{
     char host[256];
     uint16_t port;
     if (!o->PNGWID)
-        return bad_option("--id PNGWID is required");
+        return opt_fail(p, "--id PNGWID is required");
     if (!cpns_id_valid(o->PNGWID))
-        return bad_option("--id '%s': not an identifier (1-64 of A-Z a-z 0-9 . _ : @ -)",
-                          o->PNGWID);
+        return opt_fail(p, "--id '%s': not an identifier (1-64 of A-Z a-z 0-9 . _ : @ -)",
+                        o->PNGWID);
     if (!o->PNID)
-        return bad_option("--pnid PNID is required");
+        return opt_fail(p, "--pnid PNID is required");
     if (!cpns_id_valid(o->PNID))
-        return bad_option("--pnid '%s': not an identifier (1-64 of A-Z a-z 0-9 . _ : @ -)",
-                          o->PNID);
+        return opt_fail(p, "--pnid '%s': not an identifier (1-64 of A-Z a-z 0-9 . _ : @ -)",
+                        o->PNID);
     if (o->n_server_args == 0)
-        return bad_option("--server HOST:PORT is required");
+        return opt_fail(p, "--server HOST:PORT is required");
     for (size_t i = 0; i < o->n_server_args; i++)
-        if (add_servers(o, o->server_args[i]) != 0)
+        if (add_servers(p, o, o->server_args[i]) != 0)
             return -1;
     if (addr_parse(o->listen, host, sizeof host, &port) != 0 || port == 0)
-        return bad_option("--listen '%s': not HOST:PORT with a port of 1-65535", o->listen);
-    if (log_parse_level(level, &o->log_level) != 0)
-        return bad_option("--log-level '%s': not error, warn, info or debug", level);
-    if (max_pnes) {
-        int64_t n;
-        if (parse_i64(max_pnes, 0, MAX_PNES_LIMIT, &n) != 0)
-            return bad_option("--max-pnes '%s': not a number of 0-%d", max_pnes, MAX_PNES_LIMIT);
-        o->max_pnes = (size_t)n;
-    }
-    if (stall) {
-        int64_t n;
-        if (parse_i64(stall, 1, MAX_STALL_TIMEOUT_S, &n) != 0)
-            return bad_option("--stall-timeout '%s': not a number of seconds of 1-%d", stall,
-                              MAX_STALL_TIMEOUT_S);
-        o->stall_timeout_s = (int)n;
-    }
-    if (reg) {
-        int64_t n;
-        if (parse_i64(reg, 1, MAX_REGISTER_TIMEOUT_S, &n) != 0)
-            return bad_option("--register-timeout '%s': not a number of seconds of 1-%d", reg,
-                              MAX_REGISTER_TIMEOUT_S);
-        o->register_timeout_s = (int)n;
-    }
-    if (per_addr) {
-        int64_t n;
-        if (parse_i64(per_addr, 0, MAX_PNES_LIMIT, &n) != 0)
-            return bad_option("--max-per-addr '%s': not a number of 0-%d", per_addr,
-                              MAX_PNES_LIMIT);
-        o->max_per_addr = (size_t)n;
-        o->max_per_addr_set = true;
-    }
+        return opt_fail(p, "--listen '%s': not HOST:PORT with a port of 1-65535", o->listen);
+    o->max_per_addr_set = opt_src(p, "max-per-addr") != OPT_UNSET;
     bool any_tls = o->tls_cert || o->tls_key || o->tls_ca;
     if (o->insecure && any_tls)
-        return bad_option("--insecure cannot be combined with --tls-cert/--tls-key/--tls-ca");
+        return opt_fail(p, "--insecure cannot be combined with --tls-cert/--tls-key/--tls-ca");
     if (!o->insecure) {
         if (!any_tls)
-            return bad_option("--tls-cert, --tls-key and --tls-ca are required (or --insecure)");
+            return opt_fail(p, "--tls-cert, --tls-key and --tls-ca are required (or --insecure)");
         if (!o->tls_cert)
-            return bad_option("--tls-cert FILE is required with --tls-key/--tls-ca");
+            return opt_fail(p, "--tls-cert FILE is required with --tls-key/--tls-ca");
         if (!o->tls_key)
-            return bad_option("--tls-key FILE is required with --tls-cert/--tls-ca");
+            return opt_fail(p, "--tls-key FILE is required with --tls-cert/--tls-ca");
         if (!o->tls_ca)
-            return bad_option("--tls-ca FILE is required with --tls-cert/--tls-key");
+            return opt_fail(p, "--tls-ca FILE is required with --tls-cert/--tls-key");
     }
     return 0;
 }
 
+/*
+ * The defaults, then the file and the command line, validated: at start and
+ * on SIGHUP. 0, OPT_HELP, OPT_VERSION, or -1 with p->err.
+ */
+static int load_options(opt_parser *p, int argc, char **argv, void *out)
+{
+    gw_options *o = out;
+    *o = (gw_options){.listen = DEFAULT_LISTEN,
+                      .stall_timeout_s = DEFAULT_STALL_TIMEOUT_S,
+                      .register_timeout_s = DEFAULT_REGISTER_TIMEOUT_S,
+                      .max_per_addr = DEFAULT_MAX_PER_ADDR,
+                      .log_level = CPNS_LOG_INFO};
+    int rv = opt_parse(p, argc, argv, o);
+    return rv != 0 ? rv : validate(p, o);
+}
+
 /* The server refuses a GW whose certificate CN is not its PNGWID: say so before dialing. */
-static int check_cert_cn(SSL_CTX *ctx, const gw_options *o)
+static int check_cert_cn(SSL_CTX *ctx, const gw_options *o, char *err, size_t errlen)
 {
     X509 *cert = SSL_CTX_get0_certificate(ctx);
     char cn[CPNS_ID_MAX + 2] = "";
     if (cert)
         X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn);
     if (strcmp(cn, o->PNGWID) != 0) {
-        fprintf(stderr,
-                "cpns-gw: --tls-cert %s: certificate CN '%s' is not --id '%s' (the server "
-                "requires CN = PNGWID)\n",
-                o->tls_cert, cn, o->PNGWID);
+        snprintf(err, errlen,
+                 "--tls-cert %s: certificate CN '%s' is not --id '%s' (the server requires CN = "
+                 "PNGWID)",
+                 o->tls_cert, cn, o->PNGWID);
         return -1;
     }
     return 0;
@@ -745,8 +640,52 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopbreak(d->base);
 }
 
+/*
+ * SIGHUP (opt_reload_run): the new --log-level at once; the --tls-* files
+ * re-read for the next connection to the server (certificate rotation without
+ * a restart: the open one keeps its session); the rest waits for a restart.
+ */
+static int reload_apply(void *arg, const void *fresh, char *done, size_t done_len, char *err,
+                        size_t err_len)
+{
+    gw_daemon *d = arg;
+    const gw_options *n = fresh;
+    if (d->tls && !n->insecure) {
+        SSL_CTX *ctx = net_tls_client_ctx(n->tls_cert, n->tls_key, n->tls_ca, err, err_len);
+        if (!ctx)
+            return -1;
+        int rv = check_cert_cn(ctx, &d->opt, err, err_len);
+        if (rv == 0 && tls_ctx_adopt(d->tls, ctx) != 0) {
+            snprintf(err, err_len, "--tls-cert %s: cannot use the new certificate and key",
+                     n->tls_cert);
+            rv = -1;
+        }
+        SSL_CTX_free(ctx);
+        if (rv != 0)
+            return -1;
+        char fp[40];
+        tls_cert_fingerprint(d->tls, fp, sizeof fp);
+        snprintf(done, done_len,
+                 "TLS certificate %s (SHA-256 %s) in use from the next connection to the server",
+                 n->tls_cert, fp);
+    }
+    log_set_level(n->log_level);
+    return 0;
+}
+
+static void reload_release(void *o)
+{
+    options_free(o);
+}
+
+static void on_sighup(void *arg)
+{
+    opt_reload_run(arg);
+}
+
 static void daemon_free(gw_daemon *d)
 {
+    daemon_sighup_free();
     links_close_all(&d->links);
     if (d->server)
         net_conn_close(d->server, false);
@@ -765,7 +704,7 @@ static void daemon_free(gw_daemon *d)
 }
 
 /* Everything that can fail before the loop runs. 0, or the exit status. */
-static int daemon_init(gw_daemon *d)
+static int daemon_init(gw_daemon *d, opt_reload *reload)
 {
     char err[512];
     if (!d->opt.insecure) {
@@ -775,8 +714,10 @@ static int daemon_init(gw_daemon *d)
             fprintf(stderr, "cpns-gw: %s\n", err);
             return EXIT_USAGE;
         }
-        if (check_cert_cn(d->tls, &d->opt) != 0)
+        if (check_cert_cn(d->tls, &d->opt, err, sizeof err) != 0) {
+            fprintf(stderr, "cpns-gw: %s\n", err);
             return EXIT_USAGE;
+        }
     }
     cpns_gw_config cfg = {
         .PNGWID = d->opt.PNGWID,
@@ -792,7 +733,7 @@ static int daemon_init(gw_daemon *d)
     }
     d->last_state = cpns_gw_get_state(d->gw);
     d->base = event_base_new();
-    if (!d->base)
+    if (!d->base || daemon_sighup(d->base, on_sighup, reload) != 0)
         return EXIT_FAILURE;
     d->retry_timer = evtimer_new(d->base, on_retry_timer, d);
     d->session_timer = evtimer_new(d->base, on_session_timer, d);
@@ -832,18 +773,46 @@ static int daemon_init(gw_daemon *d)
 
 int main(int argc, char **argv)
 {
+    static opt_parser parser = {
+        .prog = "cpns-gw",
+        .specs = gw_option_table,
+        .n_specs = sizeof gw_option_table / sizeof gw_option_table[0],
+    };
     gw_daemon d;
     memset(&d, 0, sizeof d);
-    int rv = parse_options(argc, argv, &d.opt);
-    if (rv != 0) {
+    int rv = load_options(&parser, argc, argv, &d.opt);
+    if (rv == OPT_HELP)
+        usage(stdout);
+    else if (rv == OPT_VERSION)
+        opt_print_version(parser.prog);
+    else if (rv != 0)
+        opt_print_error(&parser);
+    else if (parser.check_only)
+        printf("cpns-gw: the options%s%s are valid\n", parser.config ? " and " : "",
+               parser.config ? parser.config : "");
+    if (rv != 0 || parser.check_only) {
         options_free(&d.opt);
-        return rv > 0 ? EXIT_SUCCESS : EXIT_USAGE;
+        opt_free(&parser);
+        return rv < 0 ? EXIT_USAGE : EXIT_SUCCESS;
     }
+    gw_options parsed = d.opt;
+    opt_reload reload = {
+        .p = &parser,
+        .argc = argc,
+        .argv = argv,
+        .size = sizeof d.opt,
+        .running = &d.opt,
+        .parsed = &parsed,
+        .load = load_options,
+        .apply = reload_apply,
+        .release = reload_release,
+        .arg = &d,
+    };
     log_setup("gw", d.opt.PNGWID, d.opt.log_level);
     /* A peer closing mid-write must not kill the daemon. */
     signal(SIGPIPE, SIG_IGN);
 
-    int status = daemon_init(&d);
+    int status = daemon_init(&d, &reload);
     if (status == 0) {
         char servers[MAX_SERVERS * 64];
         join_servers(&d.opt, servers, sizeof servers);
@@ -863,5 +832,6 @@ int main(int argc, char **argv)
     }
     daemon_free(&d);
     options_free(&d.opt);
+    opt_free(&parser);
     return status;
 }

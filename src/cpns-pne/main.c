@@ -11,7 +11,6 @@
  * the server refuses, is retried with capped exponential backoff, reset once
  * the PNE is registered.
  */
-#include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -23,6 +22,7 @@
 #include "backoff.h"
 #include "cli.h"
 #include "net.h"
+#include "options.h"
 
 #define RETRY_MIN_MS 500
 #define RETRY_MAX_MS 30000
@@ -50,7 +50,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "Usage: cpns-pne --id PNEID --gw HOST:PORT --key-file FILE --store DIR\n"
-            "                [--log-level LEVEL]\n"
+            "                [--log-level LEVEL] [--config FILE] [--check-config]\n"
             "       cpns-pne keys --store DIR --key-file FILE\n"
             "       cpns-pne seal --store DIR --key-file FILE --sg SGID  < plaintext\n"
             "       cpns-pne open --store DIR --key-file FILE --sg SGID  < group message\n"
@@ -65,6 +65,13 @@ static void usage(FILE *f)
             "  --store DIR         its key store (created 0700 if missing)\n"
             "  --sg SGID           the Service Group (seal, open)\n"
             "  --log-level LEVEL   error, warn, info (default) or debug\n"
+            "  --config FILE       read options from FILE: 'name = value' lines with the\n"
+            "                      names of the long options above but --sg ('#'\n"
+            "                      comments); the command line overrides it. The\n"
+            "                      commands take --store and --key-file from it too.\n"
+            "                      SIGHUP re-reads it and applies --log-level\n"
+            "  --check-config      check the options and the --config file, then exit\n"
+            "                      (0: valid, 2: not; no file but FILE is opened)\n"
             "\n"
             "  keys   lists the stored Group Keys: SGID, KeyVersion and fingerprint of the\n"
             "         current and the previous key (never a key)\n"
@@ -75,90 +82,28 @@ static void usage(FILE *f)
             PNE_SEAL_MAX);
 }
 
-static int bad_option(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int bad_option(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("cpns-pne: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputs("\nTry 'cpns-pne --help'.\n", stderr);
-    va_end(ap);
-    return -1;
-}
-
 static const char *const mode_names[] = {"", "keys", "seal", "open"};
 
-/*
- * Parses and validates the whole command line, the subcommand included.
- * 0 to run, 1 when --help or --version was answered, -1 after printing
- * what is wrong.
- */
-static int parse_options(int argc, char **argv, pne_options *o)
-{
-    enum { O_ID = 1, O_GW, O_KEY, O_STORE, O_SG, O_LEVEL, O_HELP, O_VERSION, O_COUNT };
-    static const struct option longopts[] = {
-        {"id", required_argument, NULL, O_ID},
-        {"gw", required_argument, NULL, O_GW},
-        {"key-file", required_argument, NULL, O_KEY},
-        {"store", required_argument, NULL, O_STORE},
-        {"sg", required_argument, NULL, O_SG},
-        {"log-level", required_argument, NULL, O_LEVEL},
-        {"help", no_argument, NULL, O_HELP},
-        {"version", no_argument, NULL, O_VERSION},
-        {NULL, 0, NULL, 0},
-    };
-    const char *level = "info";
-    bool seen[O_COUNT] = {false};
-    *o = (pne_options){.mode = PNE_MODE_DAEMON};
-    if (argc > 1 && argv[1][0] != '-') {
-        for (int m = PNE_MODE_KEYS; m <= PNE_MODE_OPEN; m++)
-            if (strcmp(argv[1], mode_names[m]) == 0)
-                o->mode = (pne_mode)m;
-        if (o->mode == PNE_MODE_DAEMON)
-            return bad_option("unknown command '%s' (keys, seal or open)", argv[1]);
-        optind = 2;
-    }
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
-        if (c == '?')
-            return bad_option("unknown option '%s'", argv[optind - 1]);
-        if (c == ':')
-            return bad_option("option '%s' needs a value", argv[optind - 1]);
-        if (seen[c])
-            return bad_option("option '%s' given twice", argv[optind - 1]);
-        seen[c] = true;
-        switch (c) {
-        case O_ID:
-            o->PNEID = optarg;
-            break;
-        case O_GW:
-            o->gw = optarg;
-            break;
-        case O_KEY:
-            o->key_file = optarg;
-            break;
-        case O_STORE:
-            o->store = optarg;
-            break;
-        case O_SG:
-            o->SGID = optarg;
-            break;
-        case O_LEVEL:
-            level = optarg;
-            break;
-        case O_HELP:
-            usage(stdout);
-            return 1;
-        case O_VERSION:
-            printf("cpns-pne %s\n", CPNS_LIB_VERSION);
-            return 1;
-        }
-    }
-    if (optind < argc)
-        return bad_option("unexpected argument '%s'", argv[optind]);
+#define T pne_options
+/* The command line and the configuration file (options.h). */
+static const opt_spec pne_option_table[] = {
+    OPT_STR(T, "id", PNEID, 0),
+    OPT_STR(T, "gw", gw, 0),
+    OPT_STR(T, "key-file", key_file, 0),
+    OPT_STR(T, "store", store, 0),
+    OPT_STR(T, "sg", SGID, OPT_CLI_ONLY),
+    OPT_FN(T, "log-level", log_level, opt_parse_level, OPT_LEVEL_EXPECT, OPT_LIVE),
+};
+#undef T
 
+/*
+ * The checks that involve several options or the subcommand. A subcommand
+ * given a --config meant for the daemon takes its --store and --key-file
+ * and leaves its --id and --gw alone; given on the command line they are
+ * refused.
+ */
+static int validate(opt_parser *p, pne_options *o)
+{
     bool daemon = o->mode == PNE_MODE_DAEMON;
     bool group = o->mode == PNE_MODE_SEAL || o->mode == PNE_MODE_OPEN;
     const char *cmd = daemon ? "the daemon" : mode_names[o->mode];
@@ -166,38 +111,59 @@ static int parse_options(int argc, char **argv, pne_options *o)
     uint16_t port;
     if (daemon) {
         if (!o->PNEID)
-            return bad_option("--id PNEID is required");
+            return opt_fail(p, "--id PNEID is required");
         if (!cpns_id_valid(o->PNEID))
-            return bad_option("--id '%s': not an identifier (1-64 of A-Z a-z 0-9 . _ : @ -)",
-                              o->PNEID);
+            return opt_fail(p, "--id '%s': not an identifier (1-64 of A-Z a-z 0-9 . _ : @ -)",
+                            o->PNEID);
         if (!o->gw)
-            return bad_option("--gw HOST:PORT is required");
+            return opt_fail(p, "--gw HOST:PORT is required");
         if (addr_parse(o->gw, host, sizeof host, &port) != 0 || port == 0)
-            return bad_option("--gw '%s': not HOST:PORT with a port of 1-65535", o->gw);
+            return opt_fail(p, "--gw '%s': not HOST:PORT with a port of 1-65535", o->gw);
     } else {
-        if (o->PNEID)
-            return bad_option("--id is not used by '%s'", cmd);
-        if (o->gw)
-            return bad_option("--gw is not used by '%s'", cmd);
+        if (opt_src(p, "id") == OPT_FROM_ARGV)
+            return opt_fail(p, "--id is not used by '%s'", cmd);
+        if (opt_src(p, "gw") == OPT_FROM_ARGV)
+            return opt_fail(p, "--gw is not used by '%s'", cmd);
+        o->PNEID = o->gw = NULL;
     }
     if (group) {
         if (!o->SGID)
-            return bad_option("--sg SGID is required by '%s'", cmd);
+            return opt_fail(p, "--sg SGID is required by '%s'", cmd);
         if (!cpns_id_valid(o->SGID))
-            return bad_option("--sg '%s': not an identifier (1-64 of A-Z a-z 0-9 . _ : @ -)",
-                              o->SGID);
+            return opt_fail(p, "--sg '%s': not an identifier (1-64 of A-Z a-z 0-9 . _ : @ -)",
+                            o->SGID);
     } else if (o->SGID) {
-        return bad_option("--sg is not used by %s%s%s", daemon ? "" : "'", cmd, daemon ? "" : "'");
+        return opt_fail(p, "--sg is not used by %s%s%s", daemon ? "" : "'", cmd, daemon ? "" : "'");
     }
     if (!o->key_file)
-        return bad_option("--key-file FILE is required");
+        return opt_fail(p, "--key-file FILE is required");
     if (!o->store)
-        return bad_option("--store DIR is required");
+        return opt_fail(p, "--store DIR is required");
     if (!*o->store)
-        return bad_option("--store '': not a directory name");
-    if (log_parse_level(level, &o->log_level) != 0)
-        return bad_option("--log-level '%s': not error, warn, info or debug", level);
+        return opt_fail(p, "--store '': not a directory name");
     return 0;
+}
+
+/*
+ * The subcommand (argv[1] when it is not an option), the defaults, then the
+ * file and the command line, validated: at start and on SIGHUP. 0,
+ * OPT_HELP, OPT_VERSION, or -1 with p->err.
+ */
+static int load_options(opt_parser *p, int argc, char **argv, void *out)
+{
+    pne_options *o = out;
+    *o = (pne_options){.mode = PNE_MODE_DAEMON, .log_level = CPNS_LOG_INFO};
+    if (argc > 1 && argv[1][0] != '-') {
+        for (int m = PNE_MODE_KEYS; m <= PNE_MODE_OPEN; m++)
+            if (strcmp(argv[1], mode_names[m]) == 0)
+                o->mode = (pne_mode)m;
+        if (o->mode == PNE_MODE_DAEMON)
+            return opt_fail(p, "unknown command '%s' (keys, seal or open)", argv[1]);
+        argc--; /* getopt_long skips the first argument: the command takes the program's place */
+        argv++;
+    }
+    int rv = opt_parse(p, argc, argv, o);
+    return rv != 0 ? rv : validate(p, o);
 }
 
 /* --- the daemon --- */
@@ -355,8 +321,27 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopbreak(d->base);
 }
 
+/* SIGHUP (opt_reload_run): the new --log-level; the rest waits for a restart. */
+static int reload_apply(void *arg, const void *fresh, char *done, size_t done_len, char *err,
+                        size_t err_len)
+{
+    (void)arg;
+    (void)done;
+    (void)done_len;
+    (void)err;
+    (void)err_len;
+    log_set_level(((const pne_options *)fresh)->log_level);
+    return 0;
+}
+
+static void on_sighup(void *arg)
+{
+    opt_reload_run(arg);
+}
+
 static void daemon_free(pne_daemon *d)
 {
+    daemon_sighup_free();
     if (d->gw)
         net_conn_close(d->gw, false);
     cpns_pne_del(d->pne);
@@ -370,7 +355,7 @@ static void daemon_free(pne_daemon *d)
 }
 
 /* Everything that can fail before the loop runs. 0, or the exit status. */
-static int daemon_init(pne_daemon *d)
+static int daemon_init(pne_daemon *d, opt_reload *reload)
 {
     uint8_t EUK[CPNS_KEY_LEN];
     int status = pne_open_store(&d->opt, 1, &d->ks, EUK);
@@ -392,7 +377,7 @@ static int daemon_init(pne_daemon *d)
     }
     d->last_state = cpns_pne_get_state(d->pne);
     d->base = event_base_new();
-    if (!d->base)
+    if (!d->base || daemon_sighup(d->base, on_sighup, reload) != 0)
         return EXIT_FAILURE;
     d->retry_timer = evtimer_new(d->base, on_retry_timer, d);
     d->connect_timer = evtimer_new(d->base, on_connect_timer, d);
@@ -408,15 +393,27 @@ static int daemon_init(pne_daemon *d)
     return 0;
 }
 
-static int run_daemon(const pne_options *opt)
+static int run_daemon(const pne_options *opt, opt_parser *parser, int argc, char **argv)
 {
     pne_daemon d;
     memset(&d, 0, sizeof d);
     d.opt = *opt;
+    pne_options parsed = *opt;
+    opt_reload reload = {
+        .p = parser,
+        .argc = argc,
+        .argv = argv,
+        .size = sizeof d.opt,
+        .running = &d.opt,
+        .parsed = &parsed,
+        .load = load_options,
+        .apply = reload_apply,
+        .arg = &d,
+    };
     log_setup("pne", opt->PNEID, opt->log_level);
     /* A GW closing mid-write must not kill the daemon. */
     signal(SIGPIPE, SIG_IGN);
-    int status = daemon_init(&d);
+    int status = daemon_init(&d, &reload);
     if (status == 0) {
         log_info("cpns-pne %s: key store %s, GW %s", CPNS_LIB_VERSION, opt->store, opt->gw);
         gw_connect(&d);
@@ -429,19 +426,41 @@ static int run_daemon(const pne_options *opt)
 
 int main(int argc, char **argv)
 {
+    static opt_parser parser = {
+        .prog = "cpns-pne",
+        .specs = pne_option_table,
+        .n_specs = sizeof pne_option_table / sizeof pne_option_table[0],
+    };
     pne_options opt;
-    int rv = parse_options(argc, argv, &opt);
-    if (rv != 0)
-        return rv > 0 ? EXIT_SUCCESS : EXIT_USAGE;
+    int rv = load_options(&parser, argc, argv, &opt);
+    if (rv == OPT_HELP)
+        usage(stdout);
+    else if (rv == OPT_VERSION)
+        opt_print_version(parser.prog);
+    else if (rv != 0)
+        opt_print_error(&parser);
+    else if (parser.check_only)
+        printf("cpns-pne: the options%s%s are valid\n", parser.config ? " and " : "",
+               parser.config ? parser.config : "");
+    if (rv != 0 || parser.check_only) {
+        opt_free(&parser);
+        return rv < 0 ? EXIT_USAGE : EXIT_SUCCESS;
+    }
+    int status = EXIT_FAILURE;
     switch (opt.mode) {
     case PNE_MODE_KEYS:
-        return pne_cmd_keys(&opt);
+        status = pne_cmd_keys(&opt);
+        break;
     case PNE_MODE_SEAL:
-        return pne_cmd_seal(&opt);
+        status = pne_cmd_seal(&opt);
+        break;
     case PNE_MODE_OPEN:
-        return pne_cmd_open(&opt);
+        status = pne_cmd_open(&opt);
+        break;
     case PNE_MODE_DAEMON:
+        status = run_daemon(&opt, &parser, argc, argv);
         break;
     }
-    return run_daemon(&opt);
+    opt_free(&parser);
+    return status;
 }

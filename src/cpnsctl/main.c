@@ -11,6 +11,7 @@
 
 #include "ctl.h"
 #include "daemon.h"
+#include "options.h"
 
 #define DEFAULT_SERVER "http://127.0.0.1:7462"
 #define DEFAULT_TIMEOUT_S 10
@@ -146,7 +147,7 @@ int main(int argc, char **argv)
             fputs(usage_text, stdout);
             return CTL_OK;
         } else if (strcmp(a, "--version") == 0) {
-            printf("cpnsctl %s (CPNS %s)\n", CPNSCTL_VERSION, CPNS_VERSION);
+            opt_print_version("cpnsctl");
             return CTL_OK;
         } else if (strcmp(a, "--json") == 0) {
             c.json = 1;

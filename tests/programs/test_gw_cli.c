@@ -31,7 +31,8 @@ static void test_help_and_version(void **state)
 
     run(&r, (const char *const[]){"cpns-gw", "--version", NULL});
     assert_int_equal(r.status, 0);
-    assert_string_equal(r.out, "cpns-gw " CPNS_LIB_VERSION "\n");
+    assert_string_equal(r.out, "cpns-gw " CPNS_LIB_VERSION " (libcpns " CPNS_LIB_VERSION
+                               ", CPNS " CPNS_VERSION "), Apache-2.0\n");
     prog_result_free(&r);
 }
 

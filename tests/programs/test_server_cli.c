@@ -229,7 +229,8 @@ static void test_help_and_version(void **state)
     prog_result_free(&r);
     prog_run((const char *const[]){"cpns-server", "--version", NULL}, NULL, 0, &r);
     assert_int_equal(r.status, 0);
-    assert_string_equal(r.out, "cpns-server " CPNS_LIB_VERSION "\n");
+    assert_string_equal(r.out, "cpns-server " CPNS_LIB_VERSION " (libcpns " CPNS_LIB_VERSION
+                               ", CPNS " CPNS_VERSION "), Apache-2.0\n");
     prog_result_free(&r);
 }
 
