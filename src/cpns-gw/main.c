@@ -165,7 +165,7 @@ static void usage(FILE *f)
                "                      names of the long options above ('server' repeatable,\n"
                "                      'insecure' alone for a flag, '#' comments); the\n"
                "                      command line overrides it. SIGHUP re-reads it and\n"
-               "                      applies --log-level and the --tls-* files (the next\n"
+               "                      applies --log-level and re-reads the TLS files (the next\n"
                "                      connection to the server)\n"
                "  --check-config      check the options and the --config file, then exit\n"
                "                      (0: valid, 2: not; no file but FILE is opened)\n"

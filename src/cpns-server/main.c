@@ -142,7 +142,7 @@ static void usage(FILE *f)
         "                          names of the long options above ('insecure' alone\n"
         "                          for a flag, '#' comments); the command line\n"
         "                          overrides it. SIGHUP re-reads it and applies\n"
-        "                          --log-level and the --tls-* files (new connections)\n"
+        "                          --log-level and re-reads the TLS files (new GWs)\n"
         "  --check-config          check the options and the --config file, then exit\n"
         "                          (0: valid, 2: not; no file but FILE is opened)\n"
         "  --help, --version\n",
