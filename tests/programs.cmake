@@ -34,3 +34,8 @@ if(TARGET test_server_ha)
   add_dependencies(test_server_ha cpns-server cpnsctl)
   set_tests_properties(test_server_ha PROPERTIES TIMEOUT 300)
 endif()
+
+# test_config runs every daemon and cpnsctl --version.
+if(TARGET test_config)
+  add_dependencies(test_config cpns-server cpnsctl)
+endif()
