@@ -39,3 +39,10 @@ endif()
 if(TARGET test_config)
   add_dependencies(test_config cpns-server cpnsctl)
 endif()
+
+# test_sighup runs a TLS cluster through the integration harness.
+if(TARGET test_sighup)
+  target_link_libraries(test_sighup PRIVATE cpns_it_harness)
+  add_dependencies(test_sighup cpns-server cpnsctl)
+  set_tests_properties(test_sighup PROPERTIES TIMEOUT 240)
+endif()
