@@ -53,7 +53,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-fail() { echo "wireshark: $*" >&2; exit 1; }
+fail() { echo "wireshark: $*" >&2; [ -n "${CPNS_WIRESHARK_KEEP:-}" ] && cp "$work"/*.txt "$work/cpns.pcap" "$CPNS_WIRESHARK_KEEP"/ 2>/dev/null; exit 1; }
 
 # Waits (100 ms steps, at most 30 s) until the command succeeds.
 wait_for() {
@@ -68,7 +68,7 @@ wait_for() {
 
 ip link set lo up mtu 400 gso_max_size 400 gso_max_segs 1
 
-tcpdump -i lo -U -Z root -w "$work/cpns.pcap" tcp 2>"$work/tcpdump.log" &
+tcpdump -i lo --immediate-mode -B 16384 -U -Z root -w "$work/cpns.pcap" tcp 2>"$work/tcpdump.log" &
 tcpdump_pid=$!
 wait_for "tcpdump to listen on lo" grep -q "listening on lo" "$work/tcpdump.log"
 
@@ -106,11 +106,47 @@ wait "${pne_pid[pne-laptop]}" || fail "pne-laptop did not exit cleanly"
 detached() { grep -q "pne-laptop" "$work/gw.log" && grep -i "pne-laptop" "$work/gw.log" | grep -qi "detach"; }
 wait_for "the GW to report pne-laptop detached" detached
 
+# tcpdump writes each packet as it comes (-U): wait until the capture holds it.
+in_capture() {
+  tshark -X lua_script:"$lua" -r "$work/cpns.pcap" -Y 'cpns.status == "detached"' 2>/dev/null |
+    grep -q pne-laptop
+}
+wait_for "the detached notification in the capture" in_capture
 for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
 for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
 pids=()
-kill -INT "$tcpdump_pid"
+kill -TERM "$tcpdump_pid"
 wait "$tcpdump_pid" || true
 tcpdump_pid=
 
-cp "$work/cpns.pcap" /tmp/cpns-wireshark-last.pcap
+# Every message type, and each frame's messages with their fields.
+ts() { tshark -X lua_script:"$lua" -r "$work/cpns.pcap" "$@" 2>/dev/null; }
+ts -V >"$work/tree.txt"
+ts -Y cpns -T fields -E occurrence=a -E aggregator=/s -e tcp.srcport -e tcp.dstport \
+  -e cpns.message -e cpns.sgid -e cpns.pneid -e cpns.keyversion -e cpns.return \
+  -e cpns.status -e tcp.segment.count >"$work/fields.txt"
+ts -o cpns.tcp_ports: -Y cpns -T fields -E occurrence=a -E aggregator=/s -e tcp.srcport \
+  -e tcp.dstport -e cpns.message -e cpns.sgid -e cpns.pneid -e cpns.keyversion -e cpns.return \
+  -e cpns.status -e tcp.segment.count >"$work/heuristic.txt"
+for m in PNGWRegistrationRequest PNGWRegistrationResponse PNERegistrationRequest \
+  PNERegistrationResponse PNEStatusNotification SGroupKeyDeliveryRequest \
+  SGroupKeyDeliveryResponse; do
+  grep -q "Message: $m" "$work/tree.txt" || fail "no $m in tshark -V"
+done
+# Deliveries on both links, with their fields: version 1 to the three, 2 to the two left.
+for port in 7460 7461; do
+  for want in "SGroupKeyDeliveryRequest	sg-family	pne-tv	1" \
+    "SGroupKeyDeliveryRequest	sg-family	pne-laptop	1" \
+    "SGroupKeyDeliveryRequest	sg-family	pne-phone	2" \
+    "SGroupKeyDeliveryResponse	sg-family	pne-tv	2	1"; do
+    awk -F'\t' -v p=$port '$1 == p || $2 == p' "$work/fields.txt" | cut -f3- |
+      grep -q "^$want" || fail "port $port: no '$want' in the dissection"
+  done
+done
+grep -q "PNEStatusNotification		pne-laptop			detached" "$work/fields.txt" ||
+  fail "no PNEStatusNotification detached of pne-laptop"
+awk -F'\t' '$3 ~ /SGroupKeyDeliveryRequest/ && $9 >= 2' "$work/fields.txt" | grep -q . ||
+  fail "no SGroupKeyDeliveryRequest reassembled from several TCP segments"
+cmp -s "$work/fields.txt" "$work/heuristic.txt" ||
+  fail "the heuristic (no ports) dissects otherwise than the port registration"
+echo "wireshark: $(wc -l <"$work/fields.txt") frames of cpns/1 dissected; every message type, both links, reassembly and heuristic checked"
