@@ -10,6 +10,9 @@ packages=(
   libssl-dev libexpat1-dev libevent-dev libjansson-dev libsqlite3-dev libcmocka-dev
   libpq-dev postgresql
   libxml2-utils libxml2-dev openssl valgrind gnuplot-nox groff-base
+  # tests/wireshark: tshark dissects with packaging/wireshark/cpns.lua what tcpdump
+  # captured in a network namespace (ip from iproute2 sets its loopback up)
+  tshark tcpdump iproute2
 )
 
 missing=()

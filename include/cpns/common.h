@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -41,10 +43,10 @@ enum cpns_error {
  * The version of the libcpns linked at run time ("MAJOR.MINOR.PATCH"), to
  * compare with CPNS_LIB_VERSION, the version of the headers compiled against.
  */
-const char *cpns_version(void);
+CPNS_API const char *cpns_version(void);
 
 /* A static English description of err (a negative enum cpns_error, or 0). */
-const char *cpns_strerror(int err);
+CPNS_API const char *cpns_strerror(int err);
 
 /*
  * The allocator hook. Every allocation of the library goes through it, so an
@@ -59,7 +61,7 @@ typedef struct cpns_allocator {
     void *arg;
 } cpns_allocator;
 
-void cpns_set_allocator(const cpns_allocator *a);
+CPNS_API void cpns_set_allocator(const cpns_allocator *a);
 
 typedef enum cpns_log_level {
     CPNS_LOG_ERROR = 0,

@@ -83,25 +83,25 @@ typedef enum cpns_gw_state {
 } cpns_gw_state;
 
 /* 0, CPNS_ERR_INVALID_ARG (bad PNGWID/PNID), CPNS_ERR_NOMEM. */
-int cpns_gw_new(cpns_gw **out, const cpns_gw_config *cfg);
-void cpns_gw_del(cpns_gw *gw);
+CPNS_API int cpns_gw_new(cpns_gw **out, const cpns_gw_config *cfg);
+CPNS_API void cpns_gw_del(cpns_gw *gw);
 
-cpns_gw_state cpns_gw_get_state(const cpns_gw *gw);
+CPNS_API cpns_gw_state cpns_gw_get_state(const cpns_gw *gw);
 /* The Return of the last PNGWRegistrationResponse, -1 before one arrived. */
-int cpns_gw_last_return(const cpns_gw *gw);
+CPNS_API int cpns_gw_last_return(const cpns_gw *gw);
 
 /*
  * The server connection is up: queues PNGWRegistrationRequest. Once the server
  * answers Return 1, queues PNEStatusNotification Status="attached" for every
  * PNE whose registration succeeded and whose link is still up.
  */
-int cpns_gw_server_up(cpns_gw *gw, int64_t now_ms);
+CPNS_API int cpns_gw_server_up(cpns_gw *gw, int64_t now_ms);
 
 /*
  * The server connection is gone: server-bound frames queued so far are
  * dropped, and so are the registrations in flight (no answer can come).
  */
-int cpns_gw_server_down(cpns_gw *gw, int64_t now_ms);
+CPNS_API int cpns_gw_server_down(cpns_gw *gw, int64_t now_ms);
 
 /*
  * A frame from the server. SGroupKeyDeliveryRequest goes to the link of
@@ -112,10 +112,10 @@ int cpns_gw_server_down(cpns_gw *gw, int64_t now_ms);
  * and a response that answers no registration in flight, is dropped (logged).
  * 0, CPNS_ERR_NOMEM.
  */
-int cpns_gw_recv_server(cpns_gw *gw, const uint8_t *data, size_t len, int64_t now_ms);
+CPNS_API int cpns_gw_recv_server(cpns_gw *gw, const uint8_t *data, size_t len, int64_t now_ms);
 
 /* A PNE connection opened (link != CPNS_GW_LINK_SERVER). 0, CPNS_ERR_EXISTS, CPNS_ERR_NOMEM. */
-int cpns_gw_link_open(cpns_gw *gw, uint64_t link, int64_t now_ms);
+CPNS_API int cpns_gw_link_open(cpns_gw *gw, uint64_t link, int64_t now_ms);
 
 /*
  * A frame from a PNE link. PNERegistrationRequest binds the link to its PNEID
@@ -127,13 +127,14 @@ int cpns_gw_link_open(cpns_gw *gw, uint64_t link, int64_t now_ms);
  * rate are dropped, and the link is queued for cpns_gw_pop_close(); its later
  * frames are dropped unread. 0, CPNS_ERR_NOT_FOUND (unknown link), CPNS_ERR_NOMEM.
  */
-int cpns_gw_recv_link(cpns_gw *gw, uint64_t link, const uint8_t *data, size_t len, int64_t now_ms);
+CPNS_API int cpns_gw_recv_link(cpns_gw *gw, uint64_t link, const uint8_t *data, size_t len,
+                               int64_t now_ms);
 
 /* The PNE link closed: queues Status="detached" if it was the PNE's route. */
-int cpns_gw_link_close(cpns_gw *gw, uint64_t link, int64_t now_ms);
+CPNS_API int cpns_gw_link_close(cpns_gw *gw, uint64_t link, int64_t now_ms);
 
 /* Next frame to send: 1 with *out, 0 when none (cpns_out in common.h). */
-int cpns_gw_pop(cpns_gw *gw, cpns_out *out);
+CPNS_API int cpns_gw_pop(cpns_gw *gw, cpns_out *out);
 
 /*
  * A link the glue should close for abuse (an oversized frame, frames over its
@@ -141,16 +142,16 @@ int cpns_gw_pop(cpns_gw *gw, cpns_out *out);
  * once. The glue closes that connection and then calls cpns_gw_link_close()
  * as for any closed link. Call it after cpns_gw_recv_link().
  */
-int cpns_gw_pop_close(cpns_gw *gw, uint64_t *link);
+CPNS_API int cpns_gw_pop_close(cpns_gw *gw, uint64_t *link);
 
 /*
  * 1 when link is the route of its PNEID: the server answered Return 1 to
  * that link's own registration and no newer link took the PNEID over.
  */
-int cpns_gw_link_routed(const cpns_gw *gw, uint64_t link);
+CPNS_API int cpns_gw_link_routed(const cpns_gw *gw, uint64_t link);
 
 /* Number of PNEs attached (registered, link up). */
-size_t cpns_gw_attached(const cpns_gw *gw);
+CPNS_API size_t cpns_gw_attached(const cpns_gw *gw);
 
 #ifdef __cplusplus
 }

@@ -63,16 +63,17 @@ struct cpns_keystore {
  * others; CPNS_ERR_CORRUPT if it does not decrypt or parse (a wrong EUK
  * looks the same: the file is refused, never emptied); CPNS_ERR_IO; CPNS_ERR_NOMEM.
  */
-int cpns_keystore_file_open(cpns_keystore **out, const char *dir, const uint8_t EUK[CPNS_KEY_LEN]);
+CPNS_API int cpns_keystore_file_open(cpns_keystore **out, const char *dir,
+                                     const uint8_t EUK[CPNS_KEY_LEN]);
 
 /* The memory backend. */
-int cpns_keystore_mem_new(cpns_keystore **out);
+CPNS_API int cpns_keystore_mem_new(cpns_keystore **out);
 
 /* For tests: makes the next n put() calls of a memory keystore fail with CPNS_ERR_IO. */
-void cpns_keystore_mem_fail_puts(cpns_keystore *ks, int n);
+CPNS_TESTING void cpns_keystore_mem_fail_puts(cpns_keystore *ks, int n);
 
 /* Closes any backend (NULL is fine). */
-void cpns_keystore_close(cpns_keystore *ks);
+CPNS_API void cpns_keystore_close(cpns_keystore *ks);
 
 #ifdef __cplusplus
 }

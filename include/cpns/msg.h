@@ -42,7 +42,7 @@ typedef enum cpns_msg_kind {
 } cpns_msg_kind;
 
 /* The element name of a kind ("SGroupKeyDeliveryRequest", ...), or "?" */
-const char *cpns_msg_kind_name(cpns_msg_kind kind);
+CPNS_API const char *cpns_msg_kind_name(cpns_msg_kind kind);
 
 /* Return values, PROTOCOL.md 3.2. Never mixed with enum cpns_error. */
 enum cpns_return {
@@ -110,24 +110,24 @@ typedef struct cpns_msg {
 } cpns_msg;
 
 /* Zeroes m and sets its kind and TransactionID (and the CPNS_F_TID bit). */
-void cpns_msg_init(cpns_msg *m, cpns_msg_kind kind, uint64_t TransactionID);
+CPNS_API void cpns_msg_init(cpns_msg *m, cpns_msg_kind kind, uint64_t TransactionID);
 
 /*
  * 1 if s is a valid identifier (1..64 characters of [A-Za-z0-9._:@-], not
  * only dots: ".", ".." and "..." are refused), else 0.
  */
-int cpns_id_valid(const char *s);
+CPNS_API int cpns_id_valid(const char *s);
 
 /*
  * Copies identifier src into dst (CPNS_ID_MAX + 1 bytes) and sets `bit` in
  * m->present; for building messages. CPNS_ERR_INVALID_ARG if src is not a
  * valid identifier (then nothing changes).
  */
-int cpns_msg_set_id(cpns_msg *m, uint32_t bit, const char *src);
+CPNS_API int cpns_msg_set_id(cpns_msg *m, uint32_t bit, const char *src);
 
 /* Copies len bytes into a blob field and sets `bit`. CPNS_ERR_INVALID_ARG if len > CPNS_BLOB_MAX.
  */
-int cpns_msg_set_blob(cpns_msg *m, uint32_t bit, const uint8_t *data, size_t len);
+CPNS_API int cpns_msg_set_blob(cpns_msg *m, uint32_t bit, const uint8_t *data, size_t len);
 
 /*
  * Encodes m as one XML document (a frame payload) into buf.
@@ -141,7 +141,7 @@ int cpns_msg_set_blob(cpns_msg *m, uint32_t bit, const uint8_t *data, size_t len
  * A blob must hold 1..CPNS_BLOB_MAX bytes (a Nonce exactly CPNS_NONCE_LEN),
  * so that everything encoded decodes back to the same model. Never allocates.
  */
-int cpns_msg_encode(const cpns_msg *m, uint8_t *buf, size_t cap, size_t *out_len);
+CPNS_API int cpns_msg_encode(const cpns_msg *m, uint8_t *buf, size_t cap, size_t *out_len);
 
 /*
  * Decodes one frame payload with every rule of PROTOCOL.md section 3:
@@ -162,7 +162,7 @@ int cpns_msg_encode(const cpns_msg *m, uint8_t *buf, size_t cap, size_t *out_len
  * anywhere; elements nest at most 32 deep. CPNS_ERR_INVALID_ARG when m or
  * data is NULL.
  */
-int cpns_msg_decode(const uint8_t *data, size_t len, cpns_msg *m);
+CPNS_API int cpns_msg_decode(const uint8_t *data, size_t len, cpns_msg *m);
 
 /*
  * The cheap peek used for routing: reads kind, TransactionID and the
@@ -175,7 +175,7 @@ int cpns_msg_decode(const uint8_t *data, size_t len, cpns_msg *m);
  * Success means the mandatory non-blob fields of the kind are present and
  * valid; blob attributes are neither checked nor set in m->present.
  */
-int cpns_msg_peek(const uint8_t *data, size_t len, cpns_msg *m);
+CPNS_API int cpns_msg_peek(const uint8_t *data, size_t len, cpns_msg *m);
 
 /*
  * A reusable decoder: it keeps one XML parser and resets it between messages
@@ -190,17 +190,19 @@ int cpns_msg_peek(const uint8_t *data, size_t len, cpns_msg *m);
 typedef struct cpns_msg_decoder cpns_msg_decoder;
 
 /* NULL on allocation failure. */
-cpns_msg_decoder *cpns_msg_decoder_new(void);
-int cpns_msg_decoder_decode(cpns_msg_decoder *d, const uint8_t *data, size_t len, cpns_msg *m);
-int cpns_msg_decoder_peek(cpns_msg_decoder *d, const uint8_t *data, size_t len, cpns_msg *m);
+CPNS_API cpns_msg_decoder *cpns_msg_decoder_new(void);
+CPNS_API int cpns_msg_decoder_decode(cpns_msg_decoder *d, const uint8_t *data, size_t len,
+                                     cpns_msg *m);
+CPNS_API int cpns_msg_decoder_peek(cpns_msg_decoder *d, const uint8_t *data, size_t len,
+                                   cpns_msg *m);
 /* NULL is a no-op. */
-void cpns_msg_decoder_free(cpns_msg_decoder *d);
+CPNS_API void cpns_msg_decoder_free(cpns_msg_decoder *d);
 
 /* Framing (PROTOCOL.md section 2): a 4-byte big-endian length, then the payload. */
 #define CPNS_FRAME_HDR 4
 
 /* Writes the header for a payload of len bytes (1..CPNS_FRAME_MAX). */
-void cpns_frame_header(uint8_t hdr[CPNS_FRAME_HDR], uint32_t len);
+CPNS_API void cpns_frame_header(uint8_t hdr[CPNS_FRAME_HDR], uint32_t len);
 
 /*
  * Looks for one complete frame at the start of buf[0..avail).
@@ -208,8 +210,8 @@ void cpns_frame_header(uint8_t hdr[CPNS_FRAME_HDR], uint32_t len);
  * frame is complete; 0 when more bytes are needed; CPNS_ERR_TOO_LARGE when
  * the length is 0 or over CPNS_FRAME_MAX (the connection must be closed).
  */
-int cpns_frame_next(const uint8_t *buf, size_t avail, const uint8_t **payload, size_t *len,
-                    size_t *consumed);
+CPNS_API int cpns_frame_next(const uint8_t *buf, size_t avail, const uint8_t **payload, size_t *len,
+                             size_t *consumed);
 
 /*
  * Strict base64 (RFC 4648, standard alphabet, with padding, no whitespace,
@@ -222,8 +224,8 @@ int cpns_frame_next(const uint8_t *buf, size_t avail, const uint8_t **payload, s
  * length, only cap bytes are written, and it returns CPNS_ERR_TOO_LARGE.
  */
 #define CPNS_B64_LEN(n) ((((n) + 2) / 3) * 4)
-int cpns_b64_encode(const uint8_t *data, size_t len, char *out, size_t cap);
-int cpns_b64_decode(const char *s, size_t n, uint8_t *out, size_t cap, size_t *out_len);
+CPNS_API int cpns_b64_encode(const uint8_t *data, size_t len, char *out, size_t cap);
+CPNS_API int cpns_b64_decode(const char *s, size_t n, uint8_t *out, size_t cap, size_t *out_len);
 
 #ifdef __cplusplus
 }

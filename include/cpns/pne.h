@@ -57,23 +57,23 @@ typedef enum cpns_pne_state {
 } cpns_pne_state;
 
 /* 0, CPNS_ERR_INVALID_ARG, CPNS_ERR_NOMEM. */
-int cpns_pne_new(cpns_pne **out, const cpns_pne_config *cfg);
-void cpns_pne_del(cpns_pne *pne);
+CPNS_API int cpns_pne_new(cpns_pne **out, const cpns_pne_config *cfg);
+CPNS_API void cpns_pne_del(cpns_pne *pne);
 
-cpns_pne_state cpns_pne_get_state(const cpns_pne *pne);
+CPNS_API cpns_pne_state cpns_pne_get_state(const cpns_pne *pne);
 /* The PNID learned from the last successful registration, or NULL. */
-const char *cpns_pne_pnid(const cpns_pne *pne);
+CPNS_API const char *cpns_pne_pnid(const cpns_pne *pne);
 /* The Return of the last PNERegistrationResponse, -1 before one arrived. */
-int cpns_pne_last_return(const cpns_pne *pne);
+CPNS_API int cpns_pne_last_return(const cpns_pne *pne);
 
 /*
  * The link to the GW is up: queues a PNERegistrationRequest (fresh Nonce, Time
  * from the wall clock). now_ms, here and below, is a monotonic clock that
  * only times the registration retry.
  */
-int cpns_pne_link_up(cpns_pne *pne, int64_t now_ms);
+CPNS_API int cpns_pne_link_up(cpns_pne *pne, int64_t now_ms);
 /* The link is gone: queued frames are dropped; the PNID is kept for the next registration. */
-int cpns_pne_link_down(cpns_pne *pne, int64_t now_ms);
+CPNS_API int cpns_pne_link_down(cpns_pne *pne, int64_t now_ms);
 
 /*
  * A frame from the GW: PNERegistrationResponse or SGroupKeyDeliveryRequest
@@ -83,14 +83,14 @@ int cpns_pne_link_down(cpns_pne *pne, int64_t now_ms);
  * be created: nothing is answered or stored, the same frame may be given
  * again). Keystore failures are answered Return 3, not returned.
  */
-int cpns_pne_recv(cpns_pne *pne, const uint8_t *data, size_t len, int64_t now_ms);
+CPNS_API int cpns_pne_recv(cpns_pne *pne, const uint8_t *data, size_t len, int64_t now_ms);
 
 /* Next frame to send: 1 with *out, 0 when none. */
-int cpns_pne_pop(cpns_pne *pne, cpns_out *out);
+CPNS_API int cpns_pne_pop(cpns_pne *pne, cpns_out *out);
 
 /* Registration retry timer. */
-int64_t cpns_pne_get_expiry(const cpns_pne *pne);
-int cpns_pne_handle_expiry(cpns_pne *pne, int64_t now_ms);
+CPNS_API int64_t cpns_pne_get_expiry(const cpns_pne *pne);
+CPNS_API int cpns_pne_handle_expiry(cpns_pne *pne, int64_t now_ms);
 
 #ifdef __cplusplus
 }

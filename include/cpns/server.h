@@ -71,10 +71,10 @@ typedef struct cpns_server_config {
  * with the connections) and go out again, same key and version, once their
  * PNE is reachable. 0, CPNS_ERR_INVALID_ARG, CPNS_ERR_NOMEM, or the store's error.
  */
-int cpns_server_new(cpns_server **out, const cpns_server_config *cfg, int64_t now_ms);
+CPNS_API int cpns_server_new(cpns_server **out, const cpns_server_config *cfg, int64_t now_ms);
 
 /* Frees the server (not the store) and wipes the keys it held. NULL is fine. */
-void cpns_server_del(cpns_server *s);
+CPNS_API void cpns_server_del(cpns_server *s);
 
 /*
  * A GW connection. `conn` is the glue's non-zero handle for it. peer_cn is
@@ -82,18 +82,19 @@ void cpns_server_del(cpns_server *s);
  * link; when set, a PNGWRegistrationRequest whose PNGWID differs gets Return 8.
  * 0, CPNS_ERR_EXISTS (conn already open), CPNS_ERR_NOMEM.
  */
-int cpns_server_conn_open(cpns_server *s, uint64_t conn, const char *peer_cn, int64_t now_ms);
+CPNS_API int cpns_server_conn_open(cpns_server *s, uint64_t conn, const char *peer_cn,
+                                   int64_t now_ms);
 
 /* The connection is gone: its GW is no longer a route. 0 or CPNS_ERR_NOT_FOUND. */
-int cpns_server_conn_close(cpns_server *s, uint64_t conn, int64_t now_ms);
+CPNS_API int cpns_server_conn_close(cpns_server *s, uint64_t conn, int64_t now_ms);
 
 /*
  * One frame payload from a GW connection. Malformed input is answered (Return 4)
  * when it can be, else dropped; neither is an error of this function.
  * 0, CPNS_ERR_NOT_FOUND (unknown conn), CPNS_ERR_NOMEM, CPNS_ERR_STORE.
  */
-int cpns_server_recv(cpns_server *s, uint64_t conn, const uint8_t *data, size_t len,
-                     int64_t now_ms);
+CPNS_API int cpns_server_recv(cpns_server *s, uint64_t conn, const uint8_t *data, size_t len,
+                              int64_t now_ms);
 
 /*
  * Next frame to send: 1 with *out filled (valid until the next call on s),
@@ -104,13 +105,13 @@ int cpns_server_recv(cpns_server *s, uint64_t conn, const uint8_t *data, size_t 
  * answer then leaves first) or, if that commit fails, waits for the answer
  * while other PNEs' deliveries go on.
  */
-int cpns_server_pop(cpns_server *s, cpns_out *out);
+CPNS_API int cpns_server_pop(cpns_server *s, cpns_out *out);
 
 /*
  * Commits every write since the last commit (group commit), and waits for a
  * commit in flight. 0 or the store's error.
  */
-int cpns_server_flush(cpns_server *s);
+CPNS_API int cpns_server_flush(cpns_server *s);
 
 /*
  * The group commit without waiting, for stores with a non-blocking commit
@@ -124,12 +125,12 @@ int cpns_server_flush(cpns_server *s);
  * store's error (its writes are sent again by the next commit; the answers
  * it held wait for that). CPNS_ERR_FENCED means this instance lost its lease.
  */
-int cpns_server_flush_start(cpns_server *s);
-int cpns_server_flush_poll(cpns_server *s);
+CPNS_API int cpns_server_flush_start(cpns_server *s);
+CPNS_API int cpns_server_flush_poll(cpns_server *s);
 /* 1 while a commit started by cpns_server_flush_start is in flight. */
-int cpns_server_flush_inflight(const cpns_server *s);
+CPNS_API int cpns_server_flush_inflight(const cpns_server *s);
 /* The descriptor to wait on (readable) while a commit is in flight, or -1. */
-int cpns_server_store_fd(const cpns_server *s);
+CPNS_API int cpns_server_store_fd(const cpns_server *s);
 
 /*
  * 1 when frames are held back until the next successful commit:
@@ -137,10 +138,10 @@ int cpns_server_store_fd(const cpns_server *s);
  * is durable (a replay after a crash must not be accepted twice). The glue
  * commits at once when this is 1, then pops the released frames.
  */
-int cpns_server_commit_wanted(const cpns_server *s);
+CPNS_API int cpns_server_commit_wanted(const cpns_server *s);
 
 /* 1 when conn has registered a GW (Return 1) and no newer connection took that PNGWID over. */
-int cpns_server_conn_registered(const cpns_server *s, uint64_t conn);
+CPNS_API int cpns_server_conn_registered(const cpns_server *s, uint64_t conn);
 
 /*
  * A connection the glue should close: its GW registered again on a newer
@@ -148,13 +149,13 @@ int cpns_server_conn_registered(const cpns_server *s, uint64_t conn);
  * hold memory). 1 with *conn set, 0 when there is none. The glue closes it and
  * calls cpns_server_conn_close().
  */
-int cpns_server_pop_close(cpns_server *s, uint64_t *conn);
+CPNS_API int cpns_server_pop_close(cpns_server *s, uint64_t *conn);
 
 /* When cpns_server_handle_expiry() wants to run next, or CPNS_NEVER. */
-int64_t cpns_server_get_expiry(const cpns_server *s);
+CPNS_API int64_t cpns_server_get_expiry(const cpns_server *s);
 
 /* Resends timed-out deliveries and expires nonces. 0, CPNS_ERR_NOMEM, CPNS_ERR_STORE. */
-int cpns_server_handle_expiry(cpns_server *s, int64_t now_ms);
+CPNS_API int cpns_server_handle_expiry(cpns_server *s, int64_t now_ms);
 
 /* --- administration (the admin API maps onto these) --- */
 
@@ -162,14 +163,15 @@ int cpns_server_handle_expiry(cpns_server *s, int64_t now_ms);
  * Provisions a PNE with its Entity User Key. 0, CPNS_ERR_INVALID_ARG (bad
  * PNEID), CPNS_ERR_EXISTS, CPNS_ERR_NOMEM, CPNS_ERR_STORE.
  */
-int cpns_server_pne_add(cpns_server *s, const char *PNEID, const uint8_t EUK[CPNS_KEY_LEN]);
+CPNS_API int cpns_server_pne_add(cpns_server *s, const char *PNEID,
+                                 const uint8_t EUK[CPNS_KEY_LEN]);
 
 /*
  * Re-provisions a PNE with a new EUK: its members failed by Return 2 are
  * retried with the current key. 0, CPNS_ERR_NOT_FOUND, CPNS_ERR_STORE, ...
  */
-int cpns_server_pne_set_key(cpns_server *s, const char *PNEID, const uint8_t EUK[CPNS_KEY_LEN],
-                            int64_t now_ms);
+CPNS_API int cpns_server_pne_set_key(cpns_server *s, const char *PNEID,
+                                     const uint8_t EUK[CPNS_KEY_LEN], int64_t now_ms);
 
 typedef struct cpns_pne_info {
     const char *PNEID;
@@ -182,9 +184,9 @@ typedef struct cpns_pne_info {
 typedef int (*cpns_pne_visit_fn)(void *arg, const cpns_pne_info *p);
 
 /* 0 or CPNS_ERR_NOT_FOUND. The strings live as long as the PNE. */
-int cpns_server_pne_get(const cpns_server *s, const char *PNEID, cpns_pne_info *out);
+CPNS_API int cpns_server_pne_get(const cpns_server *s, const char *PNEID, cpns_pne_info *out);
 /* Every PNE, sorted by PNEID; a non-zero return of fn stops and is returned. */
-int cpns_server_pne_foreach(const cpns_server *s, cpns_pne_visit_fn fn, void *arg);
+CPNS_API int cpns_server_pne_foreach(const cpns_server *s, cpns_pne_visit_fn fn, void *arg);
 
 /*
  * Creates a Service Group (7.8.6.3-1): stores and commits its inventory, then
@@ -194,8 +196,8 @@ int cpns_server_pne_foreach(const cpns_server *s, cpns_pne_visit_fn fn, void *ar
  * CPNS_ERR_NOT_FOUND (a PNEID not provisioned), CPNS_ERR_EXISTS, CPNS_ERR_NOMEM,
  * CPNS_ERR_STORE (then nothing was created).
  */
-int cpns_server_sg_create(cpns_server *s, const char *SGID, const char *const *PNEIDs, size_t n,
-                          int64_t now_ms);
+CPNS_API int cpns_server_sg_create(cpns_server *s, const char *SGID, const char *const *PNEIDs,
+                                   size_t n, int64_t now_ms);
 
 /*
  * Adds and removes members in one step. Additions get the current key;
@@ -203,14 +205,15 @@ int cpns_server_sg_create(cpns_server *s, const char *SGID, const char *const *P
  * Adding a present member or removing an absent one is CPNS_ERR_INVALID_ARG
  * (nothing changes). Otherwise as cpns_server_sg_create().
  */
-int cpns_server_sg_update(cpns_server *s, const char *SGID, const char *const *add, size_t n_add,
-                          const char *const *remove, size_t n_remove, int64_t now_ms);
+CPNS_API int cpns_server_sg_update(cpns_server *s, const char *SGID, const char *const *add,
+                                   size_t n_add, const char *const *remove, size_t n_remove,
+                                   int64_t now_ms);
 
 /* A new key version for every member. 0, CPNS_ERR_NOT_FOUND, CPNS_ERR_NOMEM, CPNS_ERR_STORE. */
-int cpns_server_sg_rekey(cpns_server *s, const char *SGID, int64_t now_ms);
+CPNS_API int cpns_server_sg_rekey(cpns_server *s, const char *SGID, int64_t now_ms);
 
 /* Deletes the SG and its deliveries. 0, CPNS_ERR_NOT_FOUND, CPNS_ERR_STORE. */
-int cpns_server_sg_delete(cpns_server *s, const char *SGID);
+CPNS_API int cpns_server_sg_delete(cpns_server *s, const char *SGID);
 
 typedef struct cpns_sg_info {
     const char *SGID;
@@ -232,14 +235,15 @@ typedef struct cpns_member_info {
 typedef int (*cpns_sg_visit_fn)(void *arg, const cpns_sg_info *sg);
 typedef int (*cpns_member_visit_fn)(void *arg, const cpns_member_info *m);
 
-int cpns_server_sg_get(const cpns_server *s, const char *SGID, cpns_sg_info *out);
-int cpns_server_sg_foreach(const cpns_server *s, cpns_sg_visit_fn fn, void *arg); /* sorted */
-int cpns_server_sg_members(const cpns_server *s, const char *SGID, cpns_member_visit_fn fn,
-                           void *arg); /* sorted by PNEID; CPNS_ERR_NOT_FOUND */
+CPNS_API int cpns_server_sg_get(const cpns_server *s, const char *SGID, cpns_sg_info *out);
+CPNS_API int cpns_server_sg_foreach(const cpns_server *s, cpns_sg_visit_fn fn,
+                                    void *arg); /* sorted */
+CPNS_API int cpns_server_sg_members(const cpns_server *s, const char *SGID, cpns_member_visit_fn fn,
+                                    void *arg); /* sorted by PNEID; CPNS_ERR_NOT_FOUND */
 
 #define CPNS_LATENCY_BUCKETS 12
 /* Upper bounds (ms) of the latency histogram buckets; the last is +Inf. */
-extern const int64_t cpns_latency_bounds_ms[CPNS_LATENCY_BUCKETS - 1];
+CPNS_API extern const int64_t cpns_latency_bounds_ms[CPNS_LATENCY_BUCKETS - 1];
 
 typedef struct cpns_server_stats {
     uint64_t deliveries_sent; /* every request sent, resends included */
@@ -257,7 +261,7 @@ typedef struct cpns_server_stats {
     uint64_t registrations_limited; /* PNE registrations refused by the rate limit (Return 0) */
 } cpns_server_stats;
 
-void cpns_server_get_stats(const cpns_server *s, cpns_server_stats *out);
+CPNS_API void cpns_server_get_stats(const cpns_server *s, cpns_server_stats *out);
 
 #ifdef __cplusplus
 }

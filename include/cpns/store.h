@@ -30,7 +30,7 @@ typedef enum cpns_member_state {
     CPNS_MEMBER_FAILED = 3,    /* given up (see Return and PROTOCOL.md 3.2, 5.3) */
 } cpns_member_state;
 
-const char *cpns_member_state_name(cpns_member_state st); /* "pending", "sent", ... */
+CPNS_API const char *cpns_member_state_name(cpns_member_state st); /* "pending", "sent", ... */
 
 typedef struct cpns_store_pne {
     char PNEID[CPNS_ID_MAX + 1];
@@ -121,21 +121,21 @@ struct cpns_store {
  * cpns_server_new() on the same store, which is how tests simulate a crash
  * and restart (uncommitted writes are lost, as on a real crash).
  */
-int cpns_store_mem_new(cpns_store **out);
+CPNS_API int cpns_store_mem_new(cpns_store **out);
 
 /* For tests: the next n write ops (or commits) fail with CPNS_ERR_STORE. */
-void cpns_store_mem_fail_writes(cpns_store *st, int n);
+CPNS_TESTING void cpns_store_mem_fail_writes(cpns_store *st, int n);
 
 /* For tests: the number of commits so far, and whether writes are uncommitted. */
-uint64_t cpns_store_mem_commits(const cpns_store *st);
+CPNS_TESTING uint64_t cpns_store_mem_commits(const cpns_store *st);
 
 /* For tests: the committed copy of an SG / a member; 0 or CPNS_ERR_NOT_FOUND. */
-int cpns_store_mem_get_sg(const cpns_store *st, const char *SGID, cpns_store_sg *out);
-int cpns_store_mem_get_member(const cpns_store *st, const char *SGID, const char *PNEID,
-                              cpns_store_member *out);
+CPNS_TESTING int cpns_store_mem_get_sg(const cpns_store *st, const char *SGID, cpns_store_sg *out);
+CPNS_TESTING int cpns_store_mem_get_member(const cpns_store *st, const char *SGID,
+                                           const char *PNEID, cpns_store_member *out);
 
 /* Simulates a crash: forgets uncommitted writes. */
-void cpns_store_mem_crash(cpns_store *st);
+CPNS_TESTING void cpns_store_mem_crash(cpns_store *st);
 
 /*
  * For tests: a memory store with the non-blocking commit ops, whose commit
@@ -143,11 +143,11 @@ void cpns_store_mem_crash(cpns_store *st);
  * with 0 (commit_poll then applies it) or an error (commit_poll returns it and
  * keeps the writes for the next commit). A blocking commit() ends it too.
  */
-int cpns_store_mem_new_async(cpns_store **out);
-int cpns_store_mem_async_finish(cpns_store *st, int outcome); /* 0 or CPNS_ERR_STATE */
-int cpns_store_mem_inflight(const cpns_store *st);
+CPNS_TESTING int cpns_store_mem_new_async(cpns_store **out);
+CPNS_TESTING int cpns_store_mem_async_finish(cpns_store *st, int outcome); /* 0 or CPNS_ERR_STATE */
+CPNS_TESTING int cpns_store_mem_inflight(const cpns_store *st);
 
-void cpns_store_close(cpns_store *st); /* NULL is fine */
+CPNS_API void cpns_store_close(cpns_store *st); /* NULL is fine */
 
 /*
  * The SQLite backend (WAL, a versioned schema). EUKs and Group Keys are
@@ -168,15 +168,16 @@ void cpns_store_close(cpns_store *st); /* NULL is fine */
  * (unopenable file, newer schema, wrong master key, damaged row);
  * CPNS_ERR_NOMEM.
  */
-int cpns_store_sqlite_open(cpns_store **out, const char *path,
-                           const uint8_t master_key[CPNS_KEY_LEN], char *err, size_t errlen);
+CPNS_API int cpns_store_sqlite_open(cpns_store **out, const char *path,
+                                    const uint8_t master_key[CPNS_KEY_LEN], char *err,
+                                    size_t errlen);
 
 /*
  * The message of the last failure of a SQLite store's op (SQLite's own text,
  * or the damaged row that made load() fail), for the daemon's log after an op
  * returned CPNS_ERR_STORE. "" when there was none or st is not a SQLite store.
  */
-const char *cpns_store_sqlite_errmsg(const cpns_store *st);
+CPNS_API const char *cpns_store_sqlite_errmsg(const cpns_store *st);
 
 /*
  * Test hooks (fault injection, lib/store_sqlite_fault.c): real SQLite errors
@@ -186,8 +187,8 @@ const char *cpns_store_sqlite_errmsg(const cpns_store *st);
  * every write fail with SQLITE_READONLY; 0 allows writes again. 0,
  * CPNS_ERR_INVALID_ARG (not a SQLite store) or CPNS_ERR_STORE.
  */
-int cpns_store_sqlite_set_max_pages(cpns_store *st, uint32_t max_pages);
-int cpns_store_sqlite_set_read_only(cpns_store *st, int read_only);
+CPNS_TESTING int cpns_store_sqlite_set_max_pages(cpns_store *st, uint32_t max_pages);
+CPNS_TESTING int cpns_store_sqlite_set_read_only(cpns_store *st, int read_only);
 
 /*
  * The PostgreSQL backend (lib/store_pg*.c; the schema is documented at the
@@ -238,15 +239,15 @@ typedef struct cpns_store_pg_config {
  * this program, "the database was created with another master key", the
  * database holds tables but no CPNS meta table; CPNS_ERR_NOMEM.
  */
-int cpns_store_pg_open(cpns_store **out, const cpns_store_pg_config *cfg, char *err,
-                       size_t errlen);
+CPNS_API int cpns_store_pg_open(cpns_store **out, const cpns_store_pg_config *cfg, char *err,
+                                size_t errlen);
 
 /*
  * The message of the last failure of a PostgreSQL store's op (the server's
  * text with its SQLSTATE, or the damaged row that made load() fail: "<table>
  * <key>: <why>"). "" when there was none or st is not a PostgreSQL store.
  */
-const char *cpns_store_pg_errmsg(const cpns_store *st);
+CPNS_API const char *cpns_store_pg_errmsg(const cpns_store *st);
 
 /* The 'active' lease as cpns_store_pg_lease_acquire() left it. */
 typedef struct cpns_store_pg_lease {
@@ -271,15 +272,15 @@ typedef struct cpns_store_pg_lease {
  * (poll it first); CPNS_ERR_INVALID_ARG (no instance_id configured, ttl_ms <
  * 1); CPNS_ERR_STORE (message in cpns_store_pg_errmsg).
  */
-int cpns_store_pg_lease_acquire(cpns_store *st, int ttl_ms, const char *admin_addr,
-                                const char *gw_addr, cpns_store_pg_lease *out);
+CPNS_API int cpns_store_pg_lease_acquire(cpns_store *st, int ttl_ms, const char *admin_addr,
+                                         const char *gw_addr, cpns_store_pg_lease *out);
 
 /*
  * Clean shutdown: expires this instance's lease at once (if it holds it), so
  * a standby takes over without waiting for the TTL. 0, CPNS_ERR_AGAIN,
  * CPNS_ERR_INVALID_ARG or CPNS_ERR_STORE as above.
  */
-int cpns_store_pg_lease_release(cpns_store *st);
+CPNS_API int cpns_store_pg_lease_release(cpns_store *st);
 
 /*
  * Test hook: opens like cpns_store_pg_open() but migrates the schema only up
@@ -287,10 +288,10 @@ int cpns_store_pg_lease_release(cpns_store *st);
  * older version and open it again with the full code. The ops work on
  * version 1 (fencing needs version 2).
  */
-int cpns_store_pg_open_version(cpns_store **out, const cpns_store_pg_config *cfg, int version,
-                               char *err, size_t errlen);
+CPNS_TESTING int cpns_store_pg_open_version(cpns_store **out, const cpns_store_pg_config *cfg,
+                                            int version, char *err, size_t errlen);
 /* The schema version this code writes. */
-int cpns_store_pg_schema_version(void);
+CPNS_API int cpns_store_pg_schema_version(void);
 
 #ifdef __cplusplus
 }
