@@ -41,6 +41,7 @@
 #include "backoff.h"
 #include "daemon.h"
 #include "links.h"
+#include "metrics.h"
 #include "net.h"
 
 #define DEFAULT_LISTEN "127.0.0.1:7461"
@@ -96,6 +97,7 @@ typedef struct gw_options {
     int register_timeout_s; /* a PNE connection not registered this long is closed */
     size_t max_per_addr;    /* PNE connections from one address, 0: no limit */
     bool max_per_addr_set;  /* given on the command line (then it applies to loopback too) */
+    const char *metrics;    /* --metrics HOST:PORT, or NULL */
 } gw_options;
 
 typedef struct gw_daemon {
@@ -118,6 +120,7 @@ typedef struct gw_daemon {
     uint64_t next_link;
     size_t max_conns; /* PNE connections open at once, 0: no limit */
     bool uplink_full; /* over UPLINK_HIGH: PNE connections are not read */
+    gw_metrics *metrics;
 } gw_daemon;
 
 static void server_connect(gw_daemon *d);
@@ -128,6 +131,7 @@ static void usage(FILE *f)
                "               (--tls-cert FILE --tls-key FILE --tls-ca FILE | --insecure)\n"
                "               [--listen HOST:PORT] [--max-pnes N] [--max-per-addr N]\n"
                "               [--register-timeout S] [--stall-timeout S] [--log-level LEVEL]\n"
+               "               [--metrics HOST:PORT]\n"
                "       cpns-gw --help | --version\n"
                "\n"
                "The PN GW of CPNS 7.8.6: keeps one connection to the CPNS Server and\n"
@@ -160,6 +164,9 @@ static void usage(FILE *f)
                "  --stall-timeout S   drop a connection (PNE or server) that leaves a frame\n"
                "                      half-sent for S seconds (default 30)\n"
                "  --log-level LEVEL   error, warn, info (default) or debug\n"
+               "  --metrics HOST:PORT serve GET /metrics (Prometheus text) there: attached\n"
+               "                      PNEs, frames forwarded, Return 6 answers, uplink state,\n"
+               "                      queued bytes (default: none)\n"
                "  --help, --version\n");
 }
 
@@ -246,6 +253,7 @@ static int parse_options(int argc, char **argv, gw_options *o)
         O_STALL,
         O_REGISTER,
         O_PER_ADDR,
+        O_METRICS,
         O_HELP,
         O_VERSION,
         O_COUNT
@@ -264,6 +272,7 @@ static int parse_options(int argc, char **argv, gw_options *o)
         {"stall-timeout", required_argument, NULL, O_STALL},
         {"register-timeout", required_argument, NULL, O_REGISTER},
         {"max-per-addr", required_argument, NULL, O_PER_ADDR},
+        {"metrics", required_argument, NULL, O_METRICS},
         {"help", no_argument, NULL, O_HELP},
         {"version", no_argument, NULL, O_VERSION},
         {NULL, 0, NULL, 0},
@@ -326,6 +335,9 @@ static int parse_options(int argc, char **argv, gw_options *o)
         case O_PER_ADDR:
             per_addr = optarg;
             break;
+        case O_METRICS:
+            o->metrics = optarg;
+            break;
         case O_HELP:
             usage(stdout);
             return 1;
@@ -356,6 +368,8 @@ static int parse_options(int argc, char **argv, gw_options *o)
             return -1;
     if (addr_parse(o->listen, host, sizeof host, &port) != 0 || port == 0)
         return bad_option("--listen '%s': not HOST:PORT with a port of 1-65535", o->listen);
+    if (o->metrics && (addr_parse(o->metrics, host, sizeof host, &port) != 0))
+        return bad_option("--metrics '%s': not HOST:PORT", o->metrics);
     if (log_parse_level(level, &o->log_level) != 0)
         return bad_option("--log-level '%s': not error, warn, info or debug", level);
     if (max_pnes) {
@@ -745,8 +759,26 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopbreak(d->base);
 }
 
+/* --metrics: what only the glue knows, at each scrape. */
+static void metrics_view(void *arg, gw_metrics_view *v)
+{
+    const gw_daemon *d = arg;
+    *v = (gw_metrics_view){.gw = d->gw,
+                           .servers = d->opt.servers,
+                           .n_servers = d->opt.n_servers,
+                           .cur = d->cur,
+                           .server_open = d->server && d->server_open,
+                           .uplink_bytes = d->server ? net_conn_pending(d->server) : 0,
+                           .pne_connections = d->links.count,
+                           .pne_reads_paused = d->uplink_full};
+    for (size_t i = 0; i < d->links.cap; i++)
+        if (d->links.slots[i].link)
+            v->pne_bytes += net_conn_pending(d->links.slots[i].conn);
+}
+
 static void daemon_free(gw_daemon *d)
 {
+    gw_metrics_free(d->metrics);
     links_close_all(&d->links);
     if (d->server)
         net_conn_close(d->server, false);
@@ -827,6 +859,11 @@ static int daemon_init(gw_daemon *d)
     log_info("listening for PNEs on %s (port %u); %s; registered within %d s", d->opt.listen,
              net_listener_port(d->listener), per_addr, d->opt.register_timeout_s);
     backoff_init(&d->retry, RETRY_MIN_MS, d->opt.n_servers > 1 ? RETRY_MAX_LIST_MS : RETRY_MAX_MS);
+    if (d->opt.metrics && !(d->metrics = gw_metrics_start(d->base, d->opt.metrics, metrics_view, d,
+                                                          err, sizeof err))) {
+        log_error("%s", err);
+        return EXIT_FAILURE;
+    }
     return 0;
 }
 
