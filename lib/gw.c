@@ -85,6 +85,7 @@ struct cpns_gw {
     gw_node close_queue;       /* links for cpns_gw_pop_close() */
     cpns_outq outq;
     cpns_msg_decoder *decoder; /* NULL until the first frame */
+    cpns_gw_stats stats;
 };
 
 static void list_init(gw_node *head)
@@ -200,6 +201,11 @@ size_t cpns_gw_attached(const cpns_gw *gw)
     return gw->routes.count;
 }
 
+void cpns_gw_get_stats(const cpns_gw *gw, cpns_gw_stats *out)
+{
+    *out = gw->stats;
+}
+
 int cpns_gw_link_routed(const cpns_gw *gw, uint64_t link)
 {
     const gw_link *l = cpns_map_get_u64(&gw->links, link);
@@ -303,6 +309,7 @@ static void abuse(cpns_gw *gw, gw_link *l, uint64_t tid, const char *why)
     if (!l->closing) {
         l->closing = 1;
         list_push(&gw->close_queue, &l->close_node);
+        gw->stats.links_abusive++;
     }
 }
 
@@ -393,6 +400,14 @@ static int on_gw_registration_response(cpns_gw *gw, const cpns_msg *m)
     return announce_attached(gw);
 }
 
+/* Counts a frame forwarded when rv (of its push) is 0; returns rv. */
+static int forwarded(uint64_t *counter, int rv)
+{
+    if (rv == 0)
+        (*counter)++;
+    return rv;
+}
+
 /*
  * Answers a SGroupKeyDeliveryRequest on the PNE's behalf (Return 6 or 4):
  * same TransactionID, the GW's own PNID, the echo of what the peek could read.
@@ -414,7 +429,12 @@ static int answer_delivery(cpns_gw *gw, const cpns_msg *req, uint32_t Return)
         m.KeyVersion = req->KeyVersion;
         m.present |= CPNS_F_KEYVERSION;
     }
-    return cpns_outq_push_msg(&gw->outq, CPNS_GW_LINK_SERVER, &m);
+    rv = cpns_outq_push_msg(&gw->outq, CPNS_GW_LINK_SERVER, &m);
+    if (rv == 0 && Return == CPNS_RETURN_UNREACHABLE)
+        gw->stats.answered_unreachable++;
+    else if (rv == 0)
+        gw->stats.answered_malformed++;
+    return rv;
 }
 
 /* 7.8.6.2-1 */
@@ -445,7 +465,7 @@ static int on_delivery_request(cpns_gw *gw, const cpns_msg *m, int peeked, const
              (unsigned long long)l->link);
     if (l->credit < CPNS_GW_LINK_CREDIT_MAX)
         l->credit++;
-    return cpns_outq_push(&gw->outq, l->link, data, len);
+    return forwarded(&gw->stats.frames_to_pnes, cpns_outq_push(&gw->outq, l->link, data, len));
 }
 
 static void supersede(cpns_gw *gw, gw_link *old, const gw_link *l)
@@ -469,7 +489,7 @@ static int on_pne_registration_response(cpns_gw *gw, const cpns_msg *m, const ui
         return 0;
     }
     claim_drop(gw, l);
-    int rv = cpns_outq_push(&gw->outq, l->link, data, len);
+    int rv = forwarded(&gw->stats.frames_to_pnes, cpns_outq_push(&gw->outq, l->link, data, len));
     if (rv != 0)
         return rv;
     if (!(m->present & CPNS_F_RETURN) || m->Return != CPNS_RETURN_SUCCESS) {
@@ -574,6 +594,8 @@ static int refuse_registration(cpns_gw *gw, gw_link *l, const cpns_msg *req, con
         rv = cpns_msg_set_id(&m, CPNS_F_PNID, gw->PNID);
     if (rv == 0)
         rv = cpns_outq_push_msg(&gw->outq, l->link, &m);
+    if (rv == 0)
+        gw->stats.registrations_refused++;
     return rv;
 }
 
@@ -616,7 +638,8 @@ static int on_pne_registration_request(cpns_gw *gw, gw_link *l, const cpns_msg *
         return rv;
     cpns_log(&gw->log, CPNS_LOG_DEBUG, NULL, l->PNEID, tid,
              "PNERegistrationRequest link %llu -> server", (unsigned long long)l->link);
-    rv = cpns_outq_push(&gw->outq, CPNS_GW_LINK_SERVER, data, len);
+    rv = forwarded(&gw->stats.frames_to_server,
+                   cpns_outq_push(&gw->outq, CPNS_GW_LINK_SERVER, data, len));
     if (rv != 0)
         claim_drop(gw, l); /* not sent: no answer will come */
     return rv;
@@ -644,7 +667,8 @@ static int on_delivery_response(cpns_gw *gw, gw_link *l, const cpns_msg *m, cons
     cpns_log(&gw->log, CPNS_LOG_DEBUG, SGID, m->PNEID, tid,
              "SGroupKeyDeliveryResponse Return=%u link %llu -> server", (unsigned)m->Return,
              (unsigned long long)l->link);
-    return cpns_outq_push(&gw->outq, CPNS_GW_LINK_SERVER, data, len);
+    return forwarded(&gw->stats.frames_to_server,
+                     cpns_outq_push(&gw->outq, CPNS_GW_LINK_SERVER, data, len));
 }
 
 int cpns_gw_recv_link(cpns_gw *gw, uint64_t link, const uint8_t *data, size_t len, int64_t now_ms)

@@ -153,6 +153,20 @@ CPNS_API int cpns_gw_link_routed(const cpns_gw *gw, uint64_t link);
 /* Number of PNEs attached (registered, link up). */
 CPNS_API size_t cpns_gw_attached(const cpns_gw *gw);
 
+/* What the engine did since it was created (cpns-gw --metrics shows them). */
+typedef struct cpns_gw_stats {
+    uint64_t frames_to_pnes;        /* from the server to PNE links: delivery requests and
+                                       registration responses, forwarded byte for byte */
+    uint64_t frames_to_server;      /* from PNE links to the server: registration requests
+                                       and delivery responses */
+    uint64_t answered_unreachable;  /* delivery requests answered Return 6 by the GW itself */
+    uint64_t answered_malformed;    /* delivery requests answered Return 4 by the GW itself */
+    uint64_t registrations_refused; /* PNE registrations answered Return 0 by the GW itself */
+    uint64_t links_abusive;         /* links handed to cpns_gw_pop_close() */
+} cpns_gw_stats;
+
+void cpns_gw_get_stats(const cpns_gw *gw, cpns_gw_stats *out);
+
 #ifdef __cplusplus
 }
 #endif

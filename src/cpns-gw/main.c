@@ -40,6 +40,7 @@
 #include "backoff.h"
 #include "daemon.h"
 #include "links.h"
+#include "metrics.h"
 #include "net.h"
 #include "options.h"
 
@@ -96,6 +97,7 @@ typedef struct gw_options {
     int register_timeout_s; /* a PNE connection not registered this long is closed */
     size_t max_per_addr;    /* PNE connections from one address, 0: no limit */
     bool max_per_addr_set;  /* given (then it applies to loopback too) */
+    const char *metrics;    /* --metrics HOST:PORT, or NULL */
 } gw_options;
 
 typedef struct gw_daemon {
@@ -118,6 +120,7 @@ typedef struct gw_daemon {
     uint64_t next_link;
     size_t max_conns; /* PNE connections open at once, 0: no limit */
     bool uplink_full; /* over UPLINK_HIGH: PNE connections are not read */
+    gw_metrics *metrics;
 } gw_daemon;
 
 static void server_connect(gw_daemon *d);
@@ -129,6 +132,7 @@ static void usage(FILE *f)
                "               [--listen HOST:PORT] [--max-pnes N] [--max-per-addr N]\n"
                "               [--register-timeout S] [--stall-timeout S] [--log-level LEVEL]\n"
                "               [--config FILE] [--check-config]\n"
+               "               [--metrics HOST:PORT]\n"
                "       cpns-gw --help | --version\n"
                "\n"
                "The PN GW of CPNS 7.8.6: keeps one connection to the CPNS Server and\n"
@@ -161,6 +165,9 @@ static void usage(FILE *f)
                "  --stall-timeout S   drop a connection (PNE or server) that leaves a frame\n"
                "                      half-sent for S seconds (default 30)\n"
                "  --log-level LEVEL   error, warn, info (default) or debug\n"
+               "  --metrics HOST:PORT serve GET /metrics (Prometheus text) there: attached\n"
+               "                      PNEs, frames forwarded, Return 6 answers, uplink state,\n"
+               "                      queued bytes (default: none)\n"
                "  --config FILE       read options from FILE: 'name = value' lines with the\n"
                "                      names of the long options above ('server' repeatable,\n"
                "                      'insecure' alone for a flag, '#' comments); the\n"
@@ -238,6 +245,7 @@ static const opt_spec gw_option_table[] = {
     OPT_NUM(T, "max-per-addr", max_per_addr, 0, MAX_PNES_LIMIT, 1, NULL, 0),
     OPT_NUM(T, "register-timeout", register_timeout_s, 1, MAX_REGISTER_TIMEOUT_S, 1, "seconds", 0),
     OPT_NUM(T, "stall-timeout", stall_timeout_s, 1, MAX_STALL_TIMEOUT_S, 1, "seconds", 0),
+    OPT_STR(T, "metrics", metrics, 0),
     OPT_FN(T, "log-level", log_level, opt_parse_level, OPT_LEVEL_EXPECT, OPT_LIVE),
 };
 #undef T
@@ -264,6 +272,8 @@ static int validate(opt_parser *p, gw_options *o)
             return -1;
     if (addr_parse(o->listen, host, sizeof host, &port) != 0 || port == 0)
         return opt_fail(p, "--listen '%s': not HOST:PORT with a port of 1-65535", o->listen);
+    if (o->metrics && addr_parse(o->metrics, host, sizeof host, &port) != 0)
+        return opt_fail(p, "--metrics '%s': not HOST:PORT", o->metrics);
     o->max_per_addr_set = opt_src(p, "max-per-addr") != OPT_UNSET;
     bool any_tls = o->tls_cert || o->tls_key || o->tls_ca;
     if (o->insecure && any_tls)
@@ -683,9 +693,27 @@ static void on_sighup(void *arg)
     opt_reload_run(arg);
 }
 
+/* --metrics: what only the glue knows, at each scrape. */
+static void metrics_view(void *arg, gw_metrics_view *v)
+{
+    const gw_daemon *d = arg;
+    *v = (gw_metrics_view){.gw = d->gw,
+                           .servers = d->opt.servers,
+                           .n_servers = d->opt.n_servers,
+                           .cur = d->cur,
+                           .server_open = d->server && d->server_open,
+                           .uplink_bytes = d->server ? net_conn_pending(d->server) : 0,
+                           .pne_connections = d->links.count,
+                           .pne_reads_paused = d->uplink_full};
+    for (size_t i = 0; i < d->links.cap; i++)
+        if (d->links.slots[i].link)
+            v->pne_bytes += net_conn_pending(d->links.slots[i].conn);
+}
+
 static void daemon_free(gw_daemon *d)
 {
     daemon_sighup_free();
+    gw_metrics_free(d->metrics);
     links_close_all(&d->links);
     if (d->server)
         net_conn_close(d->server, false);
@@ -768,6 +796,11 @@ static int daemon_init(gw_daemon *d, opt_reload *reload)
     log_info("listening for PNEs on %s (port %u); %s; registered within %d s", d->opt.listen,
              net_listener_port(d->listener), per_addr, d->opt.register_timeout_s);
     backoff_init(&d->retry, RETRY_MIN_MS, d->opt.n_servers > 1 ? RETRY_MAX_LIST_MS : RETRY_MAX_MS);
+    if (d->opt.metrics && !(d->metrics = gw_metrics_start(d->base, d->opt.metrics, metrics_view, d,
+                                                          err, sizeof err))) {
+        log_error("%s", err);
+        return EXIT_FAILURE;
+    }
     return 0;
 }
 

@@ -368,8 +368,8 @@ static void route(admin_req *r)
         evhttp_add_header(evhttp_request_get_output_headers(r->req), "WWW-Authenticate",
                           "Bearer realm=\"cpns-server\"");
         admin_reply_error(r, 401,
-                          "this server needs 'Authorization: Bearer <token>' (the token "
-                          "of its --admin-token-file)");
+                          "this server needs 'Authorization: Bearer <token>' with the token "
+                          "of its --admin-token-file (cpnsctl --token-file FILE)");
     } else if (ok != 0 || n == 0) {
         admin_reply_error(r, 404, "no such path: %s", r->path);
     } else if (healthz || (n == 1 && strcmp(seg[0], "metrics") == 0)) {

@@ -17,10 +17,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/keyvalq_struct.h>
+
 #include "admin.h"
 #include "daemon.h"
 
 #define ID_RULE "1-64 of A-Z a-z 0-9 . _ : @ -"
+/* GET .../status?missing=N lists at most this many members without the current key. */
+#define MISSING_MAX 100
 
 static void note_sg(admin_req *r, const char *SGID)
 {
@@ -117,11 +121,18 @@ static int check_provisioned(admin_req *r, const char *const *ids, size_t n)
         cpns_pne_info info;
         if (cpns_server_pne_get(r->d->server, ids[i], &info) != 0) {
             note_pne(r, ids[i]);
-            admin_reply_error(r, 404, "PNE '%s' is not provisioned (POST /v1/pnes first)", ids[i]);
+            admin_reply_error(r, 404, "PNE '%s' is not provisioned (cpnsctl pne add %s)", ids[i],
+                              ids[i]);
             return -1;
         }
     }
     return 0;
+}
+
+/* 404 for an SG that does not exist. */
+static void sg_missing(admin_req *r, const char *SGID)
+{
+    admin_reply_error(r, 404, "SG '%s' does not exist (cpnsctl sg list shows the SGs)", SGID);
 }
 
 /* --- JSON of the engine's objects --- */
@@ -210,7 +221,7 @@ static void reply_sg(admin_req *r, int status, const char *SGID)
 {
     cpns_sg_info info;
     if (cpns_server_sg_get(r->d->server, SGID, &info) != 0) {
-        admin_reply_error(r, 404, "SG '%s' does not exist", SGID);
+        sg_missing(r, SGID);
         return;
     }
     struct evbuffer *out = evbuffer_new();
@@ -257,6 +268,110 @@ static int sg_list_write(void *arg, const cpns_sg_info *sg)
     return sg_write(w->server, sg, w->out);
 }
 
+/*
+ * The light status of an SG (an extension of DESIGN.md section 5): what
+ * `cpnsctl sg wait` polls and `sg list` shows, read from the counts the engine
+ * keeps per member state, so it costs the same for 10 members as for 100,000.
+ */
+static json_t *sg_status_json(const cpns_sg_info *sg)
+{
+    return json_pack("{s:s, s:I, s:s, s:s, s:b, s:I, s:{s:I, s:I, s:I, s:I}}", "sgid", sg->SGID,
+                     "key_version", (json_int_t)sg->KeyVersion, "state",
+                     sg->complete ? "complete" : "distributing", "key_fingerprint", sg->fingerprint,
+                     "done", sg->complete, "total", (json_int_t)sg->n_members, "counts", "pending",
+                     (json_int_t)sg->n_pending, "sent", (json_int_t)sg->n_sent, "delivered",
+                     (json_int_t)sg->n_delivered, "failed", (json_int_t)sg->n_failed);
+}
+
+typedef struct missing_list {
+    json_t *arr;
+    size_t left;
+} missing_list;
+
+/* Collects members without the current key until `left` of them are found. */
+static int missing_member(void *arg, const cpns_member_info *m)
+{
+    missing_list *ml = arg;
+    if (m->state == CPNS_MEMBER_DELIVERED)
+        return 0; /* delivered means the current version: a new key starts them all over */
+    json_t *o = json_pack("{s:s, s:s, s:o, s:I, s:o, s:I}", "pneid", m->PNEID, "state",
+                          cpns_member_state_name(m->state), "return",
+                          m->Return >= 0 ? json_integer(m->Return) : json_null(), "attempts",
+                          (json_int_t)m->attempts, "pnid", id_or_null(m->PNID), "key_version",
+                          (json_int_t)m->KeyVersion);
+    if (!o || json_array_append_new(ml->arr, o) != 0)
+        return CPNS_ERR_NOMEM;
+    return --ml->left == 0 ? 1 : 0;
+}
+
+/*
+ * The query string of r as key/value pairs, every key one of `allowed`
+ * (NULL-ended). -1 after answering 400.
+ */
+static int query_parse(admin_req *r, const char *const *allowed, struct evkeyvalq *q)
+{
+    q->tqh_first = NULL; /* TAILQ_INIT, which libevent's headers do not export */
+    q->tqh_last = &q->tqh_first;
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r->req);
+    const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
+    if (!query || !*query)
+        return 0;
+    if (evhttp_parse_query_str(query, q) != 0) {
+        admin_reply_error(r, 400, "malformed query string: %.80s", query);
+        return -1;
+    }
+    for (struct evkeyval *kv = q->tqh_first; kv; kv = kv->next.tqe_next) {
+        size_t i = 0;
+        while (allowed[i] && strcmp(allowed[i], kv->key) != 0)
+            i++;
+        if (!allowed[i]) {
+            admin_reply_error(r, 400, "unknown query parameter '%.64s' for %s", kv->key, r->path);
+            evhttp_clear_headers(q);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* GET /v1/service-groups/SGID/status[?missing=N] */
+static void get_sg_status(admin_req *r, const char *SGID)
+{
+    static const char *const params[] = {"missing", NULL};
+    struct evkeyvalq q;
+    if (query_parse(r, params, &q) != 0)
+        return;
+    const char *missing = evhttp_find_header(&q, "missing");
+    int64_t n_missing = 0;
+    cpns_sg_info info;
+    if (missing && parse_i64(missing, 0, MISSING_MAX, &n_missing) != 0) {
+        admin_reply_error(r, 400, "missing=%.20s: give a count of 0 to %d", missing, MISSING_MAX);
+    } else if (cpns_server_sg_get(r->d->server, SGID, &info) != 0) {
+        sg_missing(r, SGID);
+    } else {
+        json_t *o = sg_status_json(&info);
+        missing_list ml = {json_array(), (size_t)n_missing};
+        int rv = o && ml.arr ? 0 : CPNS_ERR_NOMEM;
+        if (rv == 0 && n_missing > 0 && !info.complete)
+            rv = cpns_server_sg_members(r->d->server, SGID, missing_member, &ml);
+        if (rv == 0 || rv == 1) {
+            if (missing)
+                json_object_set(o, "missing", ml.arr);
+            admin_reply_json(r, 200, o);
+        } else {
+            json_decref(o);
+            admin_reply_error(r, 500, "out of memory");
+        }
+        json_decref(ml.arr);
+    }
+    evhttp_clear_headers(&q);
+}
+
+static int sg_status_list(void *arg, const cpns_sg_info *sg)
+{
+    json_t *o = sg_status_json(sg);
+    return o && json_array_append_new(arg, o) == 0 ? 0 : CPNS_ERR_NOMEM;
+}
+
 /* --- PNEs --- */
 
 /* The answer that carries a generated EUK: its buffer is wiped once written. */
@@ -293,7 +408,8 @@ static void reply_new_key(admin_req *r, int status, const char *PNEID,
             evbuffer_free(buf);
         admin_reply_error(r, 500,
                           "PNE '%s' %s, but its key could not be answered: "
-                          "re-provision it with a key of your own (PUT /v1/pnes/%s)",
+                          "re-provision it with a key of your own (cpnsctl pne set-key %s "
+                          "--key-file FILE)",
                           PNEID, done, PNEID);
         return;
     }
@@ -363,8 +479,9 @@ static void post_pne(admin_req *r)
         goto out;
     cpns_pne_info info;
     if (cpns_server_pne_get(r->d->server, PNEID, &info) == 0) {
-        admin_reply_error(r, 409, "PNE '%s' already exists (PUT /v1/pnes/%s changes its key)",
-                          PNEID, PNEID);
+        admin_reply_error(r, 409,
+                          "PNE '%s' already exists (cpnsctl pne set-key %s changes its key)", PNEID,
+                          PNEID);
         goto out;
     }
     int rv = cpns_server_pne_add(r->d->server, PNEID, EUK);
@@ -397,7 +514,7 @@ static void put_pne(admin_req *r, const char *PNEID)
     if (get_key(r, key, EUK, &generated) != 0)
         goto out;
     if (cpns_server_pne_get(r->d->server, PNEID, &info) != 0) {
-        admin_reply_error(r, 404, "PNE '%s' is not provisioned (POST /v1/pnes first)", PNEID);
+        admin_reply_error(r, 404, "PNE '%s' is not provisioned (cpnsctl pne add %s)", PNEID, PNEID);
         goto out;
     }
     int rv = cpns_server_pne_set_key(r->d->server, PNEID, EUK, srvd_now());
@@ -465,7 +582,7 @@ static void post_sg(admin_req *r)
         sort_distinct(r, "members", ids, n) != 0) {
         /* answered */
     } else if (cpns_server_sg_get(r->d->server, SGID, &info) == 0) {
-        admin_reply_error(r, 409, "SG '%s' already exists", SGID);
+        admin_reply_error(r, 409, "SG '%s' already exists (cpnsctl sg show %s)", SGID, SGID);
     } else {
         int rv = cpns_server_sg_create(r->d->server, SGID, ids, n, srvd_now());
         srvd_turn(r->d);
@@ -482,8 +599,35 @@ out:
     json_decref(body);
 }
 
+/*
+ * GET /v1/service-groups: every SG object with its members, or with
+ * ?view=status every SG's status object (counts, no members): `cpnsctl sg
+ * list` need not fetch every member of every group.
+ */
 static void get_sgs(admin_req *r)
 {
+    static const char *const params[] = {"view", NULL};
+    struct evkeyvalq q;
+    if (query_parse(r, params, &q) != 0)
+        return;
+    const char *view = evhttp_find_header(&q, "view");
+    bool status = view && strcmp(view, "status") == 0;
+    if (view && !status && strcmp(view, "full") != 0) {
+        admin_reply_error(r, 400, "view=%.20s: give view=status or view=full", view);
+        evhttp_clear_headers(&q);
+        return;
+    }
+    evhttp_clear_headers(&q);
+    if (status) {
+        json_t *arr = json_array();
+        if (!arr || cpns_server_sg_foreach(r->d->server, sg_status_list, arr) != 0) {
+            json_decref(arr);
+            admin_reply_error(r, 500, "out of memory");
+        } else {
+            admin_reply_json(r, 200, arr);
+        }
+        return;
+    }
     struct evbuffer *out = evbuffer_new();
     sg_writer w = {out, true, r->d->server};
     if (!out || evbuffer_add(out, "[", 1) != 0 ||
@@ -527,7 +671,8 @@ static int check_membership(admin_req *r, const char *SGID, json_t *seen, const 
     if (cpns_server_sg_members(r->d->server, SGID, check_member, &mc) == 1 && mc.conflict) {
         snprintf(conflict, sizeof conflict, "%s", mc.conflict);
         note_pne(r, conflict);
-        admin_reply_error(r, 409, "PNE '%s' is already a member of SG '%s'", conflict, SGID);
+        admin_reply_error(r, 409, "PNE '%s' is already a member of SG '%s' (cpnsctl sg show %s)",
+                          conflict, SGID, SGID);
         return -1;
     }
     if (mc.removes_found == n_remove)
@@ -535,7 +680,8 @@ static int check_membership(admin_req *r, const char *SGID, json_t *seen, const 
     for (size_t i = 0; i < n_remove; i++) {
         if (strcmp(json_string_value(json_object_get(seen, remove[i])), "found") != 0) {
             note_pne(r, remove[i]);
-            admin_reply_error(r, 409, "PNE '%s' is not a member of SG '%s'", remove[i], SGID);
+            admin_reply_error(r, 409, "PNE '%s' is not a member of SG '%s' (cpnsctl sg show %s)",
+                              remove[i], SGID, SGID);
             return -1;
         }
     }
@@ -560,7 +706,7 @@ static void post_members(admin_req *r, const char *SGID)
     } else if (n_add + n_remove == 0) {
         admin_reply_error(r, 400, "nothing to do: give PNEIDs in \"add\" and/or \"remove\"");
     } else if (cpns_server_sg_get(r->d->server, SGID, &info) != 0) {
-        admin_reply_error(r, 404, "SG '%s' does not exist", SGID);
+        sg_missing(r, SGID);
     } else if (check_provisioned(r, add, n_add) == 0 &&
                check_provisioned(r, remove, n_remove) == 0 &&
                check_membership(r, SGID, seen, remove, n_remove) == 0) {
@@ -570,8 +716,9 @@ static void post_members(admin_req *r, const char *SGID)
         if (rv == CPNS_ERR_STATE)
             admin_reply_error(r, 409,
                               "SG '%s' has reached the last KeyVersion: it cannot be "
-                              "rekeyed; delete and create it again",
-                              SGID);
+                              "rekeyed; delete and create it again (cpnsctl sg delete %s, "
+                              "cpnsctl sg create %s)",
+                              SGID, SGID, SGID);
         else if (rv != 0)
             admin_reply_engine(r, rv, "changing the members");
         else if (stored(r, "changing the members"))
@@ -591,7 +738,7 @@ static void sg_resource(admin_req *r, const char *SGID, const char *action)
         if (r->cmd != EVHTTP_REQ_GET && r->cmd != EVHTTP_REQ_DELETE) {
             admin_reply_method(r, "GET, DELETE");
         } else if (!exists) {
-            admin_reply_error(r, 404, "SG '%s' does not exist", SGID);
+            sg_missing(r, SGID);
         } else if (r->cmd == EVHTTP_REQ_GET) {
             reply_sg(r, 200, SGID);
         } else {
@@ -602,6 +749,11 @@ static void sg_resource(admin_req *r, const char *SGID, const char *action)
             else if (stored(r, "deleting the SG"))
                 admin_reply_empty(r);
         }
+    } else if (strcmp(action, "status") == 0) {
+        if (r->cmd != EVHTTP_REQ_GET)
+            admin_reply_method(r, "GET");
+        else
+            get_sg_status(r, SGID);
     } else if (strcmp(action, "members") == 0) {
         if (r->cmd != EVHTTP_REQ_POST)
             admin_reply_method(r, "POST");
@@ -611,12 +763,15 @@ static void sg_resource(admin_req *r, const char *SGID, const char *action)
         if (r->cmd != EVHTTP_REQ_POST) {
             admin_reply_method(r, "POST");
         } else if (!exists) {
-            admin_reply_error(r, 404, "SG '%s' does not exist", SGID);
+            sg_missing(r, SGID);
         } else {
             int rv = cpns_server_sg_rekey(r->d->server, SGID, srvd_now());
             srvd_turn(r->d);
             if (rv == CPNS_ERR_STATE)
-                admin_reply_error(r, 409, "SG '%s' has reached the last KeyVersion", SGID);
+                admin_reply_error(r, 409,
+                                  "SG '%s' has reached the last KeyVersion: delete and create "
+                                  "it again (cpnsctl sg delete %s, cpnsctl sg create %s)",
+                                  SGID, SGID, SGID);
             else if (rv != 0)
                 admin_reply_engine(r, rv, "rekeying the SG");
             else if (stored(r, "rekeying the SG"))
@@ -651,7 +806,8 @@ void v1_route(admin_req *r, char **seg, size_t n)
         else
             admin_reply_method(r, "GET, POST");
     } else if ((n == 2 || n == 3) && strcmp(seg[0], "service-groups") == 0) {
-        if (n == 3 && strcmp(seg[2], "members") != 0 && strcmp(seg[2], "rekey") != 0) {
+        if (n == 3 && strcmp(seg[2], "members") != 0 && strcmp(seg[2], "rekey") != 0 &&
+            strcmp(seg[2], "status") != 0) {
             admin_reply_error(r, 404, "no such path: %s", r->path);
         } else if (!cpns_id_valid(seg[1])) {
             admin_reply_error(r, 400, "'%.80s' in the path is not an SGID (" ID_RULE ")", seg[1]);

@@ -10,6 +10,8 @@
 
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "srvd.h"
 
 static int counter(struct evbuffer *out, const char *name, const char *help, uint64_t v)
@@ -76,13 +78,23 @@ static int connections(struct evbuffer *out, const srvd *d)
     return bad;
 }
 
+/* cpns_build_info: the versions as labels, the value always 1 (the Prometheus idiom). */
+static int build_info(struct evbuffer *out)
+{
+    return evbuffer_add_printf(out,
+                               "# HELP cpns_build_info The running version of CPNS and of the "
+                               "OpenSSL library it uses.\n# TYPE cpns_build_info gauge\n"
+                               "cpns_build_info{version=\"%s\",openssl=\"%s\"} 1\n",
+                               cpns_version(), OpenSSL_version(OPENSSL_VERSION_STRING)) < 0;
+}
+
 int srvd_metrics(const srvd *d, struct evbuffer *out)
 {
     cpns_server_stats st;
     memset(&st, 0, sizeof st); /* a standby has no engine: zeros */
     cpns_server_get_stats(d->server, &st);
     bool store_ok = d->store_ok;
-    int bad = 0;
+    int bad = build_info(out);
     bad |= gauge(out, "cpns_instance_active",
                  "1 when this instance serves GWs (the only one, or the lease holder with "
                  "PostgreSQL); 0 for a standby.",

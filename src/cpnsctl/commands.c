@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -89,28 +90,31 @@ static void print_raw(const ctl_reply *r)
 }
 
 /*
- * One call. 0 with the reply on a 2xx answer; otherwise CTL_FAILED after
- * printing the server's "error" (or why no answer came) to stderr.
+ * Prints the server's "error" of a non-2xx answer to stderr (its hints name
+ * cpnsctl commands), or the status when the answer holds none. CTL_FAILED.
  */
-static int report_error(const ctl_reply *r, const char *method, const char *path)
+static int report_error(const ctl *c, const ctl_reply *r)
 {
     json_t *j = json_loads(r->body, 0, NULL);
     const char *msg = json_string_value(json_object_get(j, "error"));
     if (msg)
         ctl_fail("%s (HTTP %d)", msg, r->status);
     else
-        ctl_fail("HTTP %d from %s %s", r->status, method, path);
+        ctl_fail("%s answered HTTP %d without an error message: is --server the admin API of "
+                 "cpns-server?",
+                 ctl_http_url(c->http), r->status);
     json_decref(j);
     return CTL_FAILED;
 }
 
+/* One call. CTL_OK with the reply on a 2xx answer; else CTL_FAILED after saying why. */
 static int call(ctl *c, const char *method, const char *path, const char *body, ctl_reply *r)
 {
     if (ctl_http_call(c->http, method, path, body, r) != 0)
         return ctl_fail("%s", r->error);
     if (r->status >= 200 && r->status < 300)
         return CTL_OK;
-    report_error(r, method, path);
+    report_error(c, r);
     ctl_reply_clear(r);
     return CTL_FAILED;
 }
@@ -398,21 +402,156 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* What one poll of GET .../status said. */
+typedef struct wait_status {
+    json_int_t key_version, total, pending, sent, delivered, failed;
+    int done;
+} wait_status;
+
+static int parse_status(const json_t *j, wait_status *st)
+{
+    const json_t *counts = json_object_get(j, "counts");
+    if (!json_is_object(j) || !json_is_integer(json_object_get(j, "key_version")) ||
+        !json_is_integer(json_object_get(j, "total")) ||
+        !json_is_boolean(json_object_get(j, "done")) || !json_is_object(counts))
+        return -1;
+    st->key_version = json_integer_value(json_object_get(j, "key_version"));
+    st->total = json_integer_value(json_object_get(j, "total"));
+    st->done = json_is_true(json_object_get(j, "done"));
+    st->pending = json_integer_value(json_object_get(counts, "pending"));
+    st->sent = json_integer_value(json_object_get(counts, "sent"));
+    st->delivered = json_integer_value(json_object_get(counts, "delivered"));
+    st->failed = json_integer_value(json_object_get(counts, "failed"));
+    return 0;
+}
+
 /*
- * Polls the SG until its state is "complete". A server that is briefly
- * unreachable (restarting) is polled again until the deadline; an error
- * answer (unknown SG, ...) ends the wait at once.
+ * The progress of `sg wait` on a terminal: one line, rewritten in place.
+ * The rate counts deliveries since the wait (or the key version) began.
+ */
+typedef struct wait_progress {
+    int on;    /* stderr is a terminal */
+    int shown; /* a line is on the screen */
+    json_int_t key_version, base_delivered;
+    int64_t base_ms;
+    char line[256]; /* on the screen */
+} wait_progress;
+
+static void progress_show(wait_progress *p, const char *SGID, const wait_status *st, int64_t now)
+{
+    if (!p->on)
+        return;
+    if (!p->base_ms || st->key_version != p->key_version || st->delivered < p->base_delivered) {
+        p->key_version = st->key_version;
+        p->base_delivered = st->delivered;
+        p->base_ms = now;
+    }
+    char rate[64] = "-/s", left[64] = "time left -";
+    double elapsed = (double)(now - p->base_ms) / 1000.0;
+    json_int_t gained = st->delivered - p->base_delivered;
+    if (elapsed >= 1.0 && gained > 0) {
+        double r = (double)gained / elapsed;
+        snprintf(rate, sizeof rate, "%.0f/s", r);
+        double eta = (double)(st->total - st->delivered) / r;
+        snprintf(left, sizeof left, "about %.0f s left", eta + 0.5);
+    }
+    char line[sizeof p->line];
+    int n =
+        snprintf(line, sizeof line, "SG %s key_version %lld: %lld/%lld delivered (%lld%%), %s, %s",
+                 SGID, (long long)st->key_version, (long long)st->delivered, (long long)st->total,
+                 (long long)(st->total ? st->delivered * 100 / st->total : 100), rate, left);
+    if (st->failed && n > 0 && (size_t)n < sizeof line)
+        snprintf(line + n, sizeof line - (size_t)n,
+                 ", %lld failed (retried at their next registration)", (long long)st->failed);
+    if (p->shown && strcmp(line, p->line) == 0)
+        return; /* redrawn only when it changes */
+    memcpy(p->line, line, sizeof line);
+    fprintf(stderr, "\r\033[K%s", line);
+    fflush(stderr);
+    p->shown = 1;
+}
+
+static void progress_clear(wait_progress *p)
+{
+    if (p->shown)
+        fputs("\r\033[K", stderr);
+    p->shown = 0;
+}
+
+#define WAIT_MISSING_SHOWN 5
+
+/*
+ * The timeout message: the counts, then at most WAIT_MISSING_SHOWN of the
+ * members that lack the current key (one more call, with ?missing=N) and how
+ * many more there are. With --json, that status object goes to stdout.
+ */
+static void wait_timed_out(ctl *c, const char *SGID, const char *path, int64_t wait_s,
+                           const wait_status *last, const char *last_error)
+{
+    char *p = malloc(strlen(path) + 32);
+    ctl_reply r = {0};
+    json_t *j = NULL;
+    wait_status st;
+    if (p) {
+        sprintf(p, "%s?missing=%d", path, WAIT_MISSING_SHOWN);
+        if (ctl_http_call(c->http, "GET", p, NULL, &r) == 0 && r.status == 200)
+            j = json_loads(r.body, 0, NULL);
+    }
+    if (!j || parse_status(j, &st) != 0) {
+        json_decref(j);
+        j = NULL;
+        if (last)
+            st = *last;
+    }
+    fprintf(stderr, "cpnsctl: sg wait: SG %s not complete after %lld s", SGID, (long long)wait_s);
+    if (j || last) {
+        fprintf(stderr,
+                ": key_version %lld held by %lld of %lld members (pending %lld, sent %lld, "
+                "failed %lld)",
+                (long long)st.key_version, (long long)st.delivered, (long long)st.total,
+                (long long)st.pending, (long long)st.sent, (long long)st.failed);
+    }
+    const json_t *missing = json_object_get(j, "missing");
+    if (json_array_size(missing) > 0) {
+        fputs("; not yet: ", stderr);
+        show_missing(stderr, missing);
+        json_int_t more = st.total - st.delivered - (json_int_t)json_array_size(missing);
+        if (more > 0)
+            fprintf(stderr, " and %lld more", (long long)more);
+        fprintf(stderr, " ('cpnsctl sg show %s' lists every member)", SGID);
+    }
+    if (last_error[0])
+        fprintf(stderr, " (last poll: %s)", last_error);
+    fputc('\n', stderr);
+    if (c->json && j) {
+        char *s = json_dumps(j, JSON_COMPACT);
+        if (s)
+            printf("%s\n", s);
+        free(s);
+    }
+    json_decref(j);
+    ctl_reply_clear(&r);
+    free(p);
+}
+
+/*
+ * Polls the SG's status (counts only: as cheap for 100,000 members as for
+ * 10) until it is done. A server that is briefly unreachable (restarting) is
+ * polled again until the deadline; an error answer (unknown SG, ...) ends
+ * the wait at once. On a terminal, a progress line on stderr.
  */
 static int sg_wait(ctl *c, const char *SGID, const char *timeout)
 {
     int64_t wait_s = WAIT_DEFAULT_S;
     if (timeout && parse_i64(timeout, 0, 31536000, &wait_s) != 0)
         return ctl_usage_error("sg wait --timeout %s: give whole seconds", timeout);
-    char *path = sg_path(SGID, "");
+    char *path = sg_path(SGID, "/status");
     if (!path)
         return ctl_fail("out of memory");
     int64_t deadline = now_ms() + wait_s * 1000;
-    json_t *last = NULL;
+    wait_status last;
+    int have_last = 0;
+    wait_progress prog = {.on = isatty(STDERR_FILENO)};
     char last_error[256] = "";
     int rv = CTL_FAILED;
     for (;;) {
@@ -420,59 +559,52 @@ static int sg_wait(ctl *c, const char *SGID, const char *timeout)
         if (ctl_http_call(c->http, "GET", path, NULL, &r) != 0) {
             snprintf(last_error, sizeof last_error, "%s", r.error);
         } else if (r.status != 200) {
-            rv = report_error(&r, "GET", path);
+            progress_clear(&prog);
+            rv = report_error(c, &r);
             ctl_reply_clear(&r);
             break;
         } else {
             json_t *j = json_loads(r.body, 0, NULL);
-            const char *state = json_string_value(json_object_get(j, "state"));
-            if (!j || !json_is_array(json_object_get(j, "members")) || !state) {
+            wait_status st;
+            if (parse_status(j, &st) != 0) {
+                progress_clear(&prog);
                 rv = ctl_fail("unexpected answer from the server: %s", r.body);
                 json_decref(j);
                 ctl_reply_clear(&r);
                 break;
             }
-            json_decref(last);
-            last = j;
+            json_decref(j);
+            last = st;
+            have_last = 1;
             last_error[0] = '\0';
-            if (strcmp(state, "complete") == 0) {
+            if (st.done) {
+                progress_clear(&prog);
                 if (c->json)
                     print_raw(&r);
+                else if (st.total == 0)
+                    printf("SG %s complete: it has no members (add them with 'cpnsctl sg add "
+                           "%s PNEID...')\n",
+                           SGID, SGID);
                 else
-                    printf("SG %s complete: key_version %lld held by all %zu members\n", SGID,
-                           (long long)json_integer_value(json_object_get(j, "key_version")),
-                           json_array_size(json_object_get(j, "members")));
+                    printf("SG %s complete: key_version %lld held by all %lld members\n", SGID,
+                           (long long)st.key_version, (long long)st.total);
                 rv = CTL_OK;
                 ctl_reply_clear(&r);
                 break;
             }
+            progress_show(&prog, SGID, &st, now_ms());
         }
         ctl_reply_clear(&r);
         int64_t left = deadline - now_ms();
         if (left <= 0) {
-            fprintf(stderr, "cpnsctl: sg wait: SG %s not complete after %lld s", SGID,
-                    (long long)wait_s);
-            if (last) {
-                fprintf(stderr, ": key_version %lld not delivered to ",
-                        (long long)json_integer_value(json_object_get(last, "key_version")));
-                show_not_done(stderr, last);
-                if (c->json) {
-                    char *s = json_dumps(last, JSON_COMPACT);
-                    if (s)
-                        printf("%s\n", s);
-                    free(s);
-                }
-            }
-            if (last_error[0])
-                fprintf(stderr, " (last poll: %s)", last_error);
-            fputc('\n', stderr);
+            progress_clear(&prog);
+            wait_timed_out(c, SGID, path, wait_s, have_last ? &last : NULL, last_error);
             break;
         }
         struct timespec ts = {0, (left < WAIT_POLL_MS ? left : WAIT_POLL_MS) * 1000000L};
         while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
             ;
     }
-    json_decref(last);
     free(path);
     return rv;
 }
@@ -520,7 +652,8 @@ static int sg_simple(ctl *c, const char *sub, char **words, int n)
     } else if (strcmp(sub, "list") == 0) {
         if (n != 0)
             return ctl_usage_error("usage: sg list");
-        path = strdup("/v1/service-groups");
+        /* Counts per SG, not every member of every group. */
+        path = strdup("/v1/service-groups?view=status");
         list = 1;
     } else {
         if (n != 1)
@@ -542,6 +675,11 @@ static int sg_simple(ctl *c, const char *sub, char **words, int n)
             printf("SG %s deleted\n", words[0]);
         else
             rv = print_sg_reply(c, &r, list);
+        /* Allowed: the SG holds its key, and members added later get it. */
+        if (rv == CTL_OK && strcmp(sub, "create") == 0 && n == 1 && !c->json)
+            printf("SG %s has no members: nothing to distribute until 'cpnsctl sg add %s "
+                   "PNEID...'\n",
+                   words[0], words[0]);
         ctl_reply_clear(&r);
     }
     free(path);

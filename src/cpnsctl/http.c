@@ -37,11 +37,33 @@ typedef struct call_state {
     int error_cb_fired;
 } call_state;
 
-ctl_http *ctl_http_new(const char *url, const char *token, int timeout_s, char *err, size_t errlen)
+/*
+ * --server HOST:PORT (or [V6]:PORT, or HOST) is read as http://HOST:PORT:
+ * the form every daemon's address options take.
+ */
+static char *as_url(const char *server)
 {
+    if (strstr(server, "://"))
+        return strdup(server);
+    size_t n = strlen(server) + sizeof "http://";
+    char *url = malloc(n);
+    if (url)
+        snprintf(url, n, "http://%s", server);
+    return url;
+}
+
+ctl_http *ctl_http_new(const char *server, const char *token, int timeout_s, char *err,
+                       size_t errlen)
+{
+    char *url = as_url(server);
+    if (!url) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
     struct evhttp_uri *uri = evhttp_uri_parse(url);
     if (!uri) {
-        snprintf(err, errlen, "--server %s: not a URL", url);
+        snprintf(err, errlen, "--server %s: not HOST:PORT or a URL", server);
+        free(url);
         return NULL;
     }
     const char *scheme = evhttp_uri_get_scheme(uri);
@@ -51,16 +73,16 @@ ctl_http *ctl_http_new(const char *url, const char *token, int timeout_s, char *
     int ok = 1;
     if (!scheme || strcmp(scheme, "http") != 0) {
         /* The admin API is plain HTTP on loopback (DESIGN.md section 5). */
-        snprintf(err, errlen, "--server %s: only http:// URLs are supported", url);
+        snprintf(err, errlen, "--server %s: only http:// URLs are supported", server);
         ok = 0;
     } else if (!host || !*host || strlen(host) >= 256) {
-        snprintf(err, errlen, "--server %s: no host", url);
+        snprintf(err, errlen, "--server %s: no host", server);
         ok = 0;
     } else if (port == 0 || port > 65535) {
-        snprintf(err, errlen, "--server %s: bad port", url);
+        snprintf(err, errlen, "--server %s: bad port", server);
         ok = 0;
     } else if (path && *path && strcmp(path, "/") != 0) {
-        snprintf(err, errlen, "--server %s: give the server's root URL, without a path", url);
+        snprintf(err, errlen, "--server %s: give the server's root URL, without a path", server);
         ok = 0;
     }
     ctl_http *h = NULL;
@@ -68,7 +90,8 @@ ctl_http *ctl_http_new(const char *url, const char *token, int timeout_s, char *
         snprintf(h->host, sizeof h->host, "%s", host);
         h->port = (uint16_t)(port < 0 ? CTL_DEFAULT_PORT : port);
         h->timeout_s = timeout_s;
-        h->url = strdup(url);
+        h->url = url;
+        url = NULL;
         h->base = event_base_new();
         if (token) {
             size_t n = strlen(token) + sizeof "Bearer ";
@@ -89,6 +112,7 @@ ctl_http *ctl_http_new(const char *url, const char *token, int timeout_s, char *
         snprintf(err, errlen, "out of memory");
     }
     evhttp_uri_free(uri);
+    free(url);
     return h;
 }
 
@@ -154,7 +178,8 @@ static void describe(const ctl_http *h, const call_state *st, char *out, size_t 
     else
         snprintf(out, len,
                  "%s: cannot connect: connection refused or closed "
-                 "(is cpns-server running with --admin at this address?)",
+                 "(is cpns-server running with --admin at this address? "
+                 "cpnsctl --server HOST:PORT names another)",
                  h->url);
 }
 

@@ -20,14 +20,16 @@ typedef struct ctl_reply {
 } ctl_reply;
 
 /*
- * Parses url ("http://HOST[:PORT]", default port 7462) and prepares a client.
+ * Parses server ("http://HOST[:PORT]", or "HOST:PORT" read as http://HOST:PORT;
+ * default port 7462) and prepares a client.
  * token (may be NULL) is sent as a bearer token; timeout_s bounds each call.
  * NULL with a message in err when the URL is not usable.
  */
-ctl_http *ctl_http_new(const char *url, const char *token, int timeout_s, char *err, size_t errlen);
+ctl_http *ctl_http_new(const char *server, const char *token, int timeout_s, char *err,
+                       size_t errlen);
 void ctl_http_free(ctl_http *h);
 
-/* The URL as given, for messages. */
+/* The server's URL (http://... also when HOST:PORT was given), for messages. */
 const char *ctl_http_url(const ctl_http *h);
 
 /*

@@ -90,8 +90,8 @@ int show_pnes(FILE *out, const json_t *pnes)
 {
     if (!json_is_array(pnes))
         return -1;
-    table t = {.ncols = 4};
-    table_add(&t, (const char *const[]){"PNEID", "REGISTERED", "PNGWID", "PNID"});
+    table t = {.ncols = 5};
+    table_add(&t, (const char *const[]){"PNEID", "REGISTERED", "REACHABLE", "PNGWID", "PNID"});
     size_t i;
     const json_t *p;
     json_array_foreach(pnes, i, p)
@@ -99,9 +99,12 @@ int show_pnes(FILE *out, const json_t *pnes)
         if (!json_is_object(p) || !str_or_null(p, "pneid"))
             continue;
         const json_t *reg = json_object_get(p, "registered");
-        table_add(&t,
-                  (const char *const[]){str_or_null(p, "pneid"), json_is_true(reg) ? "yes" : "no",
-                                        str_or_null(p, "pngwid"), str_or_null(p, "pnid")});
+        /* Reachable: its GW is connected and routes to it now, so a delivery can go out. */
+        const json_t *reach = json_object_get(p, "reachable");
+        table_add(&t, (const char *const[]){
+                          str_or_null(p, "pneid"), json_is_true(reg) ? "yes" : "no",
+                          json_is_boolean(reach) ? (json_is_true(reach) ? "yes" : "no") : NULL,
+                          str_or_null(p, "pngwid"), str_or_null(p, "pnid")});
     }
     table_print(out, &t);
     return 0;
@@ -169,47 +172,47 @@ int show_sgs(FILE *out, const json_t *sgs)
 {
     if (!json_is_array(sgs))
         return -1;
-    table t = {.ncols = 4};
-    table_add(&t, (const char *const[]){"SGID", "KEY_VERSION", "STATE", "DELIVERED"});
+    table t = {.ncols = 5};
+    table_add(&t, (const char *const[]){"SGID", "KEY_VERSION", "STATE", "DELIVERED", "FAILED"});
     size_t i;
     const json_t *sg;
     json_array_foreach(sgs, i, sg)
     {
         if (!json_is_object(sg) || !str_or_null(sg, "sgid"))
             continue;
-        char ver[32], count[64];
-        size_t n, done;
-        count_done(sg, &n, &done);
-        /* A listing may leave the members out; then only the state is known. */
-        if (json_is_array(json_object_get(sg, "members")))
-            snprintf(count, sizeof count, "%zu/%zu", done, n);
+        char ver[32], count[64], failed[32];
+        const json_t *counts = json_object_get(sg, "counts");
+        const json_t *total = json_object_get(sg, "total");
+        /* The status objects of ?view=status: counts, no members. */
+        if (json_is_object(counts) && json_is_integer(total))
+            snprintf(count, sizeof count, "%lld/%lld",
+                     (long long)json_integer_value(json_object_get(counts, "delivered")),
+                     (long long)json_integer_value(total));
         else
             snprintf(count, sizeof count, "-");
         table_add(&t, (const char *const[]){str_or_null(sg, "sgid"),
                                             int_or_null(sg, "key_version", ver, sizeof ver),
-                                            str_or_null(sg, "state"), count});
+                                            str_or_null(sg, "state"), count,
+                                            int_or_null(counts, "failed", failed, sizeof failed)});
     }
     table_print(out, &t);
     return 0;
 }
 
-void show_not_done(FILE *out, const json_t *sg)
+void show_missing(FILE *out, const json_t *members)
 {
-    const json_t *members = json_object_get(sg, "members");
     size_t i;
     const json_t *m;
     const char *sep = "";
     json_array_foreach(members, i, m)
     {
-        if (member_done(sg, m))
-            continue;
         char ret[32], att[32];
         const char *r = int_or_null(m, "return", ret, sizeof ret);
         const char *a = int_or_null(m, "attempts", att, sizeof att);
         const char *state = str_or_null(m, "state");
         fprintf(out, "%s%s (%s, %s attempts%s%s)", sep,
                 str_or_null(m, "pneid") ? str_or_null(m, "pneid") : "?", state ? state : "?",
-                a ? a : "?", r ? ", Return " : "", r ? r : "");
+                a ? a : "?", r ? ", last Return " : "", r ? r : "");
         sep = ", ";
     }
 }

@@ -12,22 +12,22 @@
 
 #include <jansson.h>
 
-/* GET /v1/pnes: PNEID, REGISTERED, PNGWID, PNID. */
+/* GET /v1/pnes: PNEID, REGISTERED, REACHABLE, PNGWID, PNID. */
 int show_pnes(FILE *out, const json_t *pnes);
 
 /* One SG object: a line with SGID, key_version and state, then its members. */
 int show_sg(FILE *out, const json_t *sg);
 
-/* GET /v1/service-groups: one row per SG with its delivery count. */
+/* GET /v1/service-groups?view=status: one row per SG with its delivery counts. */
 int show_sgs(FILE *out, const json_t *sgs);
 
 /*
  * A member holds the SG's current key: state "delivered" and the SG's
- * key_version. `sg wait` and the delivery counts use this.
+ * key_version. The delivery count of `sg show` uses this.
  */
 int member_done(const json_t *sg, const json_t *member);
 
-/* Writes "pne-1 (pending, 2 attempts, Return 6), ..." for the members not done. */
-void show_not_done(FILE *out, const json_t *sg);
+/* Writes "pne-1 (pending, 2 attempts, last Return 6), ..." for an array of member objects. */
+void show_missing(FILE *out, const json_t *members);
 
 #endif
