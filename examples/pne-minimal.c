@@ -233,6 +233,37 @@ static int session(app *a)
     return 0;
 }
 
+/* Connects, runs sessions and reconnects until done. The exit status. */
+static int run(app *a, const char *gw)
+{
+    struct sigaction sa = {.sa_handler = on_signal}; /* no SA_RESTART: poll() returns EINTR */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    int status = 1, rv;
+    while (!stop) {
+        a->fd = dial(gw);
+        rv = a->fd < 0 ? 1 : session(a);
+        if (a->fd >= 0) {
+            /* Graceful: our last answer reaches the GW before the connection goes. */
+            shutdown(a->fd, SHUT_WR);
+            uint8_t drain[512];
+            struct pollfd p = {.fd = a->fd, .events = POLLIN};
+            while (poll(&p, 1, 1000) > 0 && recv(a->fd, drain, sizeof drain, 0) > 0)
+                ;
+            close(a->fd);
+            cpns_pne_link_down(a->pne, now());
+        }
+        if (rv <= 0) {
+            status = -rv;
+            break;
+        }
+        fprintf(stderr, "pne-minimal: no connection to the GW at %s; again in 1 s\n", gw);
+        poll(NULL, 0, 1000);
+    }
+    return stop ? 0 : status;
+}
+
 int main(int argc, char **argv)
 {
     const char *PNEID = NULL, *gw = NULL, *key_file = NULL, *store = NULL;
@@ -269,37 +300,11 @@ int main(int argc, char **argv)
     if (rv == 0)
         rv = cpns_frame_reader_new(&a.reader, 0);
     cpns_wipe(EUK, sizeof EUK); /* the engine keeps only what it derived from it */
-    if (rv != 0) {
-        fprintf(stderr, "pne-minimal: %s\n", cpns_strerror(rv));
-        return 1;
-    }
-    struct sigaction sa = {.sa_handler = on_signal}; /* no SA_RESTART: poll() returns EINTR */
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-
     int status = 1;
-    while (!stop) {
-        a.fd = dial(gw);
-        rv = a.fd < 0 ? 1 : session(&a);
-        if (a.fd >= 0) {
-            /* Graceful: our last answer reaches the GW before the connection goes. */
-            shutdown(a.fd, SHUT_WR);
-            uint8_t drain[512];
-            struct pollfd p = {.fd = a.fd, .events = POLLIN};
-            while (poll(&p, 1, 1000) > 0 && recv(a.fd, drain, sizeof drain, 0) > 0)
-                ;
-            close(a.fd);
-            cpns_pne_link_down(a.pne, now());
-        }
-        if (rv <= 0) {
-            status = -rv;
-            break;
-        }
-        fprintf(stderr, "pne-minimal: no connection to the GW at %s; again in 1 s\n", gw);
-        poll(NULL, 0, 1000);
-    }
-    if (stop)
-        status = 0;
+    if (rv != 0)
+        fprintf(stderr, "pne-minimal: %s\n", cpns_strerror(rv));
+    else
+        status = run(&a, gw);
     cpns_frame_reader_del(a.reader);
     cpns_pne_del(a.pne);
     cpns_keystore_close(a.ks);
