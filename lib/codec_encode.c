@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The cpns/1 encoder and the 4-byte framing (PROTOCOL.md sections 2 and 3).
+ * The cpns/1 encoder (PROTOCOL.md section 3); the 4-byte framing is lib/frame.c.
  *
  * Output is deterministic and compact: the XML declaration, the root with the
  * default namespace, the message element, no whitespace between elements, and
@@ -157,29 +157,4 @@ int cpns_msg_encode(const cpns_msg *m, uint8_t *buf, size_t cap, size_t *out_len
         return CPNS_ERR_TOO_LARGE;
     *out_len = w.len;
     return 0;
-}
-
-void cpns_frame_header(uint8_t hdr[CPNS_FRAME_HDR], uint32_t len)
-{
-    hdr[0] = (uint8_t)(len >> 24);
-    hdr[1] = (uint8_t)(len >> 16);
-    hdr[2] = (uint8_t)(len >> 8);
-    hdr[3] = (uint8_t)len;
-}
-
-int cpns_frame_next(const uint8_t *buf, size_t avail, const uint8_t **payload, size_t *len,
-                    size_t *consumed)
-{
-    if (avail < CPNS_FRAME_HDR)
-        return 0;
-    uint32_t n = (uint32_t)buf[0] << 24 | (uint32_t)buf[1] << 16 | (uint32_t)buf[2] << 8 | buf[3];
-    /* checked before the payload arrives, so a bad peer is cut off without buffering 4 GiB */
-    if (n == 0 || n > CPNS_FRAME_MAX)
-        return CPNS_ERR_TOO_LARGE;
-    if (avail - CPNS_FRAME_HDR < n)
-        return 0;
-    *payload = buf + CPNS_FRAME_HDR;
-    *len = n;
-    *consumed = CPNS_FRAME_HDR + (size_t)n;
-    return 1;
 }

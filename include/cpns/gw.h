@@ -165,7 +165,7 @@ typedef struct cpns_gw_stats {
     uint64_t links_abusive;         /* links handed to cpns_gw_pop_close() */
 } cpns_gw_stats;
 
-void cpns_gw_get_stats(const cpns_gw *gw, cpns_gw_stats *out);
+CPNS_API void cpns_gw_get_stats(const cpns_gw *gw, cpns_gw_stats *out);
 
 #ifdef __cplusplus
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The cpns/1 messages (PROTOCOL.md section 3): the model, the XML codec, the
- * cheap routing peek, and the 4-byte framing.
+ * cheap routing peek (the 4-byte framing is in frame.h).
  *
  * The model is one flat struct for all seven messages; each kind uses the
  * fields PROTOCOL.md 3.1 gives it, and `present` says which fields are set.
@@ -12,6 +12,7 @@
 #define CPNS_MSG_H
 
 #include "common.h"
+#include "frame.h" /* CPNS_FRAME_MAX; the framing itself */
 
 #ifdef __cplusplus
 extern "C" {
@@ -19,7 +20,6 @@ extern "C" {
 
 #define CPNS_NAMESPACE "urn:oma:xml:cpns:message:1.1"
 #define CPNS_VERSION "1.1"
-#define CPNS_FRAME_MAX 65536u  /* largest frame payload */
 #define CPNS_ID_MAX 64         /* identifiers are 1..64 of [A-Za-z0-9._:@-] */
 #define CPNS_KEY_LEN 32        /* EUK and GK */
 #define CPNS_EGK_LEN 61        /* EncryptedGroupKey, decoded */
@@ -197,21 +197,6 @@ CPNS_API int cpns_msg_decoder_peek(cpns_msg_decoder *d, const uint8_t *data, siz
                                    cpns_msg *m);
 /* NULL is a no-op. */
 CPNS_API void cpns_msg_decoder_free(cpns_msg_decoder *d);
-
-/* Framing (PROTOCOL.md section 2): a 4-byte big-endian length, then the payload. */
-#define CPNS_FRAME_HDR 4
-
-/* Writes the header for a payload of len bytes (1..CPNS_FRAME_MAX). */
-CPNS_API void cpns_frame_header(uint8_t hdr[CPNS_FRAME_HDR], uint32_t len);
-
-/*
- * Looks for one complete frame at the start of buf[0..avail).
- * Returns 1 and sets *payload, *len and *consumed (header + payload) when a
- * frame is complete; 0 when more bytes are needed; CPNS_ERR_TOO_LARGE when
- * the length is 0 or over CPNS_FRAME_MAX (the connection must be closed).
- */
-CPNS_API int cpns_frame_next(const uint8_t *buf, size_t avail, const uint8_t **payload, size_t *len,
-                             size_t *consumed);
 
 /*
  * Strict base64 (RFC 4648, standard alphabet, with padding, no whitespace,

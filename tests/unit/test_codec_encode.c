@@ -2,8 +2,8 @@
 /*
  * Tests of cpns_msg_encode() (lib/codec_encode.c): the exact compact output,
  * round trips of all seven kinds through the decoder, the model checks that
- * give CPNS_ERR_INVALID_ARG, the buffer bound, that encoding never
- * allocates, and the 4-byte framing (cpns_frame_header/cpns_frame_next).
+ * give CPNS_ERR_INVALID_ARG, the buffer bound, and that encoding never
+ * allocates. The 4-byte framing is tested in test_frame.c.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -359,44 +359,6 @@ static void test_encode_never_allocates(void **state)
     assert_true(allocations > 0);
 }
 
-static void test_frame_next(void **state)
-{
-    (void)state;
-    uint8_t buf[CPNS_FRAME_HDR + 5 + CPNS_FRAME_HDR + 3];
-    cpns_frame_header(buf, 5);
-    memcpy(buf + 4, "hello", 5);
-    cpns_frame_header(buf + 9, 3);
-    memcpy(buf + 13, "abc", 3);
-    const uint8_t *payload = NULL;
-    size_t len = 0, consumed = 0;
-    /* a header split over reads, then a partial payload */
-    for (size_t avail = 0; avail < 9; avail++)
-        assert_int_equal(cpns_frame_next(buf, avail, &payload, &len, &consumed), 0);
-    assert_int_equal(cpns_frame_next(buf, sizeof buf, &payload, &len, &consumed), 1);
-    assert_ptr_equal(payload, buf + 4);
-    assert_int_equal(len, 5);
-    assert_int_equal(consumed, 9);
-    assert_int_equal(cpns_frame_next(buf + 9, 7, &payload, &len, &consumed), 1);
-    assert_memory_equal(payload, "abc", 3);
-    assert_int_equal(consumed, 7);
-
-    uint8_t hdr[CPNS_FRAME_HDR];
-    cpns_frame_header(hdr, 0x01020304);
-    assert_memory_equal(hdr, "\x01\x02\x03\x04", 4);
-
-    /* length 0 and 65537 close the connection as soon as the header is there */
-    cpns_frame_header(hdr, 0);
-    assert_int_equal(cpns_frame_next(hdr, 3, &payload, &len, &consumed), 0);
-    assert_int_equal(cpns_frame_next(hdr, 4, &payload, &len, &consumed), CPNS_ERR_TOO_LARGE);
-    cpns_frame_header(hdr, CPNS_FRAME_MAX + 1);
-    assert_int_equal(cpns_frame_next(hdr, 4, &payload, &len, &consumed), CPNS_ERR_TOO_LARGE);
-    memcpy(hdr, "\xff\xff\xff\xff", 4);
-    assert_int_equal(cpns_frame_next(hdr, 4, &payload, &len, &consumed), CPNS_ERR_TOO_LARGE);
-    /* 65536 is allowed and waits for its payload */
-    cpns_frame_header(hdr, CPNS_FRAME_MAX);
-    assert_int_equal(cpns_frame_next(hdr, 4, &payload, &len, &consumed), 0);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -408,7 +370,6 @@ int main(void)
         cmocka_unit_test(test_foreign_fields_not_written),
         cmocka_unit_test(test_buffer_too_small),
         cmocka_unit_test(test_encode_never_allocates),
-        cmocka_unit_test(test_frame_next),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
