@@ -84,6 +84,7 @@ typedef struct p11_keystore {
     cpns_keystore *files; /* the file keystore that this token seals */
     p11_module *mod;
     char label[33]; /* blank-padded like CK_TOKEN_INFO.label, NUL-terminated */
+    char name[33];  /* the label as given, for messages */
     char *pin;
     CK_SESSION_HANDLE session; /* CK_INVALID_HANDLE while there is none */
     CK_OBJECT_HANDLE key;
@@ -184,8 +185,7 @@ static void set_err(p11_keystore *ps, const char *fmt, ...)
     if (ps->err && ps->err_len)
         snprintf(ps->err, ps->err_len, "%s", text);
     else
-        cpns_log(&ps->log, CPNS_LOG_ERROR, NULL, NULL, 0, "PKCS#11 token '%s': %s", ps->label,
-                 text);
+        cpns_log(&ps->log, CPNS_LOG_ERROR, NULL, NULL, 0, "PKCS#11 token '%s': %s", ps->name, text);
 }
 
 /* Records that fn failed with rv and returns the cpns_error for it. */
@@ -307,7 +307,7 @@ static int find_slot(p11_keystore *ps, CK_SLOT_ID *slot)
     if (rv != CKR_OK)
         return token_fail(ps, "C_GetSlotList", rv);
     if (result)
-        set_err(ps, "no token labelled '%.32s' is present", ps->label);
+        set_err(ps, "no token labelled '%s' is present", ps->name);
     return result;
 }
 
@@ -420,8 +420,14 @@ static int token_gcm(p11_keystore *ps, int encrypt, const uint8_t *nonce, const 
         }
         if (crv == CKR_OK)
             return 0;
-        if (!encrypt && (crv == CKR_ENCRYPTED_DATA_INVALID || crv == CKR_ENCRYPTED_DATA_LEN_RANGE))
-            return CPNS_ERR_AUTH; /* the tag: not sealed by this key, or tampered with */
+        /*
+         * The tag: not sealed by this key, or tampered with. SoftHSM2 2.6
+         * answers a failed GCM tag with CKR_GENERAL_ERROR, which is read the
+         * same way when decrypting: the file is refused and left untouched.
+         */
+        if (!encrypt && (crv == CKR_ENCRYPTED_DATA_INVALID || crv == CKR_ENCRYPTED_DATA_LEN_RANGE ||
+                         crv == CKR_GENERAL_ERROR))
+            return CPNS_ERR_AUTH;
         if (!session_lost(crv) || attempt > 0) {
             int rv = token_fail(ps, fn, crv);
             if (session_lost(crv))
@@ -441,6 +447,9 @@ static int token_seal(void *ctx, const uint8_t *nonce, const uint8_t *aad, size_
     if (!out)
         return CPNS_ERR_NOMEM;
     int rv = token_gcm(ps, 1, nonce, aad, aad_len, pt, len, out, out_len);
+    /* what failed is logged; to the key table it is the store failing (Return 3) */
+    if (rv && rv != CPNS_ERR_NOMEM)
+        rv = CPNS_ERR_STORE;
     if (!rv) {
         memcpy(ct, out, len);
         memcpy(tag, out + len, CPNS_GCM_TAG_LEN);
@@ -677,6 +686,7 @@ int cpns_keystore_pkcs11_open(cpns_keystore **out, const cpns_keystore_pkcs11_co
     ps->err_len = err_len;
     memset(ps->label, ' ', 32);
     memcpy(ps->label, cfg->token_label, strlen(cfg->token_label));
+    memcpy(ps->name, cfg->token_label, strlen(cfg->token_label));
     ps->pin = cpns_strdup(cfg->pin);
     int rv = ps->pin ? module_get(ps, cfg->module) : CPNS_ERR_NOMEM;
     if (!rv)
