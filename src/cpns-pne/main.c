@@ -54,6 +54,7 @@ static void usage(FILE *f)
             "       cpns-pne keys --store DIR --key-file FILE\n"
             "       cpns-pne seal --store DIR --key-file FILE --sg SGID  < plaintext\n"
             "       cpns-pne open --store DIR --key-file FILE --sg SGID  < group message\n"
+            "       cpns-pne ... --pkcs11-module PATH --token-label LABEL --pin-file FILE\n"
             "       cpns-pne --help | --version\n"
             "\n"
             "A PNE of CPNS 7.8.6: registers through its PN GW, receives Group Keys\n"
@@ -65,6 +66,11 @@ static void usage(FILE *f)
             "  --store DIR         its key store (created 0700 if missing)\n"
             "  --sg SGID           the Service Group (seal, open)\n"
             "  --log-level LEVEL   error, warn, info (default) or debug\n"
+            "  --pkcs11-module PATH  seal the key store and the EUK with a key in a PKCS#11\n"
+            "                      token (e.g. /usr/lib/softhsm/libsofthsm2.so); --key-file is\n"
+            "                      then needed only at the store's first start\n"
+            "  --token-label LABEL the token's label (with --pkcs11-module)\n"
+            "  --pin-file FILE     its user PIN, one line, mode 0600 (with --pkcs11-module)\n"
             "\n"
             "  keys   lists the stored Group Keys: SGID, KeyVersion and fingerprint of the\n"
             "         current and the previous key (never a key)\n"
@@ -96,7 +102,20 @@ static const char *const mode_names[] = {"", "keys", "seal", "open"};
  */
 static int parse_options(int argc, char **argv, pne_options *o)
 {
-    enum { O_ID = 1, O_GW, O_KEY, O_STORE, O_SG, O_LEVEL, O_HELP, O_VERSION, O_COUNT };
+    enum {
+        O_ID = 1,
+        O_GW,
+        O_KEY,
+        O_STORE,
+        O_SG,
+        O_LEVEL,
+        O_HELP,
+        O_VERSION,
+        O_P11_MODULE,
+        O_P11_LABEL,
+        O_P11_PIN,
+        O_COUNT
+    };
     static const struct option longopts[] = {
         {"id", required_argument, NULL, O_ID},
         {"gw", required_argument, NULL, O_GW},
@@ -106,6 +125,9 @@ static int parse_options(int argc, char **argv, pne_options *o)
         {"log-level", required_argument, NULL, O_LEVEL},
         {"help", no_argument, NULL, O_HELP},
         {"version", no_argument, NULL, O_VERSION},
+        {"pkcs11-module", required_argument, NULL, O_P11_MODULE},
+        {"token-label", required_argument, NULL, O_P11_LABEL},
+        {"pin-file", required_argument, NULL, O_P11_PIN},
         {NULL, 0, NULL, 0},
     };
     const char *level = "info";
@@ -154,6 +176,15 @@ static int parse_options(int argc, char **argv, pne_options *o)
         case O_VERSION:
             printf("cpns-pne %s\n", CPNS_LIB_VERSION);
             return 1;
+        case O_P11_MODULE:
+            o->pkcs11_module = optarg;
+            break;
+        case O_P11_LABEL:
+            o->token_label = optarg;
+            break;
+        case O_P11_PIN:
+            o->pin_file = optarg;
+            break;
         }
     }
     if (optind < argc)
@@ -189,7 +220,15 @@ static int parse_options(int argc, char **argv, pne_options *o)
     } else if (o->SGID) {
         return bad_option("--sg is not used by %s%s%s", daemon ? "" : "'", cmd, daemon ? "" : "'");
     }
-    if (!o->key_file)
+    /* PKCS#11 (pkcs11.c): the three go together; the EUK is then in the store */
+    if (o->pkcs11_module && (!o->token_label || !o->pin_file))
+        return bad_option("--pkcs11-module needs --token-label LABEL and --pin-file FILE");
+    if (!o->pkcs11_module && (o->token_label || o->pin_file))
+        return bad_option("--%s is used only with --pkcs11-module",
+                          o->token_label ? "token-label" : "pin-file");
+    if (o->token_label && (!*o->token_label || strlen(o->token_label) > 32))
+        return bad_option("--token-label '%s': not 1-32 characters", o->token_label);
+    if (!o->key_file && !o->pkcs11_module)
         return bad_option("--key-file FILE is required");
     if (!o->store)
         return bad_option("--store DIR is required");
@@ -418,7 +457,10 @@ static int run_daemon(const pne_options *opt)
     signal(SIGPIPE, SIG_IGN);
     int status = daemon_init(&d);
     if (status == 0) {
-        log_info("cpns-pne %s: key store %s, GW %s", CPNS_LIB_VERSION, opt->store, opt->gw);
+        log_info("cpns-pne %s: key store %s%s%s%s, GW %s", CPNS_LIB_VERSION, opt->store,
+                 opt->pkcs11_module ? " sealed by PKCS#11 token '" : "",
+                 opt->pkcs11_module ? opt->token_label : "", opt->pkcs11_module ? "'" : "",
+                 opt->gw);
         gw_connect(&d);
         event_base_dispatch(d.base);
         log_info("stopped");
