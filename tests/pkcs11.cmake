@@ -21,3 +21,16 @@ add_dependencies(test_keystore_pkcs11 cpns_p11fault)
 add_test(NAME pkcs11_keystore COMMAND test_keystore_pkcs11)
 set_tests_properties(pkcs11_keystore PROPERTIES ENVIRONMENT "${CPNS_P11_ENV}" LABELS pkcs11
                      TIMEOUT 300 SKIP_RETURN_CODE 77)
+
+# cpns-pne on a SoftHSM2 token against the real cpns-server and cpns-gw.
+add_executable(it_test_pne_pkcs11 ${CMAKE_CURRENT_LIST_DIR}/pkcs11/test_pne_pkcs11.c)
+target_link_libraries(it_test_pne_pkcs11 PRIVATE cpns_it_harness)
+set_target_properties(it_test_pne_pkcs11 PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests
+                                                    OUTPUT_NAME test_pne_pkcs11)
+add_dependencies(it_test_pne_pkcs11 cpns_p11fault)
+if(CPNS_IT_PROGRAMS)
+  add_dependencies(it_test_pne_pkcs11 ${CPNS_IT_PROGRAMS})
+endif()
+add_test(NAME pkcs11_pne_delivery COMMAND it_test_pne_pkcs11)
+set_tests_properties(pkcs11_pne_delivery PROPERTIES ENVIRONMENT "${CPNS_P11_ENV}"
+                     LABELS "pkcs11;integration" TIMEOUT ${CPNS_PROGRAM_TIMEOUT} SKIP_RETURN_CODE 77)
