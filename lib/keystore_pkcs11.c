@@ -295,10 +295,13 @@ static int find_slot(p11_keystore *ps, CK_SLOT_ID *slot)
         return CPNS_ERR_NOMEM;
     rv = f->C_GetSlotList(CK_TRUE, slots, &n);
     int result = CPNS_ERR_NOT_FOUND;
+    CK_RV info_rv = CKR_OK; /* a slot whose token did not answer, which may be ours */
     for (CK_ULONG i = 0; rv == CKR_OK && i < n && result == CPNS_ERR_NOT_FOUND; i++) {
         CK_TOKEN_INFO info;
-        if (f->C_GetTokenInfo(slots[i], &info) == CKR_OK &&
-            memcmp(info.label, ps->label, sizeof info.label) == 0) {
+        CK_RV irv = f->C_GetTokenInfo(slots[i], &info);
+        if (irv != CKR_OK)
+            info_rv = irv;
+        else if (memcmp(info.label, ps->label, sizeof info.label) == 0) {
             *slot = slots[i];
             result = 0;
         }
@@ -306,6 +309,8 @@ static int find_slot(p11_keystore *ps, CK_SLOT_ID *slot)
     cpns_free(slots);
     if (rv != CKR_OK)
         return token_fail(ps, "C_GetSlotList", rv);
+    if (result && info_rv != CKR_OK)
+        return token_fail(ps, "C_GetTokenInfo", info_rv);
     if (result)
         set_err(ps, "no token labelled '%s' is present", ps->name);
     return result;

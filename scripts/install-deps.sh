@@ -10,6 +10,9 @@ packages=(
   libssl-dev libexpat1-dev libevent-dev libjansson-dev libsqlite3-dev libcmocka-dev
   libpq-dev postgresql
   libxml2-utils libxml2-dev openssl valgrind gnuplot-nox groff-base
+  # libp11-kit-dev: the standard PKCS#11 header (pkcs11.h) for the PKCS#11 key store, nothing
+  # linked; softhsm2: the software token the PKCS#11 tests and make demo-pkcs11 run on.
+  libp11-kit-dev softhsm2
 )
 
 missing=()
