@@ -9,9 +9,10 @@ set_target_properties(cpns_p11fault PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${CMAKE_
                                                OUTPUT_NAME cpns_p11fault PREFIX lib)
 target_link_libraries(cpns_p11fault PRIVATE ${CMAKE_DL_LIBS})
 
-# Under ASan, LeakSanitizer sees what SoftHSM2 itself keeps at exit; the
-# suppressions name only the module (tests/pkcs11/lsan.supp).
-set(CPNS_P11_ENV "CPNS_SOURCE_DIR=${CMAKE_SOURCE_DIR};CPNS_BINARY_DIR=${CMAKE_BINARY_DIR};CPNS_BIN_DIR=${CMAKE_BINARY_DIR}/bin;LSAN_OPTIONS=suppressions=${CMAKE_CURRENT_LIST_DIR}/pkcs11/lsan.supp")
+# No suppressions: under ASan (make test-sanitize) and valgrind memcheck
+# (valgrind --leak-check=full, run by hand) SoftHSM2 2.6.1 leaks nothing and
+# trips nothing, since every keystore's close ends in C_Finalize.
+set(CPNS_P11_ENV "CPNS_SOURCE_DIR=${CMAKE_SOURCE_DIR};CPNS_BINARY_DIR=${CMAKE_BINARY_DIR};CPNS_BIN_DIR=${CMAKE_BINARY_DIR}/bin")
 
 add_executable(test_keystore_pkcs11 ${CMAKE_CURRENT_LIST_DIR}/pkcs11/test_keystore_pkcs11.c)
 target_link_libraries(test_keystore_pkcs11 PRIVATE cpns_test_support ${CMAKE_DL_LIBS})
