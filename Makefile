@@ -3,6 +3,7 @@
 #   make          build everything into build/
 #   make test     build and run every test (CTest)
 #   make demo     the main job, end to end
+#   make demo-pkcs11  the same with the PNEs' keys in a SoftHSM2 token (scripts/demo-pkcs11.sh)
 #   make demo-ha  the same story on PostgreSQL with two server instances, the active one killed
 #   make fuzz     run every fuzzer (FUZZ_SECONDS each)
 #   make bench    every benchmark (docs/PERFORMANCE.md); bench-smoke: the same, small and quick
@@ -16,7 +17,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 PREFIX ?= /usr/local
 
-.PHONY: all deps configure test demo demo-ha demo-inprocess clean format fuzz bench bench-smoke install test-sanitize \
+.PHONY: all deps configure test demo demo-pkcs11 demo-ha demo-inprocess clean format fuzz bench bench-smoke install test-sanitize \
 	test-valgrind test-repeat test-repeat-sanitize
 
 all: configure
@@ -36,6 +37,9 @@ demo: all
 
 demo-ha: all
 	scripts/demo-ha.sh $(BUILD)/bin
+
+demo-pkcs11: all
+	scripts/demo-pkcs11.sh $(BUILD)/bin
 
 install: all
 	cmake --install $(BUILD) --prefix $(PREFIX)

@@ -8,12 +8,14 @@
  *
  *   offset  size  field
  *   0       8     magic "CPNSKEYS"
- *   8       1     format version, 0x01
+ *   8       1     format version: 0x01 (sealed with K_store below), 0x02 (sealed
+ *                 in a PKCS#11 token by its own key, lib/keystore_pkcs11.c)
  *   9       12    nonce, fresh from the CSPRNG for every write
  *   21      n     AES-256-GCM ciphertext of the records, AAD = bytes 0..8
  *   21+n    16    GCM tag
  *
- *   key: HKDF(EUK, "CPNS 1.1 PNE key store") (cpns_kdf, CPNS_INFO_KEY_STORE)
+ *   key: HKDF(EUK, "CPNS 1.1 PNE key store") (cpns_kdf, CPNS_INFO_KEY_STORE);
+ *   in format 0x02 a non-extractable AES-256 key that never leaves the token
  *
  *   plaintext records:
  *   4       count of records
@@ -50,7 +52,7 @@
 #define KS_TMP "groupkeys.tmp"
 #define KS_MAGIC "CPNSKEYS"
 #define KS_MAGIC_LEN 8
-#define KS_FORMAT 0x01
+#define KS_FORMAT_EUK 0x01
 #define KS_HDR_LEN (KS_MAGIC_LEN + 1)
 #define KS_OFF_NONCE KS_HDR_LEN
 #define KS_OFF_CT (KS_OFF_NONCE + CPNS_GCM_NONCE_LEN)
@@ -64,7 +66,8 @@ typedef struct file_keystore {
     cpns_keystore base; /* first, so that the two pointers convert */
     cpns_ks_table table;
     int dirfd;
-    uint8_t K_store[CPNS_KEY_LEN];
+    cpns_ks_sealer sealer;
+    uint8_t K_store[CPNS_KEY_LEN]; /* the sealer's key in format 0x01 */
 } file_keystore;
 
 static void put_be32(uint8_t *p, uint32_t v)
@@ -80,10 +83,10 @@ static uint32_t get_be32(const uint8_t *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
 }
 
-static void make_header(uint8_t hdr[KS_HDR_LEN])
+static void make_header(const file_keystore *fs, uint8_t hdr[KS_HDR_LEN])
 {
     memcpy(hdr, KS_MAGIC, KS_MAGIC_LEN);
-    hdr[KS_MAGIC_LEN] = KS_FORMAT;
+    hdr[KS_MAGIC_LEN] = fs->sealer.format;
 }
 
 static int mode_private(mode_t mode)
@@ -155,15 +158,15 @@ static int read_full(int fd, uint8_t *buf, size_t len)
 static int decrypt_and_parse(file_keystore *fs, const uint8_t *file, size_t len)
 {
     uint8_t hdr[KS_HDR_LEN];
-    make_header(hdr);
+    make_header(fs, hdr);
     if (len < KS_OVERHEAD || memcmp(file, hdr, KS_HDR_LEN) != 0)
         return CPNS_ERR_CORRUPT;
     size_t pt_len = len - KS_OVERHEAD;
     uint8_t *pt = cpns_malloc(pt_len);
     if (!pt)
         return CPNS_ERR_NOMEM;
-    int rv = cpns_gcm_open(fs->K_store, file + KS_OFF_NONCE, hdr, KS_HDR_LEN, file + KS_OFF_CT,
-                           pt_len, file + len - CPNS_GCM_TAG_LEN, pt);
+    int rv = fs->sealer.open(fs->sealer.ctx, file + KS_OFF_NONCE, hdr, KS_HDR_LEN, file + KS_OFF_CT,
+                             pt_len, file + len - CPNS_GCM_TAG_LEN, pt);
     if (rv == CPNS_ERR_AUTH)
         rv = CPNS_ERR_CORRUPT;
     if (!rv)
@@ -173,27 +176,44 @@ static int decrypt_and_parse(file_keystore *fs, const uint8_t *file, size_t len)
     return rv;
 }
 
-static int load(file_keystore *fs)
+int cpns_ks_read_file(int dirfd, const char *name, size_t min, size_t max, uint8_t **out,
+                      size_t *len)
 {
-    int fd = openat(fs->dirfd, KS_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    *out = NULL;
+    *len = 0;
+    int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
-        return errno == ENOENT ? 0 : CPNS_ERR_IO; /* no file yet: an empty store */
+        return errno == ENOENT ? CPNS_ERR_NOT_FOUND : CPNS_ERR_IO;
     struct stat st;
     int rv = 0;
     uint8_t *file = NULL;
-    size_t len = 0;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
         rv = CPNS_ERR_IO;
     else if (!mode_private(st.st_mode))
         rv = CPNS_ERR_PERM;
-    else if ((uint64_t)st.st_size > KS_FILE_MAX || (size_t)st.st_size < KS_OVERHEAD)
+    else if ((uint64_t)st.st_size > max || (size_t)st.st_size < min)
         rv = CPNS_ERR_CORRUPT;
     if (!rv) {
-        len = (size_t)st.st_size;
-        file = cpns_malloc(len);
-        rv = file ? read_full(fd, file, len) : CPNS_ERR_NOMEM;
+        file = cpns_malloc((size_t)st.st_size);
+        rv = file ? read_full(fd, file, (size_t)st.st_size) : CPNS_ERR_NOMEM;
     }
     close(fd);
+    if (rv) {
+        cpns_free(file);
+        return rv;
+    }
+    *out = file;
+    *len = (size_t)st.st_size;
+    return 0;
+}
+
+static int load(file_keystore *fs)
+{
+    uint8_t *file;
+    size_t len;
+    int rv = cpns_ks_read_file(fs->dirfd, KS_FILE, KS_OVERHEAD, KS_FILE_MAX, &file, &len);
+    if (rv == CPNS_ERR_NOT_FOUND)
+        return 0; /* no file yet: an empty store */
     if (!rv)
         rv = decrypt_and_parse(fs, file, len);
     cpns_free(file); /* ciphertext only: nothing to wipe */
@@ -216,13 +236,13 @@ static int write_full(int fd, const uint8_t *buf, size_t len)
     return 0;
 }
 
-/* Replaces DIR/groupkeys with buf durably, or leaves it as it was. */
-static int replace_file(int dirfd, const uint8_t *buf, size_t len)
+int cpns_ks_replace_file(int dirfd, const char *name, const char *tmp, const uint8_t *buf,
+                         size_t len)
 {
     /* a leftover from a crash; a directory or anything else there stays and fails us */
-    if (unlinkat(dirfd, KS_TMP, 0) != 0 && errno != ENOENT)
+    if (unlinkat(dirfd, tmp, 0) != 0 && errno != ENOENT)
         return CPNS_ERR_IO;
-    int fd = openat(dirfd, KS_TMP, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
         return CPNS_ERR_IO;
     int rv = fchmod(fd, 0600) == 0 ? 0 : CPNS_ERR_IO;
@@ -232,10 +252,10 @@ static int replace_file(int dirfd, const uint8_t *buf, size_t len)
         rv = CPNS_ERR_IO;
     if (close(fd) != 0 && !rv)
         rv = CPNS_ERR_IO;
-    if (!rv && renameat(dirfd, KS_TMP, dirfd, KS_FILE) != 0)
+    if (!rv && renameat(dirfd, tmp, dirfd, name) != 0)
         rv = CPNS_ERR_IO;
     if (rv) {
-        unlinkat(dirfd, KS_TMP, 0);
+        unlinkat(dirfd, tmp, 0);
         return rv;
     }
     /*
@@ -283,13 +303,13 @@ static int save(file_keystore *fs)
         p = serialize_slot(p, &entries[i]->keys.previous);
     }
 
-    make_header(file);
+    make_header(fs, file);
     rv = cpns_random(NULL, file + KS_OFF_NONCE, CPNS_GCM_NONCE_LEN);
     if (!rv)
-        rv = cpns_gcm_seal(fs->K_store, file + KS_OFF_NONCE, file, KS_HDR_LEN, pt, pt_len,
-                           file + KS_OFF_CT, file + KS_OFF_CT + pt_len);
+        rv = fs->sealer.seal(fs->sealer.ctx, file + KS_OFF_NONCE, file, KS_HDR_LEN, pt, pt_len,
+                             file + KS_OFF_CT, file + KS_OFF_CT + pt_len);
     if (!rv)
-        rv = replace_file(fs->dirfd, file, file_len);
+        rv = cpns_ks_replace_file(fs->dirfd, KS_FILE, KS_TMP, file, file_len);
 out:
     if (pt)
         cpns_wipe(pt, pt_len);
@@ -343,7 +363,7 @@ static void file_close(cpns_keystore *ks)
 
 static const cpns_keystore_ops file_ops = {file_get, file_put, file_list, file_close};
 
-static int open_dir(const char *dir, int *dirfd)
+int cpns_ks_open_dir(const char *dir, int *dirfd)
 {
     if (mkdir(dir, 0700) == 0) {
         /* the umask may have taken bits we need; it can never have added any */
@@ -369,20 +389,35 @@ static int open_dir(const char *dir, int *dirfd)
     return 0;
 }
 
-int cpns_keystore_file_open(cpns_keystore **out, const char *dir, const uint8_t EUK[CPNS_KEY_LEN])
+/* Format 0x01: AES-256-GCM in process memory under K_store. */
+static int seal_k_store(void *ctx, const uint8_t *nonce, const uint8_t *aad, size_t aad_len,
+                        const uint8_t *pt, size_t len, uint8_t *ct, uint8_t *tag)
 {
-    if (!out)
-        return CPNS_ERR_INVALID_ARG;
-    *out = NULL;
-    if (!dir || !*dir || !EUK)
-        return CPNS_ERR_INVALID_ARG;
+    const file_keystore *fs = ctx;
+    return cpns_gcm_seal(fs->K_store, nonce, aad, aad_len, pt, len, ct, tag);
+}
+
+static int open_k_store(void *ctx, const uint8_t *nonce, const uint8_t *aad, size_t aad_len,
+                        const uint8_t *ct, size_t len, const uint8_t *tag, uint8_t *pt)
+{
+    const file_keystore *fs = ctx;
+    return cpns_gcm_open(fs->K_store, nonce, aad, aad_len, ct, len, tag, pt);
+}
+
+static int file_open(cpns_keystore **out, const char *dir, const uint8_t *EUK,
+                     const cpns_ks_sealer *sealer)
+{
     file_keystore *fs = cpns_calloc(1, sizeof *fs);
     if (!fs)
         return CPNS_ERR_NOMEM;
     fs->base.ops = &file_ops;
     fs->dirfd = -1;
-    int rv = open_dir(dir, &fs->dirfd);
-    if (!rv)
+    if (sealer)
+        fs->sealer = *sealer;
+    else
+        fs->sealer = (cpns_ks_sealer){KS_FORMAT_EUK, seal_k_store, open_k_store, fs};
+    int rv = cpns_ks_open_dir(dir, &fs->dirfd);
+    if (!rv && EUK)
         rv = cpns_kdf(EUK, CPNS_INFO_KEY_STORE, fs->K_store);
     if (!rv)
         rv = load(fs);
@@ -392,4 +427,22 @@ int cpns_keystore_file_open(cpns_keystore **out, const char *dir, const uint8_t 
     }
     *out = &fs->base;
     return 0;
+}
+
+int cpns_keystore_file_open(cpns_keystore **out, const char *dir, const uint8_t EUK[CPNS_KEY_LEN])
+{
+    if (!out)
+        return CPNS_ERR_INVALID_ARG;
+    *out = NULL;
+    if (!dir || !*dir || !EUK)
+        return CPNS_ERR_INVALID_ARG;
+    return file_open(out, dir, EUK, NULL);
+}
+
+int cpns_ks_file_open_sealed(cpns_keystore **out, const char *dir, const cpns_ks_sealer *sealer)
+{
+    *out = NULL;
+    if (!dir || !*dir || !sealer || sealer->format == KS_FORMAT_EUK)
+        return CPNS_ERR_INVALID_ARG;
+    return file_open(out, dir, NULL, sealer);
 }

@@ -54,4 +54,45 @@ int cpns_ks_table_list(const cpns_ks_table *t, cpns_keystore_visit_fn fn, void *
 /* Wipes and frees every entry; the table is empty afterwards. */
 void cpns_ks_table_clear(cpns_ks_table *t);
 
+/*
+ * What seals the file of the file keystore (keystore_file.c): AES-256-GCM
+ * with a 12-byte nonce and a 16-byte tag, either in process memory under a
+ * key derived from the EUK (format 0x01) or inside a PKCS#11 token under a
+ * key that never leaves it (format 0x02, keystore_pkcs11.c). Both return 0
+ * or a negative cpns_error; open() returns CPNS_ERR_AUTH when the tag fails.
+ */
+typedef struct cpns_ks_sealer {
+    uint8_t format; /* the file's format byte, which is in the AAD */
+    int (*seal)(void *ctx, const uint8_t *nonce, const uint8_t *aad, size_t aad_len,
+                const uint8_t *pt, size_t len, uint8_t *ct, uint8_t *tag);
+    int (*open)(void *ctx, const uint8_t *nonce, const uint8_t *aad, size_t aad_len,
+                const uint8_t *ct, size_t len, const uint8_t *tag, uint8_t *pt);
+    void *ctx;
+} cpns_ks_sealer;
+
+/* The file keystore of DIR with another sealer (not format 0x01); errors as
+ * cpns_keystore_file_open. */
+int cpns_ks_file_open_sealed(cpns_keystore **out, const char *dir, const cpns_ks_sealer *sealer);
+
+/* Opens DIR, creating it 0700 if missing: 0 and *dirfd, CPNS_ERR_PERM (group/other bits),
+ * CPNS_ERR_IO. */
+int cpns_ks_open_dir(const char *dir, int *dirfd);
+
+/*
+ * Reads DIR/name, a regular file of min..max bytes that only its owner can
+ * access, into a new buffer (cpns_free()). 0, CPNS_ERR_NOT_FOUND (no such
+ * file), CPNS_ERR_PERM, CPNS_ERR_CORRUPT (size out of bounds), CPNS_ERR_IO,
+ * CPNS_ERR_NOMEM.
+ */
+int cpns_ks_read_file(int dirfd, const char *name, size_t min, size_t max, uint8_t **out,
+                      size_t *len);
+
+/*
+ * Replaces DIR/name with buf durably (tmp created 0600 with O_EXCL, written,
+ * fsync'ed, renamed over name, DIR fsync'ed), or leaves it as it was.
+ * 0 or CPNS_ERR_IO.
+ */
+int cpns_ks_replace_file(int dirfd, const char *name, const char *tmp, const uint8_t *buf,
+                         size_t len);
+
 #endif

@@ -13,6 +13,9 @@ packages=(
   # tests/wireshark: tshark dissects with packaging/wireshark/cpns.lua what tcpdump
   # captured in a network namespace (ip from iproute2 sets its loopback up)
   tshark tcpdump iproute2
+  # libp11-kit-dev: the standard PKCS#11 header (pkcs11.h) for the PKCS#11 key store, nothing
+  # linked; softhsm2: the software token the PKCS#11 tests and make demo-pkcs11 run on.
+  libp11-kit-dev softhsm2
 )
 
 missing=()

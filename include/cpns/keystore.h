@@ -66,6 +66,59 @@ struct cpns_keystore {
 CPNS_API int cpns_keystore_file_open(cpns_keystore **out, const char *dir,
                                      const uint8_t EUK[CPNS_KEY_LEN]);
 
+/*
+ * The PKCS#11 backend (docs/PKCS11.md): the file backend's DIR/groupkeys
+ * (format 0x02) and the EUK in DIR/token-euk, both sealed with AES-256-GCM
+ * (CKM_AES_GCM) inside a PKCS#11 token by an AES-256 token key that is
+ * CKA_SENSITIVE and not CKA_EXTRACTABLE: copying DIR reveals nothing. Each
+ * store has its own token key, named by a random CKA_ID kept in
+ * DIR/token-euk, so several PNEs can share one token.
+ *
+ * The module is loaded with dlopen() (no library to link) and initialised
+ * once per process for all keystores that use it; open and close these
+ * keystores from one thread.
+ */
+typedef struct cpns_keystore_pkcs11_config {
+    const char *module;      /* path of the PKCS#11 module, e.g. /usr/lib/softhsm/libsofthsm2.so */
+    const char *token_label; /* the label of the token (CK_TOKEN_INFO) */
+    const char
+        *pin; /* the user PIN; copied (to log in again after losing the token), wiped on close */
+    const char *dir; /* the store's files; created 0700 if missing */
+    /*
+     * NULL, or the EUK: sealed into DIR/token-euk, under a new token key, when
+     * DIR has none yet (a first start); otherwise it must equal the sealed one.
+     */
+    const uint8_t *EUK;
+    cpns_log_fn log; /* token failures after open() (NULL: silent); never a secret */
+    void *log_arg;
+} cpns_keystore_pkcs11_config;
+
+/*
+ * Opens the PKCS#11 keystore of cfg->dir. On failure err (if not NULL) says
+ * what the token answered (e.g. "C_Login: CKR_PIN_INCORRECT"). Returns 0 and
+ * *out; CPNS_ERR_IO (the module does not load, a file cannot be read or
+ * written); CPNS_ERR_NOT_FOUND (no token with that label is present, the
+ * token holds no key for this store, or DIR holds no EUK and cfg->EUK is
+ * NULL); CPNS_ERR_AUTH (the PIN is wrong or locked); CPNS_ERR_PERM (DIR or a
+ * file is accessible to group or others, or the token key is extractable);
+ * CPNS_ERR_CORRUPT (a file is damaged or was sealed by another key; it is
+ * left untouched); CPNS_ERR_EXISTS (cfg->EUK differs from the sealed one);
+ * CPNS_ERR_STORE (any other token failure, e.g. CKR_DEVICE_MEMORY: the
+ * token is full); CPNS_ERR_NOMEM; CPNS_ERR_INVALID_ARG.
+ * put() fails with CPNS_ERR_STORE when the token does (logged with its
+ * reason); after losing the token or its login it opens a new session and
+ * logs in again on the next call.
+ */
+CPNS_API int cpns_keystore_pkcs11_open(cpns_keystore **out, const cpns_keystore_pkcs11_config *cfg,
+                                       char *err, size_t err_len);
+
+/*
+ * Decrypts DIR/token-euk in the token into EUK, for the caller to derive its
+ * keys from and wipe. 0, CPNS_ERR_INVALID_ARG (not a PKCS#11 keystore),
+ * CPNS_ERR_STORE (the token failed), CPNS_ERR_CORRUPT.
+ */
+CPNS_API int cpns_keystore_pkcs11_euk(cpns_keystore *ks, uint8_t EUK[CPNS_KEY_LEN]);
+
 /* The memory backend. */
 CPNS_API int cpns_keystore_mem_new(cpns_keystore **out);
 

@@ -21,6 +21,11 @@
 
 int pne_open_store(const pne_options *o, int create, cpns_keystore **ks, uint8_t EUK[CPNS_KEY_LEN])
 {
+    if (o->pkcs11_module)
+        return pne_open_store_pkcs11(o, create, ks, EUK);
+    uint8_t unused[CPNS_KEY_LEN];
+    if (!EUK)
+        EUK = unused;
     char err[512];
     if (keyfile_read(o->key_file, EUK, err, sizeof err) != 0) {
         fprintf(stderr, "cpns-pne: --key-file %s\n", err);
@@ -34,8 +39,11 @@ int pne_open_store(const pne_options *o, int create, cpns_keystore **ks, uint8_t
         return EXIT_FAILURE;
     }
     int rv = cpns_keystore_file_open(ks, o->store, EUK);
-    if (rv == 0)
+    if (rv == 0) {
+        if (EUK == unused)
+            cpns_wipe(unused, sizeof unused);
         return 0;
+    }
     cpns_wipe(EUK, CPNS_KEY_LEN);
     switch (rv) {
     case CPNS_ERR_PERM:
@@ -78,12 +86,10 @@ static int print_keys(void *arg, const char *SGID, const cpns_stored_keys *keys)
 
 int pne_cmd_keys(const pne_options *o)
 {
-    uint8_t EUK[CPNS_KEY_LEN];
     cpns_keystore *ks;
-    int status = pne_open_store(o, 0, &ks, EUK);
+    int status = pne_open_store(o, 0, &ks, NULL);
     if (status != 0)
         return status;
-    cpns_wipe(EUK, sizeof EUK);
     printf("%-24s %10s  %-16s  %10s  %s\n", "SGID", "KeyVersion", "Fingerprint", "Previous",
            "PreviousFingerprint");
     int rv = ks->ops->list(ks, print_keys, NULL);
@@ -128,12 +134,10 @@ static int read_stdin(uint8_t *buf, size_t cap, size_t *len)
 /* The stored keys of --sg. 0, or the exit status after printing why. */
 static int load_keys(const pne_options *o, cpns_stored_keys *keys)
 {
-    uint8_t EUK[CPNS_KEY_LEN];
     cpns_keystore *ks;
-    int status = pne_open_store(o, 0, &ks, EUK);
+    int status = pne_open_store(o, 0, &ks, NULL);
     if (status != 0)
         return status;
-    cpns_wipe(EUK, sizeof EUK);
     int rv = ks->ops->get(ks, o->SGID, keys);
     cpns_keystore_close(ks);
     if (rv == CPNS_ERR_NOT_FOUND) {

@@ -54,6 +54,7 @@ static void usage(FILE *f)
             "       cpns-pne keys --store DIR --key-file FILE\n"
             "       cpns-pne seal --store DIR --key-file FILE --sg SGID  < plaintext\n"
             "       cpns-pne open --store DIR --key-file FILE --sg SGID  < group message\n"
+            "       cpns-pne ... --pkcs11-module PATH --token-label LABEL --pin-file FILE\n"
             "       cpns-pne --help | --version\n"
             "\n"
             "A PNE of CPNS 7.8.6: registers through its PN GW, receives Group Keys\n"
@@ -72,6 +73,11 @@ static void usage(FILE *f)
             "                      SIGHUP re-reads it and applies --log-level\n"
             "  --check-config      check the options and the --config file, then exit\n"
             "                      (0: valid, 2: not; no file but FILE is opened)\n"
+            "  --pkcs11-module PATH  seal the key store and the EUK with a key in a PKCS#11\n"
+            "                      token (e.g. /usr/lib/softhsm/libsofthsm2.so); --key-file is\n"
+            "                      then needed only at the store's first start\n"
+            "  --token-label LABEL the token's label (with --pkcs11-module)\n"
+            "  --pin-file FILE     its user PIN, one line, mode 0600 (with --pkcs11-module)\n"
             "\n"
             "  keys   lists the stored Group Keys: SGID, KeyVersion and fingerprint of the\n"
             "         current and the previous key (never a key)\n"
@@ -92,6 +98,9 @@ static const opt_spec pne_option_table[] = {
     OPT_STR(T, "key-file", key_file, 0),
     OPT_STR(T, "store", store, 0),
     OPT_STR(T, "sg", SGID, OPT_CLI_ONLY),
+    OPT_STR(T, "pkcs11-module", pkcs11_module, 0),
+    OPT_STR(T, "token-label", token_label, 0),
+    OPT_STR(T, "pin-file", pin_file, 0),
     OPT_FN(T, "log-level", log_level, opt_parse_level, OPT_LEVEL_EXPECT, OPT_LIVE),
 };
 #undef T
@@ -135,7 +144,15 @@ static int validate(opt_parser *p, pne_options *o)
     } else if (o->SGID) {
         return opt_fail(p, "--sg is not used by %s%s%s", daemon ? "" : "'", cmd, daemon ? "" : "'");
     }
-    if (!o->key_file)
+    /* PKCS#11 (pkcs11.c): the three go together; the EUK is then in the store */
+    if (o->pkcs11_module && (!o->token_label || !o->pin_file))
+        return opt_fail(p, "--pkcs11-module needs --token-label LABEL and --pin-file FILE");
+    if (!o->pkcs11_module && (o->token_label || o->pin_file))
+        return opt_fail(p, "--%s is used only with --pkcs11-module",
+                        o->token_label ? "token-label" : "pin-file");
+    if (o->token_label && (!*o->token_label || strlen(o->token_label) > 32))
+        return opt_fail(p, "--token-label '%s': not 1-32 characters", o->token_label);
+    if (!o->key_file && !o->pkcs11_module)
         return opt_fail(p, "--key-file FILE is required");
     if (!o->store)
         return opt_fail(p, "--store DIR is required");
@@ -415,7 +432,10 @@ static int run_daemon(const pne_options *opt, opt_parser *parser, int argc, char
     signal(SIGPIPE, SIG_IGN);
     int status = daemon_init(&d, &reload);
     if (status == 0) {
-        log_info("cpns-pne %s: key store %s, GW %s", CPNS_LIB_VERSION, opt->store, opt->gw);
+        log_info("cpns-pne %s: key store %s%s%s%s, GW %s", CPNS_LIB_VERSION, opt->store,
+                 opt->pkcs11_module ? " sealed by PKCS#11 token '" : "",
+                 opt->pkcs11_module ? opt->token_label : "", opt->pkcs11_module ? "'" : "",
+                 opt->gw);
         gw_connect(&d);
         event_base_dispatch(d.base);
         log_info("stopped");

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Tests of lib/keystore_file.c, the PNE's secure storage (7.8.6.1 step 2,
- * PROTOCOL.md 5.1): keys survive a reopen, the previous version is kept, the
- * file is 0600 and encrypted, a file or directory open to others is refused,
- * a damaged file or a wrong EUK is refused and left byte for byte as it was,
- * and a put() that cannot write leaves the old state in memory and on disk.
+ * PROTOCOL.md 5.1): the key store suite (keystore_suite.h: the put() rules
+ * across reopens, sorted listing, a failed put() that changes nothing), and
+ * what is the file backend's own: the file is 0600 and encrypted, a file or directory open to
+ * others is refused, a damaged file or a wrong EUK is refused and left byte for byte as it was, and
+ * a put() that cannot write leaves the old state in memory and on disk.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "crypto_vectors.h"
+#include "keystore_suite.h"
 
 typedef struct fixture {
     char root[64];      /* from mkdtemp */
@@ -135,55 +137,43 @@ static mode_t mode_of(const char *path)
     return st.st_mode & 07777;
 }
 
-/* 7.8.6.1-2: a stored Group Key is still there after the PNE restarts */
-static void test_file_round_trip_reopen_7_8_6_1_2(void **state)
+/* The key store suite (keystore_suite.h) on a file store in a fresh directory. */
+static int file_setup(void **ctx)
 {
-    fixture *f = *state;
-    cpns_keystore *ks = open_ok(f);
-    assert_int_equal(mode_of(f->dir), 0700); /* created by open() */
-    cpns_stored_keys k;
-    assert_int_equal(ks->ops->get(ks, "sg-family", &k), CPNS_ERR_NOT_FOUND);
-    /* a missing file is an empty store, and nothing is written until a put() */
-    assert_int_equal(access(f->path, F_OK), -1);
-
-    put_ok(ks, "sg-family", 1, 0x11);
-    assert_keys(ks, "sg-family", 1, 0x11, 0, 0);
-    cpns_keystore_close(ks);
-
-    ks = open_ok(f);
-    assert_keys(ks, "sg-family", 1, 0x11, 0, 0);
-    assert_int_equal(ks->ops->get(ks, "sg-other", &k), CPNS_ERR_NOT_FOUND);
-    cpns_keystore_close(ks);
+    return setup(ctx);
 }
 
-/* PROTOCOL.md 5.1: the previous version is kept for overlap, across a reopen */
-static void test_file_previous_and_same_version(void **state)
+static void file_teardown(void *ctx)
 {
-    fixture *f = *state;
-    cpns_keystore *ks = open_ok(f);
-    put_ok(ks, "sg-a", 1, 0x11);
-    put_ok(ks, "sg-a", 2, 0x22);
-    put_ok(ks, "sg-b", 7, 0x77);
-    cpns_keystore_close(ks);
-
-    ks = open_ok(f);
-    assert_keys(ks, "sg-a", 2, 0x22, 1, 0x11);
-    assert_keys(ks, "sg-b", 7, 0x77, 0, 0);
-    /* the same version replaces the current key and keeps the previous one */
-    put_ok(ks, "sg-a", 2, 0x23);
-    assert_keys(ks, "sg-a", 2, 0x23, 1, 0x11);
-    cpns_keystore_close(ks);
-
-    ks = open_ok(f);
-    assert_keys(ks, "sg-a", 2, 0x23, 1, 0x11);
-    put_ok(ks, "sg-a", 3, 0x33);
-    assert_keys(ks, "sg-a", 3, 0x33, 2, 0x23);
-    cpns_keystore_close(ks);
-
-    ks = open_ok(f);
-    assert_keys(ks, "sg-a", 3, 0x33, 2, 0x23);
-    cpns_keystore_close(ks);
+    void *state = ctx;
+    teardown(&state);
 }
+
+static int file_open(void *ctx, cpns_keystore **out)
+{
+    const fixture *f = ctx;
+    return cpns_keystore_file_open(out, f->dir, f->EUK);
+}
+
+/* For real: a directory where the temporary file must go, which root cannot replace either. */
+static void file_fail_puts(void *ctx, cpns_keystore *ks, bool on)
+{
+    const fixture *f = ctx;
+    (void)ks;
+    if (on)
+        assert_int_equal(mkdir(f->tmp_path, 0700), 0);
+    else
+        assert_int_equal(rmdir(f->tmp_path), 0);
+}
+
+static const keystore_backend file_backend = {
+    .name = "keystore_suite_file",
+    .setup = file_setup,
+    .teardown = file_teardown,
+    .open = file_open,
+    .durable = true,
+    .fail_puts = file_fail_puts,
+};
 
 /* PROTOCOL.md 5.1: mode 0600 whatever the umask; encrypted at rest */
 static void test_file_mode_and_encrypted(void **state)
@@ -492,57 +482,6 @@ static void test_file_documented_format(void **state)
     cpns_keystore_close(ks);
 }
 
-typedef struct walk {
-    char seen[64][CPNS_ID_MAX + 1];
-    cpns_stored_keys keys[64];
-    size_t n;
-} walk;
-
-static int visit(void *arg, const char *SGID, const cpns_stored_keys *keys)
-{
-    walk *w = arg;
-    assert_true(w->n < 64);
-    snprintf(w->seen[w->n], sizeof w->seen[w->n], "%s", SGID);
-    w->keys[w->n] = *keys;
-    w->n++;
-    return 0;
-}
-
-static void test_file_many_sgids_sorted(void **state)
-{
-    fixture *f = *state;
-    cpns_keystore *ks = open_ok(f);
-    /* 50 SGIDs in a scrambled order (i * 21 mod 50 visits all of them), two versions each */
-    for (unsigned i = 0; i < 50; i++) {
-        unsigned j = (i * 21) % 50;
-        char SGID[CPNS_ID_MAX + 1];
-        snprintf(SGID, sizeof SGID, "sg:%02u@example.org", j);
-        put_ok(ks, SGID, 1, (uint8_t)j);
-        put_ok(ks, SGID, j + 2, (uint8_t)(j + 100));
-    }
-    /* the longest identifier fits */
-    char longest[CPNS_ID_MAX + 1];
-    memset(longest, 'z', CPNS_ID_MAX);
-    longest[CPNS_ID_MAX] = '\0';
-    put_ok(ks, longest, 9, 0x99);
-    cpns_keystore_close(ks);
-
-    ks = open_ok(f);
-    walk *w = test_calloc(1, sizeof *w);
-    assert_int_equal(ks->ops->list(ks, visit, w), 0);
-    assert_int_equal(w->n, 51);
-    for (unsigned i = 0; i < 50; i++) {
-        char SGID[CPNS_ID_MAX + 1];
-        snprintf(SGID, sizeof SGID, "sg:%02u@example.org", i);
-        assert_string_equal(w->seen[i], SGID);
-        assert_slot(&w->keys[i].current, i + 2, (uint8_t)(i + 100));
-        assert_slot(&w->keys[i].previous, 1, (uint8_t)i);
-    }
-    assert_string_equal(w->seen[50], longest);
-    test_free(w);
-    cpns_keystore_close(ks);
-}
-
 static void test_file_invalid_args(void **state)
 {
     fixture *f = *state;
@@ -567,17 +506,15 @@ static void test_file_invalid_args(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_file_round_trip_reopen_7_8_6_1_2, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_file_previous_and_same_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_mode_and_encrypted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_refuses_open_permissions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_corrupt_refused_untouched, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_failed_put_keeps_old_state_7_8_6_1_2, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_file_stale_tmp_replaced, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_file_many_sgids_sorted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_invalid_args, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_documented_format, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = keystore_suite_run(&file_backend);
+    return failed + cmocka_run_group_tests(tests, NULL, NULL);
 }
