@@ -362,7 +362,7 @@ static int find_key(p11_keystore *ps)
 /* A session, logged in, with the store's key; find_key is 0 while the key does not exist yet. */
 static int session_open(p11_keystore *ps, int with_key)
 {
-    CK_SLOT_ID slot;
+    CK_SLOT_ID slot = 0;
     int rv = find_slot(ps, &slot);
     if (rv)
         return rv;
