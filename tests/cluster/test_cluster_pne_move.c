@@ -59,7 +59,7 @@ static void test_cluster_pne_move(void **state)
     long long move_at = (long long)members * pct / 100;
     cw_start(&w, h, &pg, &o);
     unsigned n_moved = (members + every - 1) / every;
-    printf("CLUSTER choices: SG created on %s; every %u-th PNE (%u) moves to the next GW at %u "
+    printf("CLUSTER choices: SG created on %s; one PNE in %u (%u) moves to the next GW at %u "
            "%% (%lld of %u) delivered; rekey on %s\n",
            w.inst[creator].id, every, n_moved, pct, move_at, members, w.inst[rekeyer].id);
     fflush(stdout);
