@@ -160,9 +160,10 @@ static int scope_pne(void *arg, const cpns_store_pne *row)
             cpns_log(&s->log, CPNS_LOG_INFO, NULL, row->PNEID, 0,
                      "PNE re-provisioned on another instance: new EUK loaded");
         }
-        if (row->registered && strcmp(row->PNGWID, pne->row.PNGWID) != 0) {
-            /* It registered through a GW elsewhere since: not reachable from here. */
-            pne->route_bind = 0;
+        if (row->registered) {
+            /* It registered through another GW since: not reachable by the old route. */
+            if (strcmp(row->PNGWID, pne->row.PNGWID) != 0)
+                pne->route_bind = 0;
             pne->row.registered = 1;
             strcpy(pne->row.PNGWID, row->PNGWID);
             strcpy(pne->row.PNID, row->PNID);
@@ -259,7 +260,19 @@ static int claim_member(void *arg, const cpns_store_member *row)
     return scope_member(&x, row);
 }
 
-const cpns_store_loader srv_claim_loader = {scope_pne, scope_sg, claim_member, scope_nonce};
+static int claim_pne_row(void *arg, const cpns_store_pne *row)
+{
+    scope_ctx x = {arg, APPLY_CLAIM, NULL, NULL, 0};
+    return scope_pne(&x, row);
+}
+
+static int claim_sg_row(void *arg, const cpns_store_sg *row)
+{
+    scope_ctx x = {arg, APPLY_CLAIM, NULL, NULL, 0};
+    return scope_sg(&x, row);
+}
+
+const cpns_store_loader srv_claim_loader = {claim_pne_row, claim_sg_row, claim_member, scope_nonce};
 
 /* The SG is gone from the store: deleted by another instance. */
 static void drop_sg(cpns_server *s, const char *SGID)

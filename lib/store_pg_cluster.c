@@ -183,6 +183,9 @@ static const char sql_adopt[] =
     " WHERE sg.sgid = m.sgid AND (m.state <> 2 OR m.key_version < sg.key_version)"
     " AND (m.owner_gw = $1 OR m.pneid IN"
     " (SELECT pneid FROM pne WHERE pngwid = $1 AND registered)) RETURNING " MEMBER_COLS;
+static const char sql_routed[] =
+    "SELECT pneid, euk, registered, pngwid, pnid FROM pne WHERE pngwid = $1 AND registered"
+    " ORDER BY pneid";
 static const char sql_gw_notify[] = "SELECT pg_notify('cpns_gw', $1 || ' ' || $2 || ' ' || $3)";
 
 int pg_claim_gw(cpns_store *st, const char *PNGWID, const char *PNID, const cpns_store_loader *l,
@@ -201,6 +204,11 @@ int pg_claim_gw(cpns_store *st, const char *PNGWID, const char *PNID, const cpns
         else
             snprintf(ep, sizeof ep, "%s", PQgetvalue(r, 0, 0));
         PQclear(r);
+    }
+    if (rv == 0 && l->pne) {
+        /* The PNEs routed through it, as registered on whatever instance held it. */
+        const char *p[1] = {PNGWID};
+        rv = pg_load_rows(s, s->ctl, PG_T_PNE, sql_routed, 1, p, l, arg, NULL);
     }
     if (rv == 0) {
         const char *p[2] = {PNGWID, ep};

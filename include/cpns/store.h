@@ -126,7 +126,8 @@ typedef struct cpns_store_ops {
      * claim_gw: a GW registered on this instance: its session's epoch is
      * bumped (the fencing token), every open member row owned by that GW is
      * adopted at the new epoch (sent becomes pending) and handed to
-     * l->member, and the previous holder is told. *epoch: the new epoch.
+     * l->member (after the PNEs last registered through that GW, to l->pne
+     * when set), and the previous holder is told. *epoch: the new epoch.
      *
      * claim_pne: a PNE registered through PNGWID on this instance: records
      * the Nonce (CPNS_ERR_EXISTS, nothing written: it was seen before, on any
