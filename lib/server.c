@@ -812,7 +812,9 @@ int cpns_server_pop(cpns_server *s, cpns_out *out)
             return 0;
         srv_member *mb = SRV_CONTAINER(s->queue.next, srv_member, queue_link);
         uint64_t conn = 0;
-        if (mb->row.state == CPNS_MEMBER_PENDING && mb->deadline == CPNS_NEVER && !mb->evicted)
+        /* Shared mode: evicted, or of an SG another instance is creating (no key yet). */
+        if (mb->row.state == CPNS_MEMBER_PENDING && mb->deadline == CPNS_NEVER && !mb->evicted &&
+            mb->sg->row.KeyVersion)
             conn = srv_pne_route(s, mb->pne);
         if (!conn) {
             /* It stays pending; registration or Status="attached" queues it again. */

@@ -91,7 +91,7 @@ static void take_row(cpns_server *s, srv_member *mb, const cpns_store_member *ro
     mb->first_sent_ms = -1;
     if (mb->row.KeyVersion < sg->row.KeyVersion)
         srv_member_start(s, mb, "a newer KeyVersion made by another instance");
-    else if (mb->row.state == CPNS_MEMBER_PENDING)
+    else if (mb->row.state == CPNS_MEMBER_PENDING && sg->row.KeyVersion)
         srv_member_kick(s, mb);
     else if (mb->row.state == CPNS_MEMBER_DELIVERED)
         srv_sg_check_complete(s, sg);
@@ -305,6 +305,22 @@ static void prune(cpns_server *s, srv_sg *sg)
     cpns_free(gone);
 }
 
+/*
+ * Members left on an older version than their SG's (a rekey elsewhere
+ * writes no member rows: a row below the SG's version is pending for it, as
+ * at load) start the delivery of the current one.
+ */
+static void restart_behind(cpns_server *s, srv_sg *sg)
+{
+    srv_member **v;
+    size_t n;
+    if (srv_sg_by_id(sg, &v, &n) != 0)
+        return;
+    for (size_t i = 0; i < n; i++)
+        if (v[i]->row.KeyVersion < sg->row.KeyVersion)
+            srv_member_start(s, v[i], "a new KeyVersion made by another instance");
+}
+
 static int refresh(cpns_server *s, const char *kind, const char *key, int depth)
 {
     cpns_store *st = s->cfg.store;
@@ -319,6 +335,7 @@ static int refresh(cpns_server *s, const char *kind, const char *key, int depth)
             rv = 0;
         } else if (rv == 0 && x.sg) {
             prune(s, x.sg);
+            restart_behind(s, x.sg);
             srv_sg_check_complete(s, x.sg);
         }
     } else if (strcmp(kind, "pne") == 0) {
