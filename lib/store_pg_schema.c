@@ -143,7 +143,10 @@ static const char step2[] =
  * change.instance_id: who made an admin change (its maker skips it).
  * cpns_put_key: one key per (SGID, KeyVersion) across instances: the sg row
  * is locked FOR UPDATE, the version must follow the stored one (or be this
- * very key, resent after a lost answer), else CP002 and nothing is written.
+ * instance's own key of that version, resent after a lost answer: sealed
+ * again with another nonce, the blob differs, the key does not; one
+ * instance never makes two keys for one version), else CP002 and nothing is
+ * written.
  */
 static const char step3[] =
     "CREATE TABLE gw_session (pngwid text COLLATE \"C\" PRIMARY KEY,"
@@ -155,15 +158,15 @@ static const char step3[] =
     "CREATE INDEX member_owner ON member (owner_gw, owner_epoch);"
     "CREATE FUNCTION cpns_put_key(me text, s text, v bigint, g bytea) RETURNS void"
     " LANGUAGE plpgsql AS $f$"
-    " DECLARE cur bigint; old bytea;"
+    " DECLARE cur bigint; old bytea; maker text;"
     " BEGIN"
     "  SELECT key_version INTO cur FROM sg WHERE sgid = s FOR UPDATE;"
     "  IF NOT FOUND THEN"
     "   RAISE EXCEPTION 'SG % does not exist (deleted by another instance)', s"
     "    USING ERRCODE = '" PG_SQLSTATE_EXISTS "';"
     "  END IF;"
-    "  SELECT gk INTO old FROM sg_key WHERE sgid = s AND key_version = v;"
-    "  IF FOUND AND old = g THEN"
+    "  SELECT gk, created_by INTO old, maker FROM sg_key WHERE sgid = s AND key_version = v;"
+    "  IF FOUND AND (old = g OR maker = me) THEN"
     "   UPDATE sg SET key_version = v WHERE sgid = s AND key_version < v; RETURN;"
     "  END IF;"
     "  IF FOUND OR cur <> v - 1 THEN"
