@@ -14,12 +14,20 @@
 # same size in this run (e2e_pg), and the takeover: a standby instance
 # started, the active one killed (SIGKILL) at 30 % of a distribution, timed
 # from the kill to the group complete on the standby (takeover).
+# Then the cluster rows (issue #12; when cpns-server accepts --cluster): the
+# same PostgreSQL, a fresh database, 1, 2 and 3 instances all active, the
+# simulated GWs spread over them (GW k on instance k mod S), one group of
+# BENCH_CLUSTER_N members each, complete when PostgreSQL says so (e2e_cluster;
+# on 2 cores more instances add overhead, they cannot speed a group up: the
+# rows say so); then 3 instances, one killed -9 at 30 % (takeover_cluster:
+# kill -> complete, and the delivery requests sent again per member).
 # Prints a human summary on stderr and the BENCH {json} lines on stdout (also
 # kept in $BENCH_OUT when set), and fails if a line is missing or does not parse.
 # Environment: BENCH_SIZES, BENCH_REPEAT, BENCH_FANOUT, BENCH_GWS, BENCH_TMP,
 # BENCH_OUT, BENCH_SERVER_WRAP (see below), BENCH_TAKEOVER (members of the
 # takeover round), BENCH_LEASE_TTL (the instances' --lease-ttl in seconds),
-# BENCH_KILL_AT (the fraction of its members answered at the kill, 0.3).
+# BENCH_KILL_AT (the fraction of its members answered at the kill, 0.3),
+# BENCH_CLUSTER_N (members of the cluster rows), BENCH_CLUSTER=0 (skip them).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,10 +39,12 @@ mode=${2:-full}
 case "$mode" in
 full)
   sizes=${BENCH_SIZES:-1000,10000,100000} micro_s=1 fanout_pnes=${BENCH_FANOUT:-10000}
-  repeat=${BENCH_REPEAT:-3} takeover_n=${BENCH_TAKEOVER:-10000} lease_ttl=${BENCH_LEASE_TTL:-15} ;;
+  repeat=${BENCH_REPEAT:-3} takeover_n=${BENCH_TAKEOVER:-10000} lease_ttl=${BENCH_LEASE_TTL:-15}
+  cluster_n=${BENCH_CLUSTER_N:-100000} ;;
 smoke)
   sizes=${BENCH_SIZES:-200,1000} micro_s=0.1 fanout_pnes=${BENCH_FANOUT:-300}
-  repeat=${BENCH_REPEAT:-2} takeover_n=${BENCH_TAKEOVER:-1000} lease_ttl=${BENCH_LEASE_TTL:-2} ;;
+  repeat=${BENCH_REPEAT:-2} takeover_n=${BENCH_TAKEOVER:-1000} lease_ttl=${BENCH_LEASE_TTL:-2}
+  cluster_n=${BENCH_CLUSTER_N:-1000} ;;
 *) echo "usage: $0 BIN_DIR [full|smoke]" >&2; exit 2 ;;
 esac
 max=0
@@ -42,6 +52,13 @@ for n in ${sizes//,/ }; do [ "$n" -gt "$max" ] && max=$n; done
 pnes=$max
 [ "$fanout_pnes" -gt "$pnes" ] && pnes=$fanout_pnes
 [ "$takeover_n" -gt "$pnes" ] && pnes=$takeover_n
+# the cluster rows run when cpns-server has --cluster (issue #12) unless BENCH_CLUSTER=0
+cluster=0
+if [ "${BENCH_CLUSTER:-1}" != 0 ] && "$bin/cpns-server" --help 2>&1 | grep -q -- '--cluster'; then
+  cluster=1
+fi
+cluster_gws=$(( (cluster_n + 4999) / 5000 ))
+[ "$cluster_gws" -lt 6 ] && cluster_gws=6
 # the takeover's simulated GWs: 5,000 PNEs each, as below
 takeover_gws=$(( (takeover_n + 4999) / 5000 ))
 [ "$takeover_gws" -lt 2 ] && takeover_gws=2
@@ -107,6 +124,7 @@ fi
 
 n_gw_certs=$gws
 [ "$takeover_gws" -gt "$n_gw_certs" ] && n_gw_certs=$takeover_gws
+[ $cluster = 1 ] && [ "$cluster_gws" -gt "$n_gw_certs" ] && n_gw_certs=$cluster_gws
 say "setup: PKI for $n_gw_certs simulated GWs, $pnes PNEs provisioned in bulk"
 gw_ids=()
 for ((k = 0; k < n_gw_certs; k++)); do gw_ids+=("$(printf 'lg-gw-%03d' "$k")"); done
@@ -271,8 +289,74 @@ b_port=$server_port
 grep -v ' Killed ' "$work/takeover.err" >&2 || true
 grep -E '^takeover' "$work/loadgen-takeover.log" >&2 || true
 
+# The cluster rows: a fresh database on the same PostgreSQL, provisioned once.
+if [ $cluster = 1 ]; then
+  kill "$a_pid" 2>/dev/null || true
+  kill "$server_pid" 2>/dev/null || true
+  wait 2>/dev/null || true
+  pids=()
+  "$top/scripts/pg-tmp.sh" psql "$pgdir" -q -c 'CREATE DATABASE cluster' >/dev/null
+  curi=${uri/\/cpns\?//cluster?}
+  say "cluster: database 'cluster', $cluster_n PNEs provisioned in bulk"
+  "$bin/cpns-loadgen" provision --db "$curi" --master-key "$work/master.key" \
+    --pnes "$cluster_n" 2>>"$work/loadgen-cluster.log"
+
+  # start_cluster S TAG: S instances --cluster (ports in c_ports, pids in c_pids, admins in c_admins)
+  start_cluster() {
+    local s=$1 tag=$2 i
+    c_ports=() c_pids=() c_admins=() c_list=
+    for ((i = 0; i < s; i++)); do
+      start_server "$work/cluster-$tag-$i.log" gws -- --db "$curi" --instance-id "$tag-$i" --cluster
+      c_ports+=("$server_port") c_pids+=("$server_pid") c_admins+=("$admin_port")
+      c_list=${c_list:+$c_list,}127.0.0.1:$server_port
+    done
+  }
+  stop_cluster() {
+    kill "${c_pids[@]}" 2>/dev/null || true
+    wait "${c_pids[@]}" 2>/dev/null || true
+    pids=()
+  }
+  cluster_row() {
+    python3 -c '
+import json, sys
+for line in sys.stdin:
+    if not line.startswith("BENCH "):
+        print(line, end="")
+        continue
+    r = json.loads(line[6:])
+    out = {"name": sys.argv[1], "store": "postgresql", "fsync": True, "instances": int(sys.argv[2])}
+    out.update((k, v) for k, v in r.items() if k not in ("name", "server_rss_mb", "server_cpu_s", "baseline_seconds", "baseline_median", "baseline_ratio"))
+    out["note"] = "2 cores shared by every instance, PostgreSQL and the load generator: more instances add overhead, not speed"
+    print("BENCH " + json.dumps(out, separators=(",", ":")), flush=True)
+' "$@"
+  }
+  for s in 1 2 3; do
+    say "e2e_cluster: $s instance(s) --cluster, one group of $cluster_n members over $cluster_gws GWs (2 cores: overhead, not speed-up)"
+    start_cluster "$s" "c$s"
+    "$bin/cpns-loadgen" e2e --server "$c_list" --cluster 1 --db "$curi" --admin "127.0.0.1:${c_admins[0]}" \
+      --pki "$work/pki" --gws "$cluster_gws" --pnes "$cluster_n" --sizes "$cluster_n" --repeat 1 \
+      --capture-dir "$work" 2>>"$work/loadgen-cluster.log" | cluster_row e2e_cluster "$s" | emit
+    stop_cluster
+  done
+
+  say "takeover_cluster: 3 instances --cluster, one killed -9 at ${BENCH_KILL_AT:-0.3} of $cluster_n members answered"
+  start_cluster 3 ct
+  {
+    "$bin/cpns-loadgen" e2e --server "$c_list" --cluster 1 --db "$curi" --admin "127.0.0.1:${c_admins[0]}" \
+      --pki "$work/pki" --gws "$cluster_gws" --pnes "$cluster_n" --sizes "$cluster_n" \
+      --kill-pid "${c_pids[1]}" --kill-at "${BENCH_KILL_AT:-0.3}" \
+      2>>"$work/loadgen-cluster.log" | cluster_row takeover_cluster 3 | emit
+    wait "${c_pids[1]}" || true
+  } 2>"$work/takeover-cluster.err"
+  grep -v ' Killed ' "$work/takeover-cluster.err" >&2 || true
+  grep -E '^takeover' "$work/loadgen-cluster.log" >&2 || true
+  stop_cluster
+else
+  say "cluster rows skipped: $([ "${BENCH_CLUSTER:-1}" = 0 ] && echo "BENCH_CLUSTER=0" || echo "cpns-server has no --cluster (issue #12)")"
+fi
+
 # Every expected line is there and parses as JSON.
-want=$(( 3 + 2 * $(tr ',' '\n' <<<"$sizes" | wc -l) + 1 ))
+want=$(( 3 + 2 * $(tr ',' '\n' <<<"$sizes" | wc -l) + 1 + 4 * cluster ))
 got=0
 while read -r line; do
   json=${line#BENCH }

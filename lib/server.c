@@ -253,6 +253,36 @@ static void inflight_done(cpns_server *s, int ok)
     srv_held_finish(s, ok);
 }
 
+/*
+ * Shared mode: the commit carried a Group Key whose version another
+ * instance made first (or an SG it deleted). The store dropped the batch;
+ * the SGs it wrote are reloaded from the store (the winner's key replaces
+ * this one, never sent: a new key is committed before its first frame) and
+ * the rest of the batch is left to the next writes of those rows.
+ */
+static void lost_race(cpns_server *s)
+{
+    s->cfg.store->ops->rollback(s->cfg.store);
+    size_t n = 0;
+    for (srv_link *l = s->dirty_sgs.next; l != &s->dirty_sgs; l = l->next)
+        n++;
+    char(*ids)[CPNS_ID_MAX + 1] = cpns_calloc(n ? n : 1, sizeof *ids);
+    size_t i = 0;
+    for (srv_link *l = s->dirty_sgs.next; ids && l != &s->dirty_sgs; l = l->next)
+        strcpy(ids[i++], SRV_CONTAINER(l, srv_sg, dirty)->row.SGID);
+    mark_written(s);
+    s->store_retained = 0;
+    s->barrier = 0;
+    srv_held_release(s);
+    srv_cluster_conflict(s);
+    cpns_log(&s->log, CPNS_LOG_WARN, NULL, NULL, 0,
+             "commit refused: another instance changed the same SG first (%s); reloading it",
+             cpns_strerror(CPNS_ERR_EXISTS));
+    for (size_t k = 0; ids && k < i; k++)
+        cpns_server_refresh(s, "sg", ids[k], s->now);
+    cpns_free(ids);
+}
+
 /* A blocking commit of everything, including a commit in flight. */
 static int flush(cpns_server *s)
 {
@@ -266,6 +296,10 @@ static int flush(cpns_server *s)
     if (rv == 0)
         rv = st->ops->commit(st); /* waits for the commit in flight first */
     inflight_done(s, rv == 0);
+    if (rv == CPNS_ERR_EXISTS && s->cluster) {
+        lost_race(s);
+        return rv;
+    }
     if (rv) {
         /* Everything stays dirty, so the next flush writes it all again. */
         st->ops->rollback(st);
@@ -276,6 +310,7 @@ static int flush(cpns_server *s)
     s->store_retained = 0;
     s->barrier = 0;
     srv_held_release(s);
+    srv_cluster_after_commit(s);
     return 0;
 }
 
@@ -337,6 +372,8 @@ int cpns_server_flush_poll(cpns_server *s)
     inflight_done(s, rv == 0);
     if (rv)
         log_commit_failure(s, rv);
+    else
+        srv_cluster_after_commit(s);
     return rv;
 }
 
@@ -452,8 +489,12 @@ static int load_member(void *arg, const cpns_store_member *row)
     mb->stored = 1;
     sg->n[mb->row.state]++;
     /* The request went down with the connection; it goes out again once routable. */
-    if (mb->row.state == CPNS_MEMBER_SENT)
+    if (mb->row.state == CPNS_MEMBER_SENT) {
         srv_member_transition(s, mb, CPNS_MEMBER_PENDING, 0, "request lost in a restart");
+        /* Shared mode: the row may well be another instance's now; its claim says. */
+        if (s->cluster)
+            srv_list_unlink(&mb->dirty_link);
+    }
     return 0;
 }
 
@@ -524,6 +565,13 @@ static int finish_load(cpns_server *s)
     for (cpns_map_iter it = cpns_map_begin(&s->sgs); cpns_map_next(&it);) {
         srv_sg *sg = it.val;
         if (sg->row.KeyVersion == 0) {
+            if (s->cluster) {
+                /* Another instance may be creating it right now: not generated here. */
+                cpns_log(&s->log, CPNS_LOG_WARN, sg->row.SGID, NULL, 0,
+                         "SG Inventory stored without a Group Key: left to the instance that "
+                         "created it (shared mode)");
+                continue;
+            }
             rv = srv_sg_new_key(s, sg, "inventory stored before the restart");
             if (rv)
                 return rv;
@@ -550,6 +598,8 @@ int cpns_server_new(cpns_server **out, const cpns_server_config *cfg, int64_t no
     if (!s)
         return CPNS_ERR_NOMEM;
     s->cfg = *cfg;
+    s->cluster =
+        cfg->store->ops->claim_gw && cfg->store->ops->claim_pne && cfg->store->ops->load_scope;
     if (s->cfg.delivery_timeout_ms <= 0)
         s->cfg.delivery_timeout_ms = 10000;
     if (s->cfg.max_attempts == 0)
@@ -613,6 +663,12 @@ void cpns_server_del(cpns_server *s)
     while (!srv_list_empty(&s->nonces_by_age))
         srv_nonce_free(s, SRV_CONTAINER(s->nonces_by_age.next, srv_nonce, fifo));
     cpns_map_clear(&s->nonces);
+    for (cpns_map_iter it = cpns_map_begin(&s->refresh_sgs); cpns_map_next(&it);)
+        cpns_free(it.val);
+    cpns_map_clear(&s->refresh_sgs);
+    for (cpns_map_iter it = cpns_map_begin(&s->missing_pnes); cpns_map_next(&it);)
+        cpns_free(it.val);
+    cpns_map_clear(&s->missing_pnes);
     cpns_free(s->heap);
     cpns_free(s->dels);
     cpns_outq_clear(&s->outq);
@@ -756,7 +812,9 @@ int cpns_server_pop(cpns_server *s, cpns_out *out)
             return 0;
         srv_member *mb = SRV_CONTAINER(s->queue.next, srv_member, queue_link);
         uint64_t conn = 0;
-        if (mb->row.state == CPNS_MEMBER_PENDING && mb->deadline == CPNS_NEVER)
+        /* Shared mode: evicted, or of an SG another instance is creating (no key yet). */
+        if (mb->row.state == CPNS_MEMBER_PENDING && mb->deadline == CPNS_NEVER && !mb->evicted &&
+            mb->sg->row.KeyVersion)
             conn = srv_pne_route(s, mb->pne);
         if (!conn) {
             /* It stays pending; registration or Status="attached" queues it again. */
@@ -844,6 +902,18 @@ void cpns_server_get_stats(const cpns_server *s, cpns_server_stats *out)
     *out = s->stats;
     out->gws_connected = s->gws.count;
     out->pnes_reachable = 0;
-    for (cpns_map_iter it = cpns_map_begin(&s->pnes); cpns_map_next(&it);)
-        out->pnes_reachable += srv_pne_route(s, it.val) != 0;
+    out->owned_open_members = 0;
+    for (cpns_map_iter it = cpns_map_begin(&s->pnes); cpns_map_next(&it);) {
+        const srv_pne *pne = it.val;
+        if (!srv_pne_route(s, pne))
+            continue;
+        out->pnes_reachable++;
+        if (!s->cluster)
+            continue;
+        for (const srv_link *l = pne->members.next; l != &pne->members; l = l->next) {
+            const srv_member *mb = SRV_CONTAINER(l, srv_member, pne_link);
+            out->owned_open_members += !mb->evicted && (mb->row.state == CPNS_MEMBER_PENDING ||
+                                                        mb->row.state == CPNS_MEMBER_SENT);
+        }
+    }
 }

@@ -37,7 +37,9 @@ int cpns_server_pne_add(cpns_server *s, const char *PNEID, const uint8_t EUK[CPN
     }
     /* Provisioning is committed at once: the caller hands the EUK out after this. */
     srv_dirty_pne(s, pne);
-    rv = cpns_server_flush(s);
+    rv = srv_note_change(s, "pne", PNEID);
+    if (rv == 0)
+        rv = cpns_server_flush(s);
     if (rv) {
         cpns_map_remove(&s->pnes, pne->row.PNEID);
         srv_pne_free(pne);
@@ -64,8 +66,10 @@ int cpns_server_pne_set_key(cpns_server *s, const char *PNEID, const uint8_t EUK
     int rv = srv_pne_derive(pne);
     if (rv == 0) {
         srv_dirty_pne(s, pne);
-        rv = cpns_server_flush(s);
+        rv = srv_note_change(s, "pne", PNEID);
     }
+    if (rv == 0)
+        rv = cpns_server_flush(s);
     if (rv) {
         /* Memory keeps agreeing with the store: the old key stays. */
         memcpy(pne->row.EUK, old, sizeof old);
@@ -264,7 +268,9 @@ int cpns_server_sg_create(cpns_server *s, const char *SGID, const char *const *P
     }
     cpns_log(&s->log, CPNS_LOG_INFO, SGID, NULL, 0, "SG Inventory stored: %zu members", n);
     /* 7.8.6.3-1: only now, with the inventory stored, is the Group Key generated. */
-    rv = srv_sg_new_key(s, sg, "SG created");
+    rv = srv_note_change(s, "sg", SGID);
+    if (rv == 0)
+        rv = srv_sg_new_key(s, sg, "SG created");
     if (rv) {
         cpns_log(&s->log, CPNS_LOG_ERROR, SGID, NULL, 0,
                  "generating the Group Key failed (%s): SG not created", cpns_strerror(rv));
@@ -295,6 +301,8 @@ int cpns_server_sg_update(cpns_server *s, const char *SGID, const char *const *a
         return rv;
     if (n_remove && sg->row.KeyVersion == CPNS_KEYVERSION_MAX)
         return CPNS_ERR_STATE;
+    if ((rv = srv_note_change(s, "sg", SGID)) != 0)
+        return rv;
 
     /*
      * Everything that can fail comes before the first change: the new key
@@ -349,7 +357,8 @@ int cpns_server_sg_rekey(cpns_server *s, const char *SGID, int64_t now_ms)
     srv_sg *sg = cpns_map_get(&s->sgs, SGID);
     if (!sg)
         return CPNS_ERR_NOT_FOUND;
-    return srv_sg_new_key(s, sg, "rekey");
+    int rv = srv_note_change(s, "sg", SGID);
+    return rv ? rv : srv_sg_new_key(s, sg, "rekey");
 }
 
 int cpns_server_sg_delete(cpns_server *s, const char *SGID)
@@ -359,7 +368,9 @@ int cpns_server_sg_delete(cpns_server *s, const char *SGID)
     srv_sg *sg = cpns_map_get(&s->sgs, SGID);
     if (!sg)
         return CPNS_ERR_NOT_FOUND;
-    int rv = srv_record_del(s, SGID, NULL);
+    int rv = srv_note_change(s, "sg", SGID);
+    if (rv == 0)
+        rv = srv_record_del(s, SGID, NULL);
     if (rv)
         return rv;
     cpns_log(&s->log, CPNS_LOG_INFO, SGID, NULL, 0, "SG deleted (%zu members)", sg->members.count);

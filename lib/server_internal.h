@@ -90,6 +90,7 @@ typedef struct srv_conn {
     char PNGWID[CPNS_ID_MAX + 1];
     char PNID[CPNS_ID_MAX + 1];
     uint64_t bind;         /* generation of this PNGWID binding, 0 while unregistered */
+    int64_t epoch;         /* shared mode: the GW session's epoch this connection claimed */
     srv_bucket reg_bucket; /* PNERegistrationRequests admitted on this connection */
 } srv_conn;
 
@@ -174,6 +175,13 @@ typedef struct srv_member {
     srv_link dirty_link;
     int stored;  /* its row is in the store (committed), of whatever KeyVersion */
     int in_slab; /* allocated in sg->slab, not on its own */
+    /*
+     * Shared mode: a progress write of it was fenced (another instance owns
+     * its row now): not sent from here until a claim or a refresh brings its
+     * row back.
+     */
+    int evicted;
+    uint64_t seen; /* shared mode: the refresh that last saw its row */
 } srv_member;
 
 #define SRV_NO_HEAP ((size_t)-1)
@@ -243,12 +251,12 @@ struct cpns_server {
     int barrier_inflight;
     int store_retained; /* a failed commit's writes wait in the store for the next commit */
 
-    cpns_outq outq;    /* registration responses that need no commit */
-    srv_link held;     /* srv_frame: waiting for the next successful commit */
+    cpns_outq outq;         /* registration responses that need no commit */
+    srv_link held;          /* srv_frame: waiting for the next successful commit */
     srv_link held_inflight; /* srv_frame: waiting for the commit in flight */
-    srv_link released; /* srv_frame: committed, popped before any delivery request */
-    srv_frame *popped; /* the released frame handed out last, freed at the next pop */
-    srv_link to_close; /* superseded srv_conn (close_link) for cpns_server_pop_close() */
+    srv_link released;      /* srv_frame: committed, popped before any delivery request */
+    srv_frame *popped;      /* the released frame handed out last, freed at the next pop */
+    srv_link to_close;      /* superseded srv_conn (close_link) for cpns_server_pop_close() */
     uint8_t frame[2048];
     cpns_msg_decoder *decoder; /* one expat parser, reset per frame */
     cpns_gcm *gcm;             /* one AES-256-GCM context for every EncryptedGroupKey */
@@ -260,6 +268,12 @@ struct cpns_server {
     uint8_t pool[SRV_POOL_LEN];
     size_t pool_left;
     cpns_server_stats stats;
+    /* shared mode (server_cluster.c): the store has the optional shared-mode ops */
+    int cluster;
+    int conflict;         /* a commit lost a race to another instance (cpns_server_take_conflict) */
+    uint64_t refresh_gen; /* srv_member.seen of the refresh running */
+    cpns_map refresh_sgs; /* SGIDs to refresh after a claim (a row of a newer version) */
+    cpns_map missing_pnes; /* PNEIDs a refresh met that this instance does not know yet */
 };
 
 /* server.c */
@@ -303,6 +317,19 @@ void srv_pne_revive(cpns_server *s, srv_pne *pne);
 void srv_sg_set_key(cpns_server *s, srv_sg *sg, const uint8_t GK[CPNS_KEY_LEN], const char *why);
 int srv_sg_new_key(cpns_server *s, srv_sg *sg, const char *why);
 void srv_sg_free(cpns_server *s, srv_sg *sg);
+
+/* server_cluster.c: shared mode */
+void srv_drop_outstanding(cpns_server *s, srv_member *mb);
+void srv_sg_check_complete(cpns_server *s, srv_sg *sg);
+extern const cpns_store_loader srv_claim_loader;
+/* After a commit: evicts the members whose writes were fenced. */
+void srv_cluster_after_commit(cpns_server *s);
+/* A commit lost a race (CPNS_ERR_EXISTS): reloads what it was about. */
+void srv_cluster_conflict(cpns_server *s);
+/* The refreshes a claim asked for. */
+void srv_cluster_pending_refreshes(cpns_server *s);
+/* Records an admin change for the other instances (no-op without shared mode). */
+int srv_note_change(cpns_server *s, const char *kind, const char *key);
 
 /* server_held.c */
 /* Encodes m for conn and holds it, and the deliveries of pne, until the next successful commit. */

@@ -26,7 +26,7 @@ int srv_random(cpns_server *s, uint8_t *buf, size_t len)
 
 /* --- outstanding attempts --- */
 
-static void drop_outstanding(cpns_server *s, srv_member *mb)
+void srv_drop_outstanding(cpns_server *s, srv_member *mb)
 {
     for (srv_attempt *a = mb->outstanding; a;) {
         srv_attempt *next = a->next;
@@ -127,12 +127,13 @@ void srv_member_store_row(const srv_member *mb, cpns_store_member *out)
     out->attempts = mb->row.attempts;
     out->malformed = mb->row.malformed;
     strcpy(out->PNID, mb->row.PNID);
+    out->unfenced = !mb->stored; /* shared mode: a new row is an insert, not progress */
 }
 
 /* Frees a member without touching its SG's member map (the caller owns that walk). */
 static void member_release(cpns_server *s, srv_member *mb)
 {
-    drop_outstanding(s, mb);
+    srv_drop_outstanding(s, mb);
     srv_timer_clear(s, mb);
     srv_list_unlink(&mb->pne_link);
     srv_list_unlink(&mb->queue_link);
@@ -177,7 +178,7 @@ int srv_sg_by_id(srv_sg *sg, srv_member ***out, size_t *n)
     return 0;
 }
 
-static void check_complete(cpns_server *s, srv_sg *sg)
+void srv_sg_check_complete(cpns_server *s, srv_sg *sg)
 {
     if (sg->complete_logged || sg->n[CPNS_MEMBER_DELIVERED] != sg->members.count)
         return;
@@ -205,7 +206,7 @@ void srv_member_transition(cpns_server *s, srv_member *mb, cpns_member_state to,
         /* The delivery is over: its timer, queue place and attempts go with it. */
         srv_timer_clear(s, mb);
         srv_list_unlink(&mb->queue_link);
-        drop_outstanding(s, mb);
+        srv_drop_outstanding(s, mb);
         if (to == CPNS_MEMBER_DELIVERED)
             s->stats.deliveries_delivered++;
         else
@@ -214,7 +215,7 @@ void srv_member_transition(cpns_server *s, srv_member *mb, cpns_member_state to,
         srv_list_unlink(&mb->queue_link);
     }
     if (to == CPNS_MEMBER_DELIVERED)
-        check_complete(s, sg);
+        srv_sg_check_complete(s, sg);
 }
 
 void srv_member_kick(cpns_server *s, srv_member *mb)
@@ -227,7 +228,7 @@ void srv_member_kick(cpns_server *s, srv_member *mb)
 void srv_member_start(cpns_server *s, srv_member *mb, const char *why)
 {
     uint32_t previous = mb->row.KeyVersion;
-    drop_outstanding(s, mb);
+    srv_drop_outstanding(s, mb);
     srv_timer_clear(s, mb);
     srv_list_unlink(&mb->queue_link);
     mb->row.KeyVersion = mb->sg->row.KeyVersion;
@@ -278,7 +279,7 @@ void srv_sg_set_key(cpns_server *s, srv_sg *sg, const uint8_t GK[CPNS_KEY_LEN], 
         for (cpns_map_iter it = cpns_map_begin(&sg->members); cpns_map_next(&it);)
             srv_member_start(s, it.val, why);
     }
-    check_complete(s, sg);
+    srv_sg_check_complete(s, sg);
 }
 
 int srv_sg_new_key(cpns_server *s, srv_sg *sg, const char *why)

@@ -48,6 +48,23 @@ int srv_on_gw_registration(cpns_server *s, srv_conn *c, const cpns_msg *m, int d
                  m->PNGWID, c->peer_cn);
         return answer_gw(s, c, tid, CPNS_RETURN_AUTH);
     }
+    int64_t epoch = 0;
+    if (s->cluster) {
+        /*
+         * Shared mode: the GW's session is claimed in the store first (its
+         * epoch fences the instance that held it; its open rows come back
+         * here), committed before the Return 1.
+         */
+        cpns_store *st = s->cfg.store;
+        int rv = st->ops->claim_gw(st, m->PNGWID, m->PNID, &srv_claim_loader, s, &epoch);
+        if (rv) {
+            cpns_log(&s->log, CPNS_LOG_WARN, NULL, NULL, tid,
+                     "PNGWRegistrationRequest for %s: claiming it in the store failed (%s): "
+                     "Return 0",
+                     m->PNGWID, cpns_strerror(rv));
+            return answer_gw(s, c, tid, CPNS_RETURN_OTHER);
+        }
+    }
     int same = c->registered && strcmp(c->PNGWID, m->PNGWID) == 0;
     if (c->registered && !same && cpns_map_get(&s->gws, c->PNGWID) == c)
         cpns_map_remove(&s->gws, c->PNGWID);
@@ -76,14 +93,21 @@ int srv_on_gw_registration(cpns_server *s, srv_conn *c, const cpns_msg *m, int d
     if (!same)
         c->bind = ++s->next_bind;
     c->registered = 1;
+    c->epoch = epoch;
     if (cpns_map_put(&s->gws, c->PNGWID, c)) {
         c->registered = 0;
         c->bind = 0;
         return CPNS_ERR_NOMEM;
     }
-    cpns_log(&s->log, CPNS_LOG_INFO, NULL, NULL, tid,
-             "GW %s (PNID %s) registered on connection %llu", c->PNGWID, c->PNID,
-             (unsigned long long)c->conn);
+    if (s->cluster)
+        cpns_log(&s->log, CPNS_LOG_INFO, NULL, NULL, tid,
+                 "GW %s (PNID %s) registered on connection %llu, epoch %lld", c->PNGWID, c->PNID,
+                 (unsigned long long)c->conn, (long long)epoch);
+    else
+        cpns_log(&s->log, CPNS_LOG_INFO, NULL, NULL, tid,
+                 "GW %s (PNID %s) registered on connection %llu", c->PNGWID, c->PNID,
+                 (unsigned long long)c->conn);
+    srv_cluster_pending_refreshes(s);
     return answer_gw(s, c, tid, CPNS_RETURN_SUCCESS);
 }
 
@@ -192,6 +216,29 @@ int srv_on_pne_registration(cpns_server *s, srv_conn *c, const cpns_msg *m, int 
         if (replayed(s, key))
             why = "Nonce replayed";
     }
+    if (!why && s->cluster) {
+        /*
+         * Shared mode: the Nonce is recorded in the store now (a replay
+         * through any instance finds it), with the route, and the PNE's
+         * member rows are taken over from wherever they were (catch-up).
+         */
+        cpns_store *st = s->cfg.store;
+        cpns_store_nonce n;
+        memset(&n, 0, sizeof n);
+        strcpy(n.PNEID, pne->row.PNEID);
+        memcpy(n.Nonce, m->Nonce.data, CPNS_NONCE_LEN);
+        n.seen_ms = srv_wall(s);
+        int rv = st->ops->claim_pne(st, &n, c->PNGWID, c->PNID, &srv_claim_loader, s);
+        if (rv == CPNS_ERR_EXISTS) {
+            why = "Nonce replayed (seen by the cluster)";
+        } else if (rv) {
+            cpns_log(&s->log, CPNS_LOG_WARN, NULL, m->PNEID, tid,
+                     "PNERegistrationRequest via %s: recording it in the store failed (%s): "
+                     "Return 0",
+                     c->PNGWID, cpns_strerror(rv));
+            return answer_pne(s, c, tid, CPNS_RETURN_OTHER, m->PNEID, c->PNID, NULL);
+        }
+    }
     if (why) {
         cpns_log(&s->log, CPNS_LOG_WARN, NULL, m->PNEID, tid,
                  "PNERegistrationRequest via %s refused: %s (Return %u)", c->PNGWID, why,
@@ -205,7 +252,10 @@ int srv_on_pne_registration(cpns_server *s, srv_conn *c, const cpns_msg *m, int 
     strcpy(pne->row.PNGWID, c->PNGWID);
     strcpy(pne->row.PNID, c->PNID);
     pne->route_bind = c->bind;
-    srv_dirty_pne(s, pne);
+    if (s->cluster)
+        srv_cluster_pending_refreshes(s); /* its rows of SGs not loaded here yet */
+    else
+        srv_dirty_pne(s, pne); /* shared mode: claim_pne wrote the route */
     cpns_log(&s->log, CPNS_LOG_INFO, NULL, pne->row.PNEID, tid, "PNE registered via %s, PNID %s",
              c->PNGWID, c->PNID);
     rv = answer_pne(s, c, tid, CPNS_RETURN_SUCCESS, pne->row.PNEID, pne->row.PNID, pne);

@@ -168,6 +168,7 @@ static int lost(cpns_store_pg *s, const char *what)
     s->broken = 1;
     s->inflight = 0;
     s->flushing = 0;
+    pg_fenced_free(&s->fenced_inflight);
     return rv;
 }
 
@@ -196,7 +197,8 @@ static int pg_commit_start(cpns_store *st)
     if (!PQenterPipelineMode(s->conn))
         return lost(s, "commit: cannot enter pipeline mode");
     int n = 0;
-    if (s->instance_id) {
+    pg_fenced_free(&s->fenced_inflight);
+    if (s->instance_id && !s->cluster) {
         const char *values[2] = {s->instance_id, s->session};
         if (!PQsendQueryParams(s->conn, "SELECT cpns_fence($1, $2)", 2, NULL, values, NULL, NULL,
                                0))
@@ -228,11 +230,19 @@ static int pg_commit_start(cpns_store *st)
 static void take_result(cpns_store_pg *s, PGresult *r)
 {
     ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_TUPLES_OK && PQnfields(r) == 2 && strcmp(PQfname(r, 0), PG_FENCED_COLUMN) == 0)
+        pg_fenced_collect(s, r);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_PIPELINE_ABORTED)
         return;
     if (s->failed)
         return;
     const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    if (state && strcmp(state, PG_SQLSTATE_EXISTS) == 0) {
+        pg_fail_result(s, r, "commit refused");
+        s->failed = CPNS_ERR_EXISTS;
+        s->retryable = 0;
+        return;
+    }
     if (state && strcmp(state, PG_SQLSTATE_FENCED) == 0) {
         pg_fail_result(s, r, "commit fenced");
         s->failed = CPNS_ERR_FENCED;
@@ -282,6 +292,15 @@ static int pg_commit_poll(cpns_store *st)
         s->inflight = 0;
         if (!PQexitPipelineMode(s->conn))
             s->broken = 1;
+        if (s->failed) {
+            pg_fenced_free(&s->fenced_inflight); /* rolled back: nothing was fenced */
+        } else {
+            pg_fenced **tail = &s->fenced;
+            while (*tail)
+                tail = &(*tail)->next;
+            *tail = s->fenced_inflight;
+            s->fenced_inflight = NULL;
+        }
         if (s->failed && s->retryable)
             return s->failed; /* the batches stay for the next commit */
         free_sent(s);
@@ -343,6 +362,7 @@ static void pg_close(cpns_store *st)
     /* A commit still in flight ends on the server as it ends; nobody was told it is durable. */
     if (s->conn)
         PQfinish(s->conn);
+    pg_cluster_close(s);
     free_sent(s);
     pg_batch_free(s->cur);
     cpns_seal_free(s->seal);
@@ -369,9 +389,32 @@ static const cpns_store_ops pg_ops = {
     .watch_fd = pg_watch_fd,
 };
 
+/* Cluster mode: the same, plus the shared-mode ops (store_pg_cluster.c). */
+static const cpns_store_ops pg_cluster_ops = {
+    .load = pg_load,
+    .put_pne = pg_put_pne,
+    .put_sg = pg_put_sg,
+    .del_sg = pg_del_sg,
+    .put_member = pg_put_member,
+    .del_member = pg_del_member,
+    .put_nonce = pg_put_nonce,
+    .expire_nonces = pg_expire_nonces,
+    .commit = pg_commit,
+    .rollback = pg_rollback,
+    .close = pg_close,
+    .commit_start = pg_commit_start,
+    .commit_poll = pg_commit_poll,
+    .watch_fd = pg_watch_fd,
+    .claim_gw = pg_claim_gw,
+    .claim_pne = pg_claim_pne,
+    .load_scope = pg_load_scope,
+    .note_change = pg_note_change,
+    .take_fenced = pg_take_fenced,
+};
+
 int pg_is_store(const cpns_store *st)
 {
-    return st && st->ops == &pg_ops;
+    return st && (st->ops == &pg_ops || st->ops == &pg_cluster_ops);
 }
 
 const char *cpns_store_pg_errmsg(const cpns_store *st)
@@ -524,6 +567,10 @@ static int open_db(cpns_store_pg *s, int target)
         pg_set_err(s, "fencing needs schema version 2");
         rv = CPNS_ERR_STORE;
     }
+    if (rv == 0 && s->cluster && s->schema_version < 3) {
+        pg_set_err(s, "cluster mode needs schema version 3");
+        rv = CPNS_ERR_STORE;
+    }
     if (rv == 0)
         rv = pg_exec(s, "COMMIT", "cannot commit the schema");
     if (rv) {
@@ -547,10 +594,13 @@ int cpns_store_pg_open_version(cpns_store **out, const cpns_store_pg_config *cfg
 {
     set_errbuf(err, errlen, "");
     if (!out || !cfg || !cfg->conninfo || !cfg->master_key || version < 1 ||
-        version > PG_SCHEMA_VERSION || (cfg->instance_id && !cpns_id_valid(cfg->instance_id))) {
+        version > PG_SCHEMA_VERSION || (cfg->instance_id && !cpns_id_valid(cfg->instance_id)) ||
+        (cfg->cluster && !cfg->instance_id)) {
         set_errbuf(err, errlen,
                    cfg && cfg->instance_id && !cpns_id_valid(cfg->instance_id)
                        ? "cpns_store_pg_open: the instance id is not a valid identifier"
+                   : cfg && cfg->cluster && !cfg->instance_id
+                       ? "cpns_store_pg_open: cluster mode needs an instance id"
                        : "cpns_store_pg_open: missing argument");
         return CPNS_ERR_INVALID_ARG;
     }
@@ -560,7 +610,8 @@ int cpns_store_pg_open_version(cpns_store **out, const cpns_store_pg_config *cfg
         set_errbuf(err, errlen, "out of memory");
         return CPNS_ERR_NOMEM;
     }
-    s->base.ops = &pg_ops;
+    s->base.ops = cfg->cluster ? &pg_cluster_ops : &pg_ops;
+    s->cluster = cfg->cluster != 0;
     int rv = cpns_seal_new(&s->seal, cfg->master_key);
     if (rv == 0) {
         s->conninfo = cpns_strdup(cfg->conninfo);

@@ -55,6 +55,14 @@ typedef struct pg_group {
     cpns_map members; /* PNEID -> pg_member */
 } pg_group;
 
+/* An admin change of cluster mode: "kind key" (the map's key) and its parts. */
+#define CHANGE_KEY_LEN (8 + CPNS_ID_MAX + 1)
+typedef struct pg_change {
+    char key[CHANGE_KEY_LEN];
+    char kind[8];
+    char id[CPNS_ID_MAX + 1];
+} pg_change;
+
 #define NONCE_KEY_LEN (CPNS_ID_MAX + 1 + 2 * CPNS_NONCE_LEN + 1)
 typedef struct pg_nonce {
     char key[NONCE_KEY_LEN];
@@ -106,6 +114,7 @@ void pg_batch_clear(pg_batch *b)
         group_free(it.val);
     cpns_map_clear(&b->groups);
     free_values(&b->nonces, sizeof(pg_nonce));
+    free_values(&b->changes, sizeof(pg_change));
     b->expire = 0;
     b->expire_before_ms = 0;
     b->n_writes = 0;
@@ -243,9 +252,12 @@ static int member_op(cpns_store_pg *s, const char *SGID, const char *PNEID,
     }
     if (!e)
         return no_memory(s, m ? "put_member" : "del_member");
+    int unfenced = e->m.unfenced;
     e->del = m == NULL;
-    if (m)
+    if (m) {
         e->m = *m;
+        e->m.unfenced |= unfenced; /* a new row stays an insert until committed */
+    }
     s->cur->n_writes++;
     return 0;
 }
@@ -378,10 +390,14 @@ static void buf_end(pg_buf *b)
 
 #define MAX_COLS 9
 
-/* Closes the arrays and queues sql with them as its parameters: 0 or CPNS_ERR_*. */
-static int send_arrays(cpns_store_pg *s, const char *sql, pg_buf *cols, int n_cols, int *count)
+/*
+ * Closes the arrays and queues sql with them as its parameters, then extra
+ * (this instance's id, cluster mode) unless NULL: 0 or CPNS_ERR_*.
+ */
+static int send_arrays_x(cpns_store_pg *s, const char *sql, pg_buf *cols, int n_cols,
+                         const char *extra, int *count)
 {
-    const char *values[MAX_COLS];
+    const char *values[MAX_COLS + 1];
     int rv = 0;
     for (int i = 0; i < n_cols; i++) {
         buf_end(&cols[i]);
@@ -389,8 +405,10 @@ static int send_arrays(cpns_store_pg *s, const char *sql, pg_buf *cols, int n_co
             rv = no_memory(s, "commit");
         values[i] = cols[i].p;
     }
+    if (extra)
+        values[n_cols] = extra;
     if (rv == 0) {
-        if (PQsendQueryParams(s->conn, sql, n_cols, NULL, values, NULL, NULL, 0))
+        if (PQsendQueryParams(s->conn, sql, n_cols + (extra != NULL), NULL, values, NULL, NULL, 0))
             ++*count;
         else
             rv = pg_fail_conn(s, "commit: cannot send");
@@ -402,6 +420,11 @@ static int send_arrays(cpns_store_pg *s, const char *sql, pg_buf *cols, int n_co
         memset(&cols[i], 0, sizeof cols[i]);
     }
     return rv;
+}
+
+static int send_arrays(cpns_store_pg *s, const char *sql, pg_buf *cols, int n_cols, int *count)
+{
+    return send_arrays_x(s, sql, cols, n_cols, NULL, count);
 }
 
 /* --- the statements --- */
@@ -436,6 +459,64 @@ static const char sql_put_member[] =
     " ON CONFLICT (sgid, pneid) DO UPDATE SET key_version = excluded.key_version,"
     " state = excluded.state, ret = excluded.ret, fail_reason = excluded.fail_reason,"
     " attempts = excluded.attempts, malformed = excluded.malformed, pnid = excluded.pnid";
+/*
+ * Cluster mode (store_pg_cluster.c). A PNE's route columns are claim_pne's;
+ * an admin write of a PNE (add, set-key) only sets its EUK.
+ */
+static const char sql_put_pne_cluster[] =
+    "INSERT INTO pne (pneid, euk, registered, pngwid, pnid)"
+    " SELECT p, decode(e, 'hex'), r, g, n"
+    " FROM unnest($1::text[], $2::text[], $3::boolean[], $4::text[], $5::text[]) AS u(p, e, r, g, "
+    "n)"
+    " ON CONFLICT (pneid) DO UPDATE SET euk = excluded.euk";
+/* The inventory (version 0); a key is cpns_put_key's: one per version across instances. */
+static const char sql_put_sg_cluster[] =
+    "INSERT INTO sg (sgid, key_version) SELECT * FROM unnest($1::text[], $2::bigint[])"
+    " ON CONFLICT (sgid) DO NOTHING";
+static const char sql_put_key_cluster[] =
+    "SELECT cpns_put_key($4, s, v, decode(g, 'hex'))"
+    " FROM unnest($1::text[], $2::bigint[], $3::text[]) AS u(s, v, g) ORDER BY s";
+/* A new member: stamped with its PNE's current owner (route and that GW's session). */
+static const char sql_insert_member_cluster[] =
+    "INSERT INTO member (sgid, pneid, key_version, state, ret, fail_reason, attempts, malformed,"
+    " pnid, owner_gw, owner_epoch)"
+    " SELECT u.s, u.p, u.kv, u.st, u.r, u.f, u.a, u.m, u.n, g.pngwid, g.epoch"
+    " FROM unnest($1::text[], $2::text[], $3::bigint[], $4::smallint[], $5::int[], $6::int[],"
+    " $7::bigint[], $8::bigint[], $9::text[]) AS u(s, p, kv, st, r, f, a, m, n)"
+    " LEFT JOIN pne ON pne.pneid = u.p AND pne.registered"
+    " LEFT JOIN gw_session g ON g.pngwid = pne.pngwid"
+    " ON CONFLICT (sgid, pneid) DO UPDATE SET key_version = excluded.key_version,"
+    " state = excluded.state, ret = excluded.ret, fail_reason = excluded.fail_reason,"
+    " attempts = excluded.attempts, malformed = excluded.malformed, pnid = excluded.pnid,"
+    " owner_gw = excluded.owner_gw, owner_epoch = excluded.owner_epoch"
+    " WHERE member.key_version <= excluded.key_version";
+/*
+ * Delivery progress: a compare-and-set on the owner token. A row is written
+ * only while its (owner_gw, owner_epoch) is the current session of a GW on
+ * this instance, never back to an older version, never undoing a delivery
+ * of its version. READ COMMITTED re-checks the row after a lock wait, so a
+ * claim committed meanwhile wins. The rows not written come back
+ * (fenced_sgid, pneid): the engine evicts them.
+ */
+static const char sql_progress_cluster[] =
+    "WITH u AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::smallint[],"
+    " $5::int[], $6::int[], $7::bigint[], $8::bigint[], $9::text[])"
+    " AS x(us, up, ukv, ust, ur, uf, ua, um, un)),"
+    " w AS (UPDATE member m SET key_version = u.ukv, state = u.ust, ret = u.ur,"
+    " fail_reason = u.uf, attempts = u.ua, malformed = u.um, pnid = u.un"
+    " FROM u, gw_session g"
+    " WHERE m.sgid = u.us AND m.pneid = u.up AND g.pngwid = m.owner_gw"
+    " AND g.epoch = m.owner_epoch AND g.instance_id = $10 AND m.key_version <= u.ukv"
+    " AND NOT (m.key_version = u.ukv AND m.state = 2 AND u.ust <> 2)"
+    " RETURNING m.sgid, m.pneid)"
+    " SELECT u.us AS " PG_FENCED_COLUMN ", u.up FROM u"
+    " WHERE NOT EXISTS (SELECT 1 FROM w WHERE w.sgid = u.us AND w.pneid = u.up)";
+/* seq order = commit order: the lock is held until the commit. "CPNC" */
+static const char sql_change_lock[] = "SELECT pg_advisory_xact_lock(1129336387)";
+static const char sql_change[] = "INSERT INTO change (kind, key, instance_id) SELECT k, v, $3"
+                                 " FROM unnest($1::text[], $2::text[]) AS u(k, v)";
+static const char sql_change_notify[] = "SELECT pg_notify('cpns_work', $1)";
+
 static const char sql_del_nonce[] =
     "DELETE FROM nonce WHERE (pneid, nonce) IN"
     " (SELECT p, decode(n, 'hex') FROM unnest($1::text[], $2::text[]) AS u(p, n))";
@@ -509,7 +590,7 @@ static int send_pnes_sgs(cpns_store_pg *s, const pg_batch *b, int *count)
             elem_text(&c[3], p->PNGWID);
             elem_text(&c[4], p->PNID);
         }
-        rv = send_arrays(s, sql_put_pne, c, 5, count);
+        rv = send_arrays(s, s->cluster ? sql_put_pne_cluster : sql_put_pne, c, 5, count);
     }
     if (rv == 0 && b->sgs.count) {
         for (cpns_map_iter it = cpns_map_begin(&b->sgs); cpns_map_next(&it);) {
@@ -517,7 +598,7 @@ static int send_pnes_sgs(cpns_store_pg *s, const pg_batch *b, int *count)
             elem_text(&c[0], g->SGID);
             elem_int(&c[1], g->KeyVersion);
         }
-        rv = send_arrays(s, sql_put_sg, c, 2, count);
+        rv = send_arrays(s, s->cluster ? sql_put_sg_cluster : sql_put_sg, c, 2, count);
         for (cpns_map_iter it = cpns_map_begin(&b->sgs); rv == 0 && cpns_map_next(&it);) {
             const pg_sg *g = it.val;
             if (g->KeyVersion) {
@@ -527,7 +608,8 @@ static int send_pnes_sgs(cpns_store_pg *s, const pg_batch *b, int *count)
             }
         }
         if (rv == 0 && c[0].n)
-            rv = send_arrays(s, sql_put_key, c, 3, count);
+            rv = s->cluster ? send_arrays_x(s, sql_put_key_cluster, c, 3, s->instance_id, count)
+                            : send_arrays(s, sql_put_key, c, 3, count);
     }
     for (int i = 0; i < MAX_COLS; i++) {
         if (c[i].p)
@@ -537,15 +619,14 @@ static int send_pnes_sgs(cpns_store_pg *s, const pg_batch *b, int *count)
     return rv;
 }
 
-static int send_members_nonces(cpns_store_pg *s, const pg_batch *b, int *count)
+/* The member puts of b (cluster mode: those with unfenced == want_unfenced) as 9 arrays. */
+static void member_arrays(const pg_batch *b, int cluster, int want_unfenced, pg_buf *c)
 {
-    pg_buf c[MAX_COLS] = {{0}};
-    int rv = 0;
     for (cpns_map_iter it = cpns_map_begin(&b->groups); cpns_map_next(&it);) {
         const pg_group *g = it.val;
         for (cpns_map_iter jt = cpns_map_begin(&g->members); cpns_map_next(&jt);) {
             const pg_member *e = jt.val;
-            if (e->del)
+            if (e->del || (cluster && (e->m.unfenced != 0) != want_unfenced))
                 continue;
             elem_text(&c[0], g->SGID);
             elem_text(&c[1], e->m.PNEID);
@@ -558,11 +639,26 @@ static int send_members_nonces(cpns_store_pg *s, const pg_batch *b, int *count)
             elem_text(&c[8], e->m.PNID);
         }
     }
+}
+
+static int send_members_nonces(cpns_store_pg *s, const pg_batch *b, int *count)
+{
+    pg_buf c[MAX_COLS] = {{0}};
+    int rv = 0;
+    member_arrays(b, s->cluster, 1, c);
     if (c[0].n)
-        rv = send_arrays(s, sql_put_member, c, 9, count);
+        rv = send_arrays(s, s->cluster ? sql_insert_member_cluster : sql_put_member, c, 9, count);
     for (int i = 0; i < MAX_COLS; i++)
         cpns_free(c[i].p);
     memset(c, 0, sizeof c);
+    if (rv == 0 && s->cluster) {
+        member_arrays(b, 1, 0, c);
+        if (c[0].n)
+            rv = send_arrays_x(s, sql_progress_cluster, c, 9, s->instance_id, count);
+        for (int i = 0; i < MAX_COLS; i++)
+            cpns_free(c[i].p);
+        memset(c, 0, sizeof c);
+    }
     if (rv == 0 && b->nonces.count) {
         char hex[2 * CPNS_NONCE_LEN + 1];
         for (cpns_map_iter it = cpns_map_begin(&b->nonces); cpns_map_next(&it);) {
@@ -580,6 +676,52 @@ static int send_members_nonces(cpns_store_pg *s, const pg_batch *b, int *count)
     return rv;
 }
 
+/* Cluster mode: the admin changes of b as change rows, and one notification. */
+static int send_changes(cpns_store_pg *s, const pg_batch *b, int *count)
+{
+    if (!b->changes.count)
+        return 0;
+    pg_buf c[2] = {{0}};
+    for (cpns_map_iter it = cpns_map_begin(&b->changes); cpns_map_next(&it);) {
+        const pg_change *ch = it.val;
+        elem_text(&c[0], ch->kind);
+        elem_text(&c[1], ch->id);
+    }
+    int rv = 0;
+    const char *me[1] = {s->instance_id};
+    if (PQsendQueryParams(s->conn, sql_change_lock, 0, NULL, NULL, NULL, NULL, 0))
+        ++*count;
+    else
+        rv = pg_fail_conn(s, "commit: cannot send");
+    if (rv == 0)
+        rv = send_arrays_x(s, sql_change, c, 2, s->instance_id, count);
+    if (rv == 0) {
+        if (PQsendQueryParams(s->conn, sql_change_notify, 1, NULL, me, NULL, NULL, 0))
+            ++*count;
+        else
+            rv = pg_fail_conn(s, "commit: cannot send");
+    }
+    for (int i = 0; i < 2; i++)
+        cpns_free(c[i].p);
+    return rv;
+}
+
+int pg_note_change(cpns_store *st, const char *kind, const char *key)
+{
+    cpns_store_pg *s = pg_of(st);
+    if (!s->cluster || !kind || strlen(kind) >= sizeof(((pg_change *)0)->kind) || !text_ok(key, 0))
+        return CPNS_ERR_INVALID_ARG;
+    char k[CHANGE_KEY_LEN];
+    snprintf(k, sizeof k, "%s %s", kind, key);
+    pg_change *e = entry(&s->cur->changes, k, sizeof *e);
+    if (!e)
+        return no_memory(s, "note_change");
+    strcpy(e->kind, kind);
+    strcpy(e->id, key);
+    s->cur->n_writes++;
+    return 0;
+}
+
 int pg_batch_send(cpns_store_pg *s, const pg_batch *b, int *count)
 {
     int rv = send_deletions(s, b, count);
@@ -587,5 +729,7 @@ int pg_batch_send(cpns_store_pg *s, const pg_batch *b, int *count)
         rv = send_pnes_sgs(s, b, count);
     if (rv == 0)
         rv = send_members_nonces(s, b, count);
+    if (rv == 0 && s->cluster)
+        rv = send_changes(s, b, count);
     return rv;
 }

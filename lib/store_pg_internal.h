@@ -25,6 +25,8 @@
 
 /* The SQLSTATE cpns_fence() raises when this instance does not hold the lease. */
 #define PG_SQLSTATE_FENCED "CP001"
+/* The SQLSTATE cpns_put_key() raises when another instance made that key version first. */
+#define PG_SQLSTATE_EXISTS "CP002"
 
 /*
  * One batch of writes, normalised as the ops arrive: the last put or del of
@@ -41,10 +43,21 @@ typedef struct pg_batch {
     cpns_map del_sgs;      /* SGID -> pg_key */
     cpns_map groups;       /* SGID -> pg_group: its members' puts and dels */
     cpns_map nonces;       /* "PNEID/<hex of Nonce>" -> pg_nonce */
+    cpns_map changes;      /* "kind key" -> pg_change: admin changes (cluster mode) */
     int64_t expire_before_ms;
     int expire;      /* expire_before_ms is set */
     size_t n_writes; /* ops that went into it */
 } pg_batch;
+
+/* A member row a cluster-mode commit did not write: its owner token is not ours. */
+typedef struct pg_fenced {
+    struct pg_fenced *next;
+    char SGID[CPNS_ID_MAX + 1];
+    char PNEID[CPNS_ID_MAX + 1];
+} pg_fenced;
+
+/* The column name of the rows a fenced progress statement returns. */
+#define PG_FENCED_COLUMN "fenced_sgid"
 
 typedef struct cpns_store_pg {
     cpns_store base; /* first, as store.h asks */
@@ -63,6 +76,14 @@ typedef struct cpns_store_pg {
     int failed;         /* the commit in flight failed: its first error's return */
     int retryable;      /* ... and whether its batch is kept */
     char errmsg[PG_ERRMSG_MAX];
+    /* cluster mode (store_pg_cluster.c) */
+    int cluster;
+    PGconn *ctl;                /* blocking: claims, scopes, heartbeat, LISTEN; NULL until needed */
+    int ctl_broken;             /* reconnect (and LISTEN again) before the next use */
+    int64_t change_seq;         /* the last change row handed out */
+    int change_wanted;          /* a notification or a reconnect: sweep now */
+    pg_fenced *fenced_inflight; /* rows the commit in flight did not write (kept if it commits) */
+    pg_fenced *fenced;          /* ... of commits that committed, for take_fenced */
 } cpns_store_pg;
 
 void pg_set_err(cpns_store_pg *s, const char *fmt, ...) CPNS_PRINTF(2, 3);
@@ -101,6 +122,29 @@ int pg_expire_nonces(cpns_store *st, int64_t seen_before_ms);
 
 /* store_pg_load.c */
 int pg_load(cpns_store *st, const cpns_store_loader *l, void *arg);
+enum pg_table { PG_T_PNE, PG_T_SG, PG_T_MEMBER, PG_T_NONCE };
+/*
+ * Runs sql (its rows shaped as load()'s query of table t) on conn in
+ * single-row mode and hands each row to l: 0, the loader's error, or
+ * CPNS_ERR_STORE. *rows: rows handed out (may be NULL).
+ */
+int pg_load_rows(cpns_store_pg *s, PGconn *conn, enum pg_table t, const char *sql, int n,
+                 const char *const *params, const cpns_store_loader *l, void *arg, size_t *rows);
+
+/* store_pg_cluster.c */
+int pg_note_change(cpns_store *st, const char *kind, const char *key);
+int pg_claim_gw(cpns_store *st, const char *PNGWID, const char *PNID, const cpns_store_loader *l,
+                void *arg, int64_t *epoch);
+int pg_claim_pne(cpns_store *st, const cpns_store_nonce *n, const char *PNGWID, const char *PNID,
+                 const cpns_store_loader *l, void *arg);
+int pg_load_scope(cpns_store *st, const char *SGID, const char *PNEID, const cpns_store_loader *l,
+                  void *arg);
+int pg_take_fenced(cpns_store *st, void (*fn)(void *arg, const char *SGID, const char *PNEID),
+                   void *arg);
+void pg_fenced_free(pg_fenced **list);
+/* The rows of a progress statement's result that were fenced out: kept in fenced_inflight. */
+void pg_fenced_collect(cpns_store_pg *s, const PGresult *r);
+void pg_cluster_close(cpns_store_pg *s);
 
 int pg_is_store(const cpns_store *st);
 

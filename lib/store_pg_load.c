@@ -77,7 +77,11 @@ static long col_bytes(const PGresult *r, int i, uint8_t *out, size_t cap)
     return (long)n;
 }
 
-enum table { T_PNE, T_SG, T_MEMBER, T_NONCE };
+typedef enum pg_table table_t;
+#define T_PNE PG_T_PNE
+#define T_SG PG_T_SG
+#define T_MEMBER PG_T_MEMBER
+#define T_NONCE PG_T_NONCE
 
 static const char *const load_sql[] = {
     [T_PNE] = "SELECT pneid, euk, registered, pngwid, pnid FROM pne ORDER BY pneid",
@@ -159,7 +163,7 @@ static int nonce_row(cpns_store_pg *s, const PGresult *r, cpns_store_nonce *n)
 }
 
 /* One row: checked, decrypted into a wiped record, handed to the loader. */
-static int one_row(cpns_store_pg *s, enum table t, const PGresult *r, const cpns_store_loader *l,
+static int one_row(cpns_store_pg *s, table_t t, const PGresult *r, const cpns_store_loader *l,
                    void *arg)
 {
     union {
@@ -192,23 +196,36 @@ static int one_row(cpns_store_pg *s, enum table t, const PGresult *r, const cpns
     return rv;
 }
 
-static int load_table(cpns_store_pg *s, enum table t, const cpns_store_loader *l, void *arg)
+int pg_load_rows(cpns_store_pg *s, PGconn *conn, table_t t, const char *sql, int n,
+                 const char *const *params, const cpns_store_loader *l, void *arg, size_t *rows)
 {
-    if (!PQsendQueryParams(s->conn, load_sql[t], 0, NULL, NULL, NULL, NULL, 0) ||
-        !PQsetSingleRowMode(s->conn))
-        return pg_fail_conn(s, "load");
+    if (rows)
+        *rows = 0;
+    if (!PQsendQueryParams(conn, sql, n, NULL, params, NULL, NULL, 0) ||
+        !PQsetSingleRowMode(conn)) {
+        pg_set_err(s, "load: %s", PQerrorMessage(conn));
+        return CPNS_ERR_STORE;
+    }
     int rv = 0;
     PGresult *r;
     /* Every result is read, even after a failure, so the connection is ready again. */
-    while ((r = PQgetResult(s->conn)) != NULL) {
+    while ((r = PQgetResult(conn)) != NULL) {
         ExecStatusType st = PQresultStatus(r);
-        if (rv == 0 && st == PGRES_SINGLE_TUPLE)
+        if (rv == 0 && st == PGRES_SINGLE_TUPLE) {
             rv = one_row(s, t, r, l, arg);
-        else if (rv == 0 && st != PGRES_TUPLES_OK && st != PGRES_SINGLE_TUPLE)
+            if (rows)
+                ++*rows;
+        } else if (rv == 0 && st != PGRES_TUPLES_OK && st != PGRES_SINGLE_TUPLE) {
             rv = pg_fail_result(s, r, "load");
+        }
         PQclear(r);
     }
     return rv;
+}
+
+static int load_table(cpns_store_pg *s, table_t t, const cpns_store_loader *l, void *arg)
+{
+    return pg_load_rows(s, s->conn, t, load_sql[t], 0, NULL, l, arg, NULL);
 }
 
 int pg_load(cpns_store *st, const cpns_store_loader *l, void *arg)
@@ -224,7 +241,7 @@ int pg_load(cpns_store *st, const cpns_store_loader *l, void *arg)
     PQsetnonblocking(s->conn, 0);
     /* One snapshot: the four tables agree with each other. */
     rv = pg_exec(s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "load: cannot begin");
-    static const enum table order[] = {T_PNE, T_SG, T_MEMBER, T_NONCE};
+    static const table_t order[] = {T_PNE, T_SG, T_MEMBER, T_NONCE};
     for (size_t i = 0; rv == 0 && i < CPNS_ARRAY_LEN(order); i++)
         rv = load_table(s, order[i], l, arg);
     if (PQtransactionStatus(s->conn) != PQTRANS_IDLE) {

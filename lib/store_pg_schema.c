@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The schema of the PostgreSQL store, version 2. The SQL of the steps below
+ * The schema of the PostgreSQL store, version 3. The SQL of the steps below
  * is the definition; docs/ARCHITECTURE.md section 7.1 has the table of tables.
  * In short:
  *
@@ -17,6 +17,10 @@
  *             expires_at, epoch), change (stage 2), member_view (state_name),
  *             cpns_fence(instance, session), cpns_lease_acquire(instance,
  *             session, ttl_ms, admin, gw), cpns_lease_release(instance, session)
+ *   version 3 (cluster mode, every instance active): gw_session (pngwid,
+ *             instance_id, epoch, pnid, since), instance.session,
+ *             change.instance_id, sg_key.created_by, index member_owner,
+ *             cpns_put_key(instance, sgid, version, gk)
  *
  * Identifiers are COLLATE "C": byte order, as SQLite and the engine sort them.
  *
@@ -131,9 +135,52 @@ static const char step2[] =
     "  UPDATE instance SET lease_expires = clock_timestamp() WHERE instance_id = me;"
     " END $f$;";
 
+/*
+ * Version 3: every instance active (cluster mode, store_pg_cluster.c).
+ * gw_session: the instance holding each GW's connection and the epoch of
+ * its newest registration (the fencing token members carry as owner_gw,
+ * owner_epoch). instance.session: one live process per instance id.
+ * change.instance_id: who made an admin change (its maker skips it).
+ * cpns_put_key: one key per (SGID, KeyVersion) across instances: the sg row
+ * is locked FOR UPDATE, the version must follow the stored one (or be this
+ * instance's own key of that version, resent after a lost answer: sealed
+ * again with another nonce, the blob differs, the key does not; one
+ * instance never makes two keys for one version), else CP002 and nothing is
+ * written.
+ */
+static const char step3[] =
+    "CREATE TABLE gw_session (pngwid text COLLATE \"C\" PRIMARY KEY,"
+    " instance_id text COLLATE \"C\" NOT NULL, epoch bigint NOT NULL,"
+    " pnid text COLLATE \"C\" NOT NULL DEFAULT '', since timestamptz NOT NULL DEFAULT now());"
+    "ALTER TABLE instance ADD COLUMN session text NOT NULL DEFAULT '';"
+    "ALTER TABLE change ADD COLUMN instance_id text COLLATE \"C\" NOT NULL DEFAULT '';"
+    "ALTER TABLE sg_key ADD COLUMN created_by text NOT NULL DEFAULT '';"
+    "CREATE INDEX member_owner ON member (owner_gw, owner_epoch);"
+    "CREATE FUNCTION cpns_put_key(me text, s text, v bigint, g bytea) RETURNS void"
+    " LANGUAGE plpgsql AS $f$"
+    " DECLARE cur bigint; old bytea; maker text;"
+    " BEGIN"
+    "  SELECT key_version INTO cur FROM sg WHERE sgid = s FOR UPDATE;"
+    "  IF NOT FOUND THEN"
+    "   RAISE EXCEPTION 'SG % does not exist (deleted by another instance)', s"
+    "    USING ERRCODE = '" PG_SQLSTATE_EXISTS "';"
+    "  END IF;"
+    "  SELECT gk, created_by INTO old, maker FROM sg_key WHERE sgid = s AND key_version = v;"
+    "  IF FOUND AND (old = g OR maker = me) THEN"
+    "   UPDATE sg SET key_version = v WHERE sgid = s AND key_version < v; RETURN;"
+    "  END IF;"
+    "  IF FOUND OR cur <> v - 1 THEN"
+    "   RAISE EXCEPTION 'SG % KeyVersion %: another instance made a key first (now %)', s, v, cur"
+    "    USING ERRCODE = '" PG_SQLSTATE_EXISTS "';"
+    "  END IF;"
+    "  INSERT INTO sg_key (sgid, key_version, gk, created_by) VALUES (s, v, g, me);"
+    "  UPDATE sg SET key_version = v WHERE sgid = s;"
+    " END $f$;";
+
 const pg_migration pg_migrations[] = {
     {1, step1},
     {2, step2},
+    {3, step3},
 };
 
 const size_t pg_n_migrations = CPNS_ARRAY_LEN(pg_migrations);

@@ -259,9 +259,42 @@ typedef struct cpns_server_stats {
     double latency_sum_ms;
     uint64_t latency_buckets[CPNS_LATENCY_BUCKETS]; /* non-cumulative */
     uint64_t registrations_limited; /* PNE registrations refused by the rate limit (Return 0) */
+    /* shared mode (cluster): */
+    uint64_t fenced_writes; /* member writes refused: another instance owns the row */
+    uint64_t
+        owned_open_members; /* now: open deliveries whose PNE is routed through this instance */
+    uint64_t refreshes;     /* scopes reloaded on another instance's change */
 } cpns_server_stats;
 
 CPNS_API void cpns_server_get_stats(const cpns_server *s, cpns_server_stats *out);
+
+/*
+ * Shared mode (several instances active on one store: a store with the
+ * optional shared-mode ops, store.h; lib/server_cluster.c). Without those
+ * ops these do nothing and return 0.
+ *
+ * cpns_server_refresh: another instance changed something (the store's
+ * change feed): kind "sg" or "pne" and its id. Reloads that scope from the
+ * store into memory: a new, changed or deleted SG (its key, its members'
+ * rows: the rows of deliveries this instance carries stay as it has them
+ * unless the store's are of a newer version), a new or re-keyed PNE; then
+ * sends what its GWs can carry. Admin reads call it too, so that an answer
+ * never shows another instance's work as this one's stale memory. 0,
+ * CPNS_ERR_STORE, CPNS_ERR_NOMEM, CPNS_ERR_INVALID_ARG.
+ *
+ * cpns_server_gw_taken: GW PNGWID registered on another instance at this
+ * epoch: if it is connected here with an older epoch, that connection
+ * speaks for nobody now and is handed to cpns_server_pop_close(). 1 if so.
+ *
+ * cpns_server_take_conflict: 1 (once) when a commit since the last call
+ * lost a race to another instance (two rekeys of one SG: the other key won
+ * its version); the SGs it touched were reloaded from the store.
+ */
+CPNS_API int cpns_server_refresh(cpns_server *s, const char *kind, const char *key, int64_t now_ms);
+CPNS_API int cpns_server_gw_taken(cpns_server *s, const char *PNGWID, int64_t epoch);
+CPNS_API int cpns_server_take_conflict(cpns_server *s);
+/* 1 when the store is shared (cluster mode). */
+CPNS_API int cpns_server_shared(const cpns_server *s);
 
 #ifdef __cplusplus
 }

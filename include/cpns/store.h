@@ -56,6 +56,13 @@ typedef struct cpns_store_member {
     uint32_t attempts;          /* sends of this delivery so far */
     uint32_t malformed;         /* Return 4 answers to this delivery */
     char PNID[CPNS_ID_MAX + 1]; /* from the last response; "" for none */
+    /*
+     * Shared mode only (ignored by memory and SQLite): 1 for a row not in
+     * the store yet (a new member), written as an insert stamped with the
+     * PNE's current owner; 0 for delivery progress, written only while the
+     * row's owner token is a GW session of this instance (see claim_gw).
+     */
+    int unfenced;
 } cpns_store_member;
 
 typedef struct cpns_store_nonce {
@@ -109,6 +116,44 @@ typedef struct cpns_store_ops {
     int (*commit_start)(cpns_store *st);
     int (*commit_poll)(cpns_store *st);
     int (*watch_fd)(const cpns_store *st);
+
+    /*
+     * Optional, shared mode (several servers active on one database, the
+     * PostgreSQL store opened with cluster = 1; NULL for memory and SQLite,
+     * where the engine behaves exactly as without them). All are synchronous
+     * and committed when they return.
+     *
+     * claim_gw: a GW registered on this instance: its session's epoch is
+     * bumped (the fencing token), every open member row owned by that GW is
+     * adopted at the new epoch (sent becomes pending) and handed to
+     * l->member (after the PNEs last registered through that GW, to l->pne
+     * when set), and the previous holder is told. *epoch: the new epoch.
+     *
+     * claim_pne: a PNE registered through PNGWID on this instance: records
+     * the Nonce (CPNS_ERR_EXISTS, nothing written: it was seen before, on any
+     * instance), the PNE's route, and takes over every member row of the PNE
+     * (catch-up), handed to l->member.
+     *
+     * load_scope: one SG (SGID; l->sg then its members, CPNS_ERR_NOT_FOUND if
+     * it does not exist) or one PNE (PNEID; l->pne then its member rows).
+     *
+     * note_change: adds an admin change ("sg" or "pne", its id) to the next
+     * commit, which also wakes the other instances.
+     *
+     * take_fenced: the member rows of the last commits that were not written
+     * because their owner token is not this instance's any more (another
+     * instance took the GW or the PNE, or the row is gone): fn for each, then
+     * forgotten. Returns their number.
+     */
+    int (*claim_gw)(cpns_store *st, const char *PNGWID, const char *PNID,
+                    const cpns_store_loader *l, void *arg, int64_t *epoch);
+    int (*claim_pne)(cpns_store *st, const cpns_store_nonce *n, const char *PNGWID,
+                     const char *PNID, const cpns_store_loader *l, void *arg);
+    int (*load_scope)(cpns_store *st, const char *SGID, const char *PNEID,
+                      const cpns_store_loader *l, void *arg);
+    int (*note_change)(cpns_store *st, const char *kind, const char *key);
+    int (*take_fenced)(cpns_store *st, void (*fn)(void *arg, const char *SGID, const char *PNEID),
+                       void *arg);
 } cpns_store_ops;
 
 /* Backends embed this as their first member. */
@@ -229,6 +274,15 @@ typedef struct cpns_store_pg_config {
     const char *conninfo;      /* any libpq URI or key=value string, multi-host included */
     const uint8_t *master_key; /* CPNS_KEY_LEN bytes */
     const char *instance_id;   /* a valid identifier (cpns_id_valid); NULL: no fencing */
+    /*
+     * Cluster mode (every instance active; instance_id required): no lease
+     * check at commit; the shared-mode ops are set (claim_gw, ...); member
+     * progress is a compare-and-set on the owner token; new Group Keys go
+     * through cpns_put_key (one key per version, CPNS_ERR_EXISTS to the
+     * loser); put_pne writes only the EUK of an existing row (routes are
+     * claim_pne's).
+     */
+    int cluster;
 } cpns_store_pg_config;
 
 /*
@@ -251,12 +305,12 @@ CPNS_API const char *cpns_store_pg_errmsg(const cpns_store *st);
 
 /* The 'active' lease as cpns_store_pg_lease_acquire() left it. */
 typedef struct cpns_store_pg_lease {
-    int held;                       /* 1 if this store's instance holds it */
-    char holder[CPNS_ID_MAX + 1];   /* its holder's instance_id ("" when nobody ever took it) */
-    char admin_addr[256];           /* what the holder published, "" for none */
+    int held;                     /* 1 if this store's instance holds it */
+    char holder[CPNS_ID_MAX + 1]; /* its holder's instance_id ("" when nobody ever took it) */
+    char admin_addr[256];         /* what the holder published, "" for none */
     char gw_addr[256];
-    int64_t expires_in_ms;          /* database time until it expires (<= 0: expired) */
-    int64_t epoch;                  /* bumped each time the lease changes hands */
+    int64_t expires_in_ms; /* database time until it expires (<= 0: expired) */
+    int64_t epoch;         /* bumped each time the lease changes hands */
 } cpns_store_pg_lease;
 
 /*
@@ -292,6 +346,40 @@ CPNS_TESTING int cpns_store_pg_open_version(cpns_store **out, const cpns_store_p
                                             int version, char *err, size_t errlen);
 /* The schema version this code writes. */
 CPNS_API int cpns_store_pg_schema_version(void);
+
+/*
+ * Cluster mode (lib/store_pg_cluster.c), on the store's second connection
+ * (blocking, LISTENing on cpns_work and cpns_gw).
+ *
+ * heartbeat: takes or renews this instance's row of the instance table
+ * (lease_expires = now() + ttl_ms, database time) if it is free, expired or
+ * this store's session already; *held 0 when another live process holds
+ * this instance id. 0 or CPNS_ERR_STORE.
+ *
+ * changes_fd: the descriptor to watch for notifications (-1 while the
+ * connection is down: heartbeat or changes reconnects it).
+ *
+ * changes: reads the notifications that arrived and, when one of them was
+ * an admin change (or force_sweep, the periodic sweep), sweeps the change
+ * feed (rows after the last one seen, made by other instances), calling fn for
+ * each: kind "sg" or "pne" with its id, or "gw" with "PNGWID EPOCH
+ * INSTANCE" when a GW registered on an instance (cpns_gw). After a
+ * reconnect it LISTENs again and sweeps from the last row seen, so nothing
+ * committed is missed. *n: changes handed out. 0 or CPNS_ERR_STORE.
+ *
+ * changes_start: the feed's position before load(): changes committed
+ * during the load are handed out again (applying them twice is harmless).
+ *
+ * release: clean shutdown, the instance row expires at once.
+ */
+CPNS_API int cpns_store_pg_heartbeat(cpns_store *st, int ttl_ms, const char *admin_addr,
+                                     const char *gw_addr, int *held);
+CPNS_API int cpns_store_pg_changes_fd(const cpns_store *st);
+CPNS_API int cpns_store_pg_changes_start(cpns_store *st);
+CPNS_API int cpns_store_pg_changes(cpns_store *st, int force_sweep,
+                                   int (*fn)(void *arg, const char *kind, const char *key),
+                                   void *arg, size_t *n);
+CPNS_API int cpns_store_pg_release(cpns_store *st);
 
 #ifdef __cplusplus
 }

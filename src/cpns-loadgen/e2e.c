@@ -23,6 +23,17 @@
  * from the kill to the "key distribution complete" line in the log of the
  * instance that took over (--takeover-log), and every member must then hold
  * the Group Key of the POST's answer. One line: BENCH {"name":"takeover",...}.
+ *
+ * Cluster (--cluster, issue #12: every instance active on one PostgreSQL):
+ * --server lists the instances and simulated GW k dials instance k mod S
+ * first, so the GWs spread over them as GWs given every address in a
+ * rotated order would; --db URI is that PostgreSQL, and a round is complete
+ * when every member row of the SG is delivered there (no one instance logs
+ * the whole group's completion). With --kill-pid the takeover is the same as
+ * above (the killed instance's GWs move to the next of the list), timed from
+ * the kill to that complete. Either way each PNE counts the delivery requests
+ * it got in the round: the takeover line gives the requests sent again per
+ * member ("duplicates_per_member") and how many members got more than one.
  */
 #define _GNU_SOURCE /* memmem */
 #include <errno.h>
@@ -32,6 +43,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <libpq-fe.h>
 
 #include "daemon.h"
 #include "loadgen.h"
@@ -44,6 +57,9 @@ typedef struct e2e_opts {
     int64_t kill_pid;
     double kill_at;
     const char *takeover_log;
+    /* cluster: GW k on instance k mod S; completion read from PostgreSQL */
+    bool cluster;
+    const char *db;
 } e2e_opts;
 
 /* The servers of --server (a comma-separated list for takeover). */
@@ -150,6 +166,7 @@ static bool route_request(const uint8_t *data, size_t len, uint32_t n, uint32_t 
 static void deliver(lg *g, net_conn *c, uint32_t i, const uint8_t *data, size_t len)
 {
     lg_pne *p = &g->pnes[i];
+    p->got++;
     cpns_pne_recv(p->eng, data, len, lg_now_ms());
     pne_flush(g, p, c, data, len);
     if (g->lat_ms && g->responses < g->round_members)
@@ -305,7 +322,7 @@ static int takeover_servers(const char *list)
     return T.n_servers ? 0 : -1;
 }
 
-static int connect_gws(lg *g, const char *server)
+static int connect_gws(lg *g, const char *server, bool spread)
 {
     g->gws = calloc(g->n_gws, sizeof *g->gws);
     if (!g->gws)
@@ -323,8 +340,10 @@ static int connect_gws(lg *g, const char *server)
             return -1;
         }
         g->gws[k].idx = k;
-        g->gws[k].conn = net_connect(g->base, server, ctx, &gw_cbs, &g->gws[k], err, sizeof err);
+        const char *to = spread ? T.servers[k % T.n_servers] : server;
+        g->gws[k].conn = net_connect(g->base, to, ctx, &gw_cbs, &g->gws[k], err, sizeof err);
         if (T.links) { /* kept for the connections after the kill */
+            T.links[k].cur = spread ? k % T.n_servers : 0;
             T.links[k].ctx = ctx;
             T.links[k].retry = evtimer_new(g->base, takeover_dial, &g->gws[k]);
             if (!T.links[k].retry)
@@ -393,6 +412,52 @@ static int save_capture(lg *g, const char *path)
     return fclose(f) == 0 && w == g->capture.len ? 0 : -1;
 }
 
+/*
+ * Cluster mode: polls PostgreSQL until every member row of SGID is delivered
+ * (state 2) at the SG's KeyVersion, the loop running between polls; 0, or -1
+ * on timeout or when the database cannot be reached.
+ */
+static int wait_db_complete(lg *g, const char *db, const char *SGID, uint32_t members,
+                            int64_t timeout_ms)
+{
+    PGconn *c = PQconnectdb(db);
+    if (PQstatus(c) != CONNECTION_OK) {
+        fprintf(stderr, "cpns-loadgen: %s", PQerrorMessage(c));
+        PQfinish(c);
+        return -1;
+    }
+    const char *params[1] = {SGID};
+    int64_t end = lg_now_us() + timeout_ms * 1000;
+    int rv = -1;
+    while (lg_now_us() < end && !g->failed) {
+        PGresult *r = PQexecParams(c,
+                                   "SELECT count(*) FROM member m JOIN sg USING (sgid) WHERE "
+                                   "sgid = $1 AND m.state = 2 AND m.key_version = sg.key_version",
+                                   1, NULL, params, NULL, NULL, 0);
+        long n = PQresultStatus(r) == PGRES_TUPLES_OK ? strtol(PQgetvalue(r, 0, 0), NULL, 10) : -1;
+        PQclear(r);
+        if (n >= (long)members) {
+            rv = 0;
+            break;
+        }
+        /* 10 ms of the loop: the PNEs keep answering meanwhile */
+        int64_t until = lg_now_us() + 10000;
+        while (lg_now_us() < until)
+            event_base_loop(g->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        struct timespec ts = {0, 500000};
+        nanosleep(&ts, NULL);
+    }
+    PQfinish(c);
+    return rv;
+}
+
+/* Clears every PNE's per-round delivery count. */
+static void clear_got(lg *g)
+{
+    for (uint32_t i = 0; i < g->n_pnes; i++)
+        g->pnes[i].got = 0;
+}
+
 /* What one round of one size measured (see docs/PERFORMANCE.md for each field). */
 typedef struct round_result {
     double seconds, first, p50, p99, base, server_cpu, self_cpu;
@@ -439,9 +504,14 @@ static int round_once(lg *g, const e2e_opts *o, uint32_t members, int rep, const
     }
     int rv = lg_wait_responses(g, &post, members, 600000);
     int64_t done = -1;
+    if (o->db) { /* cluster: PostgreSQL says complete, whichever instances served */
+        if (rv == 0 && (rv = wait_db_complete(g, o->db, SGID, members, 600000)) == 0)
+            done = members;
+        log_from = -2;
+    }
     if (rv == 0 && log_from >= 0)
         rv = lg_wait_log_complete(g, g->server_log, log_from, SGID, 600000);
-    while (rv == 0 && log_from < 0 && (done = lg_delivered(g)) >= 0 && done - before < members)
+    while (rv == 0 && log_from == -1 && (done = lg_delivered(g)) >= 0 && done - before < members)
         ;
     int64_t t1 = lg_now_us();
     if (rv == 0 && log_from >= 0 && (done = lg_delivered(g)) - before < members)
@@ -570,7 +640,7 @@ static int takeover_run(lg *g, const e2e_opts *o, uint32_t members)
     snprintf(SGID, sizeof SGID, "takeover-%u-%d", members, (int)getpid());
     size_t body_len;
     char *body = lg_sg_body(SGID, 0, members, &body_len);
-    long log_from = lg_file_size(o->takeover_log);
+    long log_from = o->db ? 0 : lg_file_size(o->takeover_log);
     if (!body || log_from < 0) {
         fprintf(stderr, "cpns-loadgen: cannot read %s\n", o->takeover_log);
         free(body);
@@ -581,6 +651,7 @@ static int takeover_run(lg *g, const e2e_opts *o, uint32_t members)
         kill_n = 1;
     g->round_members = members;
     g->responses = 0;
+    clear_got(g);
     /*
      * Armed before the POST's answer: the server may answer it late (after
      * most of a small group), and the kill is due at kill_n answers anyway.
@@ -603,8 +674,15 @@ static int takeover_run(lg *g, const e2e_opts *o, uint32_t members)
         return -1;
     }
     int64_t post_to_kill = T.t_kill_us - g->t0_us;
-    rv = lg_wait_log_complete(g, o->takeover_log, log_from, SGID, 600000);
+    rv = o->db ? wait_db_complete(g, o->db, SGID, members, 600000)
+               : lg_wait_log_complete(g, o->takeover_log, log_from, SGID, 600000);
     int64_t t_done = lg_now_us();
+    uint32_t twice = 0;
+    uint64_t requests = 0;
+    for (uint32_t i = 0; i < members; i++) {
+        requests += g->pnes[i].got;
+        twice += g->pnes[i].got > 1;
+    }
     /*
      * One key everywhere: the POST's answer names it; if the kill came first
      * (the answer is lost with the connection), the first member's key of
@@ -642,11 +720,15 @@ static int takeover_run(lg *g, const e2e_opts *o, uint32_t members)
     printf("BENCH {\"name\":\"takeover\",\"members\":%u,\"gws\":%u,\"answered_at_kill\":%u,"
            "\"post_to_kill_s\":%.3f,\"seconds\":%.3f,\"first_gw_back_s\":%.3f,"
            "\"all_gws_back_s\":%.3f,\"after_gws_back_s\":%.3f,\"answers\":%u,"
-           "\"post_answered_s\":%.3f,\"answered_at_post\":%u,\"one_key\":true}\n",
+           "\"post_answered_s\":%.3f,\"answered_at_post\":%u,\"one_key\":true,"
+           "\"cluster\":%s,\"instances\":%u,\"delivery_requests\":%" PRIu64
+           ",\"duplicates_per_member\":%.4f,\"members_sent_twice\":%u}\n",
            members, g->n_gws, at_kill, (double)post_to_kill / 1e6,
            (double)(t_done - T.t_kill_us) / 1e6, (double)(T.t_first_open_us - T.t_kill_us) / 1e6,
            (double)(T.t_all_registered_us - T.t_kill_us) / 1e6,
-           (double)(t_done - T.t_all_registered_us) / 1e6, g->responses, post_s, T.at_post);
+           (double)(t_done - T.t_all_registered_us) / 1e6, g->responses, post_s, T.at_post,
+           o->cluster ? "true" : "false", T.n_servers, requests,
+           (double)(requests - members) / members, twice);
     fflush(stdout);
     return 0;
 }
@@ -699,12 +781,23 @@ int lg_e2e_main(int argc, char **argv)
             o.kill_at = strtod(v, NULL);
         else if (strcmp(k, "--takeover-log") == 0)
             o.takeover_log = v;
+        else if (strcmp(k, "--db") == 0)
+            o.db = v;
+        else if (strcmp(k, "--cluster") == 0) /* takes a value so that options stay pairs */
+            o.cluster = strcmp(v, "1") == 0 || strcmp(v, "yes") == 0;
     }
-    if (o.kill_pid > 0 && (!o.takeover_log || !(o.kill_at > 0 && o.kill_at < 1) ||
-                           takeover_servers(o.server ? o.server : "") != 0 || T.n_servers < 2)) {
+    if (o.kill_pid > 0 &&
+        (!(o.takeover_log || (o.cluster && o.db)) || !(o.kill_at > 0 && o.kill_at < 1) ||
+         takeover_servers(o.server ? o.server : "") != 0 || T.n_servers < 2)) {
         fprintf(stderr,
                 "cpns-loadgen: --kill-pid needs --server A,B (2-%d servers), "
-                "--takeover-log FILE and --kill-at F (0 < F < 1)\n",
+                "--takeover-log FILE (or --cluster 1 --db URI) and --kill-at F (0 < F < 1)\n",
+                LG_MAX_SERVERS);
+        return 2;
+    }
+    if (o.cluster &&
+        (!o.db || (o.kill_pid <= 0 && takeover_servers(o.server ? o.server : "") != 0))) {
+        fprintf(stderr, "cpns-loadgen: --cluster 1 needs --server A,B,... (1-%d) and --db URI\n",
                 LG_MAX_SERVERS);
         return 2;
     }
@@ -712,7 +805,7 @@ int lg_e2e_main(int argc, char **argv)
         fprintf(stderr, "usage: cpns-loadgen e2e --server HOST:PORT --admin HOST:PORT --pki DIR "
                         "--pnes N [--gws G] [--sizes N1,N2,...] [--repeat R (1-9)] [--seed S] "
                         "[--server-pid PID] [--capture-dir DIR] [--kill-pid PID --kill-at F "
-                        "--takeover-log FILE]\n");
+                        "--takeover-log FILE] [--cluster 1 --db URI]\n");
         return 2;
     }
     lg_raise_nofile();
@@ -730,7 +823,8 @@ int lg_e2e_main(int argc, char **argv)
         fprintf(stderr, "cpns-loadgen: out of memory\n");
         return 1;
     }
-    if (connect_gws(&g, T.links ? T.servers[0] : o.server) != 0 || register_pnes(&g) != 0)
+    if (connect_gws(&g, T.links ? T.servers[0] : o.server, o.cluster) != 0 ||
+        register_pnes(&g) != 0)
         return 1;
     int rc = 0;
     for (char *save, *tok = strtok_r(o.sizes, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {

@@ -24,7 +24,13 @@
  * (slow devices, or a slow PN), so that a test can act in the middle of a
  * distribution whatever the speed of the machine; SIGUSR1 lifts the limit
  * (what waited is handed over at once), so that what the test then measures
- * is the servers' time, not the limit's.
+ * is the servers' time, not the limit's. Each PNE also counts the delivery
+ * requests it was handed (a member sent its key twice shows 2) and its answers
+ * by Return code (the report's "deliveries" and "returns"; a Return 7 is a PNE
+ * refusing an older KeyVersion than it holds). --move-every K (issue #12's
+ * cluster tests): at SIGUSR2 every K-th PNE (lg-0, lg-K, ...) drops its
+ * connection and dials the next GW of the list instead (GW i+1 mod G), where
+ * it registers again: a PNE moving between GWs, possibly between instances.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -40,6 +46,8 @@
 #define RECONNECT_MS 250
 /* Serve mode housekeeping (registration retries, reconnects, the answer rate) runs this often. */
 #define MAINT_MS 20
+/* Return codes counted one by one in the report (PROTOCOL.md 3.2); the rest as "other". */
+#define FAN_RETURNS 16
 
 /* One key a PNE stored, as `cpns-pne keys` would list it. */
 typedef struct fan_key {
@@ -49,12 +57,15 @@ typedef struct fan_key {
 } fan_key;
 
 typedef struct fan_pne {
-    uint32_t gw;     /* index into fan.gws */
-    uint32_t gen;    /* bumped at every connect: frames queued for an older one are dropped */
-    int64_t lost_us; /* serve mode: when its connection was lost; 0 while it has one */
-    uint32_t losses; /* connections lost */
-    bool registered; /* registered at least once */
-    fan_key *keys;   /* every key it stored, in the order first seen */
+    uint32_t gw;         /* index into fan.gws */
+    uint32_t gen;        /* bumped at every connect: frames queued for an older one are dropped */
+    int64_t lost_us;     /* serve mode: when its connection was lost; 0 while it has one */
+    uint32_t losses;     /* connections lost */
+    bool registered;     /* registered at least once */
+    uint32_t moves;      /* SIGUSR2 moves to the next GW */
+    uint32_t deliveries; /* delivery requests handed to the PNE (duplicates included) */
+    uint32_t returns[FAN_RETURNS + 1]; /* its answers by Return code; [FAN_RETURNS]: others */
+    fan_key *keys;                     /* every key it stored, in the order first seen */
     size_t n_keys, cap_keys;
 } fan_pne;
 
@@ -79,7 +90,8 @@ typedef struct fan {
     fan_frame *q_head, *q_tail;
     size_t queued;
     bool stop, announced;
-    struct event *maint, *sigterm, *sigint, *sigusr1;
+    uint32_t move_every; /* --move-every K: SIGUSR2 moves lg-0, lg-K, ... (0: never) */
+    struct event *maint, *sigterm, *sigint, *sigusr1, *sigusr2;
 } fan;
 
 static fan *F;
@@ -140,12 +152,35 @@ static void note_keys(lg_pne *p)
         p->ks->ops->list(p->ks, visit_note, &F->pnes[pne_index(p)]);
 }
 
+/*
+ * A frame for a registered PNE: a delivery request (counted) whose answers,
+ * popped and sent here, are counted by Return code. Peeked, not decoded: the
+ * PNE engine made them.
+ */
+static void count_answers(fan_pne *fp, lg_pne *p, const uint8_t *data, size_t len)
+{
+    cpns_msg m;
+    if (cpns_msg_decoder_peek(F->g->decoder, data, len, &m) == 0 &&
+        m.kind == CPNS_MSG_SGROUPKEY_DELIVERY_REQUEST)
+        fp->deliveries++;
+    cpns_out out;
+    while (cpns_pne_pop(p->eng, &out) == 1) {
+        if (cpns_msg_decoder_peek(F->g->decoder, out.data, out.len, &m) == 0 &&
+            m.kind == CPNS_MSG_SGROUPKEY_DELIVERY_RESPONSE)
+            fp->returns[m.Return < FAN_RETURNS ? m.Return : FAN_RETURNS]++;
+        if (p->conn)
+            net_conn_send(p->conn, out.data, out.len);
+    }
+}
+
 static void give_frame(lg_pne *p, const uint8_t *data, size_t len)
 {
     lg *g = F->g;
     fan_pne *fp = &F->pnes[pne_index(p)];
     cpns_pne_state before = cpns_pne_get_state(p->eng);
     cpns_pne_recv(p->eng, data, len, lg_now_ms());
+    if (before == CPNS_PNE_REGISTERED)
+        count_answers(fp, p, data, len);
     flush_pne(p);
     if (before != CPNS_PNE_REGISTERED && cpns_pne_get_state(p->eng) == CPNS_PNE_REGISTERED) {
         if (!fp->registered)
@@ -286,10 +321,35 @@ static void on_maint(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* SIGUSR2: every move_every-th PNE leaves its GW for the next one (dialled by the housekeeping). */
+static void move_pnes(void)
+{
+    lg *g = F->g;
+    uint32_t moved = 0;
+    for (uint32_t i = 0; F->move_every && i < g->n_pnes; i += F->move_every) {
+        fan_pne *fp = &F->pnes[i];
+        fp->gw = (fp->gw + 1) % F->n_gws;
+        fp->moves++;
+        moved++;
+        if (g->pnes[i].conn) {
+            net_conn_close(g->pnes[i].conn, false); /* no on_close after this */
+            g->pnes[i].conn = NULL;
+            cpns_pne_link_down(g->pnes[i].eng, lg_now_ms());
+        }
+        fp->gen++; /* what waits for --answer-rate was for the old connection */
+        fp->lost_us = lg_now_us() - RECONNECT_MS * 1000LL; /* dialled at the next turn */
+    }
+    fprintf(stderr, "fanout: SIGUSR2: %u PNEs moved to the next GW\n", moved);
+}
+
 static void on_signal(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
     (void)arg;
+    if (fd == SIGUSR2) {
+        move_pnes();
+        return;
+    }
     if (fd == SIGUSR1) {
         if (F->rate > 0)
             fprintf(stderr, "fanout: SIGUSR1: the answer rate is no longer limited (%zu waiting)\n",
@@ -366,7 +426,7 @@ static int write_report(const char *path)
         fprintf(stderr, "cpns-loadgen: cannot write %s\n", tmp);
         return -1;
     }
-    size_t stored = 0, lost = 0;
+    size_t stored = 0, lost = 0, deliveries = 0, answers = 0, ret7 = 0;
     fputs("{\"pnes\":[", f);
     for (uint32_t i = 0; i < g->n_pnes; i++) {
         fan_pne *fp = &F->pnes[i];
@@ -374,8 +434,26 @@ static int write_report(const char *path)
         lg_pneid(i, PNEID);
         fprintf(f, "%s\n{\"pneid\":", i ? "," : "");
         put_str(f, PNEID);
-        fprintf(f, ",\"gw\":\"%s\",\"registered\":%s,\"connections_lost\":%u,\"stored\":[",
-                F->gws[fp->gw], fp->registered ? "true" : "false", fp->losses);
+        fprintf(f,
+                ",\"gw\":\"%s\",\"registered\":%s,\"connections_lost\":%u,\"moves\":%u,"
+                "\"deliveries\":%u,\"returns\":{",
+                F->gws[fp->gw], fp->registered ? "true" : "false", fp->losses, fp->moves,
+                fp->deliveries);
+        bool first_ret = true;
+        for (int r = 0; r <= FAN_RETURNS; r++) {
+            if (!fp->returns[r])
+                continue;
+            if (r < FAN_RETURNS)
+                fprintf(f, "%s\"%d\":%u", first_ret ? "" : ",", r, fp->returns[r]);
+            else
+                fprintf(f, "%s\"other\":%u", first_ret ? "" : ",", fp->returns[r]);
+            first_ret = false;
+            answers += fp->returns[r];
+            if (r == 7)
+                ret7 += fp->returns[r];
+        }
+        deliveries += fp->deliveries;
+        fputs("},\"stored\":[", f);
         for (size_t k = 0; k < fp->n_keys; k++)
             put_key(f, k == 0, fp->keys[k].SGID, fp->keys[k].KeyVersion, fp->keys[k].fp, NULL);
         fputs("],\"holds\":[", f);
@@ -392,8 +470,10 @@ static int write_report(const char *path)
         fprintf(stderr, "cpns-loadgen: cannot write %s\n", path);
         return -1;
     }
-    fprintf(stderr, "fanout: report %s: %u PNEs, %zu keys stored, %zu connections lost\n", path,
-            g->n_pnes, stored, lost);
+    fprintf(stderr,
+            "fanout: report %s: %u PNEs, %zu keys stored, %zu connections lost, %zu delivery "
+            "requests, %zu answers, %zu of them Return 7\n",
+            path, g->n_pnes, stored, lost, deliveries, answers, ret7);
     return 0;
 }
 
@@ -432,10 +512,12 @@ static int serve(lg *g, const char *report)
     F->sigterm = evsignal_new(g->base, SIGTERM, on_signal, NULL);
     F->sigint = evsignal_new(g->base, SIGINT, on_signal, NULL);
     F->sigusr1 = evsignal_new(g->base, SIGUSR1, on_signal, NULL);
+    F->sigusr2 = evsignal_new(g->base, SIGUSR2, on_signal, NULL);
     struct timeval tv = {0, MAINT_MS * 1000};
-    if (!F->maint || !F->sigterm || !F->sigint || !F->sigusr1 || event_add(F->maint, &tv) != 0 ||
-        event_add(F->sigterm, NULL) != 0 || event_add(F->sigint, NULL) != 0 ||
-        event_add(F->sigusr1, NULL) != 0)
+    if (!F->maint || !F->sigterm || !F->sigint || !F->sigusr1 || !F->sigusr2 ||
+        event_add(F->maint, &tv) != 0 || event_add(F->sigterm, NULL) != 0 ||
+        event_add(F->sigint, NULL) != 0 || event_add(F->sigusr1, NULL) != 0 ||
+        event_add(F->sigusr2, NULL) != 0)
         return 1;
     F->tokens_us = lg_now_us();
     connect_all(g);
@@ -456,6 +538,7 @@ static int serve(lg *g, const char *report)
     event_free(F->sigterm);
     event_free(F->sigint);
     event_free(F->sigusr1);
+    event_free(F->sigusr2);
     return rv;
 }
 
@@ -537,7 +620,7 @@ static int bench(lg *g, int64_t gw_pid)
 int lg_fanout_main(int argc, char **argv)
 {
     const char *gw_addr = NULL, *report = NULL;
-    int64_t n = 0, gw_pid = 0, rate = 0;
+    int64_t n = 0, gw_pid = 0, rate = 0, move_every = 0;
     lg g = {.seed = "cpns-bench"};
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
@@ -557,16 +640,21 @@ int lg_fanout_main(int argc, char **argv)
             report = v;
         else if (strcmp(k, "--answer-rate") == 0)
             parse_i64(v, 1, 10000000, &rate);
+        else if (strcmp(k, "--move-every") == 0)
+            parse_i64(v, 1, 1000000, &move_every);
     }
     /* the rate is applied by serve mode's housekeeping: the benchmark answers at once */
-    fan f = {.g = &g, .serve = report != NULL, .rate = report ? (double)rate : 0.0};
+    fan f = {.g = &g,
+             .serve = report != NULL,
+             .rate = report ? (double)rate : 0.0,
+             .move_every = (uint32_t)move_every};
     F = &f;
     if (!gw_addr || n <= 0 || (!report && (!g.admin || gw_pid <= 0)) || split_gws(gw_addr) != 0) {
         fprintf(stderr,
                 "usage: cpns-loadgen fanout --gw HOST:PORT --admin HOST:PORT --pnes N "
                 "--gw-pid PID [--seed S] [--server-log F]\n"
                 "       cpns-loadgen fanout --gw HOST:PORT[,HOST:PORT...] --pnes N --report FILE "
-                "[--seed S] [--answer-rate R]\n");
+                "[--seed S] [--answer-rate R] [--move-every K]\n");
         free(f.gw_list);
         return 2;
     }

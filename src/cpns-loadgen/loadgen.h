@@ -34,6 +34,7 @@ typedef struct lg_pne {
     cpns_keystore *ks;
     uint32_t gw;    /* index of the simulated GW that carries it (e2e) */
     net_conn *conn; /* its own connection to a real GW (fanout) */
+    uint32_t got;   /* delivery requests of the current round (e2e; above 1: sent again) */
 } lg_pne;
 
 typedef struct lg_gw {

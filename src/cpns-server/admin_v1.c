@@ -240,6 +240,32 @@ static void reply_sg(admin_req *r, int status, const char *SGID)
  * later turn, or lost if the server stops first): answer 503 rather than
  * acknowledge what is not durable, and say what happened.
  */
+/* Cluster mode: PNEs this instance does not know may have been provisioned on another. */
+static void refresh_unknown(admin_req *r, const char *const *ids, size_t n)
+{
+    cpns_pne_info info;
+    for (size_t i = 0; r->d->opt.cluster && i < n; i++)
+        if (cpns_server_pne_get(r->d->server, ids[i], &info) != 0)
+            srvd_cluster_refresh(r->d, "pne", ids[i]);
+}
+
+/*
+ * Cluster mode: the call's commit lost a race to another instance (a new
+ * key for the same version, or the SG deleted there): 409, and a turn that
+ * commits what is left. true when answered.
+ */
+static bool lost_race(admin_req *r, const char *SGID)
+{
+    if (!cpns_server_take_conflict(r->d->server))
+        return false;
+    srvd_turn(r->d);
+    admin_reply_error(r, 409,
+                      "SG '%s' was changed on another instance at the same time and that change "
+                      "won; this one was not made (the SG is reloaded): try again",
+                      SGID);
+    return true;
+}
+
 static bool stored(admin_req *r, const char *what)
 {
     if (r->d->store_ok)
@@ -471,6 +497,8 @@ static void post_pne(admin_req *r)
     uint8_t EUK[CPNS_KEY_LEN];
     bool generated = false;
     const char *PNEID = get_id(r, body, "pneid");
+    if (PNEID)
+        srvd_cluster_refresh(r->d, "pne", PNEID);
     json_t *key = json_object_get(body, "entity_user_key");
     if (!PNEID)
         goto out;
@@ -513,6 +541,7 @@ static void put_pne(admin_req *r, const char *PNEID)
     cpns_pne_info info;
     if (get_key(r, key, EUK, &generated) != 0)
         goto out;
+    srvd_cluster_refresh(r->d, "pne", PNEID);
     if (cpns_server_pne_get(r->d->server, PNEID, &info) != 0) {
         admin_reply_error(r, 404, "PNE '%s' is not provisioned (cpnsctl pne add %s)", PNEID, PNEID);
         goto out;
@@ -577,6 +606,7 @@ static void post_sg(admin_req *r)
     if (!SGID)
         goto out;
     note_sg(r, SGID);
+    srvd_cluster_refresh(r->d, "sg", SGID);
     cpns_sg_info info;
     if (get_ids(r, body, "members", true, NULL, &ids, &n) != 0 ||
         sort_distinct(r, "members", ids, n) != 0) {
@@ -584,10 +614,14 @@ static void post_sg(admin_req *r)
     } else if (cpns_server_sg_get(r->d->server, SGID, &info) == 0) {
         admin_reply_error(r, 409, "SG '%s' already exists (cpnsctl sg show %s)", SGID, SGID);
     } else {
+        refresh_unknown(r, ids, n);
+        cpns_server_take_conflict(r->d->server);
         int rv = cpns_server_sg_create(r->d->server, SGID, ids, n, srvd_now());
         srvd_turn(r->d);
         /* The engine checked every PNEID; which one is unknown is looked up for the answer. */
-        if (rv == CPNS_ERR_NOT_FOUND && check_provisioned(r, ids, n) != 0)
+        if (lost_race(r, SGID))
+            ; /* answered 409 */
+        else if (rv == CPNS_ERR_NOT_FOUND && check_provisioned(r, ids, n) != 0)
             ; /* answered 404 naming it */
         else if (rv != 0)
             admin_reply_engine(r, rv, "creating the SG");
@@ -705,15 +739,19 @@ static void post_members(admin_req *r, const char *SGID)
         /* answered */
     } else if (n_add + n_remove == 0) {
         admin_reply_error(r, 400, "nothing to do: give PNEIDs in \"add\" and/or \"remove\"");
-    } else if (cpns_server_sg_get(r->d->server, SGID, &info) != 0) {
+    } else if ((refresh_unknown(r, add, n_add), cpns_server_sg_get(r->d->server, SGID, &info)) !=
+               0) {
         sg_missing(r, SGID);
     } else if (check_provisioned(r, add, n_add) == 0 &&
                check_provisioned(r, remove, n_remove) == 0 &&
                check_membership(r, SGID, seen, remove, n_remove) == 0) {
+        cpns_server_take_conflict(r->d->server);
         int rv =
             cpns_server_sg_update(r->d->server, SGID, add, n_add, remove, n_remove, srvd_now());
         srvd_turn(r->d);
-        if (rv == CPNS_ERR_STATE)
+        if (lost_race(r, SGID))
+            ; /* answered 409 */
+        else if (rv == CPNS_ERR_STATE)
             admin_reply_error(r, 409,
                               "SG '%s' has reached the last KeyVersion: it cannot be "
                               "rekeyed; delete and create it again (cpnsctl sg delete %s, "
@@ -733,6 +771,8 @@ static void post_members(admin_req *r, const char *SGID)
 static void sg_resource(admin_req *r, const char *SGID, const char *action)
 {
     cpns_sg_info info;
+    /* Cluster mode: the database's truth, not this instance's memory of another's work. */
+    srvd_cluster_refresh(r->d, "sg", SGID);
     bool exists = cpns_server_sg_get(r->d->server, SGID, &info) == 0;
     if (!action) {
         if (r->cmd != EVHTTP_REQ_GET && r->cmd != EVHTTP_REQ_DELETE) {
@@ -765,9 +805,12 @@ static void sg_resource(admin_req *r, const char *SGID, const char *action)
         } else if (!exists) {
             sg_missing(r, SGID);
         } else {
+            cpns_server_take_conflict(r->d->server);
             int rv = cpns_server_sg_rekey(r->d->server, SGID, srvd_now());
             srvd_turn(r->d);
-            if (rv == CPNS_ERR_STATE)
+            if (lost_race(r, SGID))
+                ; /* answered 409 */
+            else if (rv == CPNS_ERR_STATE)
                 admin_reply_error(r, 409,
                                   "SG '%s' has reached the last KeyVersion: delete and create "
                                   "it again (cpnsctl sg delete %s, cpnsctl sg create %s)",

@@ -69,6 +69,8 @@ const char *srvd_ha_role(const srvd *d)
 {
     if (!d->opt.pg)
         return "single";
+    if (d->opt.cluster)
+        return "cluster";
     return d->active ? "active" : "standby";
 }
 

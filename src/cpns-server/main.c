@@ -94,7 +94,7 @@ static void usage(FILE *f)
         "                   [--delivery-timeout S] [--max-attempts N] [--max-gws N]\n"
         "                   [--stall-timeout S] [--register-timeout S] [--max-per-addr N]\n"
         "                   [--commit-interval MS] [--log-level LEVEL]\n"
-        "                   [--instance-id NAME] [--lease-ttl S]\n"
+        "                   [--instance-id NAME] [--lease-ttl S] [--cluster]\n"
         "                   [--config FILE] [--check-config]\n"
         "       cpns-server --help | --version\n"
         "\n"
@@ -118,6 +118,10 @@ static void usage(FILE *f)
         "  --lease-ttl S           PostgreSQL: the active instance renews its lease every\n"
         "                          S/3 seconds and stops when it could not for 2S/3; a\n"
         "                          standby takes over once it expired (default %d)\n"
+        "  --cluster               PostgreSQL: every instance active (no standby): each\n"
+        "                          serves the GWs connected to it, fenced by the GW\n"
+        "                          session epochs in the database; an instance that\n"
+        "                          cannot renew its instance row for 10 s exits 3\n"
         "  --tls-cert FILE         this server's certificate (PEM)\n"
         "  --tls-key FILE          its private key (PEM, mode 0600)\n"
         "  --tls-ca FILE           the CA that GW client certificates must chain to\n"
@@ -175,6 +179,7 @@ static const opt_spec server_options[] = {
     OPT_STR(T, "master-key", master_key, 0),
     OPT_STR(T, "instance-id", instance_id, 0),
     OPT_NUM(T, "lease-ttl", lease_ttl_ms, MIN_LEASE_TTL_S, MAX_LEASE_TTL_S, 1000, "seconds", 0),
+    OPT_BOOL(T, "cluster", cluster, 0),
     OPT_STR(T, "tls-cert", tls_cert, OPT_LIVE),
     OPT_STR(T, "tls-key", tls_key, OPT_LIVE),
     OPT_STR(T, "tls-ca", tls_ca, OPT_LIVE),
@@ -210,6 +215,11 @@ static int validate(opt_parser *p, srvd_options *o)
     o->pg = strncmp(o->db, "postgresql://", 13) == 0 || strncmp(o->db, "postgres://", 11) == 0;
     if (!o->pg && (o->instance_id || opt_src(p, "lease-ttl") != OPT_UNSET))
         return opt_fail(p, "--instance-id and --lease-ttl are for a PostgreSQL --db only");
+    if (!o->pg && o->cluster)
+        return opt_fail(p, "--cluster needs a PostgreSQL --db (postgresql://...): with SQLite "
+                           "one server owns the database");
+    if (o->cluster && opt_src(p, "lease-ttl") != OPT_UNSET)
+        return opt_fail(p, "--lease-ttl is for active/standby: --cluster has no lease");
     if (o->pg && !o->instance_id)
         return opt_fail(p, "--instance-id NAME is required with a PostgreSQL --db");
     if (o->instance_id && !cpns_id_valid(o->instance_id))
@@ -849,7 +859,9 @@ static void daemon_free(srvd *d)
         if (rv != 0)
             log_error("final commit failed: %s", srvd_store_error(d, rv));
     }
-    if (d->opt.pg && d->active && d->exit_status != EXIT_FENCED)
+    if (d->opt.cluster && d->active && d->exit_status != EXIT_FENCED)
+        srvd_cluster_stop(d);
+    else if (d->opt.pg && d->active && d->exit_status != EXIT_FENCED)
         srvd_ha_stop(d);
     links_close_all(&d->conns);
     while (d->gws) {
@@ -871,6 +883,12 @@ static void daemon_free(srvd *d)
         event_free(d->drain_check);
     if (d->lease_timer)
         event_free(d->lease_timer);
+    if (d->heartbeat_timer)
+        event_free(d->heartbeat_timer);
+    if (d->sweep_timer)
+        event_free(d->sweep_timer);
+    if (d->changes_ev)
+        event_free(d->changes_ev);
     if (d->store_ev)
         event_free(d->store_ev);
     if (d->store_poll)
@@ -999,8 +1017,10 @@ static int open_store(srvd *d, uint8_t master_key[CPNS_KEY_LEN], bool new_key)
         return EXIT_USAGE;
     int rv;
     if (d->opt.pg) {
-        cpns_store_pg_config cfg = {
-            .conninfo = d->opt.db, .master_key = master_key, .instance_id = d->opt.instance_id};
+        cpns_store_pg_config cfg = {.conninfo = d->opt.db,
+                                    .master_key = master_key,
+                                    .instance_id = d->opt.instance_id,
+                                    .cluster = d->opt.cluster};
         rv = cpns_store_pg_open(&d->store, &cfg, err, sizeof err);
     } else {
         rv = cpns_store_sqlite_open(&d->store, d->opt.db, master_key, err, sizeof err);
@@ -1110,6 +1130,8 @@ static int daemon_init(srvd *d, opt_reload *reload)
         return status;
     if (fault_hooks(d) != 0)
         return EXIT_FAILURE;
+    if (d->opt.cluster)
+        return srvd_cluster_start(d);
     return d->opt.pg ? srvd_ha_start(d) : srvd_activate(d);
 }
 

@@ -96,10 +96,34 @@ int srvd_metrics(const srvd *d, struct evbuffer *out)
     bool store_ok = d->store_ok;
     int bad = build_info(out);
     bad |= gauge(out, "cpns_instance_active",
-                 "1 when this instance serves GWs (the only one, or the lease holder with "
-                 "PostgreSQL); 0 for a standby.",
+                 "1 when this instance serves GWs (the only one, the lease holder with "
+                 "PostgreSQL, or any instance in cluster mode); 0 for a standby.",
                  d->active);
-    if (d->opt.pg)
+    if (d->opt.cluster) {
+        bad |= gauge(out, "cpns_owned_gws",
+                     "Cluster mode: GWs whose session this instance holds (registered here at "
+                     "the newest epoch).",
+                     st.gws_connected);
+        bad |= gauge(out, "cpns_owned_open_members",
+                     "Cluster mode: open deliveries (pending or sent) this instance carries: "
+                     "their PNE is reachable through one of its GWs.",
+                     st.owned_open_members);
+        bad |= counter(out, "cpns_fenced_writes_total",
+                       "Cluster mode: member writes the database refused because another "
+                       "instance owns the row now (its GW or PNE registered there); each "
+                       "evicts that delivery from this instance.",
+                       st.fenced_writes);
+        bad |= counter(out, "cpns_cluster_refreshes_total",
+                       "Cluster mode: SGs and PNEs reloaded from the database after another "
+                       "instance changed them (or before an admin call here).",
+                       st.refreshes);
+        int64_t age = srvd_now() - d->heartbeat_ok_ms;
+        bad |= gauge(out, "cpns_instance_heartbeat_age_seconds",
+                     "Cluster mode: seconds since this instance last renewed its instance row "
+                     "(renewed every 5 s; at 10 s it stops, exit 3).",
+                     (uint64_t)(age > 0 ? age / 1000 : 0));
+    }
+    if (d->opt.pg && !d->opt.cluster)
         bad |= gauge(out, "cpns_lease_epoch",
                      "The epoch of the active lease as this instance last saw it (bumped each "
                      "time the lease changes hands).",

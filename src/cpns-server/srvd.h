@@ -49,6 +49,7 @@ typedef struct srvd_options {
     bool pg;                    /* --db is a PostgreSQL URI (ha.c) */
     const char *instance_id;    /* --instance-id (PostgreSQL only) */
     int64_t lease_ttl_ms;       /* --lease-ttl */
+    bool cluster;               /* --cluster: every instance active (cluster.c) */
 } srvd_options;
 
 /*
@@ -111,6 +112,13 @@ typedef struct srvd {
     char active_admin[256];
     int exit_status;          /* set when the daemon stops itself (lost lease: 3) */
     struct event *admin_shed; /* closes connections at accept while admin_max are open */
+    /* cluster.c: --cluster */
+    struct event *heartbeat_timer; /* renews the instance row */
+    struct event *sweep_timer;     /* sweeps the change feed */
+    struct event *changes_ev;      /* the store's notification connection is readable */
+    int changes_fd;
+    int64_t heartbeat_ok_ms; /* the instance row was last renewed */
+    bool changes_failing;    /* the change feed failed last time (logged once) */
     struct bufferevent **admin_new;
     size_t admin_new_len, admin_new_cap;
 } srvd;
@@ -159,6 +167,16 @@ void srvd_ha_commit(srvd *d);
 void srvd_ha_forward(srvd *d, struct evhttp_request *req);
 /* The lease's state for /healthz and /metrics. */
 const char *srvd_ha_role(const srvd *d);
+
+/* cluster.c: --cluster. Renews the instance row, loads, serves. 0 or an exit status. */
+int srvd_cluster_start(srvd *d);
+/* Clean shutdown: the instance row expires at once. */
+void srvd_cluster_stop(srvd *d);
+/*
+ * Admin calls in cluster mode: reloads an SG or a PNE from the database
+ * before the call reads or changes it (no-op otherwise).
+ */
+void srvd_cluster_refresh(srvd *d, const char *kind, const char *key);
 
 /* The store's last error for logs and answers (never a key). */
 const char *srvd_store_error(const srvd *d, int rv);

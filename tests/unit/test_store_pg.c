@@ -61,7 +61,7 @@ static int teardown(void **state)
 
 static cpns_store *open_as(const fx *f, const char *instance_id)
 {
-    cpns_store_pg_config cfg = {f->uri, f->master_key, instance_id};
+    cpns_store_pg_config cfg = {f->uri, f->master_key, instance_id, 0};
     cpns_store *st = NULL;
     char err[512];
     int rv = cpns_store_pg_open(&st, &cfg, err, sizeof err);
@@ -402,7 +402,7 @@ static void test_wrong_master_key_refused(void **state)
     uint8_t other[CPNS_KEY_LEN];
     memcpy(other, f->master_key, sizeof other);
     other[0] ^= 1;
-    cpns_store_pg_config cfg = {f->uri, other, NULL};
+    cpns_store_pg_config cfg = {f->uri, other, NULL, 0};
     char err[512];
     st = (cpns_store *)1;
     assert_int_equal(cpns_store_pg_open(&st, &cfg, err, sizeof err), CPNS_ERR_STORE);
@@ -419,7 +419,7 @@ static void test_open_refusals(void **state)
     char err[512];
     cpns_store *st = NULL;
     cpns_store_pg_config cfg = {"postgresql:///nosuch?host=/nonexistent&port=1", f->master_key,
-                                NULL};
+                                NULL, 0};
     assert_int_equal(cpns_store_pg_open(&st, &cfg, err, sizeof err), CPNS_ERR_STORE);
     assert_non_null(strstr(err, "cannot connect to PostgreSQL"));
     cfg.conninfo = f->uri;
@@ -441,7 +441,7 @@ static void test_migration_from_v1_and_newer_refused(void **state)
 {
     fx *f = *state;
     assert_true(cpns_store_pg_schema_version() >= 2);
-    cpns_store_pg_config cfg = {f->uri, f->master_key, NULL};
+    cpns_store_pg_config cfg = {f->uri, f->master_key, NULL, 0};
     cpns_store *st = NULL;
     char err[512];
     assert_int_equal(cpns_store_pg_open_version(&st, &cfg, 1, err, sizeof err), 0);

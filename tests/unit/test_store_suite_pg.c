@@ -53,7 +53,7 @@ static void pg_teardown(void *ctx)
 static int pg_open(void *ctx, cpns_store **out)
 {
     const pg_ctx *c = ctx;
-    cpns_store_pg_config cfg = {c->uri, c->master_key, NULL};
+    cpns_store_pg_config cfg = {c->uri, c->master_key, NULL, 0};
     char err[512];
     int rv = cpns_store_pg_open(out, &cfg, err, sizeof err);
     if (rv)

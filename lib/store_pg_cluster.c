@@ -1,0 +1,453 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Cluster mode of the PostgreSQL store (store.h: the shared-mode ops and
+ * cpns_store_pg_heartbeat/changes): every instance active on one database.
+ *
+ * These run on a second connection, `ctl`, in blocking use, so that they
+ * never wait behind (or disturb) a group commit in the pipeline of the
+ * first. It also LISTENs on cpns_work (admin changes, sent inside the admin
+ * transaction by the batch's change rows) and cpns_gw (a GW registered on
+ * some instance); after any reconnect it LISTENs again and the next sweep
+ * reads the change feed from the last row it saw, so a notification lost
+ * with a connection costs one sweep interval, never a change.
+ *
+ * The fencing token of a member row is (owner_gw, owner_epoch): the GW
+ * session that owns its delivery. claim_gw bumps the GW's epoch and adopts
+ * its open rows; claim_pne moves a PNE's rows to the GW it registered
+ * through; progress writes (store_pg_batch.c) only pass while the token is a
+ * current session of this instance.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_pg_internal.h"
+
+/* The columns of load()'s member query, for RETURNING and the scopes. */
+#define MEMBER_COLS                                                                                \
+    "m.sgid, m.pneid, m.key_version, m.state, m.ret, m.fail_reason, m.attempts, m.malformed,"      \
+    " m.pnid"
+
+static cpns_store_pg *pg_of(cpns_store *st)
+{
+    return (cpns_store_pg *)st;
+}
+
+static void ignore_notice(void *arg, const char *message)
+{
+    (void)arg, (void)message;
+}
+
+static int ctl_fail(cpns_store_pg *s, const PGresult *r, const char *what)
+{
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    const char *msg = r ? PQresultErrorMessage(r) : NULL;
+    if (!msg || !msg[0])
+        msg = s->ctl ? PQerrorMessage(s->ctl) : "no connection";
+    pg_set_err(s, "%s: %s%s%s%s", what, msg, state ? " (SQLSTATE " : "", state ? state : "",
+               state ? ")" : "");
+    for (char *p = s->errmsg; *p; p++)
+        if (*p == '\n')
+            *p = ' ';
+    if (!s->ctl || PQstatus(s->ctl) != CONNECTION_OK)
+        s->ctl_broken = 1;
+    return CPNS_ERR_STORE;
+}
+
+static int ctl_exec(cpns_store_pg *s, const char *sql, int n, const char *const *params,
+                    const char *what)
+{
+    PGresult *r = PQexecParams(s->ctl, sql, n, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(r);
+    int rv = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? 0 : ctl_fail(s, r, what);
+    PQclear(r);
+    return rv;
+}
+
+static void ctl_rollback(cpns_store_pg *s)
+{
+    if (s->ctl && PQtransactionStatus(s->ctl) != PQTRANS_IDLE) {
+        PGresult *r = PQexec(s->ctl, "ROLLBACK");
+        PQclear(r);
+    }
+}
+
+/* The second connection, (re)connected and LISTENing: 0 or CPNS_ERR_STORE. */
+static int ctl_ensure(cpns_store_pg *s)
+{
+    if (s->ctl && !s->ctl_broken && PQstatus(s->ctl) == CONNECTION_OK)
+        return 0;
+    if (s->ctl)
+        PQfinish(s->ctl);
+    s->ctl = PQconnectdb(s->conninfo);
+    if (!s->ctl || PQstatus(s->ctl) != CONNECTION_OK) {
+        ctl_fail(s, NULL, "cannot connect to PostgreSQL");
+        return CPNS_ERR_STORE;
+    }
+    PQsetNoticeProcessor(s->ctl, ignore_notice, NULL);
+    s->ctl_broken = 0;
+    int rv = ctl_exec(s, "LISTEN cpns_work", 0, NULL, "cannot LISTEN");
+    if (rv == 0)
+        rv = ctl_exec(s, "LISTEN cpns_gw", 0, NULL, "cannot LISTEN");
+    if (rv)
+        s->ctl_broken = 1;
+    s->change_wanted = 1; /* whatever was notified while it was down */
+    return rv;
+}
+
+void pg_cluster_close(cpns_store_pg *s)
+{
+    if (s->ctl)
+        PQfinish(s->ctl);
+    s->ctl = NULL;
+    pg_fenced_free(&s->fenced_inflight);
+    pg_fenced_free(&s->fenced);
+}
+
+/* --- fenced rows --- */
+
+void pg_fenced_free(pg_fenced **list)
+{
+    while (*list) {
+        pg_fenced *f = *list;
+        *list = f->next;
+        cpns_free(f);
+    }
+}
+
+void pg_fenced_collect(cpns_store_pg *s, const PGresult *r)
+{
+    for (int i = 0; i < PQntuples(r); i++) {
+        const char *sgid = PQgetvalue(r, i, 0), *pneid = PQgetvalue(r, i, 1);
+        if (strlen(sgid) > CPNS_ID_MAX || strlen(pneid) > CPNS_ID_MAX)
+            continue;
+        pg_fenced *f = cpns_calloc(1, sizeof *f);
+        if (!f)
+            return; /* unreported: the member is sent again and fenced again */
+        strcpy(f->SGID, sgid);
+        strcpy(f->PNEID, pneid);
+        f->next = s->fenced_inflight;
+        s->fenced_inflight = f;
+    }
+}
+
+int pg_take_fenced(cpns_store *st, void (*fn)(void *arg, const char *SGID, const char *PNEID),
+                   void *arg)
+{
+    cpns_store_pg *s = pg_of(st);
+    int n = 0;
+    while (s->fenced) {
+        pg_fenced *f = s->fenced;
+        s->fenced = f->next;
+        if (fn)
+            fn(arg, f->SGID, f->PNEID);
+        cpns_free(f);
+        n++;
+    }
+    return n;
+}
+
+/* --- claims --- */
+
+static int begin(cpns_store_pg *s)
+{
+    int rv = ctl_ensure(s);
+    if (rv == 0)
+        rv = ctl_exec(s, "BEGIN", 0, NULL, "cannot begin");
+    return rv;
+}
+
+static int commit(cpns_store_pg *s, int rv)
+{
+    if (rv == 0)
+        rv = ctl_exec(s, "COMMIT", 0, NULL, "cannot commit");
+    if (rv)
+        ctl_rollback(s);
+    return rv;
+}
+
+static const char sql_session[] =
+    "INSERT INTO gw_session AS o (pngwid, instance_id, epoch, pnid) VALUES ($1, $2, 1, $3)"
+    " ON CONFLICT (pngwid) DO UPDATE SET instance_id = excluded.instance_id,"
+    " epoch = o.epoch + 1, pnid = excluded.pnid, since = now() RETURNING epoch";
+/*
+ * The GW's open rows: owned by it, or of a PNE whose last registration was
+ * through it (a row stamped before that registration committed). Open: not
+ * delivered at the SG's current version, failed included (the catch-up
+ * decides about those). A request out through the old connection is lost:
+ * sent becomes pending, as after a restart.
+ */
+static const char sql_adopt[] =
+    "UPDATE member m SET owner_gw = $1, owner_epoch = $2::bigint,"
+    " state = CASE WHEN m.state = 1 THEN 0 ELSE m.state END FROM sg"
+    " WHERE sg.sgid = m.sgid AND (m.state <> 2 OR m.key_version < sg.key_version)"
+    " AND (m.owner_gw = $1 OR m.pneid IN"
+    " (SELECT pneid FROM pne WHERE pngwid = $1 AND registered)) RETURNING " MEMBER_COLS;
+static const char sql_routed[] =
+    "SELECT pneid, euk, registered, pngwid, pnid FROM pne WHERE pngwid = $1 AND registered"
+    " ORDER BY pneid";
+static const char sql_gw_notify[] = "SELECT pg_notify('cpns_gw', $1 || ' ' || $2 || ' ' || $3)";
+
+int pg_claim_gw(cpns_store *st, const char *PNGWID, const char *PNID, const cpns_store_loader *l,
+                void *arg, int64_t *epoch)
+{
+    cpns_store_pg *s = pg_of(st);
+    if (!PNGWID || !PNID || !l || !l->member || !epoch)
+        return CPNS_ERR_INVALID_ARG;
+    int rv = begin(s);
+    char ep[24] = "";
+    if (rv == 0) {
+        const char *p[3] = {PNGWID, s->instance_id, PNID};
+        PGresult *r = PQexecParams(s->ctl, sql_session, 3, NULL, p, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+            rv = ctl_fail(s, r, "claim_gw");
+        else
+            snprintf(ep, sizeof ep, "%s", PQgetvalue(r, 0, 0));
+        PQclear(r);
+    }
+    if (rv == 0 && l->pne) {
+        /* The PNEs routed through it, as registered on whatever instance held it. */
+        const char *p[1] = {PNGWID};
+        rv = pg_load_rows(s, s->ctl, PG_T_PNE, sql_routed, 1, p, l, arg, NULL);
+    }
+    if (rv == 0) {
+        const char *p[2] = {PNGWID, ep};
+        rv = pg_load_rows(s, s->ctl, PG_T_MEMBER, sql_adopt, 2, p, l, arg, NULL);
+        if (rv == CPNS_ERR_STORE && PQstatus(s->ctl) != CONNECTION_OK)
+            s->ctl_broken = 1;
+    }
+    if (rv == 0) {
+        const char *p[3] = {PNGWID, ep, s->instance_id};
+        rv = ctl_exec(s, sql_gw_notify, 3, p, "claim_gw");
+    }
+    rv = commit(s, rv);
+    if (rv == 0)
+        *epoch = strtoll(ep, NULL, 10);
+    return rv;
+}
+
+static const char sql_nonce[] =
+    "INSERT INTO nonce (pneid, nonce, seen_ms) VALUES ($1, decode($2, 'hex'), $3::bigint)"
+    " ON CONFLICT (pneid, nonce) DO NOTHING RETURNING 1";
+static const char sql_route[] =
+    "UPDATE pne SET registered = true, pngwid = $2, pnid = $3 WHERE pneid = $1";
+/* Every row of the PNE goes with it (catch-up, PROTOCOL.md 5.3: the engine decides what to resend).
+ */
+static const char sql_take_pne[] =
+    "UPDATE member m SET owner_gw = $2, owner_epoch ="
+    " (SELECT epoch FROM gw_session WHERE pngwid = $2 AND instance_id = $3),"
+    " state = CASE WHEN m.state = 1 THEN 0 ELSE m.state END"
+    " WHERE m.pneid = $1 RETURNING " MEMBER_COLS;
+
+int pg_claim_pne(cpns_store *st, const cpns_store_nonce *n, const char *PNGWID, const char *PNID,
+                 const cpns_store_loader *l, void *arg)
+{
+    cpns_store_pg *s = pg_of(st);
+    if (!n || !PNGWID || !PNID || !l || !l->member)
+        return CPNS_ERR_INVALID_ARG;
+    char hex[2 * CPNS_NONCE_LEN + 1], seen[24];
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < CPNS_NONCE_LEN; i++) {
+        hex[2 * i] = digits[n->Nonce[i] >> 4];
+        hex[2 * i + 1] = digits[n->Nonce[i] & 15];
+    }
+    hex[2 * CPNS_NONCE_LEN] = '\0';
+    snprintf(seen, sizeof seen, "%lld", (long long)n->seen_ms);
+    int rv = begin(s);
+    if (rv == 0) {
+        const char *p[3] = {n->PNEID, hex, seen};
+        PGresult *r = PQexecParams(s->ctl, sql_nonce, 3, NULL, p, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK)
+            rv = ctl_fail(s, r, "claim_pne");
+        else if (PQntuples(r) == 0)
+            rv = CPNS_ERR_EXISTS; /* seen before, through any instance */
+        PQclear(r);
+    }
+    if (rv == 0) {
+        const char *p[3] = {n->PNEID, PNGWID, PNID};
+        rv = ctl_exec(s, sql_route, 3, p, "claim_pne");
+    }
+    if (rv == 0) {
+        const char *p[3] = {n->PNEID, PNGWID, s->instance_id};
+        rv = pg_load_rows(s, s->ctl, PG_T_MEMBER, sql_take_pne, 3, p, l, arg, NULL);
+        if (rv == CPNS_ERR_STORE && PQstatus(s->ctl) != CONNECTION_OK)
+            s->ctl_broken = 1;
+    }
+    return commit(s, rv);
+}
+
+/* --- scopes --- */
+
+static const char sql_scope_sg[] =
+    "SELECT s.sgid, s.key_version, k.gk FROM sg s LEFT JOIN sg_key k"
+    " ON k.sgid = s.sgid AND k.key_version = s.key_version WHERE s.sgid = $1";
+static const char sql_scope_sg_members[] =
+    "SELECT " MEMBER_COLS " FROM member m WHERE m.sgid = $1 ORDER BY m.pneid";
+static const char sql_scope_pne[] =
+    "SELECT pneid, euk, registered, pngwid, pnid FROM pne WHERE pneid = $1";
+static const char sql_scope_pne_members[] =
+    "SELECT " MEMBER_COLS " FROM member m WHERE m.pneid = $1 ORDER BY m.sgid";
+
+int pg_load_scope(cpns_store *st, const char *SGID, const char *PNEID, const cpns_store_loader *l,
+                  void *arg)
+{
+    cpns_store_pg *s = pg_of(st);
+    if ((!SGID) == (!PNEID) || !l || !l->member || (SGID && !l->sg) || (PNEID && !l->pne))
+        return CPNS_ERR_INVALID_ARG;
+    int rv = ctl_ensure(s);
+    if (rv == 0)
+        rv = ctl_exec(s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL,
+                      "load_scope: cannot begin");
+    const char *p[1] = {SGID ? SGID : PNEID};
+    size_t rows = 0;
+    if (rv == 0)
+        rv = pg_load_rows(s, s->ctl, SGID ? PG_T_SG : PG_T_PNE, SGID ? sql_scope_sg : sql_scope_pne,
+                          1, p, l, arg, &rows);
+    if (rv == 0 && rows == 0)
+        rv = CPNS_ERR_NOT_FOUND;
+    if (rv == 0)
+        rv = pg_load_rows(s, s->ctl, PG_T_MEMBER,
+                          SGID ? sql_scope_sg_members : sql_scope_pne_members, 1, p, l, arg, NULL);
+    if (s->ctl && PQstatus(s->ctl) != CONNECTION_OK)
+        s->ctl_broken = 1;
+    ctl_rollback(s); /* read only */
+    return rv;
+}
+
+/* --- the instance row, the change feed --- */
+
+static const char sql_heartbeat[] =
+    "INSERT INTO instance AS i (instance_id, admin_addr, gw_addr, lease_expires, session)"
+    " VALUES ($1, $2, $3, clock_timestamp() + $4::bigint * interval '1 millisecond', $5)"
+    " ON CONFLICT (instance_id) DO UPDATE SET admin_addr = excluded.admin_addr,"
+    " gw_addr = excluded.gw_addr, lease_expires = excluded.lease_expires,"
+    " session = excluded.session"
+    " WHERE i.session = excluded.session OR i.lease_expires <= clock_timestamp() RETURNING 1";
+
+int cpns_store_pg_heartbeat(cpns_store *st, int ttl_ms, const char *admin_addr, const char *gw_addr,
+                            int *held)
+{
+    if (!pg_is_store(st) || !pg_of(st)->cluster || ttl_ms < 1 || !held)
+        return CPNS_ERR_INVALID_ARG;
+    cpns_store_pg *s = pg_of(st);
+    int rv = ctl_ensure(s);
+    if (rv)
+        return rv;
+    char ttl[16];
+    snprintf(ttl, sizeof ttl, "%d", ttl_ms);
+    const char *p[5] = {s->instance_id, admin_addr ? admin_addr : "", gw_addr ? gw_addr : "", ttl,
+                        s->session};
+    PGresult *r = PQexecParams(s->ctl, sql_heartbeat, 5, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        rv = ctl_fail(s, r, "heartbeat");
+    else
+        *held = PQntuples(r) == 1;
+    PQclear(r);
+    return rv;
+}
+
+int cpns_store_pg_release(cpns_store *st)
+{
+    if (!pg_is_store(st) || !pg_of(st)->cluster)
+        return CPNS_ERR_INVALID_ARG;
+    cpns_store_pg *s = pg_of(st);
+    int rv = ctl_ensure(s);
+    const char *p[2] = {s->instance_id, s->session};
+    if (rv == 0)
+        rv = ctl_exec(s,
+                      "UPDATE instance SET lease_expires = clock_timestamp()"
+                      " WHERE instance_id = $1 AND session = $2",
+                      2, p, "release");
+    return rv;
+}
+
+int cpns_store_pg_changes_fd(const cpns_store *st)
+{
+    if (!pg_is_store(st))
+        return -1;
+    const cpns_store_pg *s = (const cpns_store_pg *)st;
+    return s->ctl && !s->ctl_broken && PQstatus(s->ctl) == CONNECTION_OK ? PQsocket(s->ctl) : -1;
+}
+
+int cpns_store_pg_changes_start(cpns_store *st)
+{
+    if (!pg_is_store(st) || !pg_of(st)->cluster)
+        return CPNS_ERR_INVALID_ARG;
+    cpns_store_pg *s = pg_of(st);
+    int rv = ctl_ensure(s);
+    if (rv)
+        return rv;
+    PGresult *r = PQexec(s->ctl, "SELECT coalesce(max(seq), 0) FROM change");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+        rv = ctl_fail(s, r, "changes");
+    else
+        s->change_seq = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    s->change_wanted = 0;
+    return rv;
+}
+
+static int sweep(cpns_store_pg *s, int (*fn)(void *, const char *, const char *), void *arg,
+                 size_t *n)
+{
+    char last[24];
+    snprintf(last, sizeof last, "%lld", (long long)s->change_seq);
+    const char *p[1] = {last};
+    PGresult *r = PQexecParams(s->ctl,
+                               "SELECT seq, kind, key, instance_id FROM change WHERE seq > $1"
+                               " ORDER BY seq",
+                               1, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        int rv = ctl_fail(s, r, "changes");
+        PQclear(r);
+        return rv;
+    }
+    s->change_wanted = 0;
+    int rv = 0;
+    for (int i = 0; i < PQntuples(r); i++) {
+        int64_t seq = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+        const char *kind = PQgetvalue(r, i, 1), *key = PQgetvalue(r, i, 2);
+        if (strcmp(PQgetvalue(r, i, 3), s->instance_id) != 0 && fn) {
+            rv = fn(arg, kind, key);
+            if (rv) {
+                s->change_wanted = 1; /* the rest at the next call */
+                break;
+            }
+            ++*n;
+        }
+        s->change_seq = seq;
+    }
+    PQclear(r);
+    return rv;
+}
+
+int cpns_store_pg_changes(cpns_store *st, int force_sweep,
+                          int (*fn)(void *arg, const char *kind, const char *key), void *arg,
+                          size_t *n)
+{
+    if (!pg_is_store(st) || !pg_of(st)->cluster)
+        return CPNS_ERR_INVALID_ARG;
+    cpns_store_pg *s = pg_of(st);
+    size_t dummy;
+    if (!n)
+        n = &dummy;
+    *n = 0;
+    int rv = ctl_ensure(s);
+    if (rv)
+        return rv;
+    if (!PQconsumeInput(s->ctl))
+        return ctl_fail(s, NULL, "changes");
+    PGnotify *nt;
+    while ((nt = PQnotifies(s->ctl)) != NULL) {
+        if (strcmp(nt->relname, "cpns_gw") == 0) {
+            if (fn && fn(arg, "gw", nt->extra) == 0)
+                ++*n;
+        } else if (strcmp(nt->extra, s->instance_id) != 0) {
+            s->change_wanted = 1;
+        }
+        PQfreemem(nt);
+    }
+    if (force_sweep || s->change_wanted)
+        rv = sweep(s, fn, arg, n);
+    return rv;
+}
