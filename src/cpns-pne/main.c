@@ -23,6 +23,7 @@
 #include "backoff.h"
 #include "cli.h"
 #include "net.h"
+#include "notify.h"
 
 #define RETRY_MIN_MS 500
 #define RETRY_MAX_MS 30000
@@ -420,7 +421,9 @@ static int run_daemon(const pne_options *opt)
     if (status == 0) {
         log_info("cpns-pne %s: key store %s, GW %s", CPNS_LIB_VERSION, opt->store, opt->gw);
         gw_connect(&d);
+        notify_ready("cpns-pne");
         event_base_dispatch(d.base);
+        notify_stopping();
         log_info("stopped");
     }
     daemon_free(&d);

@@ -29,6 +29,7 @@
 
 #include "backoff.h"
 #include "daemon.h"
+#include "notify.h"
 #include "srvd.h"
 
 #define DEFAULT_LISTEN "127.0.0.1:7460"
@@ -1243,7 +1244,9 @@ int main(int argc, char **argv)
                  d.token ? " (bearer token)" : "", d.opt.pg ? "PostgreSQL" : d.opt.db);
         /* Deliveries loaded as pending wait for their GWs; expired timers run now. */
         srvd_turn(&d);
+        notify_ready("cpns-server");
         event_base_dispatch(d.base);
+        notify_stopping();
         log_info("stopped");
         status = d.exit_status;
     }
