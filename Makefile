@@ -14,13 +14,16 @@
 #   make test-repeat-sanitize  the same with ASan + UBSan
 #   make test-cluster   the cluster tests (ctest -L cluster) N times, one seed each (issue #12: N=20)
 #   make install  programs, libcpns, headers and cpns.pc under PREFIX
+#   make deb      the Debian packages (dpkg-buildpackage) into DEB_DIR (default build-deb/)
+#   make test-deb installs them on this machine (root), runs the demo against /usr/bin,
+#                 builds a program with pkg-config, runs lintian, then purges them
 BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 PREFIX ?= /usr/local
 
 .PHONY: all deps configure test demo demo-pkcs11 demo-ha demo-cluster demo-inprocess clean format fuzz bench \
-	bench-smoke install test-sanitize test-valgrind test-repeat test-repeat-sanitize test-cluster
+	bench-smoke install test-sanitize test-valgrind test-repeat test-repeat-sanitize test-cluster deb test-deb
 
 all: configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -110,8 +113,30 @@ bench: all
 bench-smoke: all
 	bench/run.sh $(BUILD)/bin smoke
 
+# Debian packages (debian/, docs/OPERATIONS.md). The tests do not run again
+# inside the package build (nocheck: `make test` runs them); DEB_CHECK=1 runs
+# them there too. dpkg-buildpackage writes into the parent directory: the
+# files it made (debian/files) are moved to DEB_DIR.
+DEB_DIR ?= build-deb
+DEB_CHECK ?= 0
+DEB_NOCHECK = $(if $(filter 1,$(DEB_CHECK)),,nocheck)
+deb:
+	@scripts/install-deps.sh --check --deb 2>/dev/null || scripts/install-deps.sh --deb
+	DEB_BUILD_OPTIONS="$(strip $(DEB_NOCHECK) $(DEB_BUILD_OPTIONS))" \
+		DEB_BUILD_PROFILES="$(strip $(DEB_NOCHECK) $(DEB_BUILD_PROFILES))" \
+		dpkg-buildpackage -us -uc -b -j$(JOBS)
+	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)
+	for f in $$(awk '{print $$1}' debian/files); do \
+		mv ../$$f $(DEB_DIR)/; done
+	mv ../cpns_*.changes $(DEB_DIR)/
+	debian/rules clean >/dev/null
+	@ls $(DEB_DIR)
+
+test-deb:
+	tests/packaging/test-deb.sh $(DEB_DIR)
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(DEB_DIR)

@@ -26,15 +26,38 @@ static struct {
     const char *entity;
     char id[CPNS_ID_MAX + 1];
     cpns_log_level level;
-} logcfg = {"cpns", "", CPNS_LOG_INFO};
+    bool journal; /* stderr is journald's stream: syslog prefixes, no timestamp */
+} logcfg = {"cpns", "", CPNS_LOG_INFO, false};
 
 static const char *const level_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
+
+/* The syslog priorities of ERROR, WARN, INFO, DEBUG: LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG. */
+static const int level_priorities[] = {3, 4, 6, 7};
+
+bool log_stderr_is_journal(void)
+{
+    /*
+     * systemd sets JOURNAL_STREAM to "DEV:INO" of the stream it connects to
+     * stderr (systemd.exec(5)); a child that inherited the variable but has
+     * another stderr (a pipe, a file) must keep the plain format.
+     */
+    const char *e = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    char end;
+    if (!e || sscanf(e, "%llu:%llu%c", &dev, &ino, &end) != 2)
+        return false;
+    struct stat st;
+    if (fstat(STDERR_FILENO, &st) != 0)
+        return false;
+    return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
 
 void log_setup(const char *entity, const char *id, cpns_log_level level)
 {
     logcfg.entity = entity;
     snprintf(logcfg.id, sizeof logcfg.id, "%s", id ? id : "");
     logcfg.level = level;
+    logcfg.journal = log_stderr_is_journal();
 }
 
 void log_set_level(cpns_log_level level)
@@ -64,12 +87,6 @@ static void emit(cpns_log_level level, const char *entity, const char *id, const
 {
     if (level > logcfg.level)
         return;
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    struct tm tm;
-    gmtime_r(&tv.tv_sec, &tm);
-    char ts[32];
-    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
     char ctx[256] = "";
     size_t n = 0;
     if (SGID)
@@ -78,9 +95,21 @@ static void emit(cpns_log_level level, const char *entity, const char *id, const
         n += (size_t)snprintf(ctx + n, sizeof ctx - n, " PNEID=%s", PNEID);
     if (TransactionID && n < sizeof ctx)
         snprintf(ctx + n, sizeof ctx - n, " TID=%llu", (unsigned long long)TransactionID);
-    fprintf(stderr, "%s.%03ldZ %-5s %s%s%s%s%s: %s\n", ts, (long)(tv.tv_usec / 1000),
-            level_names[level], entity, id && *id ? "[" : "", id ? id : "", id && *id ? "]" : "",
-            ctx, text);
+    /* journald: "<N>" gives the line its priority; the journal has its own timestamps */
+    char head[64];
+    if (logcfg.journal) {
+        snprintf(head, sizeof head, "<%d>", level_priorities[level]);
+    } else {
+        struct timeval tv;
+        gettimeofday(&tv, NULL);
+        struct tm tm;
+        gmtime_r(&tv.tv_sec, &tm);
+        char ts[32];
+        strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(head, sizeof head, "%s.%03dZ ", ts, (int)(tv.tv_usec / 1000));
+    }
+    fprintf(stderr, "%s%-5s %s%s%s%s%s: %s\n", head, level_names[level], entity,
+            id && *id ? "[" : "", id ? id : "", id && *id ? "]" : "", ctx, text);
 }
 
 /* --- rate limiting of repeated lines (#10.6) --- */

@@ -17,11 +17,19 @@
 
 /* --- logging --- */
 
-/* Sets who logs ("server", "gw", "pne", "cpnsctl"), its identifier and the level. */
+/*
+ * Sets who logs ("server", "gw", "pne", "cpnsctl"), its identifier and the
+ * level. Lines go to stderr as "2026-01-02T03:04:05.678Z INFO  server: text";
+ * when stderr is journald's stream (log_stderr_is_journal), as
+ * "<6>INFO  server: text" instead: the syslog priority (<3> error, <4> warn,
+ * <6> info, <7> debug) and no timestamp (the journal keeps its own).
+ */
 void log_setup(const char *entity, const char *id, cpns_log_level level);
 /* Changes the level (SIGHUP); the current one. */
 void log_set_level(cpns_log_level level);
 cpns_log_level log_get_level(void);
+/* Whether JOURNAL_STREAM names stderr's device and inode (systemd.exec(5)). */
+bool log_stderr_is_journal(void);
 /* Parses "error", "warn", "info", "debug". 0 or -1. */
 int log_parse_level(const char *s, cpns_log_level *out);
 void log_msg(cpns_log_level level, const char *SGID, const char *PNEID, uint64_t TransactionID,

@@ -39,6 +39,7 @@
 
 #include "backoff.h"
 #include "daemon.h"
+#include "notify.h"
 #include "links.h"
 #include "metrics.h"
 #include "net.h"
@@ -860,7 +861,9 @@ int main(int argc, char **argv)
             log_info("cpns-gw %s: PNID=%s, PNEs connect to %s, server %s", CPNS_LIB_VERSION,
                      d.opt.PNID, d.opt.listen, servers);
         server_connect(&d);
+        notify_ready("cpns-gw");
         event_base_dispatch(d.base);
+        notify_stopping();
         log_info("stopped");
     }
     daemon_free(&d);

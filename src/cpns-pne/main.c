@@ -22,6 +22,7 @@
 #include "backoff.h"
 #include "cli.h"
 #include "net.h"
+#include "notify.h"
 #include "options.h"
 
 #define RETRY_MIN_MS 500
@@ -437,7 +438,9 @@ static int run_daemon(const pne_options *opt, opt_parser *parser, int argc, char
                  opt->pkcs11_module ? opt->token_label : "", opt->pkcs11_module ? "'" : "",
                  opt->gw);
         gw_connect(&d);
+        notify_ready("cpns-pne");
         event_base_dispatch(d.base);
+        notify_stopping();
         log_info("stopped");
     }
     daemon_free(&d);

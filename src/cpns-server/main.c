@@ -28,6 +28,7 @@
 
 #include "backoff.h"
 #include "daemon.h"
+#include "notify.h"
 #include "options.h"
 #include "srvd.h"
 
@@ -1185,7 +1186,9 @@ int main(int argc, char **argv)
                  d.token ? " (bearer token)" : "", d.opt.pg ? "PostgreSQL" : d.opt.db);
         /* Deliveries loaded as pending wait for their GWs; expired timers run now. */
         srvd_turn(&d);
+        notify_ready("cpns-server");
         event_base_dispatch(d.base);
+        notify_stopping();
         log_info("stopped");
         status = d.exit_status;
     }
