@@ -82,7 +82,8 @@ typedef struct takeover {
     uint32_t kill_n, at_kill, at_post;
     int64_t t_post_us; /* when the POST's answer was seen (0: not before the kill) */
     int64_t kill_pid;
-    bool on; /* the kill is under way: a closed connection moves to the next server */
+    bool on;      /* the kill is under way: a closed connection moves to the next server */
+    bool cluster; /* every instance active: only the killed one's GWs move */
     char *servers[LG_MAX_SERVERS];
     uint32_t n_servers;
     gw_link *links;
@@ -274,7 +275,12 @@ static void takeover_registered(lg *g, lg_gw *gw)
     int64_t now = lg_now_us();
     if (!T.t_first_open_us)
         T.t_first_open_us = now;
-    if (++T.registered_after == g->n_gws)
+    /*
+     * Active/standby: every GW moves. Cluster: only the killed instance's GWs
+     * do, so "all back" is the last of them (none of the others ever lost its
+     * connection).
+     */
+    if (++T.registered_after == g->n_gws || T.cluster)
         T.t_all_registered_us = now;
     for (uint32_t i = gw->idx; i < g->n_pnes; i += g->n_gws) {
         char PNEID[CPNS_ID_MAX + 1];
@@ -660,6 +666,7 @@ static int takeover_run(lg *g, const e2e_opts *o, uint32_t members)
     T.post = &post;
     T.kill_n = kill_n;
     T.kill_pid = o->kill_pid;
+    T.cluster = o->cluster;
     T.armed = true;
     g->t0_us = lg_now_us();
     int rv = lg_http_start(g, "POST", "/v1/service-groups", body, body_len, &post);
