@@ -4,7 +4,7 @@
  * with --metrics run a delivery to one PNE; then every metric each daemon
  * prints (its "# TYPE" lines) must be a row of docs/METRICS.md, in the
  * daemon's section or in "Both daemons", with the same type, and every row
- * must be printed by its daemon (rows marked "Only with `--pg`" excepted: no
+ * must be printed by its daemon (rows marked "Only with PostgreSQL" excepted: no
  * PostgreSQL here). The GW's counters are checked against what happened:
  * one PNE attached, its registration and delivery forwarded each way, the
  * uplink up to the one server listed, cpns_build_info with the versions.
@@ -145,7 +145,7 @@ static void compare(const char *daemon, const metric_set *printed, const metric_
                      printed->m[i].type, d->type);
     }
     for (size_t i = 0; i < doc->n; i++)
-        if (!find(printed, doc->m[i].name) && !row_has(&doc->m[i], "Only with `--pg`"))
+        if (!find(printed, doc->m[i].name) && !row_has(&doc->m[i], "Only with PostgreSQL"))
             fail_msg("docs/METRICS.md lists %s for %s, which does not print it", doc->m[i].name,
                      daemon);
 }
