@@ -12,7 +12,8 @@
  *
  * When it resumes, what it writes about those members carries the old epoch:
  * PostgreSQL must refuse every such write (cpns_fenced_writes_total counts
- * them) and nothing it does may undo what the others committed: cw_check's
+ * them; it may also drop them unread, see resumed_fenced) and nothing it
+ * does may undo what the others committed: cw_check's
  * invariants hold, on its own SG view too if it still serves. The seed picks
  * the instance that creates the SG, the one paused and when.
  * Prints CLUSTER {"scenario":"sigstop",...} with the fenced writes counted.
@@ -80,8 +81,17 @@ typedef struct resumed_arg {
 } resumed_arg;
 
 /*
- * The resumed instance counted a fenced write, or has exited on its own
- * (self-fencing is allowed: its lease may have run out while paused).
+ * The resumed instance has settled: it counted a fenced write, or has exited
+ * on its own (self-fencing is allowed: its lease may have run out while
+ * paused), or it has let go of everything it lost (no GW and no open member
+ * left: it processed the closed GW connections and the cpns_gw notices).
+ * Which of these comes first depends on the order in which its event loop
+ * sees the readable sockets after SIGCONT: the delivery answers queued in a
+ * closed GW connection are read (then written with the old epoch and fenced)
+ * or dropped with it when the notice is handled first. Both are correct;
+ * what may never happen is a stale write that lands, which cw_check's
+ * invariants catch. That a write with an old epoch is refused is proven
+ * deterministically by test_store_pg_cluster.
  */
 static bool resumed_fenced(cw_world *w, void *arg)
 {
@@ -92,7 +102,10 @@ static bool resumed_fenced(cw_world *w, void *arg)
         return true;
     }
     a->fenced = cw_metric(w, a->x, FENCED);
-    return a->fenced > a->fenced0;
+    if (a->fenced > a->fenced0)
+        return true;
+    return cw_metric(w, a->x, "cpns_owned_gws") == 0 &&
+           cw_metric(w, a->x, "cpns_owned_open_members") == 0;
 }
 
 static void test_cluster_sigstop(void **state)
@@ -148,7 +161,7 @@ static void test_cluster_sigstop(void **state)
     h_note(h, "SIGCONT %s", w.inst[x].id);
     resumed_arg r = {.x = x, .fenced0 = fenced0};
     cw_wait(&w, resumed_fenced, &r, CW_COMPLETE_MS,
-            h_fmt(h, "%s counting a fenced write after SIGCONT", w.inst[x].id));
+            h_fmt(h, "%s fencing or letting go after SIGCONT", w.inst[x].id));
 
     cw_check(&w);
     if (!w.inst[x].dead)
