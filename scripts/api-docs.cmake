@@ -63,6 +63,8 @@ foreach(h ${headers})
   endif()
   file(READ ${page} html)
   file(READ ${SOURCE_DIR}/${h} src)
+  # Without the comments: they show declarations as examples (export.h).
+  string(REGEX REPLACE "/\\*([^*]|\\*+[^*/])*\\*+/" "" src "${src}")
   # Declarations span lines: the name is the first identifier followed by
   # "(" (a function) or "[" (an exported table) after the macro.
   string(REGEX MATCHALL "CPNS_API[^;(\\[]*[ *](cpns_[a-z0-9_]+) *[(\\[]" decls "${src}")
