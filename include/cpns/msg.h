@@ -218,7 +218,7 @@ CPNS_API int cpns_msg_encode(const cpns_msg *m, uint8_t *buf, size_t cap, size_t
  * @retval CPNS_ERR_MALFORMED when the document breaks a rule.
  * @retval CPNS_ERR_TOO_LARGE when len is 0 or over CPNS_FRAME_MAX.
  * @retval CPNS_ERR_NOMEM when the XML parser cannot allocate.
- * @retval CPNS_ERR_INVALID_ARG when m or data is NULL.
+ * @retval CPNS_ERR_INVALID_ARG when m is NULL, or data is NULL with a non-zero len.
  */
 CPNS_API int cpns_msg_decode(const uint8_t *data, size_t len, cpns_msg *m);
 
@@ -239,7 +239,7 @@ CPNS_API int cpns_msg_decode(const uint8_t *data, size_t len, cpns_msg *m);
  * @retval CPNS_ERR_MALFORMED when what it reads breaks a rule.
  * @retval CPNS_ERR_TOO_LARGE when len is 0 or over CPNS_FRAME_MAX.
  * @retval CPNS_ERR_NOMEM when the XML parser cannot allocate.
- * @retval CPNS_ERR_INVALID_ARG when m or data is NULL.
+ * @retval CPNS_ERR_INVALID_ARG when m is NULL, or data is NULL with a non-zero len.
  */
 CPNS_API int cpns_msg_peek(const uint8_t *data, size_t len, cpns_msg *m);
 
@@ -272,7 +272,7 @@ CPNS_API cpns_msg_decoder *cpns_msg_decoder_new(void);
  * @retval CPNS_ERR_MALFORMED when the document breaks a rule.
  * @retval CPNS_ERR_TOO_LARGE when len is 0 or over CPNS_FRAME_MAX.
  * @retval CPNS_ERR_NOMEM when the XML parser cannot allocate.
- * @retval CPNS_ERR_INVALID_ARG when d, m or data is NULL.
+ * @retval CPNS_ERR_INVALID_ARG when d or m is NULL, or data is NULL with a non-zero len.
  */
 CPNS_API int cpns_msg_decoder_decode(cpns_msg_decoder *d, const uint8_t *data, size_t len,
                                      cpns_msg *m);
@@ -288,7 +288,7 @@ CPNS_API int cpns_msg_decoder_decode(cpns_msg_decoder *d, const uint8_t *data, s
  * @retval CPNS_ERR_MALFORMED when what it reads breaks a rule.
  * @retval CPNS_ERR_TOO_LARGE when len is 0 or over CPNS_FRAME_MAX.
  * @retval CPNS_ERR_NOMEM when the XML parser cannot allocate.
- * @retval CPNS_ERR_INVALID_ARG when d, m or data is NULL.
+ * @retval CPNS_ERR_INVALID_ARG when d or m is NULL, or data is NULL with a non-zero len.
  */
 CPNS_API int cpns_msg_decoder_peek(cpns_msg_decoder *d, const uint8_t *data, size_t len,
                                    cpns_msg *m);
