@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/*
- * Which declarations of the public headers are libcpns.so's ABI.
+/**
+ * @file
+ * @brief Which declarations of the public headers are libcpns.so's ABI.
  *
  * The library is compiled with -fvisibility=hidden: a function or object is
  * exported from libcpns.so only when its declaration in include/cpns/ starts
@@ -22,6 +23,16 @@
 #ifndef CPNS_EXPORT_H
 #define CPNS_EXPORT_H
 
+/**
+ * @def CPNS_API
+ * Starts the declaration of a function or object that libcpns.so exports
+ * (default visibility), i.e. part of the ABI.
+ */
+/**
+ * @def CPNS_TESTING
+ * Starts the declaration of a test hook: visible to the project's tests
+ * through libcpns.a, hidden in libcpns.so, not part of the API.
+ */
 #if defined(__GNUC__) || defined(__clang__)
 #define CPNS_API __attribute__((visibility("default")))
 #define CPNS_TESTING __attribute__((visibility("hidden")))
