@@ -92,8 +92,7 @@ int main(int argc, char **argv)
     s.m.present |= CPNS_F_KEYVERSION | CPNS_F_GROUPKEYINFO;
     if (cpns_msg_encode(&s.m, s.buf, sizeof s.buf, &s.len) != 0)
         return 1;
-    s.decoder = cpns_msg_decoder_new();
-    if (!s.decoder)
+    if (cpns_msg_decoder_new(&s.decoder) != 0)
         return 1;
     xmlInitParser();
     rate(ours_once, &s, seconds / 10);

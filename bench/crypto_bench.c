@@ -110,8 +110,8 @@ int main(int argc, char **argv)
         s.GK[i] = (uint8_t)(0xc0 + i);
     }
     s.ctx = EVP_CIPHER_CTX_new();
-    s.gcm = cpns_gcm_new();
-    if (!s.ctx || !s.gcm || EVP_EncryptInit_ex(s.ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1)
+    if (!s.ctx || cpns_gcm_new(&s.gcm) != 0 ||
+        EVP_EncryptInit_ex(s.ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1)
         return 1;
     /* warm up every path (provider fetch, page faults) before measuring */
     double wrap, raw, oneshot, raw2;

@@ -390,12 +390,12 @@ int main(int argc, char **argv)
     if (rv == 0 && (rv = cpns_random(NULL, GK, sizeof GK)) == 0)
         rv = ks->ops->put(ks, "sg-other", 1, GK);
     cpns_wipe(GK, sizeof GK);
-    cpns_keystore_close(ks);
+    cpns_keystore_free(ks);
     if (rv == 0)
         rv = flat_keystore_open(&ks, argv[1], &se); /* what survives a restart */
     if (rv == 0) {
         rv = ks->ops->list(ks, print_keys, NULL);
-        cpns_keystore_close(ks);
+        cpns_keystore_free(ks);
     }
     cpns_wipe(&stub, sizeof stub);
     if (rv != 0) {

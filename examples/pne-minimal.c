@@ -305,8 +305,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "pne-minimal: %s\n", cpns_strerror(rv));
     else
         status = run(&a, gw);
-    cpns_frame_reader_del(a.reader);
-    cpns_pne_del(a.pne);
-    cpns_keystore_close(a.ks);
+    cpns_frame_reader_free(a.reader);
+    cpns_pne_free(a.pne);
+    cpns_keystore_free(a.ks);
     return status;
 }

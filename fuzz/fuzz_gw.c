@@ -162,6 +162,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             drain(&f, 0, now);
         }
     }
-    cpns_gw_del(f.gw);
+    cpns_gw_free(f.gw);
     return 0;
 }

@@ -122,7 +122,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t GK[CPNS_KEY_LEN];
     memset(GK, 0xa5, sizeof GK);
     FZ_CHECK(ks->ops->put(ks, SGID, KeyVersion, GK) == 0);
-    cpns_keystore_close(ks);
+    cpns_keystore_free(ks);
 
     FZ_CHECK(cpns_keystore_file_open(&ks, dir, EUK) == 0);
     FZ_CHECK(ks->ops->get(ks, SGID, &after) == 0);
@@ -130,6 +130,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
              memcmp(after.current.GK, GK, sizeof GK) == 0);
     if (had == 0 && before.current.KeyVersion != KeyVersion)
         FZ_CHECK(memcmp(&after.previous, &before.current, sizeof after.previous) == 0);
-    cpns_keystore_close(ks);
+    cpns_keystore_free(ks);
     return 0;
 }

@@ -94,7 +94,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         check_outputs(pne, ks);
     }
-    cpns_pne_del(pne);
-    cpns_keystore_close(ks);
+    cpns_pne_free(pne);
+    cpns_keystore_free(ks);
     return 0;
 }

@@ -97,7 +97,7 @@ static inline void fz_server_start(fz_server *w, fz_out_fn on_out, void *arg)
         FZ_CHECK(cpns_server_pne_add(w->s, members[i], EUK) == 0);
     }
     FZ_CHECK(cpns_server_flush(w->s) == 0);
-    cpns_server_del(w->s);
+    cpns_server_free(w->s);
     fz_server_boot(w);
     for (size_t i = 0; i < 2; i++) {
         uint8_t Nonce[CPNS_NONCE_LEN] = {(uint8_t)(i + 1)};
@@ -149,7 +149,7 @@ static inline void fz_server_step(fz_server *w, uint8_t op, const uint8_t *frame
         }
         default:
             /* a crash: what was flushed survives (every step ends with a flush) */
-            cpns_server_del(w->s);
+            cpns_server_free(w->s);
             cpns_store_mem_crash(w->st);
             fz_server_boot(w);
             break;
@@ -168,8 +168,8 @@ static inline int fz_server_op_has_frame(uint8_t op)
 
 static inline void fz_server_stop(fz_server *w)
 {
-    cpns_server_del(w->s);
-    cpns_store_close(w->st);
+    cpns_server_free(w->s);
+    cpns_store_free(w->st);
 }
 
 #endif

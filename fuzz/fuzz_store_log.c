@@ -37,7 +37,7 @@ typedef struct loaded {
 
 static void remove_dir(void)
 {
-    cpns_store_close(st);
+    cpns_store_free(st);
     sqlite3_close(raw);
     static const char *const suffixes[] = {"", "-wal", "-shm"};
     char p[128];

@@ -499,7 +499,7 @@ static void gen_keystore(void)
     FZ_CHECK(ks->ops->put(ks, FZ_SGID, 2, GK) == 0);
     FZ_CHECK(ks->ops->put(ks, "sg-0", UINT32_MAX, GK) == 0);
     ks_save(dir, "file-five-groups-with-previous", 0);
-    cpns_keystore_close(ks);
+    cpns_keystore_free(ks);
     ks_cleanup(dir);
 
     static seed s;

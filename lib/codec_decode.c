@@ -464,11 +464,12 @@ int cpns_msg_peek(const uint8_t *data, size_t len, cpns_msg *m)
     return run_once(data, len, m, 1);
 }
 
-cpns_msg_decoder *cpns_msg_decoder_new(void)
+int cpns_msg_decoder_new(cpns_msg_decoder **out)
 {
+    *out = NULL;
     cpns_msg_decoder *dec = cpns_calloc(1, sizeof *dec);
     if (!dec)
-        return NULL;
+        return CPNS_ERR_NOMEM;
     /* without a CSPRNG the salt stays 0 and expat draws one per document, as the one-shot calls do
      */
     if (cpns_random(NULL, (uint8_t *)&dec->salt, sizeof dec->salt) != 0)
@@ -476,9 +477,10 @@ cpns_msg_decoder *cpns_msg_decoder_new(void)
     decoder d = {0};
     if (!parser_ready(dec, &d)) {
         cpns_msg_decoder_free(dec);
-        return NULL;
+        return CPNS_ERR_NOMEM;
     }
-    return dec;
+    *out = dec;
+    return 0;
 }
 
 int cpns_msg_decoder_decode(cpns_msg_decoder *d, const uint8_t *data, size_t len, cpns_msg *m)

@@ -107,18 +107,22 @@ int cpns_gcm_open(const uint8_t key[CPNS_KEY_LEN], const uint8_t nonce[CPNS_GCM_
     return rv;
 }
 
-cpns_gcm *cpns_gcm_new(void)
+int cpns_gcm_new(cpns_gcm **out)
 {
+    *out = NULL;
     cpns_gcm *c = cpns_calloc(1, sizeof *c);
     if (!c)
-        return NULL;
+        return CPNS_ERR_NOMEM;
     c->cipher = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
     c->ctx = EVP_CIPHER_CTX_new();
     if (!c->cipher || !c->ctx) {
+        /* no cipher: the provider is missing (CRYPTO); no context: out of memory */
+        int rv = c->cipher ? CPNS_ERR_NOMEM : CPNS_ERR_CRYPTO;
         cpns_gcm_free(c);
-        return NULL;
+        return rv;
     }
-    return c;
+    *out = c;
+    return 0;
 }
 
 void cpns_gcm_free(cpns_gcm *c)

@@ -123,14 +123,19 @@ static void sha256_close(cpns_sha256 *h)
     EVP_MD_free(h->md);
 }
 
-cpns_sha256 *cpns_sha256_new(void)
+int cpns_sha256_new(cpns_sha256 **out)
 {
+    *out = NULL;
     cpns_sha256 *h = cpns_calloc(1, sizeof *h);
-    if (h && sha256_open(h) != 0) {
+    if (!h)
+        return CPNS_ERR_NOMEM;
+    int rv = sha256_open(h);
+    if (rv != 0) {
         cpns_sha256_free(h);
-        return NULL;
+        return rv;
     }
-    return h;
+    *out = h;
+    return 0;
 }
 
 void cpns_sha256_free(cpns_sha256 *h)

@@ -77,7 +77,7 @@ static void drop_buf(cpns_frame_reader *r)
     r->release_after = 0;
 }
 
-void cpns_frame_reader_del(cpns_frame_reader *r)
+void cpns_frame_reader_free(cpns_frame_reader *r)
 {
     if (!r)
         return;

@@ -161,7 +161,7 @@ int cpns_gw_new(cpns_gw **out, const cpns_gw_config *cfg)
     return 0;
 }
 
-void cpns_gw_del(cpns_gw *gw)
+void cpns_gw_free(cpns_gw *gw)
 {
     if (!gw)
         return;
@@ -179,9 +179,9 @@ void cpns_gw_del(cpns_gw *gw)
 static int gw_peek(cpns_gw *gw, const uint8_t *data, size_t len, cpns_msg *m)
 {
     if (!gw->decoder) {
-        gw->decoder = cpns_msg_decoder_new();
-        if (!gw->decoder)
-            return CPNS_ERR_NOMEM;
+        int rv = cpns_msg_decoder_new(&gw->decoder);
+        if (rv)
+            return rv;
     }
     return cpns_msg_decoder_peek(gw->decoder, data, len, m);
 }

@@ -3,7 +3,7 @@
  * The memory keystore: the key table with nothing behind it, for tests and
  * simulated PNEs, plus a switch that makes put() fail so that tests can drive
  * the PNE's secure storage failure path (Return 3). Also home of
- * cpns_keystore_close(), which works for every backend.
+ * cpns_keystore_free(), which works for every backend.
  */
 #include "keystore_internal.h"
 
@@ -71,7 +71,7 @@ void cpns_keystore_mem_fail_puts(cpns_keystore *ks, int n)
         ((mem_keystore *)ks)->fail_puts = n > 0 ? n : 0;
 }
 
-void cpns_keystore_close(cpns_keystore *ks)
+void cpns_keystore_free(cpns_keystore *ks)
 {
     if (ks && ks->ops && ks->ops->close)
         ks->ops->close(ks);

@@ -612,7 +612,7 @@ static int p11_list(cpns_keystore *ks, cpns_keystore_visit_fn fn, void *arg)
 static void p11_close(cpns_keystore *ks)
 {
     p11_keystore *ps = (p11_keystore *)ks;
-    cpns_keystore_close(ps->files);
+    cpns_keystore_free(ps->files);
     if (ps->mod) {
         session_close(ps);
         module_put(ps->mod);

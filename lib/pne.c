@@ -91,7 +91,7 @@ int cpns_pne_new(cpns_pne **out, const cpns_pne_config *cfg)
     if (rv == 0)
         rv = cpns_kdf(cfg->EUK, CPNS_INFO_WRAP, pne->K_wrap);
     if (rv != 0) {
-        cpns_pne_del(pne);
+        cpns_pne_free(pne);
         return rv;
     }
     pne->keystore = cfg->keystore;
@@ -112,7 +112,7 @@ int cpns_pne_new(cpns_pne **out, const cpns_pne_config *cfg)
     return 0;
 }
 
-void cpns_pne_del(cpns_pne *pne)
+void cpns_pne_free(cpns_pne *pne)
 {
     if (!pne)
         return;
@@ -425,15 +425,15 @@ static int on_delivery_request(cpns_pne *pne, const cpns_msg *req, int decoded)
          * so nothing is answered and the same request can be given again.
          */
         if (!pne->gcm) {
-            pne->gcm = cpns_gcm_new();
-            if (!pne->gcm)
-                return CPNS_ERR_NOMEM;
+            int rv = cpns_gcm_new(&pne->gcm);
+            if (rv)
+                return rv;
             pne->own_gcm = 1;
         }
         if (!pne->sha256) {
-            pne->sha256 = cpns_sha256_new();
-            if (!pne->sha256)
-                return CPNS_ERR_NOMEM;
+            int rv = cpns_sha256_new(&pne->sha256);
+            if (rv)
+                return rv;
             pne->own_sha256 = 1;
         }
         Return = process_delivery(pne, req, GK);
@@ -450,9 +450,9 @@ int cpns_pne_recv(cpns_pne *pne, const uint8_t *data, size_t len, int64_t now_ms
     memset(&m, 0, sizeof m);
     /* a device runs one engine, so one parser for its lifetime is the cheap way */
     if (!pne->decoder) {
-        pne->decoder = cpns_msg_decoder_new();
-        if (!pne->decoder)
-            return CPNS_ERR_NOMEM;
+        int rv = cpns_msg_decoder_new(&pne->decoder);
+        if (rv)
+            return rv;
         pne->own_decoder = 1;
     }
     int rv = cpns_msg_decoder_decode(pne->decoder, data, len, &m);

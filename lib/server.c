@@ -623,17 +623,18 @@ int cpns_server_new(cpns_server **out, const cpns_server_config *cfg, int64_t no
     srv_list_init(&s->released);
     srv_list_init(&s->to_close);
 
-    s->decoder = cpns_msg_decoder_new();
-    s->gcm = cpns_gcm_new();
     const cpns_store_loader loader = {load_pne, load_sg, load_member, load_nonce};
-    int rv =
-        s->decoder && s->gcm ? s->cfg.store->ops->load(s->cfg.store, &loader, s) : CPNS_ERR_NOMEM;
+    int rv = cpns_msg_decoder_new(&s->decoder);
+    if (rv == 0)
+        rv = cpns_gcm_new(&s->gcm);
+    if (rv == 0)
+        rv = s->cfg.store->ops->load(s->cfg.store, &loader, s);
     if (rv == 0)
         rv = finish_load(s);
     if (rv) {
         cpns_log(&s->log, CPNS_LOG_ERROR, NULL, NULL, 0, "loading the store failed: %s",
                  cpns_strerror(rv));
-        cpns_server_del(s);
+        cpns_server_free(s);
         return rv;
     }
     cpns_log(&s->log, CPNS_LOG_INFO, NULL, NULL, 0, "loaded %zu PNEs, %zu SGs", s->pnes.count,
@@ -642,7 +643,7 @@ int cpns_server_new(cpns_server **out, const cpns_server_config *cfg, int64_t no
     return 0;
 }
 
-void cpns_server_del(cpns_server *s)
+void cpns_server_free(cpns_server *s)
 {
     if (!s)
         return;

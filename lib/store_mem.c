@@ -11,7 +11,7 @@
  * on the same store. A failed commit (cpns_store_mem_fail_writes) leaves the
  * log as it was, so the caller can retry once the fault clears.
  *
- * Also here: the generic cpns_store_close() and cpns_member_state_name().
+ * Also here: the generic cpns_store_free() and cpns_member_state_name().
  */
 #include <string.h>
 
@@ -86,7 +86,7 @@ const char *cpns_member_state_name(cpns_member_state st)
     return "?";
 }
 
-void cpns_store_close(cpns_store *st)
+void cpns_store_free(cpns_store *st)
 {
     if (st && st->ops && st->ops->close)
         st->ops->close(st);

@@ -30,12 +30,12 @@ int cpns_seal_new(cpns_seal **out, const uint8_t master_key[CPNS_KEY_LEN])
     cpns_seal *s = cpns_calloc(1, sizeof *s);
     if (!s)
         return CPNS_ERR_NOMEM;
-    s->gcm = cpns_gcm_new();
-    if (!s->gcm) {
+    int rv = cpns_gcm_new(&s->gcm);
+    if (rv) {
         cpns_free(s);
-        return CPNS_ERR_NOMEM;
+        return rv;
     }
-    int rv = cpns_kdf(master_key, CPNS_INFO_SERVER_STORE, s->K_store);
+    rv = cpns_kdf(master_key, CPNS_INFO_SERVER_STORE, s->K_store);
     if (rv) {
         cpns_seal_free(s);
         return rv;

@@ -156,10 +156,13 @@ typedef struct cpns_gcm cpns_gcm;
 /**
  * Creates an AES-256-GCM context.
  *
- * @return the context, or NULL when memory or the OpenSSL cipher is not
- *         available.
+ * @param out the new context, released with cpns_gcm_free(); NULL on
+ *            failure.
+ * @return 0 on success, or an error code.
+ * @retval CPNS_ERR_NOMEM  when memory is exhausted.
+ * @retval CPNS_ERR_CRYPTO when the OpenSSL provider has no AES-256-GCM.
  */
-CPNS_API cpns_gcm *cpns_gcm_new(void);
+CPNS_API int cpns_gcm_new(cpns_gcm **out);
 
 /**
  * Wipes and frees a context.
@@ -178,10 +181,14 @@ typedef struct cpns_sha256 cpns_sha256;
 /**
  * Creates a SHA-256 context.
  *
- * @return the context, or NULL when memory or the OpenSSL digest is not
- *         available.
+ * @param out the new context, released with cpns_sha256_free(); NULL on
+ *            failure.
+ * @return 0 on success, or an error code.
+ * @retval CPNS_ERR_NOMEM  when memory is exhausted.
+ * @retval CPNS_ERR_CRYPTO when the OpenSSL provider has no SHA-256 or no
+ *                         digest context can be made.
  */
-CPNS_API cpns_sha256 *cpns_sha256_new(void);
+CPNS_API int cpns_sha256_new(cpns_sha256 **out);
 
 /**
  * Frees a context.

@@ -102,7 +102,7 @@ CPNS_API int cpns_frame_reader_new(cpns_frame_reader **out, size_t max);
  *
  * @param r the reader; NULL is a no-op.
  */
-CPNS_API void cpns_frame_reader_del(cpns_frame_reader *r);
+CPNS_API void cpns_frame_reader_free(cpns_frame_reader *r);
 
 /**
  * Consumes bytes of data[0..len) up to the end of the first frame they

@@ -109,7 +109,7 @@ CPNS_API int cpns_gw_new(cpns_gw **out, const cpns_gw_config *cfg);
  *
  * @param gw the engine; NULL is fine.
  */
-CPNS_API void cpns_gw_del(cpns_gw *gw);
+CPNS_API void cpns_gw_free(cpns_gw *gw);
 
 /**
  * Where the GW's registration stands.

@@ -194,11 +194,11 @@ CPNS_TESTING void cpns_keystore_mem_fail_puts(cpns_keystore *ks, int n);
 /** @endcond */
 
 /**
- * Closes any backend: wipes and frees it (ops->close).
+ * Releases any backend: its ops->close wipes and frees it.
  *
  * @param ks the keystore; NULL is fine.
  */
-CPNS_API void cpns_keystore_close(cpns_keystore *ks);
+CPNS_API void cpns_keystore_free(cpns_keystore *ks);
 
 #ifdef __cplusplus
 }

@@ -257,9 +257,13 @@ typedef struct cpns_msg_decoder cpns_msg_decoder;
 /**
  * Creates a reusable decoder.
  *
- * @return the decoder, or NULL on allocation failure.
+ * @param out the new decoder, released with cpns_msg_decoder_free();
+ *            NULL on failure.
+ * @return 0 on success, or an error code.
+ * @retval CPNS_ERR_NOMEM when memory is exhausted (the decoder or its expat
+ *                        parser).
  */
-CPNS_API cpns_msg_decoder *cpns_msg_decoder_new(void);
+CPNS_API int cpns_msg_decoder_new(cpns_msg_decoder **out);
 
 /**
  * cpns_msg_decode() on a reusable decoder: the same contract and results.

@@ -38,14 +38,14 @@ typedef struct cpns_pne_config {
     int64_t register_timeout_ms; /**< resend the registration after this; 0: 10,000 */
     /**
      * Not owned; NULL: the engine creates its own on the first cpns_pne_recv()
-     * and frees it in cpns_pne_del(). Engines run from one thread (a load
+     * and frees it in cpns_pne_free(). Engines run from one thread (a load
      * generator) may share one; it must outlive them.
      */
     cpns_msg_decoder *decoder;
     /**
      * The AES-GCM context that decrypts EncryptedGroupKey, on the same terms:
      * not owned; NULL: the engine creates its own on the first delivery
-     * request addressed to it and frees it in cpns_pne_del(). Engines run
+     * request addressed to it and frees it in cpns_pne_free(). Engines run
      * from one thread may share one; it must outlive them.
      */
     cpns_gcm *gcm;
@@ -80,7 +80,7 @@ CPNS_API int cpns_pne_new(cpns_pne **out, const cpns_pne_config *cfg);
  *
  * @param pne the engine; NULL is fine.
  */
-CPNS_API void cpns_pne_del(cpns_pne *pne);
+CPNS_API void cpns_pne_free(cpns_pne *pne);
 
 /**
  * Where the registration stands.

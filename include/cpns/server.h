@@ -101,7 +101,7 @@ CPNS_API int cpns_server_new(cpns_server **out, const cpns_server_config *cfg, i
  *
  * @param s the engine; NULL is fine.
  */
-CPNS_API void cpns_server_del(cpns_server *s);
+CPNS_API void cpns_server_free(cpns_server *s);
 
 /**
  * A GW connection opened. When peer_cn is set, a PNGWRegistrationRequest

@@ -162,7 +162,7 @@ struct cpns_store {
 };
 
 /*
- * The memory backend: committed state survives cpns_server_del() and a new
+ * The memory backend: committed state survives cpns_server_free() and a new
  * cpns_server_new() on the same store, which is how tests simulate a crash
  * and restart (uncommitted writes are lost, as on a real crash).
  */
@@ -192,7 +192,7 @@ CPNS_TESTING int cpns_store_mem_new_async(cpns_store **out);
 CPNS_TESTING int cpns_store_mem_async_finish(cpns_store *st, int outcome); /* 0 or CPNS_ERR_STATE */
 CPNS_TESTING int cpns_store_mem_inflight(const cpns_store *st);
 
-CPNS_API void cpns_store_close(cpns_store *st); /* NULL is fine */
+CPNS_API void cpns_store_free(cpns_store *st); /* NULL is fine */
 
 /*
  * The SQLite backend (WAL, a versioned schema). EUKs and Group Keys are

@@ -218,7 +218,7 @@ static void conn_free(net_conn *c)
         event_free(c->deadline);
     if (c->bev)
         bufferevent_free(c->bev); /* frees the SSL too (BEV_OPT_CLOSE_ON_FREE) */
-    cpns_frame_reader_del(c->reader);
+    cpns_frame_reader_free(c->reader);
     free(c);
 }
 

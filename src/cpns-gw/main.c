@@ -719,7 +719,7 @@ static void daemon_free(gw_daemon *d)
     if (d->server)
         net_conn_close(d->server, false);
     net_listener_free(d->listener);
-    cpns_gw_del(d->gw);
+    cpns_gw_free(d->gw);
     if (d->retry_timer)
         event_free(d->retry_timer);
     if (d->session_timer)

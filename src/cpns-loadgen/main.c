@@ -77,10 +77,8 @@ int lg_pnes_new(lg *g, uint32_t n)
     if (!g->pnes)
         return -1;
     g->n_pnes = n;
-    g->decoder = cpns_msg_decoder_new();
-    g->gcm = cpns_gcm_new();
-    g->sha256 = cpns_sha256_new();
-    if (!g->decoder || !g->gcm || !g->sha256)
+    if (cpns_msg_decoder_new(&g->decoder) != 0 || cpns_gcm_new(&g->gcm) != 0 ||
+        cpns_sha256_new(&g->sha256) != 0)
         return -1;
     for (uint32_t i = 0; i < n; i++) {
         char PNEID[CPNS_ID_MAX + 1];
@@ -108,8 +106,8 @@ int lg_pnes_new(lg *g, uint32_t n)
 void lg_pnes_free(lg *g)
 {
     for (uint32_t i = 0; g->pnes && i < g->n_pnes; i++) {
-        cpns_pne_del(g->pnes[i].eng);
-        cpns_keystore_close(g->pnes[i].ks);
+        cpns_pne_free(g->pnes[i].eng);
+        cpns_keystore_free(g->pnes[i].ks);
     }
     free(g->pnes);
     g->pnes = NULL;
@@ -481,7 +479,7 @@ static int provision_main(int argc, char **argv)
     else
         fprintf(stderr, "provisioned %lld PNEs in %.2f s (%s)\n", (long long)n,
                 (double)(lg_now_us() - t0) / 1e6, pg ? "PostgreSQL" : "SQLite");
-    cpns_store_close(st);
+    cpns_store_free(st);
     return rv == 0 ? 0 : 1;
 }
 

@@ -93,7 +93,7 @@ int pne_cmd_keys(const pne_options *o)
     printf("%-24s %10s  %-16s  %10s  %s\n", "SGID", "KeyVersion", "Fingerprint", "Previous",
            "PreviousFingerprint");
     int rv = ks->ops->list(ks, print_keys, NULL);
-    cpns_keystore_close(ks);
+    cpns_keystore_free(ks);
     if (rv != 0) {
         fprintf(stderr, "cpns-pne: cannot list the key store: %s\n", cpns_strerror(rv));
         return EXIT_FAILURE;
@@ -139,7 +139,7 @@ static int load_keys(const pne_options *o, cpns_stored_keys *keys)
     if (status != 0)
         return status;
     int rv = ks->ops->get(ks, o->SGID, keys);
-    cpns_keystore_close(ks);
+    cpns_keystore_free(ks);
     if (rv == CPNS_ERR_NOT_FOUND) {
         fprintf(stderr, "cpns-pne: no Group Key stored for SGID %s\n", o->SGID);
         return EXIT_FAILURE;

@@ -362,8 +362,8 @@ static void daemon_free(pne_daemon *d)
     daemon_sighup_free();
     if (d->gw)
         net_conn_close(d->gw, false);
-    cpns_pne_del(d->pne);
-    cpns_keystore_close(d->ks);
+    cpns_pne_free(d->pne);
+    cpns_keystore_free(d->ks);
     struct event *events[] = {d->retry_timer, d->connect_timer, d->expiry_timer, d->sigterm,
                               d->sigint};
     for (size_t i = 0; i < sizeof events / sizeof events[0]; i++)

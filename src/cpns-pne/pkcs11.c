@@ -80,7 +80,7 @@ int pne_open_store_pkcs11(const pne_options *o, int create, cpns_keystore **ks,
         rv = cpns_keystore_pkcs11_euk(*ks, EUK);
         if (rv != 0) {
             snprintf(err, sizeof err, "the token cannot decrypt the EUK: %s", cpns_strerror(rv));
-            cpns_keystore_close(*ks);
+            cpns_keystore_free(*ks);
             *ks = NULL;
         }
     }

@@ -870,8 +870,8 @@ static void daemon_free(srvd *d)
         d->gws = g->next;
         free(g);
     }
-    cpns_server_del(d->server);
-    cpns_store_close(d->store);
+    cpns_server_free(d->server);
+    cpns_store_free(d->store);
     if (d->expiry_timer)
         event_free(d->expiry_timer);
     if (d->turn)

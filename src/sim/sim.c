@@ -75,13 +75,13 @@ int sim_init(sim *s, uint64_t seed, cpns_log_fn log, void *log_arg)
 void sim_fini(sim *s)
 {
     for (int i = 0; i < s->n_pnes; i++) {
-        cpns_pne_del(s->pnes[i].pne);
-        cpns_keystore_close(s->pnes[i].keystore);
+        cpns_pne_free(s->pnes[i].pne);
+        cpns_keystore_free(s->pnes[i].keystore);
         cpns_wipe(s->pnes[i].EUK, sizeof s->pnes[i].EUK);
     }
-    cpns_gw_del(s->gw);
-    cpns_server_del(s->server);
-    cpns_store_close(s->store);
+    cpns_gw_free(s->gw);
+    cpns_server_free(s->server);
+    cpns_store_free(s->store);
     memset(s, 0, sizeof *s);
 }
 
@@ -111,7 +111,7 @@ int sim_add_pne(sim *s, const char *PNEID, const uint8_t *server_euk)
     cfg.log = s->log;
     cfg.log_arg = s->log_arg;
     if ((rv = cpns_pne_new(&p->pne, &cfg)) != 0) {
-        cpns_keystore_close(p->keystore);
+        cpns_keystore_free(p->keystore);
         return rv;
     }
     p->link = (uint64_t)s->n_pnes + 100;
@@ -303,7 +303,7 @@ int sim_server_restart(sim *s)
             return rv;
         s->gw_conn++;
     }
-    cpns_server_del(s->server);
+    cpns_server_free(s->server);
     s->server = NULL;
     cpns_store_mem_crash(s->store);
     int rv = new_server(s);

@@ -106,7 +106,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     backend *b = *state;
-    cpns_keystore_close(b->ks);
+    cpns_keystore_free(b->ks);
     b->ks = NULL;
     rm_rf(b->dir);
     return 0;
@@ -114,7 +114,7 @@ static int teardown(void **state)
 
 static void reopen(backend *b)
 {
-    cpns_keystore_close(b->ks);
+    cpns_keystore_free(b->ks);
     b->ks = NULL;
     assert_int_equal(b->open(b, &b->ks), 0);
 }
@@ -323,7 +323,7 @@ static void test_custom_refuses(void **state)
     backend *b = *state;
     assert_int_equal(put(b->ks, "sg-a", 1, 0x10), 0);
     assert_int_equal(put(b->ks, "sg-b", 1, 0x11), 0);
-    cpns_keystore_close(b->ks);
+    cpns_keystore_free(b->ks);
     b->ks = NULL;
     size_t len;
     char good[8192];

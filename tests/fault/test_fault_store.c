@@ -45,7 +45,7 @@ static int setup(void **state)
     /* The unit harness with the SQLite store in place of the memory one. */
     harness *h = &f->h;
     h_init(h);
-    cpns_store_close(h->st);
+    cpns_store_free(h->st);
     h->st = open_store(f);
     h->cfg.store = h->st;
     h_start(h);
@@ -67,9 +67,9 @@ static int teardown(void **state)
 static void crash_restart(fx *f)
 {
     harness *h = &f->h;
-    cpns_server_del(h->s);
+    cpns_server_free(h->s);
     h->s = NULL;
-    cpns_store_close(h->st);
+    cpns_store_free(h->st);
     h->st = open_store(f);
     h->cfg.store = h->st;
     h_start(h);
@@ -130,7 +130,7 @@ static void test_sqlite_full_and_read_only(void **state)
 {
     fx *f = *state;
     /* The store alone: no server on it. */
-    cpns_server_del(f->h.s);
+    cpns_server_free(f->h.s);
     f->h.s = NULL;
     cpns_store *st = f->h.st;
     assert_int_equal(put_pnes(st, "a", 10), 0);
@@ -148,7 +148,7 @@ static void test_sqlite_full_and_read_only(void **state)
     assert_int_equal(put_pnes(st, "e", 1), 0);
 
     /* Only the committed batches are there: none of "b" or "d". */
-    cpns_store_close(st);
+    cpns_store_free(st);
     f->h.st = open_store(f);
     int n = 0;
     cpns_store_loader l = {count_pne, skip_sg, skip_member, skip_nonce};
@@ -160,7 +160,7 @@ static void test_sqlite_full_and_read_only(void **state)
     assert_int_equal(cpns_store_mem_new(&mem), 0);
     assert_int_equal(cpns_store_sqlite_set_max_pages(mem, 1), CPNS_ERR_INVALID_ARG);
     assert_int_equal(cpns_store_sqlite_set_read_only(mem, 1), CPNS_ERR_INVALID_ARG);
-    cpns_store_close(mem);
+    cpns_store_free(mem);
 }
 
 enum { N = 20 };

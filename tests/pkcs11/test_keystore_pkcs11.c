@@ -196,7 +196,7 @@ static void test_p11_key_is_sensitive_and_files_show_nothing(void **state)
     uint8_t EUK[CPNS_KEY_LEN];
     assert_int_equal(cpns_keystore_pkcs11_euk(ks, EUK), 0);
     assert_memory_equal(EUK, f.EUK, CPNS_KEY_LEN);
-    cpns_keystore_close(ks);
+    cpns_keystore_free(ks);
 
     assert_int_equal(mode_of(f.dir), 0700);
     assert_int_equal(mode_of(f.groupkeys), 0600);
@@ -275,7 +275,7 @@ static void test_p11_copy_of_dir_is_useless(void **state)
     fx_init(&f, env.module);
     cpns_keystore *ks = open_ok(&f);
     put_ok(ks, "sg-a", 3, 0x33);
-    cpns_keystore_close(ks);
+    cpns_keystore_free(ks);
 
     p11_fx copy = f;
     snprintf(copy.dir, sizeof copy.dir, "%.128s-copy", f.dir);
@@ -292,7 +292,7 @@ static void test_p11_copy_of_dir_is_useless(void **state)
     /* the same token does */
     assert_int_equal(open_with(&copy, LABEL, SH_PIN, NULL, &ks), 0);
     assert_current(ks, "sg-a", 3, 0x33);
-    cpns_keystore_close(ks);
+    cpns_keystore_free(ks);
 }
 
 static void test_p11_open_errors_are_clear(void **state)
@@ -310,7 +310,7 @@ static void test_p11_open_errors_are_clear(void **state)
 
     ks = open_ok(&f);
     put_ok(ks, "sg-a", 1, 0x11);
-    cpns_keystore_close(ks);
+    cpns_keystore_free(ks);
 
     assert_int_equal(open_with(&f, LABEL, "0000", NULL, &ks), CPNS_ERR_AUTH);
     assert_non_null(strstr(f.err, "CKR_PIN_INCORRECT"));
@@ -338,8 +338,8 @@ static void test_p11_open_errors_are_clear(void **state)
     uint8_t EUK[CPNS_KEY_LEN];
     assert_int_equal(cpns_keystore_mem_new(&mem), 0);
     assert_int_equal(cpns_keystore_pkcs11_euk(mem, EUK), CPNS_ERR_INVALID_ARG);
-    cpns_keystore_close(mem);
-    cpns_keystore_close(ks);
+    cpns_keystore_free(mem);
+    cpns_keystore_free(ks);
 }
 
 typedef struct captured {
@@ -404,10 +404,10 @@ static void test_p11_token_lost_mid_run_then_back(void **state)
     /* the token is back: the same keystore logs in again and stores */
     sh_fault(&env, "");
     put_ok(ks, "sg-a", 2, 0x22);
-    cpns_keystore_close(ks);
+    cpns_keystore_free(ks);
     assert_int_equal(cpns_keystore_pkcs11_open(&ks, &cfg, NULL, 0), 0);
     assert_current(ks, "sg-a", 2, 0x22);
-    cpns_keystore_close(ks);
+    cpns_keystore_free(ks);
     free(before);
 }
 
@@ -429,7 +429,7 @@ static void test_p11_full_at_first_start(void **state)
     sh_fault(&env, "");
     ks = open_ok(&f);
     put_ok(ks, "sg-a", 1, 0x11);
-    cpns_keystore_close(ks);
+    cpns_keystore_free(ks);
 }
 
 /* Two PNEs' stores in one token, open at once in one process: each has its own key. */
@@ -442,14 +442,14 @@ static void test_p11_two_stores_one_token(void **state)
     cpns_keystore *ka = open_ok(&a), *kb = open_ok(&b);
     put_ok(ka, "sg-x", 1, 0xa1);
     put_ok(kb, "sg-x", 5, 0xb5);
-    cpns_keystore_close(ka);
+    cpns_keystore_free(ka);
     /* the module stays initialised for b */
     put_ok(kb, "sg-y", 1, 0xb1);
     ka = open_ok(&a);
     assert_current(ka, "sg-x", 1, 0xa1);
     assert_current(kb, "sg-x", 5, 0xb5);
-    cpns_keystore_close(kb);
-    cpns_keystore_close(ka);
+    cpns_keystore_free(kb);
+    cpns_keystore_free(ka);
     /* a's EUK file with b's key id swapped in: b's key does not open a's sealed EUK */
     size_t la, lb;
     uint8_t *ea = slurp(a.euk_path, &la), *eb = slurp(b.euk_path, &lb);

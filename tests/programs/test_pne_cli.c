@@ -52,7 +52,7 @@ static int setup(void **state)
     assert_int_equal(ks->ops->put(ks, "sg-family", 1, f->GK1), 0);
     assert_int_equal(ks->ops->put(ks, "sg-family", 2, f->GK2), 0);
     assert_int_equal(ks->ops->put(ks, "sg-other", 5, f->GK3), 0);
-    cpns_keystore_close(ks);
+    cpns_keystore_free(ks);
     *state = f;
     return 0;
 }

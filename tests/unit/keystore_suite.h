@@ -66,7 +66,7 @@ static inline int ks_setup(void **state)
 static inline int ks_teardown(void **state)
 {
     ks_fx *f = *state;
-    cpns_keystore_close(f->ks);
+    cpns_keystore_free(f->ks);
     f->b->teardown(f->ctx);
     free(f);
     return 0;
@@ -77,7 +77,7 @@ static inline void ks_reopen(ks_fx *f)
 {
     if (!f->b->durable)
         return;
-    cpns_keystore_close(f->ks);
+    cpns_keystore_free(f->ks);
     f->ks = NULL;
     int rv = f->b->open(f->ctx, &f->ks);
     if (rv != 0)

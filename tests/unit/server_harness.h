@@ -66,14 +66,14 @@ static inline void h_setup(harness *h)
 
 static inline void h_teardown(harness *h)
 {
-    cpns_server_del(h->s);
-    cpns_store_close(h->st);
+    cpns_server_free(h->s);
+    cpns_store_free(h->st);
 }
 
 /* The server process dies: uncommitted writes are lost; a new one loads the store. */
 static inline void h_crash_restart(harness *h)
 {
-    cpns_server_del(h->s);
+    cpns_server_free(h->s);
     h->s = NULL;
     cpns_store_mem_crash(h->st);
     h_start(h);

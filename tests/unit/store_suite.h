@@ -109,7 +109,7 @@ static inline int ss_setup(void **state)
 static inline int ss_teardown(void **state)
 {
     ss_fx *f = *state;
-    cpns_store_close(f->st);
+    cpns_store_free(f->st);
     f->b->teardown(f->ctx);
     free(f);
     return 0;

@@ -279,8 +279,8 @@ static void pne_config(world *w)
 
 static void pne_teardown(world *w)
 {
-    cpns_pne_del(w->pne);
-    cpns_keystore_close(w->ks);
+    cpns_pne_free(w->pne);
+    cpns_keystore_free(w->ks);
 }
 
 static int op_pne_new(world *w)
@@ -417,7 +417,7 @@ static void check_ks(world *w)
 
 static void ks_teardown(world *w)
 {
-    cpns_keystore_close(w->ks);
+    cpns_keystore_free(w->ks);
 }
 
 static int op_ks_new(world *w)
@@ -444,7 +444,7 @@ static void ks_file_setup(world *w)
     assert_non_null(mkdtemp(ks_dir));
     assert_int_equal(cpns_keystore_file_open(&w->ks, ks_dir, w->EUK), 0);
     assert_int_equal(w->ks->ops->put(w->ks, W_SGID, 1, GK), 0);
-    cpns_keystore_close(w->ks);
+    cpns_keystore_free(w->ks);
     w->ks = NULL;
 }
 
@@ -472,7 +472,7 @@ static void check_ks_file_open(world *w)
 static void check_ks_file_put(world *w)
 {
     check_ks(w);
-    cpns_keystore_close(w->ks);
+    cpns_keystore_free(w->ks);
     w->ks = NULL;
     assert_int_equal(cpns_keystore_file_open(&w->ks, ks_dir, w->EUK), 0);
     check_ks(w);
@@ -481,7 +481,7 @@ static void check_ks_file_put(world *w)
 static void ks_file_teardown(world *w)
 {
     char path[128];
-    cpns_keystore_close(w->ks);
+    cpns_keystore_free(w->ks);
     snprintf(path, sizeof path, "%s/groupkeys", ks_dir);
     unlink(path);
     snprintf(path, sizeof path, "%s/groupkeys.tmp", ks_dir);
@@ -528,7 +528,7 @@ static void check_gw_new(world *w)
 
 static void gw_teardown(world *w)
 {
-    cpns_gw_del(w->gw);
+    cpns_gw_free(w->gw);
 }
 
 /* An online GW with PNE link 1 open. */
@@ -697,7 +697,7 @@ static void srv_setup_stored(world *w)
     while (h_pop(&w->h, NULL, &m) == 1)
         ;
     assert_int_equal(cpns_server_flush(w->h.s), 0);
-    cpns_server_del(w->h.s);
+    cpns_server_free(w->h.s);
     w->h.s = NULL;
 }
 

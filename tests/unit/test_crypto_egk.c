@@ -191,8 +191,7 @@ static int setup_ctx(void **state)
 {
     setup(state);
     fixture *f = *state;
-    f->gcm = cpns_gcm_new();
-    assert_non_null(f->gcm);
+    assert_int_equal(cpns_gcm_new(&f->gcm), 0);
     return 0;
 }
 
@@ -420,8 +419,8 @@ static void test_egk_ctx_invalid_args(void **state)
 static void test_egk_ctx_two_contexts(void **state)
 {
     fixture *f = *state;
-    cpns_gcm *other = cpns_gcm_new();
-    assert_non_null(other);
+    cpns_gcm *other = NULL;
+    assert_int_equal(cpns_gcm_new(&other), 0);
     uint8_t key2[CPNS_KEY_LEN], out[CPNS_EGK_LEN];
     memset(key2, 0x5a, sizeof key2);
     assert_int_equal(

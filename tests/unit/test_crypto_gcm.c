@@ -19,8 +19,8 @@
 static void test_gcm_ctx_equals_oneshot(void **state)
 {
     (void)state;
-    cpns_gcm *c = cpns_gcm_new();
-    assert_non_null(c);
+    cpns_gcm *c = NULL;
+    assert_int_equal(cpns_gcm_new(&c), 0);
     uint64_t seed = 7;
     for (size_t len = 0; len <= 200; len++) {
         uint8_t key[CPNS_KEY_LEN], nonce[CPNS_GCM_NONCE_LEN], aad[64], pt[200];
@@ -56,8 +56,8 @@ static void test_gcm_ctx_equals_oneshot(void **state)
 static void test_gcm_ctx_wrong_tag_then_good(void **state)
 {
     (void)state;
-    cpns_gcm *c = cpns_gcm_new();
-    assert_non_null(c);
+    cpns_gcm *c = NULL;
+    assert_int_equal(cpns_gcm_new(&c), 0);
     uint8_t key[CPNS_KEY_LEN], nonce[CPNS_GCM_NONCE_LEN], pt[40], ct[40], tag[CPNS_GCM_TAG_LEN];
     uint8_t bad[CPNS_GCM_TAG_LEN], out[40];
     uint64_t seed = 9;
@@ -120,18 +120,19 @@ static void fh_free(void *p, void *arg)
     free(p);
 }
 
-/* cpns_gcm_new allocates through the hook: NULL when that fails, nothing left behind */
+/* cpns_gcm_new allocates through the hook: NOMEM and NULL when that fails, nothing left behind */
 static void test_gcm_new_allocation_failure(void **state)
 {
     (void)state;
     failing_heap h = {1, 0};
     cpns_allocator a = {fh_malloc, fh_realloc, fh_free, &h};
     cpns_set_allocator(&a);
-    cpns_gcm *c = cpns_gcm_new();
+    cpns_gcm *c = (cpns_gcm *)&h; /* overwritten with NULL */
+    assert_int_equal(cpns_gcm_new(&c), CPNS_ERR_NOMEM);
     assert_null(c);
     assert_int_equal(h.live, 0);
     h.failing = 0;
-    c = cpns_gcm_new();
+    assert_int_equal(cpns_gcm_new(&c), 0);
     assert_non_null(c);
     assert_true(h.live > 0);
     cpns_gcm_free(c);

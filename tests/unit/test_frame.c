@@ -141,7 +141,7 @@ static void test_reader_whole_stream(void **state)
     assert_null(p);
     assert_int_equal(cpns_frame_reader_feed(r, NULL, 0, &used, &p, &plen), 0);
     assert_int_equal(cpns_frame_reader_pending(r), 0);
-    cpns_frame_reader_del(r);
+    cpns_frame_reader_free(r);
 }
 
 /*
@@ -184,7 +184,7 @@ static void test_reader_split_everywhere(void **state)
     for (size_t i = 0; i < total; i++)
         feed_all(r, buf + i, 1, &next, lens, fill);
     assert_int_equal(next, 3);
-    cpns_frame_reader_del(r);
+    cpns_frame_reader_free(r);
 }
 
 /* PROTOCOL.md 2: 1 <= N <= 65536, and a frame outside that closes the connection. */
@@ -245,7 +245,7 @@ static void test_reader_bounds(void **state)
     assert_int_equal(plen, CPNS_FRAME_MAX);
     assert_memory_equal(p, max + CPNS_FRAME_HDR, CPNS_FRAME_MAX);
     assert_int_equal(cpns_frame_reader_feed(r, good, sizeof good, &used, &p, &plen), 1);
-    cpns_frame_reader_del(r);
+    cpns_frame_reader_free(r);
 
     /* a smaller bound of the receiver's choice */
     assert_int_equal(cpns_frame_reader_new(&r, 4), 0);
@@ -256,7 +256,7 @@ static void test_reader_bounds(void **state)
     const uint8_t four[] = {0, 0, 0, 4, 1, 2, 3, 4};
     assert_int_equal(cpns_frame_reader_feed(r, four, sizeof four, &used, &p, &plen), 1);
     assert_int_equal(plen, 4);
-    cpns_frame_reader_del(r);
+    cpns_frame_reader_free(r);
 }
 
 static void test_reader_invalid_args(void **state)
@@ -282,8 +282,8 @@ static void test_reader_invalid_args(void **state)
     assert_int_equal(p[0], 'q');
     assert_int_equal(cpns_frame_reader_pending(NULL), 0);
     cpns_frame_reader_reset(NULL);
-    cpns_frame_reader_del(NULL);
-    cpns_frame_reader_del(r);
+    cpns_frame_reader_free(NULL);
+    cpns_frame_reader_free(r);
 }
 
 /*
@@ -332,7 +332,7 @@ static void test_reader_alloc_failure(void **state)
             }
         }
         assert_int_equal(next, 3);
-        cpns_frame_reader_del(r);
+        cpns_frame_reader_free(r);
         cpns_set_allocator(NULL);
         assert_int_equal(cnt.live, 0);
     }
@@ -368,7 +368,7 @@ static void test_reader_buffer_release(void **state)
     assert_int_equal(cnt.live, 2); /* kept */
     cpns_frame_reader_reset(r);
     assert_int_equal(cnt.live, 2);
-    cpns_frame_reader_del(r);
+    cpns_frame_reader_free(r);
     assert_int_equal(cnt.live, 0);
     cpns_set_allocator(NULL);
 }

@@ -56,7 +56,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    cpns_gw_del(f->gw);
+    cpns_gw_free(f->gw);
     free(f);
     return 0;
 }
@@ -250,7 +250,7 @@ static void test_new_and_links(void **state)
     cfg.PNID = NULL;
     assert_int_equal(cpns_gw_new(&gw, &cfg), CPNS_ERR_INVALID_ARG);
     assert_null(gw);
-    cpns_gw_del(NULL);
+    cpns_gw_free(NULL);
 
     assert_int_equal(cpns_gw_get_state(f->gw), CPNS_GW_OFFLINE);
     assert_int_equal(cpns_gw_last_return(f->gw), -1);
@@ -640,7 +640,7 @@ static void test_max_pnes(void **state)
     assert_int_equal(m.Status, CPNS_STATUS_DETACHED);
     register_on_link(gw, 13, "pne-fridge", CPNS_RETURN_SUCCESS);
     assert_int_equal(cpns_gw_attached(gw), 2);
-    cpns_gw_del(gw);
+    cpns_gw_free(gw);
 }
 
 /*
@@ -771,8 +771,8 @@ static void test_7_8_6_2_with_real_pne(void **state)
     assert_int_equal(keys.current.KeyVersion, 5);
     assert_memory_equal(keys.current.GK, GK, CPNS_KEY_LEN);
 
-    cpns_pne_del(pne);
-    cpns_keystore_close(ks);
+    cpns_pne_free(pne);
+    cpns_keystore_free(ks);
 }
 
 /* --- issue #10: a hostile PNE port --- */
@@ -1190,7 +1190,7 @@ static void test_max_pnes_failed_claims_free_slots(void **state)
     reg_forwarded(gw, 19, 913, "pne-d", T0 + CPNS_GW_CLAIM_TIMEOUT_MS); /* d and h: full */
     server_answers(gw, 913, "pne-d", CPNS_RETURN_SUCCESS, 19, T0 + CPNS_GW_CLAIM_TIMEOUT_MS);
     routed_to(gw, "pne-d", 19, 914);
-    cpns_gw_del(gw);
+    cpns_gw_free(gw);
 }
 
 int main(void)

@@ -205,7 +205,7 @@ static void test_file_mode_and_encrypted(void **state)
     assert_memory_not_equal(buf, buf2, len);
     free(buf);
     free(buf2);
-    cpns_keystore_close(ks);
+    cpns_keystore_free(ks);
 }
 
 static void test_file_refuses_open_permissions(void **state)
@@ -213,7 +213,7 @@ static void test_file_refuses_open_permissions(void **state)
     fixture *f = *state;
     cpns_keystore *ks = open_ok(f);
     put_ok(ks, "sg-a", 1, 0x11);
-    cpns_keystore_close(ks);
+    cpns_keystore_free(ks);
 
     assert_int_equal(chmod(f->path, 0644), 0);
     ks = (cpns_keystore *)1;
@@ -231,7 +231,7 @@ static void test_file_refuses_open_permissions(void **state)
 
     ks = open_ok(f);
     assert_keys(ks, "sg-a", 1, 0x11, 0, 0);
-    cpns_keystore_close(ks);
+    cpns_keystore_free(ks);
 }
 
 /* Opens with euk and expects CPNS_ERR_CORRUPT with the file left exactly as it was. */
@@ -259,7 +259,7 @@ static void test_file_corrupt_refused_untouched(void **state)
     put_ok(ks, "sg-a", 1, 0x11);
     put_ok(ks, "sg-a", 2, 0x22);
     put_ok(ks, "sg-b", 1, 0x33);
-    cpns_keystore_close(ks);
+    cpns_keystore_free(ks);
     size_t len;
     uint8_t *good = slurp(f->path, &len);
     assert_non_null(good);
@@ -295,7 +295,7 @@ static void test_file_corrupt_refused_untouched(void **state)
     ks = open_ok(f);
     assert_keys(ks, "sg-a", 2, 0x22, 1, 0x11);
     assert_keys(ks, "sg-b", 1, 0x33, 0, 0);
-    cpns_keystore_close(ks);
+    cpns_keystore_free(ks);
     free(good);
     free(bad);
 }
@@ -335,11 +335,11 @@ static void test_file_failed_put_keeps_old_state_7_8_6_1_2(void **state)
     assert_int_equal(rmdir(f->tmp_path), 0);
     put_ok(ks, "sg-a", 2, 0x22);
     assert_keys(ks, "sg-a", 2, 0x22, 1, 0x11);
-    cpns_keystore_close(ks);
+    cpns_keystore_free(ks);
     ks = open_ok(f);
     assert_keys(ks, "sg-a", 2, 0x22, 1, 0x11);
     assert_int_equal(ks->ops->get(ks, "sg-new", &k), CPNS_ERR_NOT_FOUND);
-    cpns_keystore_close(ks);
+    cpns_keystore_free(ks);
 }
 
 /* a temporary file left by a crash is not in the way */
@@ -354,10 +354,10 @@ static void test_file_stale_tmp_replaced(void **state)
     put_ok(ks, "sg-a", 1, 0x11);
     assert_int_equal(access(f->tmp_path, F_OK), -1);
     assert_int_equal(mode_of(f->path), 0600);
-    cpns_keystore_close(ks);
+    cpns_keystore_free(ks);
     ks = open_ok(f);
     assert_keys(ks, "sg-a", 1, 0x11, 0, 0);
-    cpns_keystore_close(ks);
+    cpns_keystore_free(ks);
 }
 
 /*
@@ -436,7 +436,7 @@ static void test_file_documented_format(void **state)
     cpns_keystore *ks = open_ok(f);
     assert_keys(ks, "sg-a", 2, 0x22, 1, 0x11);
     assert_keys(ks, "sg-b", 5, 0x55, 0, 0);
-    cpns_keystore_close(ks);
+    cpns_keystore_free(ks);
 
     /* the tag verifies, the records do not */
     n = build_records(pt, 2, good, 2);
@@ -479,7 +479,7 @@ static void test_file_documented_format(void **state)
     ks = open_ok(f);
     cpns_stored_keys k;
     assert_int_equal(ks->ops->get(ks, "sg-a", &k), CPNS_ERR_NOT_FOUND);
-    cpns_keystore_close(ks);
+    cpns_keystore_free(ks);
 }
 
 static void test_file_invalid_args(void **state)
@@ -500,7 +500,7 @@ static void test_file_invalid_args(void **state)
     assert_int_equal(ks->ops->put(ks, "sg a", 1, GK), CPNS_ERR_INVALID_ARG);
     assert_int_equal(ks->ops->put(ks, "sg-a", 0, GK), CPNS_ERR_INVALID_ARG);
     assert_int_equal(access(f->path, F_OK), -1);
-    cpns_keystore_close(ks);
+    cpns_keystore_free(ks);
 }
 
 int main(void)

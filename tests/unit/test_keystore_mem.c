@@ -58,7 +58,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    cpns_keystore_close(*state);
+    cpns_keystore_free(*state);
     return 0;
 }
 
@@ -103,7 +103,7 @@ static void test_mem_fail_puts(void **state)
 static void test_close_null(void **state)
 {
     (void)state;
-    cpns_keystore_close(NULL);
+    cpns_keystore_free(NULL);
     cpns_keystore_mem_fail_puts(NULL, 1);
 }
 

@@ -36,12 +36,15 @@ static void test_decoder_new(void **state)
         long baseline = ca->live;
         ca->failed = 0;
         ca->fail_at = ca->calls + n;
-        cpns_msg_decoder *dec = cpns_msg_decoder_new();
+        cpns_msg_decoder *dec = NULL;
+        int rv = cpns_msg_decoder_new(&dec);
         ca->fail_at = 0;
         if (ca->failed) {
             injected_runs++;
+            assert_int_equal(rv, CPNS_ERR_NOMEM);
             assert_null(dec);
         } else {
+            assert_int_equal(rv, 0);
             assert_non_null(dec);
             cpns_msg m;
             const char *s = ROOT "<PNGWRegistrationResponse Return=\"1\"/></CPNSMessage>";
@@ -141,8 +144,8 @@ static void fail_each_allocation(test_counting *ca, const input *prior, const in
     long n, injected_runs = 0;
     for (n = 1; n < 100000; n++) {
         long baseline = ca->live;
-        cpns_msg_decoder *dec = cpns_msg_decoder_new();
-        assert_non_null(dec);
+        cpns_msg_decoder *dec = NULL;
+        assert_int_equal(cpns_msg_decoder_new(&dec), 0);
         if (prior)
             run(dec, prior, 0, &got);
         ca->failed = 0;

@@ -91,8 +91,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    cpns_pne_del(f->pne);
-    cpns_keystore_close(f->ks.inner);
+    cpns_pne_free(f->pne);
+    cpns_keystore_free(f->ks.inner);
     free(f);
     return 0;
 }
@@ -235,7 +235,7 @@ static void test_new_rejects_bad_config(void **state)
     cfg.EUK = NULL;
     assert_int_equal(cpns_pne_new(&p, &cfg), CPNS_ERR_INVALID_ARG);
     assert_null(p);
-    cpns_pne_del(NULL);
+    cpns_pne_free(NULL);
 }
 
 static void test_registration_request_is_valid(void **state)
@@ -339,7 +339,7 @@ static void test_registration_time_from_wall_clock(void **state)
     pop_msg(pne, &m);
     assert_int_equal(m.Time, (uint64_t)(wall / 1000));
     assert_int_equal(cpns_pne_get_expiry(pne), 11000);
-    cpns_pne_del(pne);
+    cpns_pne_free(pne);
 }
 
 static void test_registration_return1_learns_pnid(void **state)

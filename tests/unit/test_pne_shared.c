@@ -68,12 +68,9 @@ static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
     assert_non_null(f);
-    f->decoder = cpns_msg_decoder_new();
-    f->gcm = cpns_gcm_new();
-    f->sha256 = cpns_sha256_new();
-    assert_non_null(f->decoder);
-    assert_non_null(f->gcm);
-    assert_non_null(f->sha256);
+    assert_int_equal(cpns_msg_decoder_new(&f->decoder), 0);
+    assert_int_equal(cpns_gcm_new(&f->gcm), 0);
+    assert_int_equal(cpns_sha256_new(&f->sha256), 0);
     /* the last one without a logger: the engine then skips the log-only work */
     for (int i = 0; i < N_PNE; i++)
         twin_new(f, i, i == N_PNE - 1 ? NULL : test_log);
@@ -85,10 +82,10 @@ static int teardown(void **state)
 {
     fixture *f = *state;
     for (int i = 0; i < N_PNE; i++) {
-        cpns_pne_del(f->t[i].own);
-        cpns_pne_del(f->t[i].shared);
-        cpns_keystore_close(f->t[i].ks_own);
-        cpns_keystore_close(f->t[i].ks_shared);
+        cpns_pne_free(f->t[i].own);
+        cpns_pne_free(f->t[i].shared);
+        cpns_keystore_free(f->t[i].ks_own);
+        cpns_keystore_free(f->t[i].ks_shared);
     }
     /* the engines are gone; the contexts are still ours to free (a double free fails here) */
     cpns_gcm_free(f->gcm);
@@ -302,9 +299,9 @@ static void test_del_keeps_shared_contexts(void **state)
     for (int i = 0; i < N_PNE; i++)
         register_twin(f, i);
     assert_int_equal(deliver(f, 0, 0, 300, "sg-del", 1, GK), CPNS_RETURN_SUCCESS);
-    cpns_pne_del(f->t[0].shared);
+    cpns_pne_free(f->t[0].shared);
     f->t[0].shared = NULL;
-    cpns_pne_del(f->t[1].own);
+    cpns_pne_free(f->t[1].own);
     f->t[1].own = f->t[1].shared;
     f->t[1].shared = NULL;
     /* the remaining sharers still decode and decrypt on the same contexts */

@@ -55,7 +55,7 @@ static void test_7_8_6_3_1_inventory_stored_then_key_generated(void **state)
 {
     harness *h = *state;
     inventory_probe p = {7, h->st, 0, 0, {0}};
-    cpns_server_del(h->s);
+    cpns_server_free(h->s);
     h->cfg.rand = probe_rand;
     h->cfg.rand_arg = &p;
     h_start(h);

@@ -14,7 +14,7 @@ static int setup(void **state)
 {
     harness *h = test_malloc(sizeof *h);
     h_init(h);
-    cpns_store_close(h->st);
+    cpns_store_free(h->st);
     assert_int_equal(cpns_store_mem_new_async(&h->st), 0);
     h->cfg.store = h->st;
     h_start(h);

@@ -243,7 +243,7 @@ static void test_7_8_6_3_4_return_7_fails_with_warning(void **state)
 {
     harness *h = *state;
     int warnings = 0;
-    cpns_server_del(h->s);
+    cpns_server_free(h->s);
     h->cfg.log = count_warn;
     h->cfg.log_arg = &warnings;
     h_start(h);

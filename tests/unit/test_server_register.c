@@ -339,7 +339,7 @@ static void test_conn_registered(void **state)
 static void test_unknown_pneid_is_9_known_is_8_and_rate_limited(void **state)
 {
     harness *h = *state;
-    cpns_server_del(h->s);
+    cpns_server_free(h->s);
     h->cfg.reg_rate_per_s = 1;
     h->cfg.reg_burst = 4;
     h_start(h);

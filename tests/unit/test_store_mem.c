@@ -69,8 +69,8 @@ static void test_hooks_see_committed_state(void **state)
     cpns_store other = {NULL};
     assert_int_equal(cpns_store_mem_get_sg(&other, "sg-1", &got), CPNS_ERR_INVALID_ARG);
     assert_int_equal(cpns_store_mem_commits(&other), 0);
-    cpns_store_close(st);
-    cpns_store_close(NULL);
+    cpns_store_free(st);
+    cpns_store_free(NULL);
 }
 
 static void test_injected_faults(void **state)
@@ -90,7 +90,7 @@ static void test_injected_faults(void **state)
     assert_int_equal(ops->commit(st), 0);
     assert_int_equal(cpns_store_mem_get_sg(st, "sg-1", &got), 0);
     assert_int_equal(cpns_store_mem_commits(st), 1);
-    cpns_store_close(st);
+    cpns_store_free(st);
 }
 
 /* The non-blocking variant's hooks: the test ends the commit in flight, once, with a real outcome.
@@ -118,11 +118,11 @@ static void test_async_hooks(void **state)
     cpns_store *plain;
     assert_int_equal(cpns_store_mem_new(&plain), 0);
     assert_null(plain->ops->commit_start);
-    cpns_store_close(plain);
+    cpns_store_free(plain);
     assert_int_equal(ops->commit_start(st), 0);
     cpns_store_mem_crash(st);
     assert_false(cpns_store_mem_inflight(st));
-    cpns_store_close(st);
+    cpns_store_free(st);
 }
 
 static void test_member_state_names(void **state)

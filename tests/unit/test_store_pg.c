@@ -153,7 +153,7 @@ static const cpns_store_loader loader = {on_pne, on_sg, on_member, on_nonce};
 /* Closes st (if any), reopens and loads into c. */
 static cpns_store *reopen_load(const fx *f, cpns_store *st, collected *c)
 {
-    cpns_store_close(st);
+    cpns_store_free(st);
     st = open_ok(f);
     memset(c, 0, sizeof *c);
     int rv = st->ops->load(st, &loader, c);
@@ -319,7 +319,7 @@ static void test_round_trip_every_op(void **state)
     st = reopen_load(f, st, &c);
     assert_int_equal(c.n_sg, 1);
     assert_int_equal(c.n_member, 1);
-    cpns_store_close(st);
+    cpns_store_free(st);
 }
 
 /* The ops of one batch end as they would one by one, whatever the statements' grouping. */
@@ -387,7 +387,7 @@ static void test_batch_keeps_the_order_of_ops(void **state)
     commit_ok(st);
     assert_int_equal(scalar(f, "SELECT count(*) FROM pne"), 0);
     assert_string_equal(cpns_store_pg_errmsg(NULL), "");
-    cpns_store_close(st);
+    cpns_store_free(st);
 }
 
 static void test_wrong_master_key_refused(void **state)
@@ -397,7 +397,7 @@ static void test_wrong_master_key_refused(void **state)
     cpns_store_pne p = make_pne("pne-a", 1, 0);
     assert_int_equal(st->ops->put_pne(st, &p), 0);
     commit_ok(st);
-    cpns_store_close(st);
+    cpns_store_free(st);
 
     uint8_t other[CPNS_KEY_LEN];
     memcpy(other, f->master_key, sizeof other);
@@ -410,7 +410,7 @@ static void test_wrong_master_key_refused(void **state)
     assert_non_null(strstr(err, "the database was created with another master key"));
     assert_int_equal(scalar(f, "SELECT length(blob) FROM meta WHERE name = 'check'"),
                      (long long)(38 + 1 + 12 + 16));
-    cpns_store_close(open_ok(f)); /* the right key still opens it */
+    cpns_store_free(open_ok(f)); /* the right key still opens it */
 }
 
 static void test_open_refusals(void **state)
@@ -456,7 +456,7 @@ static void test_migration_from_v1_and_newer_refused(void **state)
     assert_int_equal(st->ops->put_member(st, &m), 0);
     assert_int_equal(st->ops->put_nonce(st, &n), 0);
     commit_ok(st);
-    cpns_store_close(st);
+    cpns_store_free(st);
 
     /* the full code migrates it, the data intact */
     collected c;
@@ -472,7 +472,7 @@ static void test_migration_from_v1_and_newer_refused(void **state)
     assert_int_equal(c.n_member, 1);
     assert_member_equal(&c.member[0], &m);
     assert_int_equal(c.n_nonce, 1);
-    cpns_store_close(st);
+    cpns_store_free(st);
 
     /* a newer schema is refused, untouched */
     assert_int_equal(test_pg_exec(f->uri, "UPDATE meta SET num = 99 WHERE name = 'schema_version'"),
@@ -517,7 +517,7 @@ static void test_damaged_rows_named_at_load(void **state)
     commit_ok(st);
     assert_int_equal(st->ops->put_pne(st, &b), 0);
     commit_ok(st);
-    cpns_store_close(st);
+    cpns_store_free(st);
 }
 
 /* Two instances on one database: only the lease holder's commits get through. */
@@ -577,9 +577,9 @@ static void test_fencing_by_the_active_lease(void **state)
     /* no instance id: no lease */
     cpns_store *C = open_ok(f);
     assert_int_equal(cpns_store_pg_lease_acquire(C, 5000, NULL, NULL, &la), CPNS_ERR_INVALID_ARG);
-    cpns_store_close(C);
-    cpns_store_close(A);
-    cpns_store_close(B);
+    cpns_store_free(C);
+    cpns_store_free(A);
+    cpns_store_free(B);
 }
 
 /* Polls the commit in flight until it ends, waiting on watch_fd. */
@@ -611,8 +611,8 @@ static void test_same_instance_id_twice_one_active(void **state)
     assert_int_equal(l2.epoch, l1.epoch + 1);
     assert_int_equal(A2->ops->put_pne(A2, &p), 0);
     commit_ok(A2);
-    cpns_store_close(A1);
-    cpns_store_close(A2);
+    cpns_store_free(A1);
+    cpns_store_free(A2);
 }
 
 static int poll_until_done(cpns_store *st)
@@ -661,7 +661,7 @@ static void test_nonblocking_commit(void **state)
     assert_int_equal(st->ops->commit_poll(st), 0);
     assert_int_equal(scalar(f, "SELECT count(*) FROM pne"), 1);
     assert_int_equal(scalar(f, "SELECT state FROM member WHERE pneid = 'pne-0000'"), 1);
-    cpns_store_close(st);
+    cpns_store_free(st);
 }
 
 /*
@@ -722,7 +722,7 @@ static void test_restart_in_the_middle(void **state)
     collected c;
     st = reopen_load(f, st, &c);
     assert_int_equal(c.n_member, 100);
-    cpns_store_close(st);
+    cpns_store_free(st);
 }
 
 static double seconds_since(const struct timespec *t0)
@@ -776,7 +776,7 @@ static void test_100k_members_in_one_commit(void **state)
     assert_int_equal(c.n_member, BATCH);
     cpns_store_member first = make_member("sg-big", "pne-000000", 1, CPNS_MEMBER_DELIVERED, 0);
     assert_member_equal(&c.member[0], &first);
-    cpns_store_close(st);
+    cpns_store_free(st);
 }
 
 int main(void)

@@ -69,8 +69,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx *f = *state;
-    cpns_store_close(f->a);
-    cpns_store_close(f->b);
+    cpns_store_free(f->a);
+    cpns_store_free(f->b);
     free(f);
     return 0;
 }
@@ -342,7 +342,7 @@ static void scope_and_instance_row(void **state)
     assert_int_equal(cpns_store_pg_release(f->a), 0);
     assert_int_equal(cpns_store_pg_heartbeat(twin, 15000, "", "", &held), 0);
     assert_int_equal(held, 1);
-    cpns_store_close(twin);
+    cpns_store_free(twin);
 }
 
 int main(void)

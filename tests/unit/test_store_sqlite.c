@@ -127,7 +127,7 @@ static const cpns_store_loader loader = {on_pne, on_sg, on_member, on_nonce};
 /* Closes st, reopens the file and loads it into c (zeroed first); returns the new store. */
 static cpns_store *reopen_load(const fx *f, cpns_store *st, collected *c)
 {
-    cpns_store_close(st);
+    cpns_store_free(st);
     st = open_ok(f);
     memset(c, 0, sizeof *c);
     int rv = st->ops->load(st, &loader, c);
@@ -226,7 +226,7 @@ static void test_failed_write_poisons_the_batch(void **state)
     st = reopen_load(f, st, &c);
     assert_int_equal(c.n_pne, 0);
     assert_string_equal(cpns_store_sqlite_errmsg(NULL), "");
-    cpns_store_close(st);
+    cpns_store_free(st);
 }
 
 static void test_wrong_master_key_refused_at_open(void **state)
@@ -236,7 +236,7 @@ static void test_wrong_master_key_refused_at_open(void **state)
     cpns_store_pne p = make_pne("pne-a", 1, 0);
     assert_int_equal(st->ops->put_pne(st, &p), 0);
     assert_int_equal(st->ops->commit(st), 0);
-    cpns_store_close(st);
+    cpns_store_free(st);
 
     uint8_t other[CPNS_KEY_LEN];
     memcpy(other, f->master_key, sizeof other);
@@ -247,7 +247,7 @@ static void test_wrong_master_key_refused_at_open(void **state)
     assert_null(st);
     assert_non_null(strstr(err, "the master key does not match this database"));
     /* the right key still opens it */
-    cpns_store_close(open_ok(f));
+    cpns_store_free(open_ok(f));
 }
 
 /* Writes a store with pne-a, pne-b and sg-1 (version 4), then closes it. */
@@ -260,7 +260,7 @@ static void write_secrets(const fx *f)
     assert_int_equal(st->ops->put_pne(st, &b), 0);
     assert_int_equal(st->ops->put_sg(st, &sg), 0);
     assert_int_equal(st->ops->commit(st), 0);
-    cpns_store_close(st);
+    cpns_store_free(st);
 }
 
 /* Opens the store (which must succeed) and expects load() to fail naming `row`. */
@@ -273,7 +273,7 @@ static void expect_load_fails(const fx *f, const char *row)
     const char *msg = cpns_store_sqlite_errmsg(st);
     if (!strstr(msg, row))
         fail_msg("the message does not name %s: %s", row, msg);
-    cpns_store_close(st);
+    cpns_store_free(st);
 }
 
 /* Flips one bit of the encrypted column of one row. */
@@ -346,7 +346,7 @@ static void test_gk_moved_to_another_sg_refused_at_load(void **state)
 static void test_newer_schema_refused(void **state)
 {
     fx *f = *state;
-    cpns_store_close(open_ok(f));
+    cpns_store_free(open_ok(f));
     raw_exec(f, "UPDATE meta SET value = 3 WHERE name = 'schema_version'");
     char err[256];
     cpns_store *st = NULL;
@@ -357,14 +357,14 @@ static void test_newer_schema_refused(void **state)
     assert_non_null(strstr(err, "newer"));
     /* the current version opens again */
     raw_exec(f, "UPDATE meta SET value = 2 WHERE name = 'schema_version'");
-    cpns_store_close(open_ok(f));
+    cpns_store_free(open_ok(f));
 }
 
 /* Out of memory at each of the store's own allocations: a clean refusal, nothing leaked. */
 static void test_open_out_of_memory(void **state)
 {
     fx *f = *state;
-    cpns_store_close(open_ok(f)); /* the file exists: each try below only opens it */
+    cpns_store_free(open_ok(f)); /* the file exists: each try below only opens it */
     int opened = 0;
     for (long fail_at = 1; fail_at <= 8 && !opened; fail_at++) {
         test_counting c = {0};
@@ -382,7 +382,7 @@ static void test_open_out_of_memory(void **state)
             assert_true(rv == CPNS_ERR_NOMEM || rv == CPNS_ERR_STORE);
             assert_null(st);
         }
-        cpns_store_close(st);
+        cpns_store_free(st);
         cpns_set_allocator(NULL);
         assert_int_equal(c.live, 0);
     }
@@ -443,7 +443,7 @@ static void test_files_are_0600(void **state)
     assert_mode_0600(path);
     snprintf(path, sizeof path, "%s.lock", f->path);
     assert_mode_0600(path);
-    cpns_store_close(st);
+    cpns_store_free(st);
 }
 
 /* A second open of f's database: its return, with err and *out checked. */
@@ -452,7 +452,7 @@ static int open_again(const fx *f, char *err, size_t errlen)
     cpns_store *st = (cpns_store *)1;
     int rv = cpns_store_sqlite_open(&st, f->path, f->master_key, err, errlen);
     if (rv == 0)
-        cpns_store_close(st);
+        cpns_store_free(st);
     else
         assert_null(st);
     return rv;
@@ -494,14 +494,14 @@ static void test_second_open_is_busy(void **state)
     cpns_store_pne p = make_pne("pne-a", 1, 0);
     assert_int_equal(st->ops->put_pne(st, &p), 0);
     assert_int_equal(st->ops->commit(st), 0);
-    cpns_store_close(st);
+    cpns_store_free(st);
 
     snprintf(lock, sizeof lock, "%s.lock", f->path);
     assert_int_equal(access(lock, F_OK), -1);
     collected c;
     st = reopen_load(f, NULL, &c);
     assert_int_equal(c.n_pne, 1);
-    cpns_store_close(st);
+    cpns_store_free(st);
 }
 
 /* A lock file left by a crash (unlocked, a dead PID in it) does not keep the database shut. */
@@ -520,7 +520,7 @@ static void test_stale_lock_file_taken_over(void **state)
     char want[64];
     snprintf(want, sizeof want, "PID %ld holds", (long)getpid());
     assert_non_null(strstr(err, want));
-    cpns_store_close(st);
+    cpns_store_free(st);
 }
 
 /* Whether needle occurs in the bytes of file path (a missing file has nothing). */
@@ -554,7 +554,7 @@ static void test_secrets_not_in_clear_on_disk(void **state)
                 file_contains(f->path, (const uint8_t *)"pne-a", 5));
     assert_false(file_contains(wal, p.EUK, CPNS_KEY_LEN));
     assert_false(file_contains(wal, sg.GK, CPNS_KEY_LEN));
-    cpns_store_close(st);
+    cpns_store_free(st);
     assert_false(file_contains(f->path, p.EUK, CPNS_KEY_LEN));
     assert_false(file_contains(f->path, sg.GK, CPNS_KEY_LEN));
 }
@@ -603,7 +603,7 @@ static void test_100k_members_in_one_commit(void **state)
     assert_member_equal(&c.member[5], &fifth);
     printf("[ info ] %d member upserts %.3f s, + one commit %.3f s; reopen + load %.3f s\n", BATCH,
            put_s, total_s, load_s);
-    cpns_store_close(st);
+    cpns_store_free(st);
 }
 
 int main(void)

@@ -43,7 +43,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx *f = *state;
-    cpns_store_close(f->st);
+    cpns_store_free(f->st);
     test_db_dir_remove(f->dir, f->path);
     free(f);
     return 0;
@@ -114,7 +114,7 @@ static const cpns_store_loader loader = {on_pne, on_sg, on_member, on_nonce};
 /* Closes the store, reopens the file and loads its members (in load order) into l. */
 static int reopen_load(fx *f, loaded *l)
 {
-    cpns_store_close(f->st);
+    cpns_store_free(f->st);
     f->st = NULL;
     char err[256];
     int rv = cpns_store_sqlite_open(&f->st, f->path, f->master_key, err, sizeof err);
@@ -275,7 +275,7 @@ static void test_compaction_bounds_the_rows(void **state)
     /* the commit that made it 1,025 compacted it to one row */
     assert_int_equal(most, 1024);
     assert_int_equal(raw_int(f, "SELECT count(*) FROM member_log"), 1 + 1100 - 1024);
-    cpns_store_close(f->st);
+    cpns_store_free(f->st);
     f->st = NULL;
     char err[256];
     assert_int_equal(cpns_store_sqlite_open(&f->st, f->path, f->master_key, err, sizeof err), 0);
@@ -362,7 +362,7 @@ static void test_malformed_records_refused(void **state)
     assert_int_equal(f->st->ops->commit(f->st), 0);
     loaded l;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        cpns_store_close(f->st);
+        cpns_store_free(f->st);
         f->st = NULL;
         char sql[160];
         snprintf(sql, sizeof sql, "UPDATE member_log SET rows = %s", bad[i]);
@@ -391,7 +391,7 @@ static void test_damaged_rows_never_crash(void **state)
     uint8_t good[256];
     size_t good_len = (size_t)raw_int(f, "SELECT length(rows) FROM member_log");
     assert_true(good_len <= sizeof good);
-    cpns_store_close(f->st);
+    cpns_store_free(f->st);
     f->st = NULL;
     sqlite3 *db = NULL;
     sqlite3_stmt *stmt = NULL;
@@ -429,7 +429,7 @@ static void test_damaged_rows_never_crash(void **state)
         sqlite3_finalize(stmt);
         loaded l;
         int rv = reopen_load(f, &l);
-        cpns_store_close(f->st);
+        cpns_store_free(f->st);
         f->st = NULL;
         if (rv == CPNS_ERR_STORE) {
             refused++;
@@ -450,7 +450,7 @@ static void test_damaged_rows_never_crash(void **state)
 /* Turns the store's file back into a schema version 1 file whose member table holds `rows`. */
 static void make_v1(fx *f, const char *rows)
 {
-    cpns_store_close(f->st);
+    cpns_store_free(f->st);
     f->st = NULL;
     char sql[1024];
     snprintf(sql, sizeof sql,

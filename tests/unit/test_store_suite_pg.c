@@ -63,7 +63,7 @@ static int pg_open(void *ctx, cpns_store **out)
 
 static int pg_reopen(void *ctx, cpns_store **st)
 {
-    cpns_store_close(*st);
+    cpns_store_free(*st);
     *st = NULL;
     return pg_open(ctx, st);
 }

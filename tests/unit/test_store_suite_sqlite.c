@@ -46,7 +46,7 @@ static int sqlite_open(void *ctx, cpns_store **out)
 
 static int sqlite_reopen(void *ctx, cpns_store **st)
 {
-    cpns_store_close(*st);
+    cpns_store_free(*st);
     *st = NULL;
     return sqlite_open(ctx, st);
 }
