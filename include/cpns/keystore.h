@@ -122,9 +122,6 @@ CPNS_API int cpns_keystore_pkcs11_euk(cpns_keystore *ks, uint8_t EUK[CPNS_KEY_LE
 /* The memory backend. */
 CPNS_API int cpns_keystore_mem_new(cpns_keystore **out);
 
-/* For tests: makes the next n put() calls of a memory keystore fail with CPNS_ERR_IO. */
-CPNS_TESTING void cpns_keystore_mem_fail_puts(cpns_keystore *ks, int n);
-
 /* Closes any backend (NULL is fine). */
 CPNS_API void cpns_keystore_close(cpns_keystore *ks);
 
