@@ -15,9 +15,9 @@
  *   CPNS_API extern const int64_t cpns_example_table[4];
  *
  * The test hooks (fault injection, the memory store's inspection) are not
- * in these headers: they are declared CPNS_TESTING, hidden, in the
- * uninstalled cpns/testing.h, for the project's tests, which link libcpns.a.
- * libcpns-store.so (cpns/store_db.h) follows the same rules. The abi test
+ * in the installed headers: a header of the source tree declares them,
+ * hidden, for the project's tests, which link libcpns.a. libcpns-store.so
+ * (cpns/store_db.h) follows the same rules. The abi test
  * (tests/abi/check-abi.sh) fails when a declaration has no macro or the
  * exports of either library differ from its CPNS_API declarations.
  */
