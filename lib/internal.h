@@ -16,10 +16,13 @@
 
 /*
  * CPNS_PRIVATE marks the few helpers of lib/ that libcpns-store.so (the
- * SQLite and PostgreSQL stores, a library of their own) calls in libcpns.so: they are exported, but
- * declared only here and in crypto_internal.h, never installed, and no part of the API:
- * libcpns-store needs libcpns of the very same version (cpns-store.pc says so, and both ship in one
- * Debian package). tests/abi lists them.
+ * SQLite and PostgreSQL stores, a library of their own) calls in libcpns.so:
+ * the allocation wrappers (so that cpns_set_allocator covers the stores
+ * too), the hash map, cpns_u64_to_str and, in crypto_internal.h, the GCM
+ * and join helpers. They are exported, but declared only here and in
+ * crypto_internal.h, never installed, and are no part of the API:
+ * libcpns-store needs libcpns of the very same version (cpns-store.pc and
+ * the Debian package libcpns-store0 say so). tests/abi checks the list.
  */
 #if defined(__GNUC__) || defined(__clang__)
 #define CPNS_PRIVATE __attribute__((visibility("default")))
