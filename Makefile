@@ -14,6 +14,7 @@
 #   make test-repeat-sanitize  the same with ASan + UBSan
 #   make test-cluster   the cluster tests (ctest -L cluster) N times, one seed each (issue #12: N=20)
 #   make install  programs, libcpns and libcpns-store, headers, cpns.pc and cpns-store.pc under PREFIX
+#   make docs     the API reference (Doxygen, docs/Doxyfile) into build/api/html
 #   make deb      the Debian packages (dpkg-buildpackage) into DEB_DIR (default build-deb/)
 #   make test-deb installs them on this machine (root), runs the demo against /usr/bin,
 #                 builds a program with pkg-config, runs lintian, then purges them
@@ -22,7 +23,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 PREFIX ?= /usr/local
 
-.PHONY: all deps configure test demo demo-pkcs11 demo-ha demo-cluster demo-inprocess clean format fuzz bench \
+.PHONY: all deps configure test docs demo demo-pkcs11 demo-ha demo-cluster demo-inprocess clean format fuzz bench \
 	bench-smoke install test-sanitize test-valgrind test-repeat test-repeat-sanitize test-cluster deb test-deb
 
 all: configure
@@ -51,6 +52,10 @@ demo-cluster: all
 
 install: all
 	cmake --install $(BUILD) --prefix $(PREFIX)
+
+# The API reference of the public headers; fails on any Doxygen warning.
+docs: configure
+	cmake --build $(BUILD) --target api-docs
 
 # The same procedure with the three engines wired in one process (no sockets), every frame printed.
 demo-inprocess: all

@@ -53,8 +53,11 @@ pnes=$max
 [ "$fanout_pnes" -gt "$pnes" ] && pnes=$fanout_pnes
 [ "$takeover_n" -gt "$pnes" ] && pnes=$takeover_n
 # the cluster rows run when cpns-server has --cluster (issue #12) unless BENCH_CLUSTER=0
+# (the help is read whole first: `--help | grep -q` under pipefail fails by
+# SIGPIPE when grep exits before the help's second write)
 cluster=0
-if [ "${BENCH_CLUSTER:-1}" != 0 ] && "$bin/cpns-server" --help 2>&1 | grep -q -- '--cluster'; then
+server_help=$("$bin/cpns-server" --help 2>&1)
+if [ "${BENCH_CLUSTER:-1}" != 0 ] && [[ $server_help == *--cluster* ]]; then
   cluster=1
 fi
 cluster_gws=$(( (cluster_n + 4999) / 5000 ))

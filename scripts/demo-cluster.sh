@@ -28,7 +28,10 @@ bin=${1:-$top/build/bin}
 for p in cpns-server cpns-gw cpnsctl cpns-loadgen; do
   [ -x "$bin/$p" ] || { echo "demo-cluster: $bin/$p is missing (run make first)" >&2; exit 1; }
 done
-if ! "$bin/cpns-server" --help 2>&1 | grep -q -- '--cluster'; then
+# the help is read whole first: `--help | grep -q` under pipefail fails when grep
+# exits before the second write of the help text (SIGPIPE)
+help=$("$bin/cpns-server" --help 2>&1)
+if [[ $help != *--cluster* ]]; then
   echo "demo-cluster: $bin/cpns-server does not accept --cluster (issue #12 is not built yet)" >&2
   exit 1
 fi
@@ -188,9 +191,12 @@ for k in 0 1 2; do
   echo "${gws[$k]} is served by $n"
 done
 
+# --answer-hold: no PNE beyond the first 40 % is handed a request before the
+# kill, so that a slow machine cannot see the group complete before it
 step "$members PNEs come on, spread over the three GWs (they answer at most $rate requests/s)"
 "$bin/cpns-loadgen" fanout --gw "$gw_list" --pnes "$members" --seed demo-cluster \
-  --report "$work/report.json" --answer-rate "$rate" 2>"$work/fanout.log" &
+  --report "$work/report.json" --answer-rate "$rate" --answer-hold $((members * 4 / 10)) \
+  2>"$work/fanout.log" &
 fan_pid=$!
 pids+=("$fan_pid")
 for _ in $(seq 1200); do

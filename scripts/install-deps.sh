@@ -22,9 +22,10 @@ runtime=(
 )
 # Build: compiler and headers. libsystemd-dev: sd_notify() tells systemd when a
 # Type=notify daemon is ready and when it stops (linked into the three
-# daemons only, not libcpns).
+# daemons only, not libcpns). doxygen: make docs and the api_docs test (the
+# API reference of the public headers).
 build=(
-  build-essential cmake pkg-config
+  build-essential cmake pkg-config doxygen
   libssl-dev libexpat1-dev libevent-dev libjansson-dev libsqlite3-dev libpq-dev libsystemd-dev
 )
 # Tests and CI: cmocka, a throwaway PostgreSQL, clang + libFuzzer, valgrind,

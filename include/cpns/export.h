@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/*
- * Which declarations of the public headers are libcpns.so's ABI.
+/**
+ * @file
+ * @brief Which declarations of the public headers are libcpns.so's ABI.
  *
  * The library is compiled with -fvisibility=hidden: a function or object is
  * exported from libcpns.so only when its declaration in include/cpns/ starts
@@ -24,6 +25,12 @@
 #ifndef CPNS_EXPORT_H
 #define CPNS_EXPORT_H
 
+/**
+ * @def CPNS_API
+ * Starts the declaration of a function or object that libcpns.so (or
+ * libcpns-store.so, for store_db.h) exports (default visibility), i.e. part
+ * of the ABI.
+ */
 #if defined(__GNUC__) || defined(__clang__)
 #define CPNS_API __attribute__((visibility("default")))
 #else

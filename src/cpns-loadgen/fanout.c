@@ -24,7 +24,13 @@
  * (slow devices, or a slow PN), so that a test can act in the middle of a
  * distribution whatever the speed of the machine; SIGUSR1 lifts the limit
  * (what waited is handed over at once), so that what the test then measures
- * is the servers' time, not the limit's. Each PNE also counts the delivery
+ * is the servers' time, not the limit's. --answer-hold K (with or without a
+ * rate) makes the middle certain: once K PNEs have been handed a delivery
+ * request, PNEs that were handed none are handed none until SIGUSR1 (the whole
+ * limit) or SIGHUP (the hold only; the rate stays), while the first K still
+ * get what is sent to them again. A test that waits for K' < K members
+ * delivered and then acts cannot find the group complete however slow the
+ * machine is. Each PNE also counts the delivery
  * requests it was handed (a member sent its key twice shows 2) and its answers
  * by Return code (the report's "deliveries" and "returns"; a Return 7 is a PNE
  * refusing an older KeyVersion than it holds). --move-every K (issue #12's
@@ -86,12 +92,14 @@ typedef struct fan {
     fan_pne *pnes;
     uint32_t opened, closed;
     double rate, tokens; /* --answer-rate: 0 = none; tokens refilled at that rate */
+    uint32_t hold;       /* --answer-hold: 0 = none; else PNEs handed a request at most */
+    uint32_t handed;     /* PNEs handed at least one delivery request */
     int64_t tokens_us;
     fan_frame *q_head, *q_tail;
     size_t queued;
     bool stop, announced;
     uint32_t move_every; /* --move-every K: SIGUSR2 moves lg-0, lg-K, ... (0: never) */
-    struct event *maint, *sigterm, *sigint, *sigusr1, *sigusr2;
+    struct event *maint, *sigterm, *sigint, *sigusr1, *sigusr2, *sighup;
 } fan;
 
 static fan *F;
@@ -205,11 +213,11 @@ static void pne_on_frame(net_conn *c, const uint8_t *data, size_t len, void *arg
 {
     lg_pne *p = arg;
     (void)c;
-    if (F->rate <= 0 || cpns_pne_get_state(p->eng) != CPNS_PNE_REGISTERED) {
+    if ((F->rate <= 0 && F->hold == 0) || cpns_pne_get_state(p->eng) != CPNS_PNE_REGISTERED) {
         give_frame(p, data, len);
         return;
     }
-    /* registered: a delivery request, answered when the rate allows */
+    /* registered: a delivery request, answered when the rate and the hold allow */
     fan_frame *fr = malloc(sizeof *fr + len);
     if (!fr) {
         F->g->failed = true;
@@ -264,9 +272,17 @@ static int connect_pne(uint32_t i)
     return 0;
 }
 
+/* --answer-hold: whether a request for this PNE waits (it was handed none yet, and K others were).
+ */
+static bool held(const fan_pne *fp)
+{
+    return F->hold && F->handed >= F->hold && fp->deliveries == 0;
+}
+
 /*
- * --answer-rate: hands the queued delivery requests to their PNEs as the
- * tokens allow; all of them once SIGUSR1 lifted the limit (rate 0).
+ * --answer-rate, --answer-hold: hands the queued delivery requests to their
+ * PNEs, in the order they came, as the tokens allow, passing over the held
+ * ones; all of them once SIGUSR1 lifted the limit (rate 0, no hold).
  */
 static void drain_queue(void)
 {
@@ -279,19 +295,30 @@ static void drain_queue(void)
     double burst = F->rate / 10.0 > 1.0 ? F->rate / 10.0 : 1.0;
     if (!F->q_head && F->tokens > burst)
         F->tokens = burst;
-    while (F->q_head && F->tokens >= 1.0) {
-        fan_frame *fr = F->q_head;
-        F->q_head = fr->next;
-        if (!F->q_head)
-            F->q_tail = NULL;
-        F->queued--;
+    fan_frame **link = &F->q_head, *last = NULL;
+    while (*link && F->tokens >= 1.0) {
+        fan_frame *fr = *link;
+        fan_pne *fp = &F->pnes[fr->pne];
         lg_pne *p = &F->g->pnes[fr->pne];
-        if (fr->gen == F->pnes[fr->pne].gen && p->conn) {
+        bool stale = fr->gen != fp->gen || !p->conn;
+        if (!stale && held(fp)) {
+            last = fr;
+            link = &fr->next;
+            continue;
+        }
+        *link = fr->next;
+        F->queued--;
+        if (!stale) {
+            if (fp->deliveries == 0)
+                F->handed++;
             give_frame(p, fr->data, fr->len);
             F->tokens -= 1.0;
         }
         free(fr);
     }
+    /* the tail moved only if its frame was handed: then the last one kept is the tail */
+    if (!*link)
+        F->q_tail = last;
 }
 
 static void on_maint(evutil_socket_t fd, short what, void *arg)
@@ -351,10 +378,19 @@ static void on_signal(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (fd == SIGUSR1) {
-        if (F->rate > 0)
+        if (F->rate > 0 || F->hold)
             fprintf(stderr, "fanout: SIGUSR1: the answer rate is no longer limited (%zu waiting)\n",
                     F->queued);
         F->rate = 0;
+        F->hold = 0;
+        drain_queue();
+        return;
+    }
+    if (fd == SIGHUP) {
+        if (F->hold)
+            fprintf(stderr, "fanout: SIGHUP: the hold at %u PNEs is lifted (%zu waiting)\n",
+                    F->hold, F->queued);
+        F->hold = 0;
         drain_queue();
         return;
     }
@@ -513,11 +549,12 @@ static int serve(lg *g, const char *report)
     F->sigint = evsignal_new(g->base, SIGINT, on_signal, NULL);
     F->sigusr1 = evsignal_new(g->base, SIGUSR1, on_signal, NULL);
     F->sigusr2 = evsignal_new(g->base, SIGUSR2, on_signal, NULL);
+    F->sighup = evsignal_new(g->base, SIGHUP, on_signal, NULL);
     struct timeval tv = {0, MAINT_MS * 1000};
-    if (!F->maint || !F->sigterm || !F->sigint || !F->sigusr1 || !F->sigusr2 ||
+    if (!F->maint || !F->sigterm || !F->sigint || !F->sigusr1 || !F->sigusr2 || !F->sighup ||
         event_add(F->maint, &tv) != 0 || event_add(F->sigterm, NULL) != 0 ||
         event_add(F->sigint, NULL) != 0 || event_add(F->sigusr1, NULL) != 0 ||
-        event_add(F->sigusr2, NULL) != 0)
+        event_add(F->sigusr2, NULL) != 0 || event_add(F->sighup, NULL) != 0)
         return 1;
     F->tokens_us = lg_now_us();
     connect_all(g);
@@ -539,6 +576,7 @@ static int serve(lg *g, const char *report)
     event_free(F->sigint);
     event_free(F->sigusr1);
     event_free(F->sigusr2);
+    event_free(F->sighup);
     return rv;
 }
 
@@ -620,7 +658,7 @@ static int bench(lg *g, int64_t gw_pid)
 int lg_fanout_main(int argc, char **argv)
 {
     const char *gw_addr = NULL, *report = NULL;
-    int64_t n = 0, gw_pid = 0, rate = 0, move_every = 0;
+    int64_t n = 0, gw_pid = 0, rate = 0, move_every = 0, hold = 0;
     lg g = {.seed = "cpns-bench"};
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
@@ -640,6 +678,8 @@ int lg_fanout_main(int argc, char **argv)
             report = v;
         else if (strcmp(k, "--answer-rate") == 0)
             parse_i64(v, 1, 10000000, &rate);
+        else if (strcmp(k, "--answer-hold") == 0)
+            parse_i64(v, 1, 1000000, &hold);
         else if (strcmp(k, "--move-every") == 0)
             parse_i64(v, 1, 1000000, &move_every);
     }
@@ -647,6 +687,7 @@ int lg_fanout_main(int argc, char **argv)
     fan f = {.g = &g,
              .serve = report != NULL,
              .rate = report ? (double)rate : 0.0,
+             .hold = report ? (uint32_t)hold : 0,
              .move_every = (uint32_t)move_every};
     F = &f;
     if (!gw_addr || n <= 0 || (!report && (!g.admin || gw_pid <= 0)) || split_gws(gw_addr) != 0) {
@@ -654,7 +695,7 @@ int lg_fanout_main(int argc, char **argv)
                 "usage: cpns-loadgen fanout --gw HOST:PORT --admin HOST:PORT --pnes N "
                 "--gw-pid PID [--seed S] [--server-log F]\n"
                 "       cpns-loadgen fanout --gw HOST:PORT[,HOST:PORT...] --pnes N --report FILE "
-                "[--seed S] [--answer-rate R] [--move-every K]\n");
+                "[--seed S] [--answer-rate R] [--answer-hold K] [--move-every K]\n");
         free(f.gw_list);
         return 2;
     }

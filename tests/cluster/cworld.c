@@ -255,6 +255,10 @@ void cw_start(cw_world *w, harness *h, test_pg *pg, const cw_opts *o)
         args[n++] = "--answer-rate";
         args[n++] = (char *)o->answer_rate;
     }
+    if (o->hold_at) {
+        args[n++] = "--answer-hold";
+        args[n++] = h_fmt(h, "%u", o->hold_at);
+    }
     if (o->move_every) {
         args[n++] = "--move-every";
         args[n++] = h_fmt(h, "%u", o->move_every);
@@ -409,8 +413,20 @@ void cw_wait(cw_world *w, bool (*fn)(cw_world *, void *), void *arg, int timeout
 
 void cw_full_speed(cw_world *w)
 {
-    if (w->o.answer_rate)
+    if (w->o.answer_rate || w->o.hold_at)
         kill(w->fan->pid, SIGUSR1);
+}
+
+void cw_release_hold(cw_world *w)
+{
+    if (w->o.hold_at)
+        kill(w->fan->pid, SIGHUP);
+}
+
+unsigned cw_hold_after(unsigned members, long long n)
+{
+    long long hold = n + members / 10;
+    return (unsigned)(hold < members ? hold : members - 1);
 }
 
 /* The sample of `name` (labels included) in a /metrics body, -1 when absent. */

@@ -69,6 +69,8 @@ typedef struct cw_answer {
 typedef struct cw_opts {
     unsigned n_inst, n_gws, members;
     const char *answer_rate; /* fanout --answer-rate until cw_full_speed (NULL: none) */
+    unsigned hold_at;        /* fanout --answer-hold: no PNE beyond the first hold_at is handed
+                                a request until cw_full_speed or cw_release_hold (0: none) */
     unsigned move_every;     /* fanout --move-every (0: none) */
 } cw_opts;
 
@@ -143,8 +145,16 @@ void cw_wait_delivered(cw_world *w, long long n, int timeout_ms);
 /* The SG's KeyVersion in PostgreSQL (-1 while it does not answer). */
 long long cw_db_version(const cw_world *w);
 
-/* The PNEs answer at full speed from now on (fanout SIGUSR1). */
+/* The PNEs answer at full speed from now on (fanout SIGUSR1: no rate, no hold). */
 void cw_full_speed(cw_world *w);
+/* The hold is lifted, the rate stays (fanout SIGHUP). */
+void cw_release_hold(cw_world *w);
+/*
+ * The hold for a scenario that acts once n members are delivered: a tenth of
+ * the group beyond n, so that answers may still be in flight when it acts,
+ * and never the whole group, so that it cannot find the group complete.
+ */
+unsigned cw_hold_after(unsigned members, long long n);
 
 /* A metric of instance i (its /metrics), -1 when absent or when it does not answer. */
 int64_t cw_metric(const cw_world *w, unsigned i, const char *name);

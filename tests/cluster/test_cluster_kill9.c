@@ -54,6 +54,7 @@ static void test_cluster_kill9(void **state)
     cw_opts o = {.n_inst = 3, .n_gws = 6, .members = members, .answer_rate = "100"};
     unsigned creator = cw_rand(&w, 3), victim = cw_rand(&w, 3), pct = 20 + cw_rand(&w, 21);
     long long kill_at = (long long)members * pct / 100;
+    o.hold_at = cw_hold_after(members, kill_at);
     cw_start(&w, h, &pg, &o);
     printf("CLUSTER choices: SG created on %s; %s killed at %u %% (%lld of %u) delivered\n",
            w.inst[creator].id, w.inst[victim].id, pct, kill_at, members);

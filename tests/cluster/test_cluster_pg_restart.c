@@ -41,6 +41,7 @@ static void test_cluster_pg_restart(void **state)
     cw_opts o = {.n_inst = 3, .n_gws = 6, .members = members, .answer_rate = "100"};
     unsigned creator = cw_rand(&w, 3), rekeyer = cw_rand(&w, 3), pct = 20 + cw_rand(&w, 21);
     long long restart_at = (long long)members * pct / 100;
+    o.hold_at = cw_hold_after(members, restart_at);
     cw_start(&w, h, &pg, &o);
     printf("CLUSTER choices: SG created on %s; PostgreSQL restarted at %u %% (%lld of %u) "
            "delivered; rekey on %s\n",

@@ -57,6 +57,7 @@ static void test_cluster_pne_move(void **state)
     cw_opts o = {
         .n_inst = 3, .n_gws = 3, .members = members, .answer_rate = "100", .move_every = every};
     long long move_at = (long long)members * pct / 100;
+    o.hold_at = cw_hold_after(members, move_at);
     cw_start(&w, h, &pg, &o);
     unsigned n_moved = (members + every - 1) / every;
     printf("CLUSTER choices: SG created on %s; one PNE in %u (%u) moves to the next GW at %u "

@@ -117,6 +117,7 @@ static void test_cluster_sigstop(void **state)
     cw_opts o = {.n_inst = 3, .n_gws = 6, .members = members, .answer_rate = "100"};
     unsigned creator = cw_rand(&w, 3), x = cw_rand(&w, 3), pct = 20 + cw_rand(&w, 21);
     long long stop_at = (long long)members * pct / 100;
+    o.hold_at = cw_hold_after(members, stop_at);
     cw_start(&w, h, &pg, &o);
     printf("CLUSTER choices: SG created on %s; %s paused at %u %% (%lld of %u) delivered\n",
            w.inst[creator].id, w.inst[x].id, pct, stop_at, members);
@@ -133,6 +134,7 @@ static void test_cluster_sigstop(void **state)
     h_note(h, "SIGSTOP %s at %lld delivered", w.inst[x].id, at);
     if (at >= members)
         fail_msg("the group completed before the pause (%lld delivered)", at);
+    cw_release_hold(&w);
     /*
      * The PNEs keep answering at the limited rate, in the order the requests
      * came: while the others' members progress, the paused instance's answers

@@ -11,8 +11,10 @@
  * simulated PNEs of `cpns-loadgen fanout` in serve mode, spread over the GWs,
  * which report at the end every key each PNE ever stored. Until the kill the
  * PNEs answer at most ANSWER_RATE delivery requests a second (slow devices),
- * so that the distribution lasts a few seconds on any machine and the kill
- * lands in its middle rather than after it; then (SIGUSR1) at full speed.
+ * so that the distribution lasts a few seconds on any machine, and no PNE
+ * beyond the first 40 % is handed one (--answer-hold), so that however late
+ * the test sees 30 % the kill lands in the middle rather than after it; then
+ * (SIGUSR1) at full speed.
  *
  * Invariants after the takeover:
  *  - the server's view (on B): every member delivered, key version 1, the
@@ -343,9 +345,10 @@ static void test_failover_mid_distribution(void **state)
         h_wait_port(h, gws[i].p, gws[i].port, CL_START_MS);
 
     char *report = h_path(h, "fanout-report.json");
-    h_proc *fan = h_start(h, "fanout", "cpns-loadgen", "fanout", "--gw", gw_list, "--pnes",
-                          h_fmt(h, "%d", MEMBERS), "--seed", SEED, "--report", report,
-                          "--answer-rate", ANSWER_RATE, NULL);
+    h_proc *fan =
+        h_start(h, "fanout", "cpns-loadgen", "fanout", "--gw", gw_list, "--pnes",
+                h_fmt(h, "%d", MEMBERS), "--seed", SEED, "--report", report, "--answer-rate",
+                ANSWER_RATE, "--answer-hold", h_fmt(h, "%d", KILL_AT + MEMBERS / 10), NULL);
     wait_log(h, fan, h_fmt(h, "fanout: all %d PNEs registered", MEMBERS), REGISTER_MS);
 
     /* A creates the SG; its answer names the Group Key every PNE must end up with. */

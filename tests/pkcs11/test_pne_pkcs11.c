@@ -188,10 +188,19 @@ static void test_pne_pkcs11_token_faults_return_3_then_retry(void **state)
         wait_return(h, &s, faults[i].SGID, "pne-fault", RETURN_STORAGE);
         if (!h_file_contains(a.n.p->log, faults[i].logged))
             fail_msg("the PNE's log does not say '%s'", faults[i].logged);
+        /*
+         * Return 3 is not final: the member waits for its retry ("pending"),
+         * or the retry already left (1 s later: "sent" on a slow machine), never
+         * "failed".
+         */
         json_t *sg = cl_sg_json(h, &s, faults[i].SGID);
-        assert_string_equal(json_string_value(json_object_get(cl_member(sg, "pne-fault"), "state")),
-                            "pending");
+        const char *st = json_string_value(json_object_get(cl_member(sg, "pne-fault"), "state"));
+        bool retried = st && (strcmp(st, "pending") == 0 || strcmp(st, "sent") == 0);
+        char seen[32];
+        snprintf(seen, sizeof seen, "%s", st ? st : "(none)");
         json_decref(sg);
+        if (!retried)
+            fail_msg("after Return 3 the member is '%s', not pending or sent", seen);
 
         /* the token is back: the server's retry is stored, the PNE was not restarted */
         sh_fault(&env, "");
