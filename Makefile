@@ -13,7 +13,7 @@
 #   make test-repeat    every test N times (default 10) with every core kept busy
 #   make test-repeat-sanitize  the same with ASan + UBSan
 #   make test-cluster   the cluster tests (ctest -L cluster) N times, one seed each (issue #12: N=20)
-#   make install  programs, libcpns, headers and cpns.pc under PREFIX
+#   make install  programs, libcpns and libcpns-store, headers, cpns.pc and cpns-store.pc under PREFIX
 #   make docs     the API reference (Doxygen, docs/Doxyfile) into build/api/html
 #   make deb      the Debian packages (dpkg-buildpackage) into DEB_DIR (default build-deb/)
 #   make test-deb installs them on this machine (root), runs the demo against /usr/bin,

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "cpns/cpns.h"
+#include "cpns/testing.h"
 
 #define FZ_T0 1795000000000LL /* ms: the harnesses' clock starts here */
 #define FZ_PNGWID "gw-1"

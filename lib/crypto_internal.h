@@ -14,6 +14,7 @@
 #include <openssl/types.h>
 
 #include "cpns/crypto.h"
+#include "internal.h"
 
 /*
  * Room for the longest joined input: a label, two identifiers, a base64
@@ -26,7 +27,8 @@
  * (CPNS_JOIN_MAX bytes) and sets *len. CPNS_ERR_INVALID_ARG if a part is
  * NULL or the result does not fit.
  */
-int cpns_crypto_join(uint8_t buf[CPNS_JOIN_MAX], size_t *len, const char *const *parts, size_t n);
+CPNS_PRIVATE int cpns_crypto_join(uint8_t buf[CPNS_JOIN_MAX], size_t *len, const char *const *parts,
+                                  size_t n);
 
 /*
  * AES-256-GCM with a 12-byte nonce and a 16-byte tag. ct may equal pt.
@@ -45,13 +47,14 @@ int cpns_gcm_open(const uint8_t key[CPNS_KEY_LEN], const uint8_t nonce[CPNS_GCM_
  * The same on a reusable cpns_gcm (c not NULL), with the same results. After
  * any failure the context has been reset and works for the next call.
  */
-int cpns_gcm_seal_ctx(cpns_gcm *c, const uint8_t key[CPNS_KEY_LEN],
-                      const uint8_t nonce[CPNS_GCM_NONCE_LEN], const uint8_t *aad, size_t aad_len,
-                      const uint8_t *pt, size_t pt_len, uint8_t *ct, uint8_t tag[CPNS_GCM_TAG_LEN]);
-int cpns_gcm_open_ctx(cpns_gcm *c, const uint8_t key[CPNS_KEY_LEN],
-                      const uint8_t nonce[CPNS_GCM_NONCE_LEN], const uint8_t *aad, size_t aad_len,
-                      const uint8_t *ct, size_t ct_len, const uint8_t tag[CPNS_GCM_TAG_LEN],
-                      uint8_t *pt);
+CPNS_PRIVATE int cpns_gcm_seal_ctx(cpns_gcm *c, const uint8_t key[CPNS_KEY_LEN],
+                                   const uint8_t nonce[CPNS_GCM_NONCE_LEN], const uint8_t *aad,
+                                   size_t aad_len, const uint8_t *pt, size_t pt_len, uint8_t *ct,
+                                   uint8_t tag[CPNS_GCM_TAG_LEN]);
+CPNS_PRIVATE int cpns_gcm_open_ctx(cpns_gcm *c, const uint8_t key[CPNS_KEY_LEN],
+                                   const uint8_t nonce[CPNS_GCM_NONCE_LEN], const uint8_t *aad,
+                                   size_t aad_len, const uint8_t *ct, size_t ct_len,
+                                   const uint8_t tag[CPNS_GCM_TAG_LEN], uint8_t *pt);
 
 /*
  * HMAC-SHA256 (RFC 2104) of m1 ‖ m2 under a key of at most one block, and

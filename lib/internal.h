@@ -14,11 +14,27 @@
 #include "cpns/common.h"
 #include "cpns/msg.h"
 
+/*
+ * CPNS_PRIVATE marks the few helpers of lib/ that libcpns-store.so (the
+ * SQLite and PostgreSQL stores, a library of their own) calls in libcpns.so:
+ * the allocation wrappers (so that cpns_set_allocator covers the stores
+ * too), the hash map, cpns_u64_to_str and, in crypto_internal.h, the GCM
+ * and join helpers. They are exported, but declared only here and in
+ * crypto_internal.h, never installed, and are no part of the API:
+ * libcpns-store needs libcpns of the very same version (cpns-store.pc and
+ * the Debian package libcpns-store0 say so). tests/abi checks the list.
+ */
+#if defined(__GNUC__) || defined(__clang__)
+#define CPNS_PRIVATE __attribute__((visibility("default")))
+#else
+#define CPNS_PRIVATE
+#endif
+
 /* --- allocation: every allocation of libcpns goes through these --- */
-void *cpns_malloc(size_t n);
-void *cpns_calloc(size_t count, size_t size); /* checks the multiplication */
-void *cpns_realloc(void *p, size_t n);
-void cpns_free(void *p);
+CPNS_PRIVATE void *cpns_malloc(size_t n);
+CPNS_PRIVATE void *cpns_calloc(size_t count, size_t size); /* checks the multiplication */
+CPNS_PRIVATE void *cpns_realloc(void *p, size_t n);
+CPNS_PRIVATE void cpns_free(void *p);
 /*
  * cpns_calloc for one big long-lived array (a large group's members, a big
  * map's slots). With the default allocator and 4 MB or more, it is 2 MB
@@ -28,7 +44,7 @@ void cpns_free(void *p);
  * Freed with cpns_free.
  */
 void *cpns_calloc_large(size_t count, size_t size);
-char *cpns_strdup(const char *s);
+CPNS_PRIVATE char *cpns_strdup(const char *s);
 
 /*
  * An open-addressing hash map (linear probing, entries inline in one array)
@@ -46,22 +62,22 @@ typedef struct cpns_map {
     size_t count;
 } cpns_map;
 
-void *cpns_map_get(const cpns_map *m, const char *key);
+CPNS_PRIVATE void *cpns_map_get(const cpns_map *m, const char *key);
 /*
  * Inserts, or replaces the value and the key pointer. 0 or CPNS_ERR_NOMEM
  * (then the map is unchanged). When the table cannot grow but still has room,
  * the entry goes in anyway at a higher load and the next insertion retries.
  */
-int cpns_map_put(cpns_map *m, const char *key, void *val);
+CPNS_PRIVATE int cpns_map_put(cpns_map *m, const char *key, void *val);
 /* Removes the entry and returns its value, or NULL. */
-void *cpns_map_remove(cpns_map *m, const char *key);
+CPNS_PRIVATE void *cpns_map_remove(cpns_map *m, const char *key);
 
 void *cpns_map_get_u64(const cpns_map *m, uint64_t key);
 int cpns_map_put_u64(cpns_map *m, uint64_t key, void *val);
 void *cpns_map_remove_u64(cpns_map *m, uint64_t key);
 
 /* Frees the map's own memory (not the values). */
-void cpns_map_clear(cpns_map *m);
+CPNS_PRIVATE void cpns_map_clear(cpns_map *m);
 /*
  * Room for n entries in all without allocating again: 0 or CPNS_ERR_NOMEM
  * (the map is unchanged). It never shrinks the table.
@@ -81,8 +97,8 @@ typedef struct cpns_map_iter {
     uint64_t ikey;
     void *val;
 } cpns_map_iter;
-cpns_map_iter cpns_map_begin(const cpns_map *m);
-int cpns_map_next(cpns_map_iter *it);
+CPNS_PRIVATE cpns_map_iter cpns_map_begin(const cpns_map *m);
+CPNS_PRIVATE int cpns_map_next(cpns_map_iter *it);
 
 /*
  * The values of a string-keyed map in key order, in a new array the caller
@@ -142,7 +158,7 @@ void cpns_log(const cpns_logger *lg, cpns_log_level level, const char *SGID, con
 int cpns_random_tid(cpns_rand_fn rand, void *rand_arg, uint64_t *tid);
 
 /* Decimal rendering of a uint64 into buf (at least 21 bytes); returns buf. */
-char *cpns_u64_to_str(uint64_t v, char *buf);
+CPNS_PRIVATE char *cpns_u64_to_str(uint64_t v, char *buf);
 
 #define CPNS_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -5,6 +5,7 @@
  * the PNE's secure storage failure path (Return 3). Also home of
  * cpns_keystore_free(), which works for every backend.
  */
+#include "cpns/testing.h"
 #include "keystore_internal.h"
 
 typedef struct mem_keystore {

@@ -17,6 +17,7 @@
 
 #include "cpns/crypto.h"
 #include "cpns/store.h"
+#include "cpns/testing.h"
 #include "internal.h"
 
 enum mem_op {

@@ -17,7 +17,8 @@
 
 #include <libpq-fe.h>
 
-#include "cpns/store.h"
+#include "cpns/store_db.h"
+#include "cpns/testing.h"
 #include "internal.h"
 #include "store_seal.h"
 

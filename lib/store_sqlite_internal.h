@@ -13,7 +13,8 @@
 #include <sqlite3.h>
 
 #include "cpns/crypto.h"
-#include "cpns/store.h"
+#include "cpns/store_db.h"
+#include "cpns/testing.h"
 #include "internal.h"
 #include "store_seal.h"
 

@@ -57,6 +57,8 @@ endif()
 set(n_api 0)
 foreach(h ${headers})
   get_filename_component(name ${h} NAME_WE)
+  # Doxygen doubles the underscores of a file name in its page's name (store_db.h: store__db_8h.html).
+  string(REPLACE "_" "__" name "${name}")
   set(page ${OUT}/html/${name}_8h.html)
   if(NOT EXISTS ${page})
     message(FATAL_ERROR "${h} has no page in the API reference (no /** @file */ comment?)")

@@ -188,11 +188,6 @@ CPNS_API int cpns_keystore_pkcs11_euk(cpns_keystore *ks, uint8_t EUK[CPNS_KEY_LE
  */
 CPNS_API int cpns_keystore_mem_new(cpns_keystore **out);
 
-/** @cond CPNS_TESTING_HOOKS */
-/* For tests: makes the next n put() calls of a memory keystore fail with CPNS_ERR_IO. */
-CPNS_TESTING void cpns_keystore_mem_fail_puts(cpns_keystore *ks, int n);
-/** @endcond */
-
 /**
  * Releases any backend: its ops->close wipes and frees it.
  *

@@ -24,6 +24,7 @@
 #include <event2/event.h>
 
 #include "cpns/cpns.h"
+#include "cpns/store_db.h"
 #include "net.h"
 
 #define LG_PNE_PREFIX "lg-"

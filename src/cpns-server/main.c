@@ -31,6 +31,7 @@
 #include "notify.h"
 #include "options.h"
 #include "srvd.h"
+#include "cpns/testing.h"
 
 #define DEFAULT_LISTEN "127.0.0.1:7460"
 #define DEFAULT_ADMIN "127.0.0.1:7462"

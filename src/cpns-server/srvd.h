@@ -25,6 +25,7 @@
 #include <event2/listener.h>
 
 #include "cpns/cpns.h"
+#include "cpns/store_db.h"
 #include "links.h"
 #include "net.h"
 

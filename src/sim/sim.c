@@ -8,6 +8,7 @@
 #include <openssl/sha.h>
 
 #include "cpns/crypto.h"
+#include "cpns/testing.h"
 #include "sim.h"
 
 #define GW_CONN 1

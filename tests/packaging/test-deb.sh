@@ -5,13 +5,14 @@
 #   2. apt-get install ./*.deb (dependencies resolved by apt), as root
 #   3. systemd-analyze verify on the installed units (their ExecStart= and man pages now exist)
 #   4. scripts/demo.sh /usr/bin: the demo against the installed programs
-#   5. pkg-config --cflags --libs cpns (libcpns-dev) compiles, links and runs a program
+#   5. pkg-config --cflags --libs cpns (libcpns-dev) compiles, links and runs a program,
+#      which loads neither SQLite nor libpq, and libcpns0 does not depend on them
 #   6. the packages are purged again unless KEEP_DEBS=1
 #   tests/packaging/test-deb.sh DEB_DIR
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 dir=$(cd "${1:?usage: test-deb.sh DEB_DIR}" && pwd)
-pkgs=(cpns-server cpns-gw cpns-pne cpnsctl libcpns0 libcpns-dev)
+pkgs=(cpns-server cpns-gw cpns-pne cpnsctl libcpns0 libcpns-store0 libcpns-dev)
 step() { printf '\n== test-deb: %s\n' "$*"; }
 
 step "lintian"
@@ -76,5 +77,15 @@ C
 cc -std=c11 -Wall -Werror -o "$tmp/hello" "$tmp/hello.c" $(pkg-config --cflags --libs cpns)
 libs=$(ldd "$tmp/hello") # not piped into grep -q: pipefail would see ldd's SIGPIPE
 grep -Eq "libcpns\.so\.0 => (/usr)?/lib/" <<<"$libs" || { echo "test-deb: not linked to the installed libcpns.so.0" >&2; exit 1; }
+if grep -Eq "libsqlite3|libpq" <<<"$libs"; then
+  echo "test-deb: a program of libcpns alone loads SQLite or libpq:" >&2
+  echo "$libs" >&2
+  exit 1
+fi
+deps=$(dpkg-query -W -f '${Depends}' libcpns0)
+if grep -Eq "sqlite|libpq" <<<"$deps"; then
+  echo "test-deb: libcpns0 depends on SQLite or libpq: $deps" >&2
+  exit 1
+fi
 "$tmp/hello"
 echo "test-deb: passed"

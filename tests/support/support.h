@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "cpns/cpns.h"
+#include "cpns/testing.h"
 
 /* Decodes a hex string into out (exactly n bytes); fails the test on bad input. */
 void test_hex(const char *hex, uint8_t *out, size_t n);
