@@ -144,6 +144,15 @@ int cpns_random_tid(cpns_rand_fn rand, void *rand_arg, uint64_t *tid);
 /* Decimal rendering of a uint64 into buf (at least 21 bytes); returns buf. */
 char *cpns_u64_to_str(uint64_t v, char *buf);
 
+/*
+ * The map key of a registration Nonce (the engine's nonce cache, the memory
+ * store, the PostgreSQL store's write batch): "PNEID\x01<hex of Nonce>". '\x01' sorts below every
+ * identifier character, so keys sort by PNEID, then Nonce (the memory store hands nonces back in
+ * key order, as the SQL stores do). Never persisted: the stores keep PNEID and Nonce apart.
+ */
+#define CPNS_NONCE_KEY_LEN (CPNS_ID_MAX + 1 + 2 * CPNS_NONCE_LEN + 1)
+void cpns_nonce_key(const char *PNEID, const uint8_t *Nonce, char out[CPNS_NONCE_KEY_LEN]);
+
 #define CPNS_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif

@@ -413,19 +413,6 @@ void srv_pne_free(srv_pne *pne)
     cpns_free(pne);
 }
 
-void srv_nonce_key(const char *PNEID, const uint8_t *Nonce, char out[SRV_NONCE_KEY_LEN])
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t n = strlen(PNEID);
-    memcpy(out, PNEID, n);
-    out[n++] = '/';
-    for (size_t i = 0; i < CPNS_NONCE_LEN; i++) {
-        out[n++] = hex[Nonce[i] >> 4];
-        out[n++] = hex[Nonce[i] & 15];
-    }
-    out[n] = '\0';
-}
-
 void srv_nonce_free(cpns_server *s, srv_nonce *n)
 {
     cpns_map_remove(&s->nonces, n->key);
@@ -517,7 +504,7 @@ static int load_nonce(void *arg, const cpns_store_nonce *row)
         return CPNS_ERR_NOMEM;
     n->row = *row;
     n->expires = s->now + (row->seen_ms + ttl_ms - wall);
-    srv_nonce_key(row->PNEID, row->Nonce, n->key);
+    cpns_nonce_key(row->PNEID, row->Nonce, n->key);
     if (cpns_map_put(&s->nonces, n->key, n)) {
         cpns_free(n);
         return CPNS_ERR_NOMEM;
