@@ -442,8 +442,8 @@ static int on_delivery_request(cpns_gw *gw, const cpns_msg *m, int peeked, const
                                size_t len)
 {
     uint64_t tid = m->TransactionID;
-    const char *SGID = (m->present & CPNS_F_SGID) ? m->SGID : NULL;
-    const char *PNEID = (m->present & CPNS_F_PNEID) ? m->PNEID : NULL;
+    const char *SGID = cpns_msg_id(m, CPNS_F_SGID);
+    const char *PNEID = cpns_msg_id(m, CPNS_F_PNEID);
     if (!(m->present & CPNS_F_TID) || !PNEID) {
         /* The response needs both; without them there is nobody to answer for. */
         cpns_log(&gw->log, CPNS_LOG_WARN, SGID, PNEID, tid,
@@ -480,7 +480,7 @@ static int on_pne_registration_response(cpns_gw *gw, const cpns_msg *m, const ui
                                         size_t len)
 {
     uint64_t tid = m->TransactionID;
-    const char *PNEID = (m->present & CPNS_F_PNEID) ? m->PNEID : NULL;
+    const char *PNEID = cpns_msg_id(m, CPNS_F_PNEID);
     gw_link *l = PNEID ? cpns_map_get(&gw->claims, PNEID) : NULL;
     if (!l || !(m->present & CPNS_F_TID) || tid != l->claim_tid) {
         /* Late (its claim ended), or an answer to a request this GW did not forward. */
@@ -650,7 +650,7 @@ static int on_delivery_response(cpns_gw *gw, gw_link *l, const cpns_msg *m, cons
                                 size_t len)
 {
     uint64_t tid = m->TransactionID;
-    const char *SGID = (m->present & CPNS_F_SGID) ? m->SGID : NULL;
+    const char *SGID = cpns_msg_id(m, CPNS_F_SGID);
     if (!l->PNEID[0] || cpns_map_get(&gw->routes, l->PNEID) != l ||
         strcmp(m->PNEID, l->PNEID) != 0) {
         cpns_log(&gw->log, CPNS_LOG_WARN, SGID, m->PNEID, tid,

@@ -138,6 +138,53 @@ typedef struct cpns_logger {
 void cpns_log(const cpns_logger *lg, cpns_log_level level, const char *SGID, const char *PNEID,
               uint64_t TransactionID, const char *fmt, ...) CPNS_PRINTF(6, 7);
 
+/*
+ * The model's fields by their CPNS_F_* bit (msg.h), the one place that maps
+ * a bit to its field: the message builders (cpns_msg_set_id/_blob), the
+ * decoder, and the engines reading what a message carries.
+ * cpns_msg_id_field: the identifier array of SGID, PNEID, PNID or PNGWID,
+ * NULL for any other bit. cpns_msg_blob_field: the blob of EncryptedGroupKey,
+ * KeyConfirmation, Nonce or Proof, NULL for any other bit.
+ * cpns_msg_id: the identifier if m has it (its bit is in m->present), else
+ * NULL (what the log takes for "none").
+ */
+static inline char *cpns_msg_id_field(cpns_msg *m, uint32_t bit)
+{
+    switch (bit) {
+    case CPNS_F_SGID:
+        return m->SGID;
+    case CPNS_F_PNEID:
+        return m->PNEID;
+    case CPNS_F_PNID:
+        return m->PNID;
+    case CPNS_F_PNGWID:
+        return m->PNGWID;
+    default:
+        return NULL;
+    }
+}
+
+static inline cpns_blob *cpns_msg_blob_field(cpns_msg *m, uint32_t bit)
+{
+    switch (bit) {
+    case CPNS_F_EGK:
+        return &m->EncryptedGroupKey;
+    case CPNS_F_KC:
+        return &m->KeyConfirmation;
+    case CPNS_F_NONCE:
+        return &m->Nonce;
+    case CPNS_F_PROOF:
+        return &m->Proof;
+    default:
+        return NULL;
+    }
+}
+
+static inline const char *cpns_msg_id(const cpns_msg *m, uint32_t bit)
+{
+    return (m->present & bit) ? cpns_msg_id_field((cpns_msg *)m, bit) : NULL;
+}
+
 /* Draws a TransactionID (1 .. 2^63-1) from rand. 0 or rand's error. */
 int cpns_random_tid(cpns_rand_fn rand, void *rand_arg, uint64_t *tid);
 

@@ -102,25 +102,9 @@ int cpns_id_valid(const char *s)
     return n > 0 && !only_dots;
 }
 
-static char *id_field(cpns_msg *m, uint32_t bit)
-{
-    switch (bit) {
-    case CPNS_F_SGID:
-        return m->SGID;
-    case CPNS_F_PNEID:
-        return m->PNEID;
-    case CPNS_F_PNID:
-        return m->PNID;
-    case CPNS_F_PNGWID:
-        return m->PNGWID;
-    default:
-        return NULL;
-    }
-}
-
 int cpns_msg_set_id(cpns_msg *m, uint32_t bit, const char *src)
 {
-    char *dst = m ? id_field(m, bit) : NULL;
+    char *dst = m ? cpns_msg_id_field(m, bit) : NULL;
     if (!dst || !cpns_id_valid(src))
         return CPNS_ERR_INVALID_ARG;
     /* NUL-padded, so two models with the same identifiers compare equal bytewise */
@@ -130,25 +114,9 @@ int cpns_msg_set_id(cpns_msg *m, uint32_t bit, const char *src)
     return 0;
 }
 
-static cpns_blob *blob_field(cpns_msg *m, uint32_t bit)
-{
-    switch (bit) {
-    case CPNS_F_EGK:
-        return &m->EncryptedGroupKey;
-    case CPNS_F_KC:
-        return &m->KeyConfirmation;
-    case CPNS_F_NONCE:
-        return &m->Nonce;
-    case CPNS_F_PROOF:
-        return &m->Proof;
-    default:
-        return NULL;
-    }
-}
-
 int cpns_msg_set_blob(cpns_msg *m, uint32_t bit, const uint8_t *data, size_t len)
 {
-    cpns_blob *b = m ? blob_field(m, bit) : NULL;
+    cpns_blob *b = m ? cpns_msg_blob_field(m, bit) : NULL;
     if (!b || len > CPNS_BLOB_MAX || (len && !data))
         return CPNS_ERR_INVALID_ARG;
     memset(b->data, 0, sizeof b->data);

@@ -385,7 +385,7 @@ static int send_delivery_response(cpns_pne *pne, const cpns_msg *req, uint32_t R
     }
     rv = cpns_outq_push_msg(&pne->outq, 0, &m);
     if (rv == 0)
-        cpns_log(&pne->log, CPNS_LOG_INFO, (m.present & CPNS_F_SGID) ? m.SGID : NULL, pne->PNEID,
+        cpns_log(&pne->log, CPNS_LOG_INFO, cpns_msg_id(&m, CPNS_F_SGID), pne->PNEID,
                  m.TransactionID, "SGroupKeyDeliveryResponse Return=%u PNID=%s", (unsigned)Return,
                  pne->PNID);
     return rv;
@@ -394,7 +394,7 @@ static int send_delivery_response(cpns_pne *pne, const cpns_msg *req, uint32_t R
 static int on_delivery_request(cpns_pne *pne, const cpns_msg *req, int decoded)
 {
     uint64_t tid = req->TransactionID;
-    const char *SGID = (req->present & CPNS_F_SGID) ? req->SGID : NULL;
+    const char *SGID = cpns_msg_id(req, CPNS_F_SGID);
     if (!(req->present & CPNS_F_TID)) {
         cpns_log(&pne->log, CPNS_LOG_WARN, SGID, pne->PNEID, 0,
                  "SGroupKeyDeliveryRequest without a readable TransactionID dropped");

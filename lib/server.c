@@ -778,7 +778,7 @@ int cpns_server_recv(cpns_server *s, uint64_t conn, const uint8_t *data, size_t 
         break;
     }
     if (!decoded)
-        cpns_log(&s->log, CPNS_LOG_WARN, NULL, (m.present & CPNS_F_PNEID) ? m.PNEID : NULL, tid,
+        cpns_log(&s->log, CPNS_LOG_WARN, NULL, cpns_msg_id(&m, CPNS_F_PNEID), tid,
                  "dropped %s %s from %s: %s", rv ? "malformed" : "unexpected",
                  cpns_msg_kind_name(m.kind), c->PNGWID, rv ? cpns_strerror(rv) : "not served");
     return 0;
