@@ -415,20 +415,9 @@ static int forwarded(uint64_t *counter, int rv)
 static int answer_delivery(cpns_gw *gw, const cpns_msg *req, uint32_t Return)
 {
     cpns_msg m;
-    cpns_msg_init(&m, CPNS_MSG_SGROUPKEY_DELIVERY_RESPONSE, req->TransactionID);
-    m.Return = Return;
-    m.present |= CPNS_F_RETURN;
-    int rv = cpns_msg_set_id(&m, CPNS_F_PNID, gw->PNID);
-    if (rv == 0)
-        rv = cpns_msg_set_id(&m, CPNS_F_PNEID, req->PNEID);
-    if (rv == 0 && (req->present & CPNS_F_SGID))
-        rv = cpns_msg_set_id(&m, CPNS_F_SGID, req->SGID);
+    int rv = cpns_msg_delivery_response(&m, req, Return, gw->PNID, req->PNEID);
     if (rv != 0)
         return rv;
-    if (req->present & CPNS_F_KEYVERSION) {
-        m.KeyVersion = req->KeyVersion;
-        m.present |= CPNS_F_KEYVERSION;
-    }
     rv = cpns_outq_push_msg(&gw->outq, CPNS_GW_LINK_SERVER, &m);
     if (rv == 0 && Return == CPNS_RETURN_UNREACHABLE)
         gw->stats.answered_unreachable++;

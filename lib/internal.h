@@ -185,6 +185,17 @@ static inline const char *cpns_msg_id(const cpns_msg *m, uint32_t bit)
     return (m->present & bit) ? cpns_msg_id_field((cpns_msg *)m, bit) : NULL;
 }
 
+/*
+ * Starts the SGroupKeyDeliveryResponse to req (7.8.6.1-3/-4/-5, and the GW's
+ * answers on a PNE's behalf, 7.8.6.2-1): req's TransactionID, Return, the
+ * answering side's PNID and the PNEID given, and the echo of req's SGID and
+ * KeyVersion when req has them (a Return 4 answer may lack them). The caller
+ * adds the KeyConfirmation of a Return 1. 0, or CPNS_ERR_INVALID_ARG when PNID,
+ * PNEID or the echoed SGID is not an identifier.
+ */
+int cpns_msg_delivery_response(cpns_msg *m, const cpns_msg *req, uint32_t Return, const char *PNID,
+                               const char *PNEID);
+
 /* Draws a TransactionID (1 .. 2^63-1) from rand. 0 or rand's error. */
 int cpns_random_tid(cpns_rand_fn rand, void *rand_arg, uint64_t *tid);
 

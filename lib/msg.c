@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The cpns/1 message model (msg.h): kind names, construction helpers and the
- * per-kind field rules of PROTOCOL.md 3.1 shared by the encoder and the
- * decoder (codec.h). Nothing here touches XML.
+ * The cpns/1 message model (msg.h): kind names, construction helpers (the
+ * delivery response's echo among them) and the per-kind field rules of
+ * PROTOCOL.md 3.1 shared by the encoder and the decoder (codec.h). Nothing
+ * here touches XML.
  */
 #include <string.h>
 
@@ -125,6 +126,24 @@ int cpns_msg_set_blob(cpns_msg *m, uint32_t bit, const uint8_t *data, size_t len
     b->len = len;
     m->present |= bit;
     return 0;
+}
+
+int cpns_msg_delivery_response(cpns_msg *m, const cpns_msg *req, uint32_t Return, const char *PNID,
+                               const char *PNEID)
+{
+    cpns_msg_init(m, CPNS_MSG_SGROUPKEY_DELIVERY_RESPONSE, req->TransactionID);
+    m->Return = Return;
+    m->present |= CPNS_F_RETURN;
+    int rv = cpns_msg_set_id(m, CPNS_F_PNID, PNID);
+    if (rv == 0)
+        rv = cpns_msg_set_id(m, CPNS_F_PNEID, PNEID);
+    if (rv == 0 && (req->present & CPNS_F_SGID))
+        rv = cpns_msg_set_id(m, CPNS_F_SGID, req->SGID);
+    if (rv == 0 && (req->present & CPNS_F_KEYVERSION)) {
+        m->KeyVersion = req->KeyVersion;
+        m->present |= CPNS_F_KEYVERSION;
+    }
+    return rv;
 }
 
 int cpns_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)

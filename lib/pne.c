@@ -356,20 +356,9 @@ static int send_delivery_response(cpns_pne *pne, const cpns_msg *req, uint32_t R
                                   const uint8_t GK[CPNS_KEY_LEN])
 {
     cpns_msg m;
-    cpns_msg_init(&m, CPNS_MSG_SGROUPKEY_DELIVERY_RESPONSE, req->TransactionID);
-    m.Return = Return;
-    m.present |= CPNS_F_RETURN;
-    int rv = cpns_msg_set_id(&m, CPNS_F_PNID, pne->PNID);
-    if (rv == 0)
-        rv = cpns_msg_set_id(&m, CPNS_F_PNEID, pne->PNEID);
-    if (rv == 0 && (req->present & CPNS_F_SGID))
-        rv = cpns_msg_set_id(&m, CPNS_F_SGID, req->SGID);
+    int rv = cpns_msg_delivery_response(&m, req, Return, pne->PNID, pne->PNEID);
     if (rv != 0)
         return rv;
-    if (req->present & CPNS_F_KEYVERSION) {
-        m.KeyVersion = req->KeyVersion;
-        m.present |= CPNS_F_KEYVERSION;
-    }
     if (Return == CPNS_RETURN_SUCCESS) {
         uint8_t KeyConfirmation[CPNS_KC_LEN];
         rv = cpns_key_confirmation_ctx(pne->sha256, GK, req->SGID, pne->PNEID, req->KeyVersion,
