@@ -348,9 +348,9 @@ static void pause_pnes(gw_daemon *d, bool pause)
     if (d->uplink_full == pause)
         return;
     d->uplink_full = pause;
-    for (size_t i = 0; i < d->links.cap; i++)
-        if (d->links.slots[i].link)
-            net_conn_pause_read(d->links.slots[i].conn, pause);
+    net_conn *c;
+    for (cpns_map_iter it = cpns_map_begin(&d->links); (c = links_next(&it)) != NULL;)
+        net_conn_pause_read(c, pause);
     if (pause)
         log_warn("the server at %s is slow to read: %zu bytes wait for it; PNE connections are "
                  "not read until it catches up",
@@ -706,9 +706,9 @@ static void metrics_view(void *arg, gw_metrics_view *v)
                            .uplink_bytes = d->server ? net_conn_pending(d->server) : 0,
                            .pne_connections = d->links.count,
                            .pne_reads_paused = d->uplink_full};
-    for (size_t i = 0; i < d->links.cap; i++)
-        if (d->links.slots[i].link)
-            v->pne_bytes += net_conn_pending(d->links.slots[i].conn);
+    net_conn *c;
+    for (cpns_map_iter it = cpns_map_begin(&d->links); (c = links_next(&it)) != NULL;)
+        v->pne_bytes += net_conn_pending(c);
 }
 
 static void daemon_free(gw_daemon *d)
