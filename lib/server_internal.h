@@ -217,7 +217,8 @@ typedef struct srv_del {
 struct cpns_server {
     cpns_server_config cfg; /* with the defaults filled in */
     cpns_logger log;
-    int64_t now; /* monotonic, of the last call that passed one */
+    int64_t now;           /* monotonic, of the last call that passed one */
+    cpns_server_error err; /* what the last admin call failed on (cpns_server_last_error) */
 
     cpns_map pnes;   /* PNEID -> srv_pne */
     cpns_map sgs;    /* SGID -> srv_sg */
