@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "fuzz_server_world.h"
+#include "internal.h" /* cpns_msg_delivery_response */
 
 #define SEED_MAX (256 * 1024)
 
@@ -315,13 +316,7 @@ static void srv_answer(srv_gen *g, uint32_t Return, int good_kc)
         if (!good_kc)
             KC[0] ^= 1;
         cpns_msg r;
-        cpns_msg_init(&r, CPNS_MSG_SGROUPKEY_DELIVERY_RESPONSE, req->TransactionID);
-        FZ_CHECK(cpns_msg_set_id(&r, CPNS_F_SGID, req->SGID) == 0);
-        FZ_CHECK(cpns_msg_set_id(&r, CPNS_F_PNEID, req->PNEID) == 0);
-        FZ_CHECK(cpns_msg_set_id(&r, CPNS_F_PNID, FZ_PNID) == 0);
-        r.KeyVersion = req->KeyVersion;
-        r.Return = Return;
-        r.present |= CPNS_F_KEYVERSION | CPNS_F_RETURN;
+        FZ_CHECK(cpns_msg_delivery_response(&r, req, Return, FZ_PNID, req->PNEID) == 0);
         if (Return == CPNS_RETURN_SUCCESS)
             FZ_CHECK(cpns_msg_set_blob(&r, CPNS_F_KC, KC, sizeof KC) == 0);
         srv_step(g, (uint8_t)(links[i] - 1), &r);

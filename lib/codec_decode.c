@@ -130,34 +130,6 @@ static const char *cpns_local(const XML_Char *name)
     return strncmp(name, NS_PREFIX, n) == 0 ? name + n : NULL;
 }
 
-static char *id_field(cpns_msg *m, uint32_t bit)
-{
-    switch (bit) {
-    case CPNS_F_SGID:
-        return m->SGID;
-    case CPNS_F_PNEID:
-        return m->PNEID;
-    case CPNS_F_PNID:
-        return m->PNID;
-    default:
-        return m->PNGWID;
-    }
-}
-
-static cpns_blob *blob_field(cpns_msg *m, uint32_t bit)
-{
-    switch (bit) {
-    case CPNS_F_EGK:
-        return &m->EncryptedGroupKey;
-    case CPNS_F_KC:
-        return &m->KeyConfirmation;
-    case CPNS_F_NONCE:
-        return &m->Nonce;
-    default:
-        return &m->Proof;
-    }
-}
-
 /* Parses one known attribute into m; 0 or CPNS_ERR_MALFORMED (then m is unchanged). */
 static int read_value(cpns_msg *m, const attr_rule *r, const char *v)
 {
@@ -167,8 +139,8 @@ static int read_value(cpns_msg *m, const attr_rule *r, const char *v)
         if (!cpns_id_valid(v))
             return CPNS_ERR_MALFORMED;
         /* valid means 1..CPNS_ID_MAX characters; NUL-padded as cpns_msg_set_id does */
-        memset(id_field(m, r->bit), 0, CPNS_ID_MAX + 1);
-        memcpy(id_field(m, r->bit), v, strlen(v));
+        memset(cpns_msg_id_field(m, r->bit), 0, CPNS_ID_MAX + 1);
+        memcpy(cpns_msg_id_field(m, r->bit), v, strlen(v));
         return 0;
     case T_KEYVERSION:
         if (cpns_parse_u64(v, 1, CPNS_KEYVERSION_MAX, &n))
@@ -193,7 +165,7 @@ static int read_value(cpns_msg *m, const attr_rule *r, const char *v)
             return CPNS_ERR_MALFORMED;
         return 0;
     case T_BLOB: {
-        cpns_blob *b = blob_field(m, r->bit);
+        cpns_blob *b = cpns_msg_blob_field(m, r->bit);
         size_t len = 0;
         int rv = cpns_b64_decode(v, strlen(v), b->data, sizeof b->data, &len);
         /* TOO_LARGE is valid base64 that the engine will refuse by its length */

@@ -189,3 +189,16 @@ char *cpns_u64_to_str(uint64_t v, char *buf)
     buf[n] = '\0';
     return buf;
 }
+
+void cpns_nonce_key(const char *PNEID, const uint8_t *Nonce, char out[CPNS_NONCE_KEY_LEN])
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t n = strlen(PNEID);
+    memcpy(out, PNEID, n);
+    out[n++] = '\x01';
+    for (size_t i = 0; i < CPNS_NONCE_LEN; i++) {
+        out[n++] = hex[Nonce[i] >> 4];
+        out[n++] = hex[Nonce[i] & 15];
+    }
+    out[n] = '\0';
+}

@@ -415,20 +415,9 @@ static int forwarded(uint64_t *counter, int rv)
 static int answer_delivery(cpns_gw *gw, const cpns_msg *req, uint32_t Return)
 {
     cpns_msg m;
-    cpns_msg_init(&m, CPNS_MSG_SGROUPKEY_DELIVERY_RESPONSE, req->TransactionID);
-    m.Return = Return;
-    m.present |= CPNS_F_RETURN;
-    int rv = cpns_msg_set_id(&m, CPNS_F_PNID, gw->PNID);
-    if (rv == 0)
-        rv = cpns_msg_set_id(&m, CPNS_F_PNEID, req->PNEID);
-    if (rv == 0 && (req->present & CPNS_F_SGID))
-        rv = cpns_msg_set_id(&m, CPNS_F_SGID, req->SGID);
+    int rv = cpns_msg_delivery_response(&m, req, Return, gw->PNID, req->PNEID);
     if (rv != 0)
         return rv;
-    if (req->present & CPNS_F_KEYVERSION) {
-        m.KeyVersion = req->KeyVersion;
-        m.present |= CPNS_F_KEYVERSION;
-    }
     rv = cpns_outq_push_msg(&gw->outq, CPNS_GW_LINK_SERVER, &m);
     if (rv == 0 && Return == CPNS_RETURN_UNREACHABLE)
         gw->stats.answered_unreachable++;
@@ -442,8 +431,8 @@ static int on_delivery_request(cpns_gw *gw, const cpns_msg *m, int peeked, const
                                size_t len)
 {
     uint64_t tid = m->TransactionID;
-    const char *SGID = (m->present & CPNS_F_SGID) ? m->SGID : NULL;
-    const char *PNEID = (m->present & CPNS_F_PNEID) ? m->PNEID : NULL;
+    const char *SGID = cpns_msg_id(m, CPNS_F_SGID);
+    const char *PNEID = cpns_msg_id(m, CPNS_F_PNEID);
     if (!(m->present & CPNS_F_TID) || !PNEID) {
         /* The response needs both; without them there is nobody to answer for. */
         cpns_log(&gw->log, CPNS_LOG_WARN, SGID, PNEID, tid,
@@ -480,7 +469,7 @@ static int on_pne_registration_response(cpns_gw *gw, const cpns_msg *m, const ui
                                         size_t len)
 {
     uint64_t tid = m->TransactionID;
-    const char *PNEID = (m->present & CPNS_F_PNEID) ? m->PNEID : NULL;
+    const char *PNEID = cpns_msg_id(m, CPNS_F_PNEID);
     gw_link *l = PNEID ? cpns_map_get(&gw->claims, PNEID) : NULL;
     if (!l || !(m->present & CPNS_F_TID) || tid != l->claim_tid) {
         /* Late (its claim ended), or an answer to a request this GW did not forward. */
@@ -650,7 +639,7 @@ static int on_delivery_response(cpns_gw *gw, gw_link *l, const cpns_msg *m, cons
                                 size_t len)
 {
     uint64_t tid = m->TransactionID;
-    const char *SGID = (m->present & CPNS_F_SGID) ? m->SGID : NULL;
+    const char *SGID = cpns_msg_id(m, CPNS_F_SGID);
     if (!l->PNEID[0] || cpns_map_get(&gw->routes, l->PNEID) != l ||
         strcmp(m->PNEID, l->PNEID) != 0) {
         cpns_log(&gw->log, CPNS_LOG_WARN, SGID, m->PNEID, tid,

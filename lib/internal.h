@@ -154,11 +154,78 @@ typedef struct cpns_logger {
 void cpns_log(const cpns_logger *lg, cpns_log_level level, const char *SGID, const char *PNEID,
               uint64_t TransactionID, const char *fmt, ...) CPNS_PRINTF(6, 7);
 
+/*
+ * The model's fields by their CPNS_F_* bit (msg.h), the one place that maps
+ * a bit to its field: the message builders (cpns_msg_set_id/_blob), the
+ * decoder, and the engines reading what a message carries.
+ * cpns_msg_id_field: the identifier array of SGID, PNEID, PNID or PNGWID,
+ * NULL for any other bit. cpns_msg_blob_field: the blob of EncryptedGroupKey,
+ * KeyConfirmation, Nonce or Proof, NULL for any other bit.
+ * cpns_msg_id: the identifier if m has it (its bit is in m->present), else
+ * NULL (what the log takes for "none").
+ */
+static inline char *cpns_msg_id_field(cpns_msg *m, uint32_t bit)
+{
+    switch (bit) {
+    case CPNS_F_SGID:
+        return m->SGID;
+    case CPNS_F_PNEID:
+        return m->PNEID;
+    case CPNS_F_PNID:
+        return m->PNID;
+    case CPNS_F_PNGWID:
+        return m->PNGWID;
+    default:
+        return NULL;
+    }
+}
+
+static inline cpns_blob *cpns_msg_blob_field(cpns_msg *m, uint32_t bit)
+{
+    switch (bit) {
+    case CPNS_F_EGK:
+        return &m->EncryptedGroupKey;
+    case CPNS_F_KC:
+        return &m->KeyConfirmation;
+    case CPNS_F_NONCE:
+        return &m->Nonce;
+    case CPNS_F_PROOF:
+        return &m->Proof;
+    default:
+        return NULL;
+    }
+}
+
+static inline const char *cpns_msg_id(const cpns_msg *m, uint32_t bit)
+{
+    return (m->present & bit) ? cpns_msg_id_field((cpns_msg *)m, bit) : NULL;
+}
+
+/*
+ * Starts the SGroupKeyDeliveryResponse to req (7.8.6.1-3/-4/-5, and the GW's
+ * answers on a PNE's behalf, 7.8.6.2-1): req's TransactionID, Return, the
+ * answering side's PNID and the PNEID given, and the echo of req's SGID and
+ * KeyVersion when req has them (a Return 4 answer may lack them). The caller
+ * adds the KeyConfirmation of a Return 1. 0, or CPNS_ERR_INVALID_ARG when PNID,
+ * PNEID or the echoed SGID is not an identifier.
+ */
+int cpns_msg_delivery_response(cpns_msg *m, const cpns_msg *req, uint32_t Return, const char *PNID,
+                               const char *PNEID);
+
 /* Draws a TransactionID (1 .. 2^63-1) from rand. 0 or rand's error. */
 int cpns_random_tid(cpns_rand_fn rand, void *rand_arg, uint64_t *tid);
 
 /* Decimal rendering of a uint64 into buf (at least 21 bytes); returns buf. */
 CPNS_PRIVATE char *cpns_u64_to_str(uint64_t v, char *buf);
+
+/*
+ * The map key of a registration Nonce (the engine's nonce cache, the memory
+ * store, the PostgreSQL store's write batch): "PNEID\x01<hex of Nonce>". '\x01' sorts below every
+ * identifier character, so keys sort by PNEID, then Nonce (the memory store hands nonces back in
+ * key order, as the SQL stores do). Never persisted: the stores keep PNEID and Nonce apart.
+ */
+#define CPNS_NONCE_KEY_LEN (CPNS_ID_MAX + 1 + 2 * CPNS_NONCE_LEN + 1)
+void cpns_nonce_key(const char *PNEID, const uint8_t *Nonce, char out[CPNS_NONCE_KEY_LEN]);
 
 #define CPNS_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The cpns/1 message model (msg.h): kind names, construction helpers and the
- * per-kind field rules of PROTOCOL.md 3.1 shared by the encoder and the
- * decoder (codec.h). Nothing here touches XML.
+ * The cpns/1 message model (msg.h): kind names, construction helpers (the
+ * delivery response's echo among them) and the per-kind field rules of
+ * PROTOCOL.md 3.1 shared by the encoder and the decoder (codec.h). Nothing
+ * here touches XML.
  */
 #include <string.h>
 
@@ -102,25 +103,9 @@ int cpns_id_valid(const char *s)
     return n > 0 && !only_dots;
 }
 
-static char *id_field(cpns_msg *m, uint32_t bit)
-{
-    switch (bit) {
-    case CPNS_F_SGID:
-        return m->SGID;
-    case CPNS_F_PNEID:
-        return m->PNEID;
-    case CPNS_F_PNID:
-        return m->PNID;
-    case CPNS_F_PNGWID:
-        return m->PNGWID;
-    default:
-        return NULL;
-    }
-}
-
 int cpns_msg_set_id(cpns_msg *m, uint32_t bit, const char *src)
 {
-    char *dst = m ? id_field(m, bit) : NULL;
+    char *dst = m ? cpns_msg_id_field(m, bit) : NULL;
     if (!dst || !cpns_id_valid(src))
         return CPNS_ERR_INVALID_ARG;
     /* NUL-padded, so two models with the same identifiers compare equal bytewise */
@@ -130,25 +115,9 @@ int cpns_msg_set_id(cpns_msg *m, uint32_t bit, const char *src)
     return 0;
 }
 
-static cpns_blob *blob_field(cpns_msg *m, uint32_t bit)
-{
-    switch (bit) {
-    case CPNS_F_EGK:
-        return &m->EncryptedGroupKey;
-    case CPNS_F_KC:
-        return &m->KeyConfirmation;
-    case CPNS_F_NONCE:
-        return &m->Nonce;
-    case CPNS_F_PROOF:
-        return &m->Proof;
-    default:
-        return NULL;
-    }
-}
-
 int cpns_msg_set_blob(cpns_msg *m, uint32_t bit, const uint8_t *data, size_t len)
 {
-    cpns_blob *b = m ? blob_field(m, bit) : NULL;
+    cpns_blob *b = m ? cpns_msg_blob_field(m, bit) : NULL;
     if (!b || len > CPNS_BLOB_MAX || (len && !data))
         return CPNS_ERR_INVALID_ARG;
     memset(b->data, 0, sizeof b->data);
@@ -157,6 +126,24 @@ int cpns_msg_set_blob(cpns_msg *m, uint32_t bit, const uint8_t *data, size_t len
     b->len = len;
     m->present |= bit;
     return 0;
+}
+
+int cpns_msg_delivery_response(cpns_msg *m, const cpns_msg *req, uint32_t Return, const char *PNID,
+                               const char *PNEID)
+{
+    cpns_msg_init(m, CPNS_MSG_SGROUPKEY_DELIVERY_RESPONSE, req->TransactionID);
+    m->Return = Return;
+    m->present |= CPNS_F_RETURN;
+    int rv = cpns_msg_set_id(m, CPNS_F_PNID, PNID);
+    if (rv == 0)
+        rv = cpns_msg_set_id(m, CPNS_F_PNEID, PNEID);
+    if (rv == 0 && (req->present & CPNS_F_SGID))
+        rv = cpns_msg_set_id(m, CPNS_F_SGID, req->SGID);
+    if (rv == 0 && (req->present & CPNS_F_KEYVERSION)) {
+        m->KeyVersion = req->KeyVersion;
+        m->present |= CPNS_F_KEYVERSION;
+    }
+    return rv;
 }
 
 int cpns_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)

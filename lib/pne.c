@@ -356,20 +356,9 @@ static int send_delivery_response(cpns_pne *pne, const cpns_msg *req, uint32_t R
                                   const uint8_t GK[CPNS_KEY_LEN])
 {
     cpns_msg m;
-    cpns_msg_init(&m, CPNS_MSG_SGROUPKEY_DELIVERY_RESPONSE, req->TransactionID);
-    m.Return = Return;
-    m.present |= CPNS_F_RETURN;
-    int rv = cpns_msg_set_id(&m, CPNS_F_PNID, pne->PNID);
-    if (rv == 0)
-        rv = cpns_msg_set_id(&m, CPNS_F_PNEID, pne->PNEID);
-    if (rv == 0 && (req->present & CPNS_F_SGID))
-        rv = cpns_msg_set_id(&m, CPNS_F_SGID, req->SGID);
+    int rv = cpns_msg_delivery_response(&m, req, Return, pne->PNID, pne->PNEID);
     if (rv != 0)
         return rv;
-    if (req->present & CPNS_F_KEYVERSION) {
-        m.KeyVersion = req->KeyVersion;
-        m.present |= CPNS_F_KEYVERSION;
-    }
     if (Return == CPNS_RETURN_SUCCESS) {
         uint8_t KeyConfirmation[CPNS_KC_LEN];
         rv = cpns_key_confirmation_ctx(pne->sha256, GK, req->SGID, pne->PNEID, req->KeyVersion,
@@ -385,7 +374,7 @@ static int send_delivery_response(cpns_pne *pne, const cpns_msg *req, uint32_t R
     }
     rv = cpns_outq_push_msg(&pne->outq, 0, &m);
     if (rv == 0)
-        cpns_log(&pne->log, CPNS_LOG_INFO, (m.present & CPNS_F_SGID) ? m.SGID : NULL, pne->PNEID,
+        cpns_log(&pne->log, CPNS_LOG_INFO, cpns_msg_id(&m, CPNS_F_SGID), pne->PNEID,
                  m.TransactionID, "SGroupKeyDeliveryResponse Return=%u PNID=%s", (unsigned)Return,
                  pne->PNID);
     return rv;
@@ -394,7 +383,7 @@ static int send_delivery_response(cpns_pne *pne, const cpns_msg *req, uint32_t R
 static int on_delivery_request(cpns_pne *pne, const cpns_msg *req, int decoded)
 {
     uint64_t tid = req->TransactionID;
-    const char *SGID = (req->present & CPNS_F_SGID) ? req->SGID : NULL;
+    const char *SGID = cpns_msg_id(req, CPNS_F_SGID);
     if (!(req->present & CPNS_F_TID)) {
         cpns_log(&pne->log, CPNS_LOG_WARN, SGID, pne->PNEID, 0,
                  "SGroupKeyDeliveryRequest without a readable TransactionID dropped");

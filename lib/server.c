@@ -413,19 +413,6 @@ void srv_pne_free(srv_pne *pne)
     cpns_free(pne);
 }
 
-void srv_nonce_key(const char *PNEID, const uint8_t *Nonce, char out[SRV_NONCE_KEY_LEN])
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t n = strlen(PNEID);
-    memcpy(out, PNEID, n);
-    out[n++] = '/';
-    for (size_t i = 0; i < CPNS_NONCE_LEN; i++) {
-        out[n++] = hex[Nonce[i] >> 4];
-        out[n++] = hex[Nonce[i] & 15];
-    }
-    out[n] = '\0';
-}
-
 void srv_nonce_free(cpns_server *s, srv_nonce *n)
 {
     cpns_map_remove(&s->nonces, n->key);
@@ -517,7 +504,7 @@ static int load_nonce(void *arg, const cpns_store_nonce *row)
         return CPNS_ERR_NOMEM;
     n->row = *row;
     n->expires = s->now + (row->seen_ms + ttl_ms - wall);
-    srv_nonce_key(row->PNEID, row->Nonce, n->key);
+    cpns_nonce_key(row->PNEID, row->Nonce, n->key);
     if (cpns_map_put(&s->nonces, n->key, n)) {
         cpns_free(n);
         return CPNS_ERR_NOMEM;
@@ -792,7 +779,7 @@ int cpns_server_recv(cpns_server *s, uint64_t conn, const uint8_t *data, size_t 
         break;
     }
     if (!decoded)
-        cpns_log(&s->log, CPNS_LOG_WARN, NULL, (m.present & CPNS_F_PNEID) ? m.PNEID : NULL, tid,
+        cpns_log(&s->log, CPNS_LOG_WARN, NULL, cpns_msg_id(&m, CPNS_F_PNEID), tid,
                  "dropped %s %s from %s: %s", rv ? "malformed" : "unexpected",
                  cpns_msg_kind_name(m.kind), c->PNGWID, rv ? cpns_strerror(rv) : "not served");
     return 0;

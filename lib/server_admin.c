@@ -14,14 +14,48 @@
 
 #include "server_internal.h"
 
+/*
+ * What an admin call failed on (cpns_server_last_error()): every call that
+ * changes the inventory starts with forgive(), and each failure that one
+ * identifier explains goes through blame(), which returns rv.
+ */
+static void forgive(cpns_server *s)
+{
+    s->err.culprit = CPNS_CULPRIT_NONE;
+    s->err.id[0] = '\0';
+}
+
+static int blame(cpns_server *s, int rv, cpns_server_culprit culprit, const char *id)
+{
+    size_t n = id ? strnlen(id, CPNS_ID_MAX) : 0;
+    s->err.culprit = culprit;
+    if (n)
+        memcpy(s->err.id, id, n);
+    s->err.id[n] = '\0';
+    return rv;
+}
+
+int cpns_server_last_error(const cpns_server *s, cpns_server_error *out)
+{
+    if (!s || !out)
+        return CPNS_ERR_INVALID_ARG;
+    *out = s->err;
+    return 0;
+}
+
 /* --- PNEs --- */
 
 int cpns_server_pne_add(cpns_server *s, const char *PNEID, const uint8_t EUK[CPNS_KEY_LEN])
 {
-    if (!s || !PNEID || !EUK || !cpns_id_valid(PNEID))
+    if (!s)
+        return CPNS_ERR_INVALID_ARG;
+    forgive(s);
+    if (!PNEID || !cpns_id_valid(PNEID))
+        return blame(s, CPNS_ERR_INVALID_ARG, CPNS_CULPRIT_ID_INVALID, PNEID);
+    if (!EUK)
         return CPNS_ERR_INVALID_ARG;
     if (cpns_map_get(&s->pnes, PNEID))
-        return CPNS_ERR_EXISTS;
+        return blame(s, CPNS_ERR_EXISTS, CPNS_CULPRIT_PNE_EXISTS, PNEID);
     srv_pne *pne = cpns_calloc(1, sizeof *pne);
     if (!pne)
         return CPNS_ERR_NOMEM;
@@ -54,12 +88,15 @@ int cpns_server_pne_add(cpns_server *s, const char *PNEID, const uint8_t EUK[CPN
 int cpns_server_pne_set_key(cpns_server *s, const char *PNEID, const uint8_t EUK[CPNS_KEY_LEN],
                             int64_t now_ms)
 {
-    if (!s || !PNEID || !EUK)
+    if (!s)
+        return CPNS_ERR_INVALID_ARG;
+    forgive(s);
+    if (!PNEID || !EUK)
         return CPNS_ERR_INVALID_ARG;
     s->now = now_ms;
     srv_pne *pne = cpns_map_get(&s->pnes, PNEID);
     if (!pne)
-        return CPNS_ERR_NOT_FOUND;
+        return blame(s, CPNS_ERR_NOT_FOUND, CPNS_CULPRIT_PNE_UNKNOWN, PNEID);
     uint8_t old[CPNS_KEY_LEN];
     memcpy(old, pne->row.EUK, sizeof old);
     memcpy(pne->row.EUK, EUK, CPNS_KEY_LEN);
@@ -161,15 +198,15 @@ static int cmp_id(const void *a, const void *b)
 }
 
 /*
- * A list of PNEIDs checked: valid and distinct, and each either a member of
- * sg or not (want_member; sg NULL: a new SG), CPNS_ERR_INVALID_ARG otherwise;
- * provisioned, CPNS_ERR_NOT_FOUND otherwise. On success *out (freed by the
- * caller) holds their PNEs in PNEID order: for a new SG one sort and one
- * lookup each serve the checks, the inventory, the sends and the answer; a
- * list given in order already (cpns-server's admin API sorts it) costs one pass.
+ * A list of PNEIDs checked: valid (in the order given) and distinct,
+ * CPNS_ERR_INVALID_ARG otherwise; provisioned, CPNS_ERR_NOT_FOUND otherwise
+ * (the first in the order given is blamed). Membership is the caller's. On
+ * success *out (freed by the caller) holds their PNEs in PNEID order: for a
+ * new SG one sort and one lookup each serve the checks, the inventory, the
+ * sends and the answer; a list given in order already (cpns-server's admin
+ * API sorts it) costs one pass.
  */
-static int sorted_ids(const cpns_server *s, const srv_sg *sg, const char *const *PNEIDs, size_t n,
-                      int want_member, srv_pne ***out)
+static int sorted_ids(cpns_server *s, const char *const *PNEIDs, size_t n, srv_pne ***out)
 {
     *out = NULL;
     if (n && !PNEIDs)
@@ -183,9 +220,7 @@ static int sorted_ids(const cpns_server *s, const srv_sg *sg, const char *const 
         const char *id = PNEIDs[i];
         v[i] = (void *)(uintptr_t)id;
         if (!id || !cpns_id_valid(id))
-            rv = CPNS_ERR_INVALID_ARG;
-        else if (sg && (cpns_map_get(&sg->members, id) != NULL) != want_member)
-            rv = CPNS_ERR_INVALID_ARG;
+            rv = blame(s, CPNS_ERR_INVALID_ARG, CPNS_CULPRIT_ID_INVALID, id);
         else if (i && in_order && strcmp(PNEIDs[i - 1], id) >= 0)
             in_order = 0;
     }
@@ -193,10 +228,14 @@ static int sorted_ids(const cpns_server *s, const srv_sg *sg, const char *const 
         qsort(v, n, sizeof *v, cmp_id);
     for (size_t i = 1; rv == 0 && i < n; i++)
         if (strcmp(v[i - 1], v[i]) == 0)
-            rv = CPNS_ERR_INVALID_ARG;
+            rv = blame(s, CPNS_ERR_INVALID_ARG, CPNS_CULPRIT_PNE_TWICE, v[i]);
     for (size_t i = 0; rv == 0 && i < n; i++)
         if ((v[i] = cpns_map_get(&s->pnes, v[i])) == NULL)
             rv = CPNS_ERR_NOT_FOUND;
+    /* Named in the order given, as a caller reading its own list expects. */
+    for (size_t i = 0; rv == CPNS_ERR_NOT_FOUND && !s->err.culprit && i < n; i++)
+        if (!cpns_map_get(&s->pnes, PNEIDs[i]))
+            blame(s, rv, CPNS_CULPRIT_PNE_UNKNOWN, PNEIDs[i]);
     if (rv) {
         cpns_free(v);
         return rv;
@@ -228,18 +267,20 @@ static int add_members(cpns_server *s, srv_sg *sg, srv_pne *const *pnes, size_t 
 int cpns_server_sg_create(cpns_server *s, const char *SGID, const char *const *PNEIDs, size_t n,
                           int64_t now_ms)
 {
-    if (!s || !SGID || !cpns_id_valid(SGID))
+    if (!s)
         return CPNS_ERR_INVALID_ARG;
+    forgive(s);
+    if (!SGID || !cpns_id_valid(SGID))
+        return blame(s, CPNS_ERR_INVALID_ARG, CPNS_CULPRIT_ID_INVALID, SGID);
     s->now = now_ms;
+    if (cpns_map_get(&s->sgs, SGID))
+        return blame(s, CPNS_ERR_EXISTS, CPNS_CULPRIT_SG_EXISTS, SGID);
     srv_pne **pnes;
-    int rv = sorted_ids(s, NULL, PNEIDs, n, 0, &pnes);
+    int rv = sorted_ids(s, PNEIDs, n, &pnes);
     if (rv)
         return rv;
-    if (cpns_map_get(&s->sgs, SGID))
-        rv = CPNS_ERR_EXISTS;
     /* Earlier writes are committed first, so a failure below rolls back this SG only. */
-    if (rv == 0)
-        rv = cpns_server_flush(s);
+    rv = cpns_server_flush(s);
     srv_sg *sg = rv == 0 ? cpns_calloc(1, sizeof *sg) : NULL;
     if (rv == 0 && !sg)
         rv = CPNS_ERR_NOMEM;
@@ -285,16 +326,25 @@ int cpns_server_sg_create(cpns_server *s, const char *SGID, const char *const *P
 int cpns_server_sg_update(cpns_server *s, const char *SGID, const char *const *add, size_t n_add,
                           const char *const *remove, size_t n_remove, int64_t now_ms)
 {
-    if (!s || !SGID)
+    if (!s)
+        return CPNS_ERR_INVALID_ARG;
+    forgive(s);
+    if (!SGID)
         return CPNS_ERR_INVALID_ARG;
     s->now = now_ms;
     srv_sg *sg = cpns_map_get(&s->sgs, SGID);
     if (!sg)
-        return CPNS_ERR_NOT_FOUND;
+        return blame(s, CPNS_ERR_NOT_FOUND, CPNS_CULPRIT_SG_UNKNOWN, SGID);
     srv_pne **sorted_add = NULL, **sorted_remove = NULL;
-    int rv = sorted_ids(s, sg, add, n_add, 0, &sorted_add);
+    int rv = sorted_ids(s, add, n_add, &sorted_add);
     if (rv == 0)
-        rv = sorted_ids(s, sg, remove, n_remove, 1, &sorted_remove);
+        rv = sorted_ids(s, remove, n_remove, &sorted_remove);
+    for (size_t i = 0; rv == 0 && i < n_add; i++)
+        if (cpns_map_get(&sg->members, sorted_add[i]->row.PNEID))
+            rv = blame(s, CPNS_ERR_INVALID_ARG, CPNS_CULPRIT_PNE_MEMBER, sorted_add[i]->row.PNEID);
+    for (size_t i = 0; rv == 0 && i < n_remove; i++)
+        if (!cpns_map_get(&sg->members, remove[i]))
+            rv = blame(s, CPNS_ERR_INVALID_ARG, CPNS_CULPRIT_PNE_NOT_MEMBER, remove[i]);
     cpns_free(sorted_add);
     cpns_free(sorted_remove);
     if (rv)
@@ -351,23 +401,29 @@ int cpns_server_sg_update(cpns_server *s, const char *SGID, const char *const *a
 
 int cpns_server_sg_rekey(cpns_server *s, const char *SGID, int64_t now_ms)
 {
-    if (!s || !SGID)
+    if (!s)
+        return CPNS_ERR_INVALID_ARG;
+    forgive(s);
+    if (!SGID)
         return CPNS_ERR_INVALID_ARG;
     s->now = now_ms;
     srv_sg *sg = cpns_map_get(&s->sgs, SGID);
     if (!sg)
-        return CPNS_ERR_NOT_FOUND;
+        return blame(s, CPNS_ERR_NOT_FOUND, CPNS_CULPRIT_SG_UNKNOWN, SGID);
     int rv = srv_note_change(s, "sg", SGID);
     return rv ? rv : srv_sg_new_key(s, sg, "rekey");
 }
 
 int cpns_server_sg_delete(cpns_server *s, const char *SGID)
 {
-    if (!s || !SGID)
+    if (!s)
+        return CPNS_ERR_INVALID_ARG;
+    forgive(s);
+    if (!SGID)
         return CPNS_ERR_INVALID_ARG;
     srv_sg *sg = cpns_map_get(&s->sgs, SGID);
     if (!sg)
-        return CPNS_ERR_NOT_FOUND;
+        return blame(s, CPNS_ERR_NOT_FOUND, CPNS_CULPRIT_SG_UNKNOWN, SGID);
     int rv = srv_note_change(s, "sg", SGID);
     if (rv == 0)
         rv = srv_record_del(s, SGID, NULL);

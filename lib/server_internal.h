@@ -187,15 +187,12 @@ typedef struct srv_member {
 #define SRV_NO_HEAP ((size_t)-1)
 #define SRV_POOL_LEN 4000
 
-/* "PNEID/<hex of Nonce>": '/' cannot occur in an identifier. */
-#define SRV_NONCE_KEY_LEN (CPNS_ID_MAX + 1 + 2 * CPNS_NONCE_LEN + 1)
-
 typedef struct srv_nonce {
-    char key[SRV_NONCE_KEY_LEN];
-    cpns_store_nonce row; /* seen_ms: wall clock, persisted */
-    int64_t expires;      /* monotonic (now_ms) time it is forgotten */
-    srv_link fifo;        /* s->nonces_by_age */
-    srv_link unwritten;   /* s->nonces_unwritten until flushed */
+    char key[CPNS_NONCE_KEY_LEN]; /* cpns_nonce_key() */
+    cpns_store_nonce row;         /* seen_ms: wall clock, persisted */
+    int64_t expires;              /* monotonic (now_ms) time it is forgotten */
+    srv_link fifo;                /* s->nonces_by_age */
+    srv_link unwritten;           /* s->nonces_unwritten until flushed */
 } srv_nonce;
 
 /*
@@ -220,7 +217,8 @@ typedef struct srv_del {
 struct cpns_server {
     cpns_server_config cfg; /* with the defaults filled in */
     cpns_logger log;
-    int64_t now; /* monotonic, of the last call that passed one */
+    int64_t now;           /* monotonic, of the last call that passed one */
+    cpns_server_error err; /* what the last admin call failed on (cpns_server_last_error) */
 
     cpns_map pnes;   /* PNEID -> srv_pne */
     cpns_map sgs;    /* SGID -> srv_sg */
@@ -291,7 +289,6 @@ int srv_record_del(cpns_server *s, const char *SGID, const char *PNEID);
 int srv_pne_derive(srv_pne *pne);
 void srv_pne_free(srv_pne *pne);
 void srv_nonce_free(cpns_server *s, srv_nonce *n);
-void srv_nonce_key(const char *PNEID, const uint8_t *Nonce, char out[SRV_NONCE_KEY_LEN]);
 
 /* server_member.c */
 int srv_random(cpns_server *s, uint8_t *buf, size_t len);

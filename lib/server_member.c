@@ -438,9 +438,8 @@ int srv_on_delivery_response(cpns_server *s, const srv_conn *c, const cpns_msg *
     uint64_t tid = m->TransactionID;
     srv_attempt *a = cpns_map_get_u64(&s->tids, tid);
     if (!a) {
-        cpns_log(&s->log, CPNS_LOG_INFO, (m->present & CPNS_F_SGID) ? m->SGID : NULL,
-                 (m->present & CPNS_F_PNEID) ? m->PNEID : NULL, tid,
-                 "ignored SGroupKeyDeliveryResponse: no outstanding request");
+        cpns_log(&s->log, CPNS_LOG_INFO, cpns_msg_id(m, CPNS_F_SGID), cpns_msg_id(m, CPNS_F_PNEID),
+                 tid, "ignored SGroupKeyDeliveryResponse: no outstanding request");
         return 0;
     }
     srv_member *mb = a->mb;

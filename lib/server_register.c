@@ -165,7 +165,7 @@ static int remember_nonce(cpns_server *s, const srv_pne *pne, const cpns_msg *m,
     srv_nonce *n = cpns_calloc(1, sizeof *n);
     if (!n)
         return CPNS_ERR_NOMEM;
-    memcpy(n->key, key, SRV_NONCE_KEY_LEN);
+    memcpy(n->key, key, CPNS_NONCE_KEY_LEN);
     strcpy(n->row.PNEID, pne->row.PNEID);
     memcpy(n->row.Nonce, m->Nonce.data, CPNS_NONCE_LEN);
     n->row.seen_ms = srv_wall(s);                    /* persisted: a date */
@@ -200,7 +200,7 @@ int srv_on_pne_registration(cpns_server *s, srv_conn *c, const cpns_msg *m, int 
     srv_pne *pne = cpns_map_get(&s->pnes, m->PNEID);
     const char *why = NULL;
     uint32_t Return = CPNS_RETURN_AUTH;
-    char key[SRV_NONCE_KEY_LEN];
+    char key[CPNS_NONCE_KEY_LEN];
     int64_t now_s = srv_wall(s) / 1000; /* Time is a date: the wall clock (#10.12) */
     if (!pne) {
         Return = CPNS_RETURN_UNKNOWN;
@@ -212,7 +212,7 @@ int srv_on_pne_registration(cpns_server *s, srv_conn *c, const cpns_msg *m, int 
     } else if (!proof_ok(pne, m)) {
         why = "Proof does not verify";
     } else {
-        srv_nonce_key(pne->row.PNEID, m->Nonce.data, key);
+        cpns_nonce_key(pne->row.PNEID, m->Nonce.data, key);
         if (replayed(s, key))
             why = "Nonce replayed";
     }

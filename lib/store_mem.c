@@ -47,10 +47,9 @@ typedef struct mem_sg {
     cpns_map members; /* PNEID -> cpns_store_member */
 } mem_sg;
 
-/* A nonce is keyed by "PNEID\x01<hex of Nonce>" (nonce_key). */
-#define NONCE_KEY_LEN (CPNS_ID_MAX + 1 + 2 * CPNS_NONCE_LEN + 1)
+/* A nonce is keyed by cpns_nonce_key(): in key order, by PNEID, then Nonce. */
 typedef struct mem_nonce {
-    char key[NONCE_KEY_LEN];
+    char key[CPNS_NONCE_KEY_LEN];
     cpns_store_nonce n;
 } mem_nonce;
 
@@ -96,20 +95,6 @@ void cpns_store_free(cpns_store *st)
 static cpns_store_mem *mem_of(cpns_store *st)
 {
     return (cpns_store_mem *)st;
-}
-
-static void nonce_key(const char *PNEID, const uint8_t *Nonce, char out[NONCE_KEY_LEN])
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t n = strlen(PNEID);
-    memcpy(out, PNEID, n);
-    /* Below every identifier character, so that keys sort by PNEID, then Nonce. */
-    out[n++] = '\x01';
-    for (size_t i = 0; i < CPNS_NONCE_LEN; i++) {
-        out[n++] = hex[Nonce[i] >> 4];
-        out[n++] = hex[Nonce[i] & 15];
-    }
-    out[n] = '\0';
 }
 
 /* The fault injection shared by every write op and commit. */
@@ -253,8 +238,8 @@ static void apply_del_member(cpns_store_mem *m, const char *SGID, const char *PN
 
 static int apply_put_nonce(cpns_store_mem *m, const cpns_store_nonce *n)
 {
-    char key[NONCE_KEY_LEN];
-    nonce_key(n->PNEID, n->Nonce, key);
+    char key[CPNS_NONCE_KEY_LEN];
+    cpns_nonce_key(n->PNEID, n->Nonce, key);
     mem_nonce *cur = cpns_map_get(&m->nonces, key);
     if (cur) {
         cur->n = *n;

@@ -63,9 +63,8 @@ typedef struct pg_change {
     char id[CPNS_ID_MAX + 1];
 } pg_change;
 
-#define NONCE_KEY_LEN (CPNS_ID_MAX + 1 + 2 * CPNS_NONCE_LEN + 1)
 typedef struct pg_nonce {
-    char key[NONCE_KEY_LEN];
+    char key[CPNS_NONCE_KEY_LEN];
     cpns_store_nonce n;
     int del; /* put, then expired in this batch: deleted by key at commit */
 } pg_nonce;
@@ -282,11 +281,8 @@ int pg_put_nonce(cpns_store *st, const cpns_store_nonce *n)
     cpns_store_pg *s = pg_of(st);
     if (!n || !text_ok(n->PNEID, 0))
         return CPNS_ERR_INVALID_ARG;
-    char key[NONCE_KEY_LEN];
-    size_t len = strlen(n->PNEID);
-    memcpy(key, n->PNEID, len);
-    key[len] = '/';
-    to_hex(n->Nonce, CPNS_NONCE_LEN, key + len + 1);
+    char key[CPNS_NONCE_KEY_LEN];
+    cpns_nonce_key(n->PNEID, n->Nonce, key);
     pg_nonce *e = entry(&s->cur->nonces, key, sizeof *e);
     if (!e)
         return no_memory(s, "put_nonce");

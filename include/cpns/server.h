@@ -536,6 +536,54 @@ CPNS_API int cpns_server_sg_foreach(const cpns_server *s, cpns_sg_visit_fn fn, v
 CPNS_API int cpns_server_sg_members(const cpns_server *s, const char *SGID, cpns_member_visit_fn fn,
                                     void *arg);
 
+/**
+ * What an administration call failed on, when one identifier is to blame
+ * (cpns_server_last_error()).
+ */
+typedef enum cpns_server_culprit {
+    CPNS_CULPRIT_NONE = 0,       /**< no one identifier to blame, or the call succeeded */
+    CPNS_CULPRIT_ID_INVALID,     /**< not an identifier (CPNS_ERR_INVALID_ARG) */
+    CPNS_CULPRIT_PNE_TWICE,      /**< a PNEID listed twice (CPNS_ERR_INVALID_ARG) */
+    CPNS_CULPRIT_PNE_UNKNOWN,    /**< a PNEID not provisioned (CPNS_ERR_NOT_FOUND) */
+    CPNS_CULPRIT_PNE_EXISTS,     /**< a PNEID provisioned already (CPNS_ERR_EXISTS) */
+    CPNS_CULPRIT_PNE_MEMBER,     /**< to add, a member already (CPNS_ERR_INVALID_ARG) */
+    CPNS_CULPRIT_PNE_NOT_MEMBER, /**< to remove, not a member (CPNS_ERR_INVALID_ARG) */
+    CPNS_CULPRIT_SG_UNKNOWN,     /**< an SGID with no SG (CPNS_ERR_NOT_FOUND) */
+    CPNS_CULPRIT_SG_EXISTS,      /**< an SGID whose SG exists already (CPNS_ERR_EXISTS) */
+} cpns_server_culprit;
+
+/** The culprit of the last failed administration call, and its identifier. */
+typedef struct cpns_server_error {
+    cpns_server_culprit culprit; /**< CPNS_CULPRIT_NONE when no identifier is to blame */
+    /** The SGID or PNEID to blame ("" with CPNS_CULPRIT_NONE); with
+     * CPNS_CULPRIT_ID_INVALID at most its first CPNS_ID_MAX bytes ("" for NULL). */
+    char id[CPNS_ID_MAX + 1];
+} cpns_server_error;
+
+/**
+ * Which identifier the last administration call failed on: the error code
+ * says what went wrong, this says on what (which of the PNEIDs given to
+ * cpns_server_sg_create() is not provisioned, which of the additions of
+ * cpns_server_sg_update() is a member already, which SG does not exist).
+ * cpns_server_pne_add(), cpns_server_pne_set_key(), cpns_server_sg_create(),
+ * cpns_server_sg_update(), cpns_server_sg_rekey() and cpns_server_sg_delete()
+ * each clear it first and set it when one identifier explains their failure.
+ * The first failure is named: the SG (new for cpns_server_sg_create(),
+ * existing for the others), then each list in turn (additions, then
+ * removals): every identifier valid (in the order given), no PNEID twice,
+ * every PNEID provisioned (the first unknown in the order given); then
+ * membership (additions in PNEID order, then removals in the order given).
+ *
+ * @param s the engine.
+ * @param out filled with the culprit of the last of those calls:
+ *        CPNS_CULPRIT_NONE after a success, after a failure no identifier
+ *        explains (CPNS_ERR_NOMEM, CPNS_ERR_STORE, CPNS_ERR_STATE, ...) and
+ *        before any such call.
+ * @return 0.
+ * @retval CPNS_ERR_INVALID_ARG when s or out is NULL (out is left as it was).
+ */
+CPNS_API int cpns_server_last_error(const cpns_server *s, cpns_server_error *out);
+
 /** Buckets of the delivery latency histogram of cpns_server_stats. */
 #define CPNS_LATENCY_BUCKETS 12
 /** Upper bounds (ms) of the latency histogram buckets; the last bucket is +Inf. */

@@ -3,8 +3,9 @@
  * A daemon's table of connections: engine link handle -> net_conn (the GW's
  * PNE connections, the server's GW connections). The engines name links by
  * number (cpns_out.link); the glue needs the socket behind the number once
- * per outgoing frame, so this is a small open-addressing hash table keyed by
- * the (non-zero) link handle.
+ * per outgoing frame. The table is libcpns's own hash map (lib/map.c, keyed
+ * by uint64): the daemons link the static libcpns, so this takes no symbol
+ * that libcpns.so exports.
  */
 #ifndef CPNS_COMMON_LINKS_H
 #define CPNS_COMMON_LINKS_H
@@ -12,18 +13,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "internal.h" /* cpns_map */
 #include "net.h"
 
-typedef struct link_entry {
-    uint64_t link; /* 0: empty slot */
-    net_conn *conn;
-} link_entry;
-
-typedef struct link_table {
-    link_entry *slots;
-    size_t cap; /* a power of two, or 0 before the first put */
-    size_t count;
-} link_table;
+/* A zeroed link_table is empty; .count is the number of connections in it. */
+typedef cpns_map link_table;
 
 /* 0, or -1 when out of memory. link must be non-zero and not in the table. */
 int links_put(link_table *t, uint64_t link, net_conn *conn);
@@ -35,5 +29,14 @@ net_conn *links_remove(link_table *t, uint64_t link);
 void links_free(link_table *t);
 /* Closes every connection in the table (no callbacks follow), then frees it. */
 void links_close_all(link_table *t);
+
+/*
+ * Every connection: `for (cpns_map_iter it = cpns_map_begin(t); links_next(&it);)`
+ * then it.val. The table must not change during the walk.
+ */
+static inline net_conn *links_next(cpns_map_iter *it)
+{
+    return cpns_map_next(it) ? (net_conn *)it->val : NULL;
+}
 
 #endif

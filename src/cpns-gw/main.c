@@ -6,7 +6,8 @@
  * and moves frames between sockets and the engine: after every event it
  * drains cpns_gw_pop() and sends each frame on the connection its link names.
  * All routing decisions are the engine's; this file only owns sockets,
- * timers, reconnection and shutdown.
+ * timers and shutdown; dialing the server and reconnecting is the shared
+ * dialer (src/common/dialer.c), which cpns-pne uses for its GW.
  *
  * Server connection life: connect -> on_open -> cpns_gw_server_up (the engine
  * sends PNGWRegistrationRequest) -> ONLINE. A connection that is not ONLINE
@@ -39,6 +40,7 @@
 
 #include "backoff.h"
 #include "daemon.h"
+#include "dialer.h"
 #include "notify.h"
 #include "links.h"
 #include "metrics.h"
@@ -107,15 +109,9 @@ typedef struct gw_daemon {
     SSL_CTX *tls;
     cpns_gw *gw;
     net_listener *listener;
-    net_conn *server; /* NULL while disconnected */
-    bool server_open;
-    size_t cur;            /* the index in opt.servers of the server dialed or connected */
-    size_t failed_in_pass; /* failures in a row since the last registration or backoff */
-    struct event *retry_timer;
-    struct event *session_timer;
+    dialer *server; /* the uplink (dialer.h), over the --server list */
     struct event *sigterm;
     struct event *sigint;
-    backoff retry;
     cpns_gw_state last_state;
     link_table links;
     uint64_t next_link;
@@ -123,8 +119,6 @@ typedef struct gw_daemon {
     bool uplink_full; /* over UPLINK_HIGH: PNE connections are not read */
     gw_metrics *metrics;
 } gw_daemon;
-
-static void server_connect(gw_daemon *d);
 
 static void usage(FILE *f)
 {
@@ -328,12 +322,11 @@ static int check_cert_cn(SSL_CTX *ctx, const gw_options *o, char *err, size_t er
 /* --- moving frames --- */
 
 static void pne_drop(gw_daemon *d, uint64_t link, const char *reason);
-static void server_lost(gw_daemon *d, const char *reason);
 
 /* The server dialed or connected now. */
 static const char *server_addr(const gw_daemon *d)
 {
-    return d->opt.servers[d->cur];
+    return dialer_addr(d->server);
 }
 
 static void report(int rv, const char *what)
@@ -348,22 +341,22 @@ static void pause_pnes(gw_daemon *d, bool pause)
     if (d->uplink_full == pause)
         return;
     d->uplink_full = pause;
-    for (size_t i = 0; i < d->links.cap; i++)
-        if (d->links.slots[i].link)
-            net_conn_pause_read(d->links.slots[i].conn, pause);
+    net_conn *c;
+    for (cpns_map_iter it = cpns_map_begin(&d->links); (c = links_next(&it)) != NULL;)
+        net_conn_pause_read(c, pause);
     if (pause)
         log_warn("the server at %s is slow to read: %zu bytes wait for it; PNE connections are "
                  "not read until it catches up",
-                 server_addr(d), d->server ? net_conn_pending(d->server) : 0);
+                 server_addr(d), dialer_pending(d->server));
     else
         log_info("the server caught up: reading PNE connections again");
 }
 
 /* The server took what it had queued, down to UPLINK_LOW: read PNEs again. */
-static void server_on_drain(net_conn *c, void *arg)
+static void server_on_drain(void *arg)
 {
     gw_daemon *d = arg;
-    if (d->uplink_full && net_conn_pending(c) <= UPLINK_LOW)
+    if (d->uplink_full && dialer_pending(d->server) <= UPLINK_LOW)
         pause_pnes(d, false);
 }
 
@@ -384,7 +377,7 @@ static void send_queued(gw_daemon *d, bool *server_stuck)
 {
     cpns_out out;
     while (cpns_gw_pop(d->gw, &out) == 1) {
-        net_conn *c = out.link == CPNS_GW_LINK_SERVER ? (d->server_open ? d->server : NULL)
+        net_conn *c = out.link == CPNS_GW_LINK_SERVER ? dialer_conn(d->server)
                                                       : links_get(&d->links, out.link);
         if (!c) {
             log_debug("frame for link %llu with no connection: dropped",
@@ -422,7 +415,7 @@ static void after_event(gw_daemon *d)
         pne_drop(d, abusive, "frames over the size or rate limit of a PNE link");
     }
     if (server_stuck) {
-        server_lost(d, "the server does not read what is sent to it");
+        dialer_lost(d->server, "the server does not read what is sent to it");
         return;
     }
 
@@ -431,12 +424,11 @@ static void after_event(gw_daemon *d)
         return;
     d->last_state = st;
     if (st == CPNS_GW_ONLINE) {
-        backoff_reset(&d->retry);
-        d->failed_in_pass = 0;
-        evtimer_del(d->session_timer);
+        dialer_settled(d->server);
         if (d->opt.n_servers > 1)
             log_info("registered with the server at %s (%zu of %zu listed); %zu PNE(s) attached",
-                     server_addr(d), d->cur + 1, d->opt.n_servers, cpns_gw_attached(d->gw));
+                     server_addr(d), dialer_index(d->server) + 1, d->opt.n_servers,
+                     cpns_gw_attached(d->gw));
         else
             log_info("registered with the server at %s; %zu PNE(s) attached", server_addr(d),
                      cpns_gw_attached(d->gw));
@@ -444,122 +436,35 @@ static void after_event(gw_daemon *d)
         log_error("the server at %s refused this GW (Return %d): check --id, --pnid and the "
                   "certificate",
                   server_addr(d), cpns_gw_last_return(d->gw));
-        server_lost(d, "registration refused");
+        dialer_lost(d->server, "registration refused");
     }
 }
 
-/* --- the server connection --- */
+/* --- the server connection (dialer.h: the list, the backoff, the session timeout) --- */
 
-/*
- * The current server failed (no connection, no registration, or the
- * connection ended): the next attempt goes to the next server of the list,
- * never the same one again when there are others. It is dialed at once,
- * unless this failure ends a pass over the whole list: only then the backoff
- * applies (with one server, every failure).
- */
-static void server_retry(gw_daemon *d)
-{
-    size_t n = d->opt.n_servers;
-    d->cur = (d->cur + 1) % n;
-    int64_t delay = 0;
-    if (++d->failed_in_pass >= n) {
-        d->failed_in_pass = 0;
-        delay = backoff_next(&d->retry);
-        if (n == 1)
-            log_info("connecting to the server again in %.1f s", (double)delay / 1000.0);
-        else
-            log_info("all %zu servers failed: connecting to the server again in %.1f s, at %s "
-                     "(%zu of %zu)",
-                     n, (double)delay / 1000.0, server_addr(d), d->cur + 1, n);
-    } else {
-        log_info("moving to the next server: %s (%zu of %zu)", server_addr(d), d->cur + 1, n);
-    }
-    struct timeval tv = ms_to_timeval(delay);
-    evtimer_add(d->retry_timer, &tv);
-}
-
-/* Gives up the current server connection (if any) and schedules the next attempt. */
-static void server_lost(gw_daemon *d, const char *reason)
-{
-    if (d->server) {
-        log_warn("server connection to %s closed: %s", server_addr(d), reason);
-        net_conn_close(d->server, false);
-        d->server = NULL;
-    }
-    evtimer_del(d->session_timer);
-    if (d->server_open)
-        report(cpns_gw_server_down(d->gw, clock_mono_ms()), "server down");
-    d->server_open = false;
-    pause_pnes(d, false); /* what waited for the server is gone with it */
-    after_event(d);
-    server_retry(d);
-}
-
-static void server_on_open(net_conn *c, void *arg)
+static void server_on_open(void *arg)
 {
     gw_daemon *d = arg;
-    (void)c;
-    d->server_open = true;
     log_info("connected to the server at %s (%s)", server_addr(d),
              d->tls ? "TLS 1.3, server certificate verified" : "plain TCP, NOT protected");
     report(cpns_gw_server_up(d->gw, clock_mono_ms()), "server up");
     after_event(d);
 }
 
-static void server_on_frame(net_conn *c, const uint8_t *data, size_t len, void *arg)
+static void server_on_frame(void *arg, const uint8_t *data, size_t len)
 {
     gw_daemon *d = arg;
-    (void)c;
     report(cpns_gw_recv_server(d->gw, data, len, clock_mono_ms()), "frame from the server");
     after_event(d);
 }
 
-static void server_on_close(net_conn *c, const char *reason, void *arg)
+static void server_on_down(void *arg, bool was_open)
 {
     gw_daemon *d = arg;
-    (void)c;
-    if (d->server_open)
-        log_warn("server connection lost (%s): %s", server_addr(d), reason);
-    else
-        log_warn("cannot connect to the server at %s: %s", server_addr(d), reason);
-    d->server = NULL; /* the net layer frees it */
-    server_lost(d, reason);
-}
-
-static const net_conn_cbs server_cbs = {server_on_open, server_on_frame, server_on_close};
-
-static void server_connect(gw_daemon *d)
-{
-    char err[512];
-    d->server_open = false;
-    d->server = net_connect(d->base, server_addr(d), d->tls, &server_cbs, d, err, sizeof err);
-    if (!d->server) {
-        log_warn("cannot connect to the server at %s: %s", server_addr(d), err);
-        server_retry(d);
-        return;
-    }
-    net_conn_set_stall_timeout(d->server, d->opt.stall_timeout_s);
-    net_conn_set_on_drain(d->server, UPLINK_LOW, server_on_drain);
-    log_debug("connecting to the server at %s", server_addr(d));
-    struct timeval tv = ms_to_timeval(SESSION_TIMEOUT_MS);
-    evtimer_add(d->session_timer, &tv);
-}
-
-static void on_retry_timer(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    server_connect(arg);
-}
-
-static void on_session_timer(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    gw_daemon *d = arg;
-    log_warn("not registered with the server at %s after %d s", server_addr(d),
-             SESSION_TIMEOUT_MS / 1000);
-    server_lost(d, "registration timed out");
+    if (was_open)
+        report(cpns_gw_server_down(d->gw, clock_mono_ms()), "server down");
+    pause_pnes(d, false); /* what waited for the server is gone with it */
+    after_event(d);
 }
 
 /* --- PNE connections --- */
@@ -701,14 +606,14 @@ static void metrics_view(void *arg, gw_metrics_view *v)
     *v = (gw_metrics_view){.gw = d->gw,
                            .servers = d->opt.servers,
                            .n_servers = d->opt.n_servers,
-                           .cur = d->cur,
-                           .server_open = d->server && d->server_open,
-                           .uplink_bytes = d->server ? net_conn_pending(d->server) : 0,
+                           .cur = dialer_index(d->server),
+                           .server_open = dialer_conn(d->server) != NULL,
+                           .uplink_bytes = dialer_pending(d->server),
                            .pne_connections = d->links.count,
                            .pne_reads_paused = d->uplink_full};
-    for (size_t i = 0; i < d->links.cap; i++)
-        if (d->links.slots[i].link)
-            v->pne_bytes += net_conn_pending(d->links.slots[i].conn);
+    net_conn *c;
+    for (cpns_map_iter it = cpns_map_begin(&d->links); (c = links_next(&it)) != NULL;)
+        v->pne_bytes += net_conn_pending(c);
 }
 
 static void daemon_free(gw_daemon *d)
@@ -716,14 +621,9 @@ static void daemon_free(gw_daemon *d)
     daemon_sighup_free();
     gw_metrics_free(d->metrics);
     links_close_all(&d->links);
-    if (d->server)
-        net_conn_close(d->server, false);
+    dialer_free(d->server);
     net_listener_free(d->listener);
     cpns_gw_free(d->gw);
-    if (d->retry_timer)
-        event_free(d->retry_timer);
-    if (d->session_timer)
-        event_free(d->session_timer);
     if (d->sigterm)
         event_free(d->sigterm);
     if (d->sigint)
@@ -764,12 +664,29 @@ static int daemon_init(gw_daemon *d, opt_reload *reload)
     d->base = event_base_new();
     if (!d->base || daemon_sighup(d->base, on_sighup, reload) != 0)
         return EXIT_FAILURE;
-    d->retry_timer = evtimer_new(d->base, on_retry_timer, d);
-    d->session_timer = evtimer_new(d->base, on_session_timer, d);
+    dialer_config up = {
+        .base = d->base,
+        .addrs = (const char *const *)d->opt.servers,
+        .n_addrs = d->opt.n_servers,
+        .tls = d->tls,
+        .peer = "server",
+        .retry_min_ms = RETRY_MIN_MS,
+        .retry_max_ms = d->opt.n_servers > 1 ? RETRY_MAX_LIST_MS : RETRY_MAX_MS,
+        .timeout_ms = SESSION_TIMEOUT_MS,
+        .timeout_until = DIALER_UNTIL_SETTLED,
+        .stall_timeout_s = d->opt.stall_timeout_s,
+        .on_open = server_on_open,
+        .on_frame = server_on_frame,
+        .on_down = server_on_down,
+        .on_drain = server_on_drain,
+        .drain_low = UPLINK_LOW,
+        .arg = d,
+    };
+    d->server = dialer_new(&up);
     d->sigterm = evsignal_new(d->base, SIGTERM, on_signal, d);
     d->sigint = evsignal_new(d->base, SIGINT, on_signal, d);
-    if (!d->retry_timer || !d->session_timer || !d->sigterm || !d->sigint ||
-        evsignal_add(d->sigterm, NULL) != 0 || evsignal_add(d->sigint, NULL) != 0) {
+    if (!d->server || !d->sigterm || !d->sigint || evsignal_add(d->sigterm, NULL) != 0 ||
+        evsignal_add(d->sigint, NULL) != 0) {
         log_error("cannot set up the event loop");
         return EXIT_FAILURE;
     }
@@ -796,7 +713,6 @@ static int daemon_init(gw_daemon *d, opt_reload *reload)
                  d->opt.max_per_addr, d->opt.max_per_addr_set ? "" : " (loopback spared)");
     log_info("listening for PNEs on %s (port %u); %s; registered within %d s", d->opt.listen,
              net_listener_port(d->listener), per_addr, d->opt.register_timeout_s);
-    backoff_init(&d->retry, RETRY_MIN_MS, d->opt.n_servers > 1 ? RETRY_MAX_LIST_MS : RETRY_MAX_MS);
     if (d->opt.metrics && !(d->metrics = gw_metrics_start(d->base, d->opt.metrics, metrics_view, d,
                                                           err, sizeof err))) {
         log_error("%s", err);
@@ -860,7 +776,7 @@ int main(int argc, char **argv)
         else
             log_info("cpns-gw %s: PNID=%s, PNEs connect to %s, server %s", CPNS_LIB_VERSION,
                      d.opt.PNID, d.opt.listen, servers);
-        server_connect(&d);
+        dialer_start(d.server);
         notify_ready("cpns-gw");
         event_base_dispatch(d.base);
         notify_stopping();

@@ -9,7 +9,8 @@
  * every event it drains cpns_pne_pop() and re-arms its one timer from
  * cpns_pne_get_expiry(). A connection that fails or drops, or a registration
  * the server refuses, is retried with capped exponential backoff, reset once
- * the PNE is registered.
+ * the PNE is registered: the dialer cpns-gw uses for its server
+ * (src/common/dialer.c).
  */
 #include <signal.h>
 #include <stdarg.h>
@@ -21,6 +22,7 @@
 
 #include "backoff.h"
 #include "cli.h"
+#include "dialer.h"
 #include "net.h"
 #include "notify.h"
 #include "options.h"
@@ -36,14 +38,10 @@ typedef struct pne_daemon {
     struct event_base *base;
     cpns_keystore *ks;
     cpns_pne *pne;
-    net_conn *gw; /* NULL while disconnected */
-    bool gw_open;
-    struct event *retry_timer;
-    struct event *connect_timer;
+    dialer *gw; /* the link to the GW (dialer.h) */
     struct event *expiry_timer;
     struct event *sigterm;
     struct event *sigint;
-    backoff retry;
     cpns_pne_state last_state;
 } pne_daemon;
 
@@ -186,8 +184,6 @@ static int load_options(opt_parser *p, int argc, char **argv, void *out)
 
 /* --- the daemon --- */
 
-static void gw_lost(pne_daemon *d, const char *reason);
-
 static void report(int rv, const char *what)
 {
     if (rv < 0)
@@ -198,16 +194,17 @@ static void report(int rv, const char *what)
 static void after_event(pne_daemon *d)
 {
     cpns_out out;
+    net_conn *gw = dialer_conn(d->gw);
     while (cpns_pne_pop(d->pne, &out) == 1) {
-        if (!d->gw_open) {
+        if (!gw) {
             log_debug("frame with no link to the GW: dropped");
             continue;
         }
-        if (net_conn_send(d->gw, out.data, out.len) != 0)
+        if (net_conn_send(gw, out.data, out.len) != 0)
             log_warn("cannot queue a %zu-byte frame to the GW", out.len);
     }
-    if (d->gw_open && net_conn_pending(d->gw) > PENDING_MAX) {
-        gw_lost(d, "the GW does not read what is sent to it");
+    if (gw && net_conn_pending(gw) > PENDING_MAX) {
+        dialer_lost(d->gw, "the GW does not read what is sent to it");
         return;
     }
 
@@ -224,7 +221,7 @@ static void after_event(pne_daemon *d)
         return;
     d->last_state = st;
     if (st == CPNS_PNE_REGISTERED) {
-        backoff_reset(&d->retry);
+        dialer_settled(d->gw);
         log_info("registered through the GW at %s: PNID=%s", d->opt.gw, cpns_pne_pnid(d->pne));
     } else if (st == CPNS_PNE_REFUSED) {
         int Return = cpns_pne_last_return(d->pne);
@@ -232,94 +229,33 @@ static void after_event(pne_daemon *d)
                   Return == CPNS_RETURN_AUTH      ? "authentication failed, check --key-file"
                   : Return == CPNS_RETURN_UNKNOWN ? "PNEID not provisioned on the server"
                                                   : "see the server's log");
-        gw_lost(d, "registration refused");
+        dialer_lost(d->gw, "registration refused");
     }
 }
 
-static void gw_retry(pne_daemon *d)
-{
-    int64_t delay = backoff_next(&d->retry);
-    log_info("connecting to the GW again in %.1f s", (double)delay / 1000.0);
-    struct timeval tv = ms_to_timeval(delay);
-    evtimer_add(d->retry_timer, &tv);
-}
+/* --- the link to the GW (dialer.h: the backoff, the connect timeout) --- */
 
-/* Gives up the current connection (if any) and schedules the next attempt. */
-static void gw_lost(pne_daemon *d, const char *reason)
-{
-    if (d->gw) {
-        log_warn("connection to the GW closed: %s", reason);
-        net_conn_close(d->gw, false);
-        d->gw = NULL;
-    }
-    evtimer_del(d->connect_timer);
-    if (d->gw_open)
-        report(cpns_pne_link_down(d->pne, clock_mono_ms()), "link down");
-    d->gw_open = false;
-    after_event(d);
-    gw_retry(d);
-}
-
-static void gw_on_open(net_conn *c, void *arg)
+static void gw_on_open(void *arg)
 {
     pne_daemon *d = arg;
-    (void)c;
-    d->gw_open = true;
-    evtimer_del(d->connect_timer);
     log_info("connected to the GW at %s", d->opt.gw);
     report(cpns_pne_link_up(d->pne, clock_mono_ms()), "link up");
     after_event(d);
 }
 
-static void gw_on_frame(net_conn *c, const uint8_t *data, size_t len, void *arg)
+static void gw_on_frame(void *arg, const uint8_t *data, size_t len)
 {
     pne_daemon *d = arg;
-    (void)c;
     report(cpns_pne_recv(d->pne, data, len, clock_mono_ms()), "frame from the GW");
     after_event(d);
 }
 
-static void gw_on_close(net_conn *c, const char *reason, void *arg)
+static void gw_on_down(void *arg, bool was_open)
 {
     pne_daemon *d = arg;
-    (void)c;
-    if (d->gw_open)
-        log_warn("connection to the GW lost: %s", reason);
-    else
-        log_warn("cannot connect to the GW at %s: %s", d->opt.gw, reason);
-    d->gw = NULL; /* the net layer frees it */
-    gw_lost(d, reason);
-}
-
-static const net_conn_cbs gw_cbs = {gw_on_open, gw_on_frame, gw_on_close};
-
-static void gw_connect(pne_daemon *d)
-{
-    char err[512];
-    d->gw_open = false;
-    d->gw = net_connect(d->base, d->opt.gw, NULL, &gw_cbs, d, err, sizeof err);
-    if (!d->gw) {
-        log_warn("cannot connect to the GW: %s", err);
-        gw_retry(d);
-        return;
-    }
-    log_debug("connecting to the GW at %s", d->opt.gw);
-    struct timeval tv = ms_to_timeval(CONNECT_TIMEOUT_MS);
-    evtimer_add(d->connect_timer, &tv);
-}
-
-static void on_retry_timer(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    gw_connect(arg);
-}
-
-static void on_connect_timer(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    gw_lost(arg, "no connection within 10 s");
+    if (was_open)
+        report(cpns_pne_link_down(d->pne, clock_mono_ms()), "link down");
+    after_event(d);
 }
 
 static void on_expiry_timer(evutil_socket_t fd, short what, void *arg)
@@ -360,12 +296,10 @@ static void on_sighup(void *arg)
 static void daemon_free(pne_daemon *d)
 {
     daemon_sighup_free();
-    if (d->gw)
-        net_conn_close(d->gw, false);
+    dialer_free(d->gw);
     cpns_pne_free(d->pne);
     cpns_keystore_free(d->ks);
-    struct event *events[] = {d->retry_timer, d->connect_timer, d->expiry_timer, d->sigterm,
-                              d->sigint};
+    struct event *events[] = {d->expiry_timer, d->sigterm, d->sigint};
     for (size_t i = 0; i < sizeof events / sizeof events[0]; i++)
         if (events[i])
             event_free(events[i]);
@@ -397,17 +331,30 @@ static int daemon_init(pne_daemon *d, opt_reload *reload)
     d->base = event_base_new();
     if (!d->base || daemon_sighup(d->base, on_sighup, reload) != 0)
         return EXIT_FAILURE;
-    d->retry_timer = evtimer_new(d->base, on_retry_timer, d);
-    d->connect_timer = evtimer_new(d->base, on_connect_timer, d);
+    /* Plain TCP: the Group Key is protected end to end by the EUK. */
+    dialer_config link = {
+        .base = d->base,
+        .addrs = &d->opt.gw,
+        .n_addrs = 1,
+        .peer = "GW",
+        .retry_min_ms = RETRY_MIN_MS,
+        .retry_max_ms = RETRY_MAX_MS,
+        .timeout_ms = CONNECT_TIMEOUT_MS,
+        .timeout_until = DIALER_UNTIL_OPEN,
+        .on_open = gw_on_open,
+        .on_frame = gw_on_frame,
+        .on_down = gw_on_down,
+        .arg = d,
+    };
+    d->gw = dialer_new(&link);
     d->expiry_timer = evtimer_new(d->base, on_expiry_timer, d);
     d->sigterm = evsignal_new(d->base, SIGTERM, on_signal, d);
     d->sigint = evsignal_new(d->base, SIGINT, on_signal, d);
-    if (!d->retry_timer || !d->connect_timer || !d->expiry_timer || !d->sigterm || !d->sigint ||
+    if (!d->gw || !d->expiry_timer || !d->sigterm || !d->sigint ||
         evsignal_add(d->sigterm, NULL) != 0 || evsignal_add(d->sigint, NULL) != 0) {
         log_error("cannot set up the event loop");
         return EXIT_FAILURE;
     }
-    backoff_init(&d->retry, RETRY_MIN_MS, RETRY_MAX_MS);
     return 0;
 }
 
@@ -437,7 +384,7 @@ static int run_daemon(const pne_options *opt, opt_parser *parser, int argc, char
                  opt->pkcs11_module ? " sealed by PKCS#11 token '" : "",
                  opt->pkcs11_module ? opt->token_label : "", opt->pkcs11_module ? "'" : "",
                  opt->gw);
-        gw_connect(&d);
+        dialer_start(d.gw);
         notify_ready("cpns-pne");
         event_base_dispatch(d.base);
         notify_stopping();

@@ -114,25 +114,52 @@ static int get_ids(admin_req *r, json_t *body, const char *field, bool required,
     return 0;
 }
 
-/* Every PNEID provisioned? -1 after answering 404 for the first that is not. */
-static int check_provisioned(admin_req *r, const char *const *ids, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        cpns_pne_info info;
-        if (cpns_server_pne_get(r->d->server, ids[i], &info) != 0) {
-            note_pne(r, ids[i]);
-            admin_reply_error(r, 404, "PNE '%s' is not provisioned (cpnsctl pne add %s)", ids[i],
-                              ids[i]);
-            return -1;
-        }
-    }
-    return 0;
-}
-
 /* 404 for an SG that does not exist. */
 static void sg_missing(admin_req *r, const char *SGID)
 {
     admin_reply_error(r, 404, "SG '%s' does not exist (cpnsctl sg list shows the SGs)", SGID);
+}
+
+/*
+ * A change the engine refused because of one identifier (which PNEID is not
+ * provisioned, which SG does not exist, ...: cpns_server_last_error): the
+ * 404 or 409 naming it. SGID is the SG of the call, for the hint. true when
+ * answered; false when no identifier is to blame (or one the request's own
+ * checks answer before the engine is called: a bad or repeated identifier).
+ */
+static bool reply_culprit(admin_req *r, const char *SGID)
+{
+    cpns_server_error e;
+    if (cpns_server_last_error(r->d->server, &e) != 0)
+        return false;
+    switch (e.culprit) {
+    case CPNS_CULPRIT_PNE_UNKNOWN:
+        note_pne(r, e.id);
+        admin_reply_error(r, 404, "PNE '%s' is not provisioned (cpnsctl pne add %s)", e.id, e.id);
+        return true;
+    case CPNS_CULPRIT_PNE_EXISTS:
+        admin_reply_error(
+            r, 409, "PNE '%s' already exists (cpnsctl pne set-key %s changes its key)", e.id, e.id);
+        return true;
+    case CPNS_CULPRIT_PNE_MEMBER:
+        note_pne(r, e.id);
+        admin_reply_error(r, 409, "PNE '%s' is already a member of SG '%s' (cpnsctl sg show %s)",
+                          e.id, SGID, SGID);
+        return true;
+    case CPNS_CULPRIT_PNE_NOT_MEMBER:
+        note_pne(r, e.id);
+        admin_reply_error(r, 409, "PNE '%s' is not a member of SG '%s' (cpnsctl sg show %s)", e.id,
+                          SGID, SGID);
+        return true;
+    case CPNS_CULPRIT_SG_UNKNOWN:
+        sg_missing(r, e.id);
+        return true;
+    case CPNS_CULPRIT_SG_EXISTS:
+        admin_reply_error(r, 409, "SG '%s' already exists (cpnsctl sg show %s)", e.id, e.id);
+        return true;
+    default:
+        return false;
+    }
 }
 
 /* --- JSON of the engine's objects --- */
@@ -505,16 +532,10 @@ static void post_pne(admin_req *r)
     note_pne(r, PNEID);
     if (get_key(r, key, EUK, &generated) != 0)
         goto out;
-    cpns_pne_info info;
-    if (cpns_server_pne_get(r->d->server, PNEID, &info) == 0) {
-        admin_reply_error(r, 409,
-                          "PNE '%s' already exists (cpnsctl pne set-key %s changes its key)", PNEID,
-                          PNEID);
-        goto out;
-    }
     int rv = cpns_server_pne_add(r->d->server, PNEID, EUK);
     srvd_turn(r->d);
-    reply_provisioned(r, rv, 201, PNEID, EUK, generated, "provisioning", "provisioned");
+    if (rv == 0 || !reply_culprit(r, NULL))
+        reply_provisioned(r, rv, 201, PNEID, EUK, generated, "provisioning", "provisioned");
 out:
     cpns_wipe(EUK, sizeof EUK);
     admin_wipe_string(key);
@@ -538,17 +559,13 @@ static void put_pne(admin_req *r, const char *PNEID)
     uint8_t EUK[CPNS_KEY_LEN];
     bool generated = false;
     json_t *key = json_object_get(body, "entity_user_key");
-    cpns_pne_info info;
     if (get_key(r, key, EUK, &generated) != 0)
         goto out;
     srvd_cluster_refresh(r->d, "pne", PNEID);
-    if (cpns_server_pne_get(r->d->server, PNEID, &info) != 0) {
-        admin_reply_error(r, 404, "PNE '%s' is not provisioned (cpnsctl pne add %s)", PNEID, PNEID);
-        goto out;
-    }
     int rv = cpns_server_pne_set_key(r->d->server, PNEID, EUK, srvd_now());
     srvd_turn(r->d);
-    reply_provisioned(r, rv, 200, PNEID, EUK, generated, "re-provisioning", "re-provisioned");
+    if (rv == 0 || !reply_culprit(r, NULL))
+        reply_provisioned(r, rv, 200, PNEID, EUK, generated, "re-provisioning", "re-provisioned");
 out:
     cpns_wipe(EUK, sizeof EUK);
     admin_wipe_string(key);
@@ -607,22 +624,20 @@ static void post_sg(admin_req *r)
         goto out;
     note_sg(r, SGID);
     srvd_cluster_refresh(r->d, "sg", SGID);
-    cpns_sg_info info;
     if (get_ids(r, body, "members", true, NULL, &ids, &n) != 0 ||
         sort_distinct(r, "members", ids, n) != 0) {
         /* answered */
-    } else if (cpns_server_sg_get(r->d->server, SGID, &info) == 0) {
-        admin_reply_error(r, 409, "SG '%s' already exists (cpnsctl sg show %s)", SGID, SGID);
     } else {
         refresh_unknown(r, ids, n);
         cpns_server_take_conflict(r->d->server);
         int rv = cpns_server_sg_create(r->d->server, SGID, ids, n, srvd_now());
         srvd_turn(r->d);
-        /* The engine checked every PNEID; which one is unknown is looked up for the answer. */
+        /* The engine checks that the SG is new and every PNEID provisioned, and names the culprit.
+         */
         if (lost_race(r, SGID))
             ; /* answered 409 */
-        else if (rv == CPNS_ERR_NOT_FOUND && check_provisioned(r, ids, n) != 0)
-            ; /* answered 404 naming it */
+        else if (rv != 0 && reply_culprit(r, SGID))
+            ; /* answered 404 or 409 naming it */
         else if (rv != 0)
             admin_reply_engine(r, rv, "creating the SG");
         else if (stored(r, "creating the SG"))
@@ -675,53 +690,6 @@ static void get_sgs(admin_req *r)
     admin_reply_buffer(r, 200, out);
 }
 
-typedef struct member_check {
-    json_t *seen;         /* PNEID -> "add" or "remove" */
-    size_t removes_found; /* members that are in "remove" */
-    const char *conflict; /* a PNEID in "add" that is a member already */
-} member_check;
-
-static int check_member(void *arg, const cpns_member_info *m)
-{
-    member_check *mc = arg;
-    const char *field = json_string_value(json_object_get(mc->seen, m->PNEID));
-    if (!field)
-        return 0;
-    if (strcmp(field, "add") == 0) {
-        mc->conflict = m->PNEID;
-        return 1;
-    }
-    mc->removes_found++;
-    json_object_set_new(mc->seen, m->PNEID, json_string("found"));
-    return 0;
-}
-
-/* Adds present or removes absent members? -1 after answering 409. */
-static int check_membership(admin_req *r, const char *SGID, json_t *seen, const char **remove,
-                            size_t n_remove)
-{
-    member_check mc = {seen, 0, NULL};
-    char conflict[CPNS_ID_MAX + 1] = "";
-    if (cpns_server_sg_members(r->d->server, SGID, check_member, &mc) == 1 && mc.conflict) {
-        snprintf(conflict, sizeof conflict, "%s", mc.conflict);
-        note_pne(r, conflict);
-        admin_reply_error(r, 409, "PNE '%s' is already a member of SG '%s' (cpnsctl sg show %s)",
-                          conflict, SGID, SGID);
-        return -1;
-    }
-    if (mc.removes_found == n_remove)
-        return 0;
-    for (size_t i = 0; i < n_remove; i++) {
-        if (strcmp(json_string_value(json_object_get(seen, remove[i])), "found") != 0) {
-            note_pne(r, remove[i]);
-            admin_reply_error(r, 409, "PNE '%s' is not a member of SG '%s' (cpnsctl sg show %s)",
-                              remove[i], SGID, SGID);
-            return -1;
-        }
-    }
-    return 0;
-}
-
 static void post_members(admin_req *r, const char *SGID)
 {
     static const char *const fields[] = {"add", "remove", NULL};
@@ -731,7 +699,6 @@ static void post_members(admin_req *r, const char *SGID)
     json_t *seen = json_object();
     const char **add = NULL, **remove = NULL;
     size_t n_add = 0, n_remove = 0;
-    cpns_sg_info info;
     if (!seen) {
         admin_reply_error(r, 500, "out of memory");
     } else if (get_ids(r, body, "add", false, seen, &add, &n_add) != 0 ||
@@ -739,18 +706,17 @@ static void post_members(admin_req *r, const char *SGID)
         /* answered */
     } else if (n_add + n_remove == 0) {
         admin_reply_error(r, 400, "nothing to do: give PNEIDs in \"add\" and/or \"remove\"");
-    } else if ((refresh_unknown(r, add, n_add), cpns_server_sg_get(r->d->server, SGID, &info)) !=
-               0) {
-        sg_missing(r, SGID);
-    } else if (check_provisioned(r, add, n_add) == 0 &&
-               check_provisioned(r, remove, n_remove) == 0 &&
-               check_membership(r, SGID, seen, remove, n_remove) == 0) {
+    } else {
+        refresh_unknown(r, add, n_add);
         cpns_server_take_conflict(r->d->server);
         int rv =
             cpns_server_sg_update(r->d->server, SGID, add, n_add, remove, n_remove, srvd_now());
         srvd_turn(r->d);
+        /* The engine checks the SG, the PNEIDs and the membership, and names the culprit. */
         if (lost_race(r, SGID))
             ; /* answered 409 */
+        else if (rv != 0 && reply_culprit(r, SGID))
+            ; /* answered 404 or 409 naming it */
         else if (rv == CPNS_ERR_STATE)
             admin_reply_error(r, 409,
                               "SG '%s' has reached the last KeyVersion: it cannot be "
@@ -773,18 +739,20 @@ static void sg_resource(admin_req *r, const char *SGID, const char *action)
     cpns_sg_info info;
     /* Cluster mode: the database's truth, not this instance's memory of another's work. */
     srvd_cluster_refresh(r->d, "sg", SGID);
-    bool exists = cpns_server_sg_get(r->d->server, SGID, &info) == 0;
     if (!action) {
         if (r->cmd != EVHTTP_REQ_GET && r->cmd != EVHTTP_REQ_DELETE) {
             admin_reply_method(r, "GET, DELETE");
-        } else if (!exists) {
-            sg_missing(r, SGID);
         } else if (r->cmd == EVHTTP_REQ_GET) {
-            reply_sg(r, 200, SGID);
+            if (cpns_server_sg_get(r->d->server, SGID, &info) != 0)
+                sg_missing(r, SGID);
+            else
+                reply_sg(r, 200, SGID);
         } else {
             int rv = cpns_server_sg_delete(r->d->server, SGID);
             srvd_turn(r->d);
-            if (rv != 0)
+            if (rv != 0 && reply_culprit(r, SGID))
+                ; /* answered 404 */
+            else if (rv != 0)
                 admin_reply_engine(r, rv, "deleting the SG");
             else if (stored(r, "deleting the SG"))
                 admin_reply_empty(r);
@@ -802,14 +770,14 @@ static void sg_resource(admin_req *r, const char *SGID, const char *action)
     } else if (strcmp(action, "rekey") == 0) {
         if (r->cmd != EVHTTP_REQ_POST) {
             admin_reply_method(r, "POST");
-        } else if (!exists) {
-            sg_missing(r, SGID);
         } else {
             cpns_server_take_conflict(r->d->server);
             int rv = cpns_server_sg_rekey(r->d->server, SGID, srvd_now());
             srvd_turn(r->d);
             if (lost_race(r, SGID))
                 ; /* answered 409 */
+            else if (rv != 0 && reply_culprit(r, SGID))
+                ; /* answered 404 */
             else if (rv == CPNS_ERR_STATE)
                 admin_reply_error(r, 409,
                                   "SG '%s' has reached the last KeyVersion: delete and create "

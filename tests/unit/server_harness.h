@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "internal.h" /* cpns_msg_delivery_response */
 #include "support.h"
 
 #define H_T0 1795000000000LL /* ms; the Time of the PROTOCOL.md test vector */
@@ -252,14 +253,7 @@ static inline int h_answer(harness *h, uint64_t conn, const cpns_msg *req, uint3
                            const uint8_t *GK, const char *PNID)
 {
     cpns_msg r;
-    cpns_msg_init(&r, CPNS_MSG_SGROUPKEY_DELIVERY_RESPONSE, req->TransactionID);
-    r.Return = Return;
-    r.present |= CPNS_F_RETURN;
-    assert_int_equal(cpns_msg_set_id(&r, CPNS_F_SGID, req->SGID), 0);
-    assert_int_equal(cpns_msg_set_id(&r, CPNS_F_PNEID, req->PNEID), 0);
-    assert_int_equal(cpns_msg_set_id(&r, CPNS_F_PNID, PNID), 0);
-    r.KeyVersion = req->KeyVersion;
-    r.present |= CPNS_F_KEYVERSION;
+    assert_int_equal(cpns_msg_delivery_response(&r, req, Return, PNID, req->PNEID), 0);
     if (Return == CPNS_RETURN_SUCCESS) {
         uint8_t KC[CPNS_KC_LEN] = {0};
         if (GK)

@@ -859,13 +859,8 @@ static void srv_setup_answering(world *w)
     h_unwrap(req, GK);
     uint8_t KC[CPNS_KC_LEN];
     assert_int_equal(cpns_key_confirmation(GK, req->SGID, req->PNEID, req->KeyVersion, KC), 0);
-    cpns_msg_init(&r, CPNS_MSG_SGROUPKEY_DELIVERY_RESPONSE, req->TransactionID);
-    assert_int_equal(cpns_msg_set_id(&r, CPNS_F_SGID, req->SGID), 0);
-    assert_int_equal(cpns_msg_set_id(&r, CPNS_F_PNEID, req->PNEID), 0);
-    assert_int_equal(cpns_msg_set_id(&r, CPNS_F_PNID, W_PNID), 0);
-    r.KeyVersion = req->KeyVersion;
-    r.Return = CPNS_RETURN_SUCCESS;
-    r.present |= CPNS_F_KEYVERSION | CPNS_F_RETURN;
+    assert_int_equal(cpns_msg_delivery_response(&r, req, CPNS_RETURN_SUCCESS, W_PNID, req->PNEID),
+                     0);
     assert_int_equal(cpns_msg_set_blob(&r, CPNS_F_KC, KC, sizeof KC), 0);
     encode_into(w, &r);
 }

@@ -3,6 +3,7 @@
  * Tests of lib/server_admin.c: provisioning, SG create/update/rekey/delete
  * and the sorted queries. A removal rekeys the rest (the removed member gets
  * nothing), an addition gets the current key, a rekey sends a new version.
+ * A refused call names its culprit (cpns_server_last_error).
  */
 #include "server_harness.h"
 
@@ -249,6 +250,80 @@ static void test_delete(void **state)
     assert_int_equal(h_sg(h, "sg-1").n_members, 1);
 }
 
+/* The culprit of the last admin call (cpns_server_last_error), blame after blame. */
+static void expect_culprit(harness *h, cpns_server_culprit culprit, const char *id)
+{
+    cpns_server_error e;
+    assert_int_equal(cpns_server_last_error(h->s, &e), 0);
+    assert_int_equal(e.culprit, culprit);
+    assert_string_equal(e.id, id);
+}
+
+static void test_errors_name_the_culprit(void **state)
+{
+    harness *h = *state;
+    h_world(h, THREE, 3);
+    uint8_t EUK[CPNS_KEY_LEN] = {1};
+    cpns_server_error e;
+    assert_int_equal(cpns_server_last_error(NULL, &e), CPNS_ERR_INVALID_ARG);
+    assert_int_equal(cpns_server_last_error(h->s, NULL), CPNS_ERR_INVALID_ARG);
+    expect_culprit(h, CPNS_CULPRIT_NONE, "");
+
+    assert_int_equal(cpns_server_pne_add(h->s, "pne-a", EUK), CPNS_ERR_EXISTS);
+    expect_culprit(h, CPNS_CULPRIT_PNE_EXISTS, "pne-a");
+    assert_int_equal(cpns_server_pne_add(h->s, "bad id", EUK), CPNS_ERR_INVALID_ARG);
+    expect_culprit(h, CPNS_CULPRIT_ID_INVALID, "bad id");
+    assert_int_equal(cpns_server_pne_set_key(h->s, "pne-x", EUK, h->now), CPNS_ERR_NOT_FOUND);
+    expect_culprit(h, CPNS_CULPRIT_PNE_UNKNOWN, "pne-x");
+
+    /* Of several unknown PNEIDs, the first in the order given; a twice-listed one. */
+    static const char *const unknown[] = {"pne-b", "pne-zz", "pne-a", "pne-yy"};
+    assert_int_equal(cpns_server_sg_create(h->s, "sg-1", unknown, 4, h->now), CPNS_ERR_NOT_FOUND);
+    expect_culprit(h, CPNS_CULPRIT_PNE_UNKNOWN, "pne-zz");
+    static const char *const twice[] = {"pne-b", "pne-a", "pne-b"};
+    assert_int_equal(cpns_server_sg_create(h->s, "sg-1", twice, 3, h->now), CPNS_ERR_INVALID_ARG);
+    expect_culprit(h, CPNS_CULPRIT_PNE_TWICE, "pne-b");
+    static const char *const one[] = {"pne-a"};
+    assert_int_equal(cpns_server_sg_create(h->s, "sg-1", one, 1, h->now), 0);
+    expect_culprit(h, CPNS_CULPRIT_NONE, "");
+    /* An existing SG is named before its members are looked at. */
+    assert_int_equal(cpns_server_sg_create(h->s, "sg-1", unknown, 4, h->now), CPNS_ERR_EXISTS);
+    expect_culprit(h, CPNS_CULPRIT_SG_EXISTS, "sg-1");
+
+    /* Updates: provisioning (additions, then removals), then membership. */
+    static const char *const add_bad[] = {"pne-c", "pne-q"};
+    static const char *const rm_bad[] = {"pne-r"};
+    static const char *const add_member[] = {"pne-c", "pne-a"};
+    static const char *const rm_absent[] = {"pne-a", "pne-b"};
+    assert_int_equal(cpns_server_sg_update(h->s, "sg-9", one, 1, NULL, 0, h->now),
+                     CPNS_ERR_NOT_FOUND);
+    expect_culprit(h, CPNS_CULPRIT_SG_UNKNOWN, "sg-9");
+    assert_int_equal(cpns_server_sg_update(h->s, "sg-1", add_bad, 2, rm_bad, 1, h->now),
+                     CPNS_ERR_NOT_FOUND);
+    expect_culprit(h, CPNS_CULPRIT_PNE_UNKNOWN, "pne-q");
+    assert_int_equal(cpns_server_sg_update(h->s, "sg-1", add_member, 2, rm_bad, 1, h->now),
+                     CPNS_ERR_NOT_FOUND);
+    expect_culprit(h, CPNS_CULPRIT_PNE_UNKNOWN, "pne-r");
+    assert_int_equal(cpns_server_sg_update(h->s, "sg-1", add_member, 2, rm_absent, 2, h->now),
+                     CPNS_ERR_INVALID_ARG);
+    expect_culprit(h, CPNS_CULPRIT_PNE_MEMBER, "pne-a");
+    assert_int_equal(cpns_server_sg_update(h->s, "sg-1", NULL, 0, rm_absent, 2, h->now),
+                     CPNS_ERR_INVALID_ARG);
+    expect_culprit(h, CPNS_CULPRIT_PNE_NOT_MEMBER, "pne-b");
+    assert_int_equal(h_sg(h, "sg-1").n_members, 1); /* nothing changed */
+
+    assert_int_equal(cpns_server_sg_rekey(h->s, "sg-9", h->now), CPNS_ERR_NOT_FOUND);
+    expect_culprit(h, CPNS_CULPRIT_SG_UNKNOWN, "sg-9");
+    assert_int_equal(cpns_server_sg_rekey(h->s, "sg-1", h->now), 0);
+    expect_culprit(h, CPNS_CULPRIT_NONE, "");
+    assert_int_equal(cpns_server_sg_delete(h->s, "sg-9"), CPNS_ERR_NOT_FOUND);
+    expect_culprit(h, CPNS_CULPRIT_SG_UNKNOWN, "sg-9");
+    /* A failure no identifier explains names none. */
+    cpns_store_mem_fail_writes(h->st, 1);
+    assert_int_equal(cpns_server_pne_add(h->s, "pne-d", EUK), CPNS_ERR_STORE);
+    expect_culprit(h, CPNS_CULPRIT_NONE, "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -260,6 +335,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_addition_gets_current_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rekey_sends_new_version_to_all, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_errors_name_the_culprit, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
