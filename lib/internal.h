@@ -225,7 +225,8 @@ CPNS_PRIVATE char *cpns_u64_to_str(uint64_t v, char *buf);
  * key order, as the SQL stores do). Never persisted: the stores keep PNEID and Nonce apart.
  */
 #define CPNS_NONCE_KEY_LEN (CPNS_ID_MAX + 1 + 2 * CPNS_NONCE_LEN + 1)
-void cpns_nonce_key(const char *PNEID, const uint8_t *Nonce, char out[CPNS_NONCE_KEY_LEN]);
+CPNS_PRIVATE void cpns_nonce_key(const char *PNEID, const uint8_t *Nonce,
+                                 char out[CPNS_NONCE_KEY_LEN]);
 
 #define CPNS_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
