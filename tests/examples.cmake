@@ -3,10 +3,12 @@
 # (ctest -L examples):
 #   examples_keystore_custom  the key store checks over the memory and file
 #                             backends and over examples/keystore-custom.c
-#   examples_pne_minimal      examples/pne-minimal.c as the PNE of a real
-#                             cpns-server and cpns-gw (TLS between them)
 #   examples_pkgconfig        both examples built from an installed tree with
 #                             `cc $(pkg-config --cflags --libs cpns)` alone, and run
+#                             (the fixture of the next test)
+#   examples_pne_minimal      that pne-minimal, linked to the installed libcpns.so,
+#                             as the PNE of a real cpns-server and cpns-gw (TLS
+#                             between them): what a vendor builds reaches a server
 # Included by tests/CMakeLists.txt, this file registers them; run with cmake -P
 # (the last test's command), it is that check itself.
 if(NOT CMAKE_SCRIPT_MODE_FILE)
@@ -25,19 +27,22 @@ if(NOT CMAKE_SCRIPT_MODE_FILE)
   set_target_properties(test_pne_minimal PROPERTIES RUNTIME_OUTPUT_DIRECTORY
                                                     ${CMAKE_BINARY_DIR}/tests)
   add_dependencies(test_pne_minimal pne-minimal cpns-server cpns-gw cpns-pne cpnsctl)
+  include(GNUInstallDirs)
+  set(examples_prefix ${CMAKE_BINARY_DIR}/install-examples)
   add_test(NAME examples_pne_minimal COMMAND test_pne_minimal)
   set_tests_properties(examples_pne_minimal PROPERTIES
-    ENVIRONMENT "CPNS_BIN_DIR=${CMAKE_BINARY_DIR}/bin;CPNS_SOURCE_DIR=${CMAKE_SOURCE_DIR};CPNS_EXAMPLES_DIR=${CMAKE_BINARY_DIR}/examples"
+    ENVIRONMENT "CPNS_BIN_DIR=${CMAKE_BINARY_DIR}/bin;CPNS_SOURCE_DIR=${CMAKE_SOURCE_DIR};CPNS_EXAMPLES_DIR=${examples_prefix};LD_LIBRARY_PATH=${examples_prefix}/${CMAKE_INSTALL_LIBDIR}"
+    FIXTURES_REQUIRED cpns_examples_installed
     LABELS examples
     TIMEOUT ${CPNS_PROGRAM_TIMEOUT}
     SKIP_RETURN_CODE 77)
 
-  include(GNUInstallDirs)
   add_test(NAME examples_pkgconfig
            COMMAND ${CMAKE_COMMAND} -DBUILD_DIR=${CMAKE_BINARY_DIR} -DSOURCE_DIR=${CMAKE_SOURCE_DIR}
-                   -DPREFIX=${CMAKE_BINARY_DIR}/install-examples -DLIBDIR=${CMAKE_INSTALL_LIBDIR}
+                   -DPREFIX=${examples_prefix} -DLIBDIR=${CMAKE_INSTALL_LIBDIR}
                    -DCC=${CMAKE_C_COMPILER} -P ${CMAKE_CURRENT_LIST_FILE})
-  set_tests_properties(examples_pkgconfig PROPERTIES LABELS "examples;install" TIMEOUT 120)
+  set_tests_properties(examples_pkgconfig PROPERTIES LABELS "examples;install" TIMEOUT 120
+                                                      FIXTURES_SETUP cpns_examples_installed)
   return()
 endif()
 

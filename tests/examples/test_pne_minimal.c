@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * examples/pne-minimal.c against the real programs: cpns-server and cpns-gw
+ * examples/pne-minimal.c as a vendor builds it (examples_pkgconfig, this
+ * test's fixture: `cc $(pkg-config --cflags --libs cpns)` against an installed
+ * tree, run on the installed libcpns.so) against the real programs: cpns-server and cpns-gw
  * over mutually authenticated TLS (a throwaway PKI from scripts/pki.sh), the
  * example as the PNE behind the GW on plain TCP, provisioned with
  * `cpnsctl pne add --key-out`. It registers, receives the Group Key of a new
