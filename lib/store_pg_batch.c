@@ -458,7 +458,9 @@ static const char sql_put_key[] =
  * in the select list, which streams them (unnest() in FROM with several
  * arrays spills 100,000 rows to a temporary file first). A row that is
  * pending with nothing sent yet (an SG Inventory, a member added) travels as
- * SGID, PNEID and KeyVersion only: a fifth of the parameters to parse.
+ * SGID, PNEID and KeyVersion only, a fifth of the parameters to parse, one
+ * statement per SG: cpns_put_fresh() inserts them without the conflict
+ * check when the SG has no member row yet.
  */
 static const char sql_lock_sgs[] = "SELECT cpns_lock_sgs($1::text[])";
 static const char sql_put_member[] =
@@ -469,9 +471,12 @@ static const char sql_put_member[] =
     " ON CONFLICT (sgid, pneid) DO UPDATE SET key_version = excluded.key_version,"
     " state = excluded.state, ret = excluded.ret, fail_reason = excluded.fail_reason,"
     " attempts = excluded.attempts, malformed = excluded.malformed, pnid = excluded.pnid";
+/* One SG's fresh rows (store_pg_schema.c, version 4). */
+static const char sql_put_fresh[] = "SELECT cpns_put_fresh($3, $1::text[], $2::bigint[])";
+/* ... and before version 4 (the migration tests write with it). */
 static const char sql_put_member_fresh[] =
     "INSERT INTO member (sgid, pneid, key_version, state)"
-    " SELECT unnest($1::text[]), unnest($2::text[]), unnest($3::bigint[]), 0"
+    " SELECT $3, unnest($1::text[]), unnest($2::bigint[]), 0"
     " ON CONFLICT (sgid, pneid) DO UPDATE SET key_version = excluded.key_version, state = 0,"
     " ret = -1, fail_reason = -1, attempts = 0, malformed = 0, pnid = ''";
 /*
@@ -636,7 +641,7 @@ static int send_pnes_sgs(cpns_store_pg *s, const pg_batch *b, int *count)
 
 /* Which member puts a statement writes. */
 enum member_kind {
-    MEMBERS_FRESH,    /* pending, nothing sent: sql_put_member_fresh */
+    MEMBERS_FRESH,    /* pending, nothing sent: sql_put_fresh, per SG */
     MEMBERS_ANY,      /* the others: sql_put_member */
     MEMBERS_NEW,      /* cluster mode: rows not in the store yet (unfenced) */
     MEMBERS_PROGRESS, /* cluster mode: the others */
@@ -666,28 +671,60 @@ static int member_wanted(const pg_member *e, enum member_kind kind)
     return 0;
 }
 
-/* The member puts of b of that kind as 9 arrays (MEMBERS_FRESH: the first 3). */
+static void member_row(const char *SGID, const pg_member *e, enum member_kind kind, pg_buf *c)
+{
+    if (!member_wanted(e, kind))
+        return;
+    if (kind == MEMBERS_FRESH) {
+        elem_text(&c[0], e->m.PNEID);
+        elem_int(&c[1], e->m.KeyVersion);
+        return;
+    }
+    elem_text(&c[0], SGID);
+    elem_text(&c[1], e->m.PNEID);
+    elem_int(&c[2], e->m.KeyVersion);
+    elem_int(&c[3], e->m.state);
+    elem_int(&c[4], e->m.Return);
+    elem_int(&c[5], e->m.fail_reason);
+    elem_int(&c[6], e->m.attempts);
+    elem_int(&c[7], e->m.malformed);
+    elem_text(&c[8], e->m.PNID);
+}
+
+static void group_rows(const pg_group *g, enum member_kind kind, pg_buf *c)
+{
+    void **v;
+    size_t n;
+    if (cpns_map_sorted(&g->members, &v, &n) != 0) {
+        for (cpns_map_iter it = cpns_map_begin(&g->members); cpns_map_next(&it);)
+            member_row(g->SGID, it.val, kind, c); /* any order is correct, only slower */
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        member_row(g->SGID, v[i], kind, c);
+    cpns_free(v);
+}
+
+/*
+ * The member puts of b of that kind (not MEMBERS_FRESH) as 9 arrays, in
+ * (SGID, PNEID) order: the order of the primary key and of
+ * member_pne. Sorted, 100,000 inserts walk the indexes from left to right
+ * (each one lands on the rightmost leaf, which PostgreSQL reaches without a
+ * descent) instead of visiting their pages at random: the batch's hash
+ * maps lose the engine's order.
+ */
 static void member_arrays(const pg_batch *b, enum member_kind kind, pg_buf *c)
 {
-    for (cpns_map_iter it = cpns_map_begin(&b->groups); cpns_map_next(&it);) {
-        const pg_group *g = it.val;
-        for (cpns_map_iter jt = cpns_map_begin(&g->members); cpns_map_next(&jt);) {
-            const pg_member *e = jt.val;
-            if (!member_wanted(e, kind))
-                continue;
-            elem_text(&c[0], g->SGID);
-            elem_text(&c[1], e->m.PNEID);
-            elem_int(&c[2], e->m.KeyVersion);
-            if (kind == MEMBERS_FRESH)
-                continue;
-            elem_int(&c[3], e->m.state);
-            elem_int(&c[4], e->m.Return);
-            elem_int(&c[5], e->m.fail_reason);
-            elem_int(&c[6], e->m.attempts);
-            elem_int(&c[7], e->m.malformed);
-            elem_text(&c[8], e->m.PNID);
-        }
+    void **v;
+    size_t n;
+    if (cpns_map_sorted(&b->groups, &v, &n) != 0) {
+        for (cpns_map_iter it = cpns_map_begin(&b->groups); cpns_map_next(&it);)
+            group_rows(it.val, kind, c);
+        return;
     }
+    for (size_t i = 0; i < n; i++)
+        group_rows(v[i], kind, c);
+    cpns_free(v);
 }
 
 /*
@@ -723,9 +760,39 @@ static int send_members(cpns_store_pg *s, const pg_batch *b, enum member_kind ki
     int rv = 0;
     member_arrays(b, kind, c);
     if (c[0].n)
-        rv = send_arrays_x(s, sql, c, kind == MEMBERS_FRESH ? 3 : 9, extra, count);
+        rv = send_arrays_x(s, sql, c, 9, extra, count);
     for (int i = 0; i < MAX_COLS; i++)
         cpns_free(c[i].p);
+    return rv;
+}
+
+/* The fresh rows of g, if any, as one statement: PNEIDs and KeyVersions, then the SGID. */
+static int send_fresh(cpns_store_pg *s, const pg_group *g, int *count)
+{
+    pg_buf c[2] = {{0}};
+    group_rows(g, MEMBERS_FRESH, c);
+    int rv = 0;
+    if (c[0].n)
+        rv = send_arrays_x(s, s->schema_version >= 4 ? sql_put_fresh : sql_put_member_fresh, c, 2,
+                           g->SGID, count);
+    for (int i = 0; i < 2; i++)
+        cpns_free(c[i].p);
+    return rv;
+}
+
+static int send_fresh_all(cpns_store_pg *s, const pg_batch *b, int *count)
+{
+    void **v;
+    size_t n;
+    int rv = 0;
+    if (cpns_map_sorted(&b->groups, &v, &n) != 0) {
+        for (cpns_map_iter it = cpns_map_begin(&b->groups); rv == 0 && cpns_map_next(&it);)
+            rv = send_fresh(s, it.val, count);
+        return rv;
+    }
+    for (size_t i = 0; rv == 0 && i < n; i++)
+        rv = send_fresh(s, v[i], count);
+    cpns_free(v);
     return rv;
 }
 
@@ -737,7 +804,7 @@ static int send_members_nonces(cpns_store_pg *s, const pg_batch *b, int *count)
         if (rv == 0)
             rv = send_members(s, b, MEMBERS_PROGRESS, sql_progress_cluster, s->instance_id, count);
     } else if (rv == 0) {
-        rv = send_members(s, b, MEMBERS_FRESH, sql_put_member_fresh, NULL, count);
+        rv = send_fresh_all(s, b, count);
         if (rv == 0)
             rv = send_members(s, b, MEMBERS_ANY, sql_put_member, NULL, count);
     }

@@ -24,7 +24,8 @@
  *   version 4 (the cost of a large inventory): member has no foreign key;
  *             cpns_lock_sgs(sgids) checks and locks the SGs of a statement's
  *             member rows, trigger sg_deleted deletes an SG's members with
- *             it; member_owner covers owned rows only
+ *             it; cpns_put_fresh(sgid, pneids, versions); member_owner
+ *             covers owned rows only
  *
  * Identifiers are COLLATE "C": byte order, as SQLite and the engine sort them.
  *
@@ -195,7 +196,13 @@ static const char step3[] =
  * COMMITTED), so member rows a concurrent commit wrote under
  * cpns_lock_sgs() go too. member_owner leaves out the rows no GW session
  * owns (all of them with one active instance): the queries that use it ask
- * for one owner.
+ * for one owner. cpns_put_fresh() writes the pending rows of one SG that
+ * carry nothing but SGID, PNEID and KeyVersion (an inventory, members
+ * added): into an SG without member rows as a plain INSERT, which skips
+ * the conflict check of an upsert (another sixth of that commit), else as
+ * the upsert. With one active instance nobody else writes member rows
+ * (cluster mode inserts its own way), so the plain INSERT cannot meet a row
+ * that appeared meanwhile.
  */
 static const char step4[] =
     "ALTER TABLE member DROP CONSTRAINT member_sgid_fkey;"
@@ -210,6 +217,17 @@ static const char step4[] =
     "  IF FOUND THEN"
     "   RAISE EXCEPTION 'member rows of SG %, which is not in table sg (the foreign key of"
     " member.sgid)', gone USING ERRCODE = 'foreign_key_violation';"
+    "  END IF;"
+    " END $f$;"
+    "CREATE FUNCTION cpns_put_fresh(s text, p text[], v bigint[]) RETURNS void"
+    " LANGUAGE plpgsql AS $f$"
+    " BEGIN"
+    "  IF EXISTS (SELECT 1 FROM member WHERE sgid = s) THEN"
+    "   INSERT INTO member (sgid, pneid, key_version, state) SELECT s, unnest(p), unnest(v), 0"
+    "    ON CONFLICT (sgid, pneid) DO UPDATE SET key_version = excluded.key_version, state = 0,"
+    "    ret = -1, fail_reason = -1, attempts = 0, malformed = 0, pnid = '';"
+    "  ELSE"
+    "   INSERT INTO member (sgid, pneid, key_version, state) SELECT s, unnest(p), unnest(v), 0;"
     "  END IF;"
     " END $f$;"
     "CREATE FUNCTION cpns_sg_deleted() RETURNS trigger LANGUAGE plpgsql AS $f$"
