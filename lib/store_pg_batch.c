@@ -4,7 +4,7 @@
  * record their row in memory (sealing secrets at once, so no clear key
  * waits in a batch), and commit sends each kind of row as one statement
  * whose parameters are PostgreSQL array literals expanded by unnest():
- * 100,000 member upserts are one INSERT ... SELECT FROM unnest(...), not
+ * 100,000 member upserts are one INSERT ... SELECT unnest(...), not
  * 100,000 statements.
  *
  * The batch is normalised as the ops arrive (store_pg_internal.h), because
@@ -472,11 +472,11 @@ static const char sql_put_member[] =
     " state = excluded.state, ret = excluded.ret, fail_reason = excluded.fail_reason,"
     " attempts = excluded.attempts, malformed = excluded.malformed, pnid = excluded.pnid";
 /* One SG's fresh rows (store_pg_schema.c, version 4). */
-static const char sql_put_fresh[] = "SELECT cpns_put_fresh($3, $1::text[], $2::bigint[])";
+static const char sql_put_fresh[] = "SELECT cpns_put_fresh($3::text, $1::text[], $2::bigint[])";
 /* ... and before version 4 (the migration tests write with it). */
 static const char sql_put_member_fresh[] =
     "INSERT INTO member (sgid, pneid, key_version, state)"
-    " SELECT $3, unnest($1::text[]), unnest($2::bigint[]), 0"
+    " SELECT $3::text, unnest($1::text[]), unnest($2::bigint[]), 0"
     " ON CONFLICT (sgid, pneid) DO UPDATE SET key_version = excluded.key_version, state = 0,"
     " ret = -1, fail_reason = -1, attempts = 0, malformed = 0, pnid = ''";
 /*

@@ -452,10 +452,12 @@ static void test_migration_from_v1_and_newer_refused(void **state)
     cpns_store_pne p = make_pne("pne-a", 7, 1);
     cpns_store_sg sg = make_sg("sg-1", 2, 8);
     cpns_store_member m = make_member("sg-1", "pne-a", 2, CPNS_MEMBER_DELIVERED, 3);
+    cpns_store_member fresh = make_member("sg-1", "pne-b", 2, CPNS_MEMBER_PENDING, 0);
     cpns_store_nonce n = make_nonce("pne-a", 9, 1234);
     assert_int_equal(st->ops->put_pne(st, &p), 0);
     assert_int_equal(st->ops->put_sg(st, &sg), 0);
     assert_int_equal(st->ops->put_member(st, &m), 0);
+    assert_int_equal(st->ops->put_member(st, &fresh), 0);
     assert_int_equal(st->ops->put_nonce(st, &n), 0);
     commit_ok(st);
     cpns_store_close(st);
@@ -471,8 +473,9 @@ static void test_migration_from_v1_and_newer_refused(void **state)
     assert_memory_equal(c.pne[0].EUK, p.EUK, CPNS_KEY_LEN);
     assert_int_equal(c.n_sg, 1);
     assert_memory_equal(c.sg[0].GK, sg.GK, CPNS_KEY_LEN);
-    assert_int_equal(c.n_member, 1);
+    assert_int_equal(c.n_member, 2);
     assert_member_equal(&c.member[0], &m);
+    assert_member_equal(&c.member[1], &fresh);
     assert_int_equal(c.n_nonce, 1);
     cpns_store_close(st);
     /* version 4: the foreign key of version 1 gave way to cpns_lock_sgs and the sg_deleted trigger
