@@ -4,7 +4,7 @@
  * record their row in memory (sealing secrets at once, so no clear key
  * waits in a batch), and commit sends each kind of row as one statement
  * whose parameters are PostgreSQL array literals expanded by unnest():
- * 100,000 member upserts are one INSERT ... SELECT FROM unnest(...), not
+ * 100,000 member upserts are one INSERT ... SELECT unnest(...), not
  * 100,000 statements.
  *
  * The batch is normalised as the ops arrive (store_pg_internal.h), because
@@ -448,13 +448,33 @@ static const char sql_put_key[] =
     "INSERT INTO sg_key (sgid, key_version, gk)"
     " SELECT s, v, decode(g, 'hex') FROM unnest($1::text[], $2::bigint[], $3::text[]) AS u(s, v, g)"
     " ON CONFLICT (sgid, key_version) DO UPDATE SET gk = excluded.gk";
+/*
+ * Member rows: the SGs of a statement's rows first (schema version 4, no
+ * foreign key: store_pg_schema.c), then the rows as arrays zipped by unnest()
+ * in the select list, which streams them (unnest() in FROM with several
+ * arrays spills 100,000 rows to a temporary file first). A row that is
+ * pending with nothing sent yet (an SG Inventory, a member added) travels as
+ * SGID, PNEID and KeyVersion only, a fifth of the parameters to parse, one
+ * statement per SG: cpns_put_fresh() inserts them without the conflict
+ * check when the SG has no member row yet.
+ */
+static const char sql_lock_sgs[] = "SELECT cpns_lock_sgs($1::text[])";
 static const char sql_put_member[] =
     "INSERT INTO member (sgid, pneid, key_version, state, ret, fail_reason, attempts, malformed,"
-    " pnid) SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::smallint[],"
-    " $5::int[], $6::int[], $7::bigint[], $8::bigint[], $9::text[])"
+    " pnid) SELECT unnest($1::text[]), unnest($2::text[]), unnest($3::bigint[]),"
+    " unnest($4::smallint[]), unnest($5::int[]), unnest($6::int[]), unnest($7::bigint[]),"
+    " unnest($8::bigint[]), unnest($9::text[])"
     " ON CONFLICT (sgid, pneid) DO UPDATE SET key_version = excluded.key_version,"
     " state = excluded.state, ret = excluded.ret, fail_reason = excluded.fail_reason,"
     " attempts = excluded.attempts, malformed = excluded.malformed, pnid = excluded.pnid";
+/* One SG's fresh rows (store_pg_schema.c, version 4). */
+static const char sql_put_fresh[] = "SELECT cpns_put_fresh($3::text, $1::text[], $2::bigint[])";
+/* ... and before version 4 (the migration tests write with it). */
+static const char sql_put_member_fresh[] =
+    "INSERT INTO member (sgid, pneid, key_version, state)"
+    " SELECT $3::text, unnest($1::text[]), unnest($2::bigint[]), 0"
+    " ON CONFLICT (sgid, pneid) DO UPDATE SET key_version = excluded.key_version, state = 0,"
+    " ret = -1, fail_reason = -1, attempts = 0, malformed = 0, pnid = ''";
 /*
  * Cluster mode (store_pg_cluster.c). A PNE's route columns are claim_pne's;
  * an admin write of a PNE (add, set-key) only sets its EUK.
@@ -615,46 +635,176 @@ static int send_pnes_sgs(cpns_store_pg *s, const pg_batch *b, int *count)
     return rv;
 }
 
-/* The member puts of b (cluster mode: those with unfenced == want_unfenced) as 9 arrays. */
-static void member_arrays(const pg_batch *b, int cluster, int want_unfenced, pg_buf *c)
+/* Which member puts a statement writes. */
+enum member_kind {
+    MEMBERS_FRESH,    /* pending, nothing sent: sql_put_fresh, per SG */
+    MEMBERS_ANY,      /* the others: sql_put_member */
+    MEMBERS_NEW,      /* cluster mode: rows not in the store yet (unfenced) */
+    MEMBERS_PROGRESS, /* cluster mode: the others */
+};
+
+/* A row whose every column but SGID, PNEID and KeyVersion has its inventory value. */
+static int member_fresh(const cpns_store_member *m)
 {
+    return m->state == CPNS_MEMBER_PENDING && m->Return == -1 && m->fail_reason == -1 &&
+           m->attempts == 0 && m->malformed == 0 && m->PNID[0] == '\0';
+}
+
+static int member_wanted(const pg_member *e, enum member_kind kind)
+{
+    if (e->del)
+        return 0;
+    switch (kind) {
+    case MEMBERS_FRESH:
+        return member_fresh(&e->m);
+    case MEMBERS_ANY:
+        return !member_fresh(&e->m);
+    case MEMBERS_NEW:
+        return e->m.unfenced != 0;
+    case MEMBERS_PROGRESS:
+        return e->m.unfenced == 0;
+    }
+    return 0;
+}
+
+static void member_row(const char *SGID, const pg_member *e, enum member_kind kind, pg_buf *c)
+{
+    if (!member_wanted(e, kind))
+        return;
+    if (kind == MEMBERS_FRESH) {
+        elem_text(&c[0], e->m.PNEID);
+        elem_int(&c[1], e->m.KeyVersion);
+        return;
+    }
+    elem_text(&c[0], SGID);
+    elem_text(&c[1], e->m.PNEID);
+    elem_int(&c[2], e->m.KeyVersion);
+    elem_int(&c[3], e->m.state);
+    elem_int(&c[4], e->m.Return);
+    elem_int(&c[5], e->m.fail_reason);
+    elem_int(&c[6], e->m.attempts);
+    elem_int(&c[7], e->m.malformed);
+    elem_text(&c[8], e->m.PNID);
+}
+
+static void group_rows(const pg_group *g, enum member_kind kind, pg_buf *c)
+{
+    void **v;
+    size_t n;
+    if (cpns_map_sorted(&g->members, &v, &n) != 0) {
+        for (cpns_map_iter it = cpns_map_begin(&g->members); cpns_map_next(&it);)
+            member_row(g->SGID, it.val, kind, c); /* any order is correct, only slower */
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        member_row(g->SGID, v[i], kind, c);
+    cpns_free(v);
+}
+
+/*
+ * The member puts of b of that kind (not MEMBERS_FRESH) as 9 arrays, in
+ * (SGID, PNEID) order: the order of the primary key and of
+ * member_pne. Sorted, 100,000 inserts walk the indexes from left to right
+ * (each one lands on the rightmost leaf, which PostgreSQL reaches without a
+ * descent) instead of visiting their pages at random: the batch's hash
+ * maps lose the engine's order.
+ */
+static void member_arrays(const pg_batch *b, enum member_kind kind, pg_buf *c)
+{
+    void **v;
+    size_t n;
+    if (cpns_map_sorted(&b->groups, &v, &n) != 0) {
+        for (cpns_map_iter it = cpns_map_begin(&b->groups); cpns_map_next(&it);)
+            group_rows(it.val, kind, c);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        group_rows(v[i], kind, c);
+    cpns_free(v);
+}
+
+/*
+ * Schema version 4: the SGs of the rows the member statements may insert
+ * (cluster mode: the new rows; else every put), checked and locked by
+ * cpns_lock_sgs() before them, as the foreign key of older versions did.
+ */
+static int send_lock_sgs(cpns_store_pg *s, const pg_batch *b, int *count)
+{
+    if (s->schema_version < 4)
+        return 0;
+    pg_buf c[1] = {{0}};
     for (cpns_map_iter it = cpns_map_begin(&b->groups); cpns_map_next(&it);) {
         const pg_group *g = it.val;
         for (cpns_map_iter jt = cpns_map_begin(&g->members); cpns_map_next(&jt);) {
             const pg_member *e = jt.val;
-            if (e->del || (cluster && (e->m.unfenced != 0) != want_unfenced))
-                continue;
-            elem_text(&c[0], g->SGID);
-            elem_text(&c[1], e->m.PNEID);
-            elem_int(&c[2], e->m.KeyVersion);
-            elem_int(&c[3], e->m.state);
-            elem_int(&c[4], e->m.Return);
-            elem_int(&c[5], e->m.fail_reason);
-            elem_int(&c[6], e->m.attempts);
-            elem_int(&c[7], e->m.malformed);
-            elem_text(&c[8], e->m.PNID);
+            if (!e->del && (!s->cluster || e->m.unfenced)) {
+                elem_text(&c[0], g->SGID);
+                break;
+            }
         }
     }
+    int rv = c[0].n ? send_arrays(s, sql_lock_sgs, c, 1, count) : 0;
+    cpns_free(c[0].p);
+    return rv;
+}
+
+/* Sends the member puts of that kind with sql, unless there are none. */
+static int send_members(cpns_store_pg *s, const pg_batch *b, enum member_kind kind, const char *sql,
+                        const char *extra, int *count)
+{
+    pg_buf c[MAX_COLS] = {{0}};
+    int rv = 0;
+    member_arrays(b, kind, c);
+    if (c[0].n)
+        rv = send_arrays_x(s, sql, c, 9, extra, count);
+    for (int i = 0; i < MAX_COLS; i++)
+        cpns_free(c[i].p);
+    return rv;
+}
+
+/* The fresh rows of g, if any, as one statement: PNEIDs and KeyVersions, then the SGID. */
+static int send_fresh(cpns_store_pg *s, const pg_group *g, int *count)
+{
+    pg_buf c[2] = {{0}};
+    group_rows(g, MEMBERS_FRESH, c);
+    int rv = 0;
+    if (c[0].n)
+        rv = send_arrays_x(s, s->schema_version >= 4 ? sql_put_fresh : sql_put_member_fresh, c, 2,
+                           g->SGID, count);
+    for (int i = 0; i < 2; i++)
+        cpns_free(c[i].p);
+    return rv;
+}
+
+static int send_fresh_all(cpns_store_pg *s, const pg_batch *b, int *count)
+{
+    void **v;
+    size_t n;
+    int rv = 0;
+    if (cpns_map_sorted(&b->groups, &v, &n) != 0) {
+        for (cpns_map_iter it = cpns_map_begin(&b->groups); rv == 0 && cpns_map_next(&it);)
+            rv = send_fresh(s, it.val, count);
+        return rv;
+    }
+    for (size_t i = 0; rv == 0 && i < n; i++)
+        rv = send_fresh(s, v[i], count);
+    cpns_free(v);
+    return rv;
 }
 
 static int send_members_nonces(cpns_store_pg *s, const pg_batch *b, int *count)
 {
-    pg_buf c[MAX_COLS] = {{0}};
-    int rv = 0;
-    member_arrays(b, s->cluster, 1, c);
-    if (c[0].n)
-        rv = send_arrays(s, s->cluster ? sql_insert_member_cluster : sql_put_member, c, 9, count);
-    for (int i = 0; i < MAX_COLS; i++)
-        cpns_free(c[i].p);
-    memset(c, 0, sizeof c);
+    int rv = send_lock_sgs(s, b, count);
     if (rv == 0 && s->cluster) {
-        member_arrays(b, 1, 0, c);
-        if (c[0].n)
-            rv = send_arrays_x(s, sql_progress_cluster, c, 9, s->instance_id, count);
-        for (int i = 0; i < MAX_COLS; i++)
-            cpns_free(c[i].p);
-        memset(c, 0, sizeof c);
+        rv = send_members(s, b, MEMBERS_NEW, sql_insert_member_cluster, NULL, count);
+        if (rv == 0)
+            rv = send_members(s, b, MEMBERS_PROGRESS, sql_progress_cluster, s->instance_id, count);
+    } else if (rv == 0) {
+        rv = send_fresh_all(s, b, count);
+        if (rv == 0)
+            rv = send_members(s, b, MEMBERS_ANY, sql_put_member, NULL, count);
     }
+    pg_buf c[MAX_COLS] = {{0}};
     if (rv == 0 && b->nonces.count) {
         char hex[2 * CPNS_NONCE_LEN + 1];
         for (cpns_map_iter it = cpns_map_begin(&b->nonces); cpns_map_next(&it);) {

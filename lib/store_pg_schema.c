@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The schema of the PostgreSQL store, version 3. The SQL of the steps below
+ * The schema of the PostgreSQL store, version 4. The SQL of the steps below
  * is the definition; docs/ARCHITECTURE.md section 7.1 has the table of tables.
  * In short:
  *
@@ -21,6 +21,11 @@
  *             instance_id, epoch, pnid, since), instance.session,
  *             change.instance_id, sg_key.created_by, index member_owner,
  *             cpns_put_key(instance, sgid, version, gk)
+ *   version 4 (the cost of a large inventory): member has no foreign key;
+ *             cpns_lock_sgs(sgids) checks and locks the SGs of a statement's
+ *             member rows, trigger sg_deleted deletes an SG's members with
+ *             it; cpns_put_fresh(sgid, pneids, versions); member_owner
+ *             covers owned rows only
  *
  * Identifiers are COLLATE "C": byte order, as SQLite and the engine sort them.
  *
@@ -177,10 +182,67 @@ static const char step3[] =
     "  UPDATE sg SET key_version = v WHERE sgid = s;"
     " END $f$;";
 
+/*
+ * Version 4: a 100,000-member SG Inventory is one INSERT of 100,000 rows
+ * committed before the Group Key may be drawn (7.8.6.3-1), and the foreign
+ * key of member.sgid checked each row with its own query: a third of that
+ * commit's time. The same rule now costs one statement per commit:
+ * cpns_lock_sgs() takes the SGs of the member rows a statement writes FOR
+ * KEY SHARE (the lock the foreign key took per row, so a concurrent DELETE
+ * or cpns_put_key() of that SG waits for this commit) and raises 23503
+ * when one is missing; the cascade is a statement trigger, so an
+ * operator's DELETE FROM sg still takes the members with it. Its DELETE
+ * runs after the SG rows are locked and deleted, with a new snapshot (READ
+ * COMMITTED), so member rows a concurrent commit wrote under
+ * cpns_lock_sgs() go too. member_owner leaves out the rows no GW session
+ * owns (all of them with one active instance): the queries that use it ask
+ * for one owner. cpns_put_fresh() writes the pending rows of one SG that
+ * carry nothing but SGID, PNEID and KeyVersion (an inventory, members
+ * added): into an SG without member rows as a plain INSERT, which skips
+ * the conflict check of an upsert (another sixth of that commit), else as
+ * the upsert. With one active instance nobody else writes member rows
+ * (cluster mode inserts its own way), so the plain INSERT cannot meet a row
+ * that appeared meanwhile.
+ */
+static const char step4[] =
+    "ALTER TABLE member DROP CONSTRAINT member_sgid_fkey;"
+    "DROP INDEX member_owner;"
+    "CREATE INDEX member_owner ON member (owner_gw, owner_epoch) WHERE owner_gw IS NOT NULL;"
+    "CREATE FUNCTION cpns_lock_sgs(s text[]) RETURNS void LANGUAGE plpgsql AS $f$"
+    " DECLARE gone text;"
+    " BEGIN"
+    "  PERFORM 1 FROM sg WHERE sgid = ANY(s) ORDER BY sgid FOR KEY SHARE;"
+    "  SELECT x INTO gone FROM unnest(s) AS x"
+    "   WHERE NOT EXISTS (SELECT 1 FROM sg WHERE sgid = x) LIMIT 1;"
+    "  IF FOUND THEN"
+    "   RAISE EXCEPTION 'member rows of SG %, which is not in table sg (the foreign key of"
+    " member.sgid)', gone USING ERRCODE = 'foreign_key_violation';"
+    "  END IF;"
+    " END $f$;"
+    "CREATE FUNCTION cpns_put_fresh(s text, p text[], v bigint[]) RETURNS void"
+    " LANGUAGE plpgsql AS $f$"
+    " BEGIN"
+    "  IF EXISTS (SELECT 1 FROM member WHERE sgid = s) THEN"
+    "   INSERT INTO member (sgid, pneid, key_version, state) SELECT s, unnest(p), unnest(v), 0"
+    "    ON CONFLICT (sgid, pneid) DO UPDATE SET key_version = excluded.key_version, state = 0,"
+    "    ret = -1, fail_reason = -1, attempts = 0, malformed = 0, pnid = '';"
+    "  ELSE"
+    "   INSERT INTO member (sgid, pneid, key_version, state) SELECT s, unnest(p), unnest(v), 0;"
+    "  END IF;"
+    " END $f$;"
+    "CREATE FUNCTION cpns_sg_deleted() RETURNS trigger LANGUAGE plpgsql AS $f$"
+    " BEGIN"
+    "  DELETE FROM member m USING gone g WHERE m.sgid = g.sgid;"
+    "  RETURN NULL;"
+    " END $f$;"
+    "CREATE TRIGGER sg_deleted AFTER DELETE ON sg REFERENCING OLD TABLE AS gone"
+    " FOR EACH STATEMENT EXECUTE FUNCTION cpns_sg_deleted();";
+
 const pg_migration pg_migrations[] = {
     {1, step1},
     {2, step2},
     {3, step3},
+    {4, step4},
 };
 
 const size_t pg_n_migrations = CPNS_ARRAY_LEN(pg_migrations);

@@ -9,7 +9,9 @@
  * a damaged row named at load; fencing by the active lease between two
  * instances; the non-blocking commit; a server restart (-m immediate) with a
  * commit in flight and between commits, nothing acknowledged lost and
- * everything else written by the next commit; 100,000 members in one commit.
+ * everything else written by the next commit; member rows tied to their SG
+ * without a foreign key (version 4), against concurrent sessions too;
+ * 100,000 members in one commit.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -450,10 +452,12 @@ static void test_migration_from_v1_and_newer_refused(void **state)
     cpns_store_pne p = make_pne("pne-a", 7, 1);
     cpns_store_sg sg = make_sg("sg-1", 2, 8);
     cpns_store_member m = make_member("sg-1", "pne-a", 2, CPNS_MEMBER_DELIVERED, 3);
+    cpns_store_member fresh = make_member("sg-1", "pne-b", 2, CPNS_MEMBER_PENDING, 0);
     cpns_store_nonce n = make_nonce("pne-a", 9, 1234);
     assert_int_equal(st->ops->put_pne(st, &p), 0);
     assert_int_equal(st->ops->put_sg(st, &sg), 0);
     assert_int_equal(st->ops->put_member(st, &m), 0);
+    assert_int_equal(st->ops->put_member(st, &fresh), 0);
     assert_int_equal(st->ops->put_nonce(st, &n), 0);
     commit_ok(st);
     cpns_store_free(st);
@@ -469,10 +473,18 @@ static void test_migration_from_v1_and_newer_refused(void **state)
     assert_memory_equal(c.pne[0].EUK, p.EUK, CPNS_KEY_LEN);
     assert_int_equal(c.n_sg, 1);
     assert_memory_equal(c.sg[0].GK, sg.GK, CPNS_KEY_LEN);
-    assert_int_equal(c.n_member, 1);
+    assert_int_equal(c.n_member, 2);
     assert_member_equal(&c.member[0], &m);
+    assert_member_equal(&c.member[1], &fresh);
     assert_int_equal(c.n_nonce, 1);
     cpns_store_free(st);
+    /* version 4: the foreign key of version 1 gave way to cpns_lock_sgs and the sg_deleted trigger
+     */
+    assert_int_equal(scalar(f, "SELECT count(*) FROM pg_constraint WHERE conname ="
+                               " 'member_sgid_fkey'"),
+                     0);
+    assert_int_equal(test_pg_exec(f->uri, "DELETE FROM sg"), 0);
+    assert_int_equal(scalar(f, "SELECT count(*) FROM member"), 0);
 
     /* a newer schema is refused, untouched */
     assert_int_equal(test_pg_exec(f->uri, "UPDATE meta SET num = 99 WHERE name = 'schema_version'"),
@@ -725,6 +737,107 @@ static void test_restart_in_the_middle(void **state)
     cpns_store_free(st);
 }
 
+/* Waits until n sessions of the database wait for a lock (another session's transaction). */
+static void wait_lock_waiters(const fx *f, long long n)
+{
+    while (scalar(f, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                     " AND datname = current_database()") != n) {
+        struct pollfd none = {.fd = -1};
+        poll(&none, 0, 10);
+    }
+}
+
+static PGconn *connect_ok(const fx *f, const char *sql)
+{
+    PGconn *c = PQconnectdb(f->uri);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PGresult *r = PQexec(c, sql);
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    return c;
+}
+
+static void exec_ok(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    assert_true(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK);
+    PQclear(r);
+}
+
+/*
+ * Schema version 4 has no foreign key on member.sgid: cpns_lock_sgs() and
+ * the sg_deleted trigger keep its rule, also against concurrent sessions.
+ * A pending row with nothing sent (written as 3 columns) replaces any row.
+ */
+static void test_member_rows_follow_their_sg(void **state)
+{
+    fx *f = *state;
+    cpns_store *st = open_ok(f);
+    assert_int_equal(scalar(f, "SELECT count(*) FROM pg_constraint WHERE conname ="
+                               " 'member_sgid_fkey'"),
+                     0);
+    cpns_store_sg s1 = make_sg("sg-1", 1, 1), s2 = make_sg("sg-2", 1, 2);
+    cpns_store_member done = make_member("sg-1", "pne-a", 1, CPNS_MEMBER_DELIVERED, 3);
+    assert_int_equal(st->ops->put_sg(st, &s1), 0);
+    assert_int_equal(st->ops->put_sg(st, &s2), 0);
+    assert_int_equal(st->ops->put_member(st, &done), 0);
+    commit_ok(st);
+
+    /* a fresh row (KeyVersion 2, pending, nothing sent) replaces a delivered one, and is new */
+    cpns_store_member again = make_member("sg-1", "pne-a", 2, CPNS_MEMBER_PENDING, 0);
+    cpns_store_member added = make_member("sg-1", "pne-b", 2, CPNS_MEMBER_PENDING, 0);
+    assert_int_equal(st->ops->put_member(st, &again), 0);
+    assert_int_equal(st->ops->put_member(st, &added), 0);
+    commit_ok(st);
+    collected c;
+    st = reopen_load(f, st, &c);
+    assert_int_equal(c.n_member, 2);
+    assert_member_equal(&c.member[0], &again);
+    assert_member_equal(&c.member[1], &added);
+
+    /* an operator's DELETE FROM sg takes the members with it */
+    assert_int_equal(test_pg_exec(f->uri, "DELETE FROM sg WHERE sgid = 'sg-1'"), 0);
+    assert_int_equal(scalar(f, "SELECT count(*) FROM member"), 0);
+
+    /* a DELETE of an SG waits for a commit writing its members, then takes them too */
+    PGconn *other = connect_ok(f, "BEGIN");
+    exec_ok(other, "DELETE FROM sg WHERE sgid = 'sg-2'");
+    cpns_store_member m2 = make_member("sg-2", "pne-a", 1, CPNS_MEMBER_SENT, 1);
+    assert_int_equal(st->ops->put_member(st, &m2), 0);
+    assert_int_equal(st->ops->commit_start(st), 0);
+    wait_lock_waiters(f, 1); /* the commit waits for the DELETE */
+    exec_ok(other, "COMMIT");
+    /* ... which committed first: the member rows of a deleted SG are refused, and forgotten */
+    assert_int_equal(poll_until_done(st), CPNS_ERR_STORE);
+    assert_non_null(strstr(cpns_store_pg_errmsg(st), "foreign key"));
+    commit_ok(st);
+    assert_int_equal(scalar(f, "SELECT count(*) FROM member"), 0);
+
+    /* the other order: a commit holds sg-3, the DELETE waits, then takes the new member too */
+    cpns_store_sg s3 = make_sg("sg-3", 1, 3);
+    assert_int_equal(st->ops->put_sg(st, &s3), 0);
+    commit_ok(st);
+    exec_ok(other, "BEGIN");
+    exec_ok(other, "SELECT cpns_lock_sgs('{sg-3}')");
+    exec_ok(other, "INSERT INTO member (sgid, pneid, key_version, state) VALUES"
+                   " ('sg-3', 'pne-z', 1, 0)");
+    PGconn *deleter = PQconnectdb(f->uri);
+    assert_int_equal(PQstatus(deleter), CONNECTION_OK);
+    assert_int_equal(PQsendQuery(deleter, "DELETE FROM sg WHERE sgid = 'sg-3'"), 1);
+    wait_lock_waiters(f, 1);
+    exec_ok(other, "COMMIT");
+    PGresult *r = PQgetResult(deleter);
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    assert_string_equal(PQcmdTuples(r), "1");
+    PQclear(r);
+    while ((r = PQgetResult(deleter)) != NULL)
+        PQclear(r);
+    assert_int_equal(scalar(f, "SELECT count(*) FROM member"), 0);
+    PQfinish(deleter);
+    PQfinish(other);
+    cpns_store_free(st);
+}
+
 static double seconds_since(const struct timespec *t0)
 {
     struct timespec t1;
@@ -792,6 +905,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_same_instance_id_twice_one_active, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nonblocking_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_in_the_middle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_member_rows_follow_their_sg, setup, teardown),
         cmocka_unit_test_setup_teardown(test_100k_members_in_one_commit, setup, teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
