@@ -104,7 +104,7 @@ CPNS_PRIVATE int cpns_map_next(cpns_map_iter *it);
  * The values of a string-keyed map in key order, in a new array the caller
  * frees with cpns_free(). 0 (with *out NULL when the map is empty) or CPNS_ERR_NOMEM.
  */
-int cpns_map_sorted(const cpns_map *m, void ***out, size_t *n);
+CPNS_PRIVATE int cpns_map_sorted(const cpns_map *m, void ***out, size_t *n);
 
 /*
  * The keyed hash of string keys (SipHash-1-3 under the process's random key,
