@@ -370,6 +370,44 @@ static int connect_gws(lg *g, const char *server, bool spread)
     return 0;
 }
 
+/*
+ * After a registration timeout: how the PNEs that did not register stand
+ * (engine state and last Return, per GW), so that a stall says where it is.
+ */
+static void report_unregistered(lg *g)
+{
+    enum { STATES = 4, RETURNS = 11 };
+    for (uint32_t k = 0; k < g->n_gws; k++) {
+        /* by_return[RETURNS]: no answer yet; [RETURNS + 1]: another code */
+        uint32_t by_state[STATES] = {0}, by_return[RETURNS + 2] = {0}, waiting = 0;
+        for (uint32_t i = 0; i < g->n_pnes; i++) {
+            lg_pne *p = &g->pnes[i];
+            cpns_pne_state st = cpns_pne_get_state(p->eng);
+            if (p->gw != k || st == CPNS_PNE_REGISTERED)
+                continue;
+            waiting++;
+            by_state[(unsigned)st < STATES ? st : 0]++;
+            int r = cpns_pne_last_return(p->eng);
+            by_return[r < 0 ? RETURNS : r < RETURNS ? r : RETURNS + 1]++;
+        }
+        if (!waiting)
+            continue;
+        fprintf(stderr,
+                "cpns-loadgen: GW %u (%s): %u PNEs not registered: %u offline, %u registering, "
+                "%u refused; last Return:",
+                k, g->gws[k].registered ? "registered" : "NOT registered", waiting, by_state[0],
+                by_state[1], by_state[3]);
+        for (int r = 0; r < RETURNS; r++)
+            if (by_return[r])
+                fprintf(stderr, " %d x%u", r, by_return[r]);
+        if (by_return[RETURNS])
+            fprintf(stderr, " none x%u", by_return[RETURNS]);
+        if (by_return[RETURNS + 1])
+            fprintf(stderr, " other x%u", by_return[RETURNS + 1]);
+        fputc('\n', stderr);
+    }
+}
+
 /* Registers every PNE through its GW, retrying those the server's rate limit turned away. */
 static int register_pnes(lg *g)
 {
@@ -388,6 +426,7 @@ static int register_pnes(lg *g)
         if (lg_now_us() - t0 > 600 * 1000000LL) {
             fprintf(stderr, "cpns-loadgen: only %u of %u PNEs registered\n", g->pnes_registered,
                     g->n_pnes);
+            report_unregistered(g);
             return -1;
         }
         lg_run_until_count(g, &g->pnes_registered, g->n_pnes, 500);
