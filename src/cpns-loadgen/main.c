@@ -17,6 +17,7 @@
  * client on evhttp, RSS and the file descriptor limit.
  */
 #include <ctype.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -485,6 +486,13 @@ static int provision_main(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    /*
+     * A write to a connection the other side closed (an instance killed by
+     * --kill-pid, a GW gone) is an error on that connection, not the end of
+     * the run: without this, SIGPIPE ended the takeover_cluster bench row
+     * with status 141.
+     */
+    signal(SIGPIPE, SIG_IGN);
     if (argc < 2) {
         fprintf(stderr, "usage: cpns-loadgen provision|e2e|fanout|baseline-server OPTIONS\n");
         return 2;

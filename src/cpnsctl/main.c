@@ -5,6 +5,7 @@
  * the bearer token and hands over to the pne and sg commands (commands.c).
  */
 #include <stdarg.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,6 +144,8 @@ int main(int argc, char **argv)
     const char *timeout = NULL;
     ctl c = {.timeout_s = DEFAULT_TIMEOUT_S};
     log_setup("cpnsctl", NULL, CPNS_LOG_WARN);
+    /* a server that closes the connection mid-request is a clear error, not a silent 141 */
+    signal(SIGPIPE, SIG_IGN);
 
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
