@@ -145,6 +145,9 @@ CPNS_API int cpns_pne_link_down(cpns_pne *pne, int64_t now_ms);
  *         memory, also when the engine's own decoder or GCM or SHA-256
  *         context cannot be created: then nothing is answered or stored,
  *         and the same frame may be given again.
+ * @retval CPNS_ERR_CRYPTO when the OpenSSL provider has no AES-256-GCM or
+ *         SHA-256 for the engine's own contexts (cpns_gcm_new(),
+ *         cpns_sha256_new()): nothing is answered or stored either.
  */
 CPNS_API int cpns_pne_recv(cpns_pne *pne, const uint8_t *data, size_t len, int64_t now_ms);
 
