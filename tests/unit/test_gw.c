@@ -347,6 +347,12 @@ static void test_return6_pne_absent(void **state)
     from_server_str(f->gw, xml);
     assert_gw_answer(f->gw, 4712, CPNS_RETURN_UNREACHABLE, "pne-tv");
     assert_nothing_queued(f->gw);
+
+    /* Counted (cpns-gw's cpns_gw_delivery_answers_total{return="6"}), as Return 6 only. */
+    cpns_gw_stats st;
+    cpns_gw_get_stats(f->gw, &st);
+    assert_int_equal(st.answered_unreachable, 2);
+    assert_int_equal(st.answered_malformed, 0);
 }
 
 /* A request the peek cannot route but whose TransactionID and PNEID are readable: Return 4. */
@@ -369,6 +375,10 @@ static void test_return4_unroutable_request(void **state)
     assert_string_equal(m.PNEID, "pne-tv");
     assert_false(m.present & CPNS_F_KEYVERSION);
     assert_nothing_queued(f->gw);
+    cpns_gw_stats st;
+    cpns_gw_get_stats(f->gw, &st);
+    assert_int_equal(st.answered_malformed, 1);
+    assert_int_equal(st.answered_unreachable, 0);
 }
 
 /* Malformed frames are dropped: from the server without a readable TID or PNEID, from links. */
