@@ -206,6 +206,12 @@ void cpns_gw_get_stats(const cpns_gw *gw, cpns_gw_stats *out)
     *out = gw->stats;
 }
 
+void cpns_gw_set_log_debug(cpns_gw *gw, bool on)
+{
+    if (gw)
+        gw->log.no_debug = !on;
+}
+
 int cpns_gw_link_routed(const cpns_gw *gw, uint64_t link)
 {
     const gw_link *l = cpns_map_get_u64(&gw->links, link);

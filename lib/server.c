@@ -881,6 +881,12 @@ int cpns_server_handle_expiry(cpns_server *s, int64_t now_ms)
     return 0;
 }
 
+void cpns_server_set_log_debug(cpns_server *s, bool on)
+{
+    if (s)
+        s->log.no_debug = !on;
+}
+
 /* --- stats --- */
 
 void cpns_server_get_stats(const cpns_server *s, cpns_server_stats *out)

@@ -288,6 +288,16 @@ typedef struct cpns_gw_stats {
  */
 CPNS_API void cpns_gw_get_stats(const cpns_gw *gw, cpns_gw_stats *out);
 
+/**
+ * Turns the CPNS_LOG_DEBUG messages (one per forwarded frame) on or off
+ * while the engine runs, as cpns_gw_config.log_debug does at cpns_gw_new()
+ * (a daemon raising its log level on SIGHUP).
+ *
+ * @param gw the engine; NULL is a no-op.
+ * @param on true to pass them to the log callback.
+ */
+CPNS_API void cpns_gw_set_log_debug(cpns_gw *gw, bool on);
+
 #ifdef __cplusplus
 }
 #endif

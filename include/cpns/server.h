@@ -622,6 +622,16 @@ typedef struct cpns_server_stats {
 CPNS_API void cpns_server_get_stats(const cpns_server *s, cpns_server_stats *out);
 
 /**
+ * Turns the CPNS_LOG_DEBUG messages on or off while the engine runs, as
+ * cpns_server_config.log_debug does at cpns_server_new() (a daemon raising
+ * its log level on SIGHUP).
+ *
+ * @param s the engine; NULL is a no-op.
+ * @param on true to pass them to the log callback.
+ */
+CPNS_API void cpns_server_set_log_debug(cpns_server *s, bool on);
+
+/**
  * Shared mode (several instances active on one store: a store with the
  * optional shared-mode ops, store.h; lib/server_cluster.c): another instance
  * changed something (the store's change feed). Reloads that scope from the

@@ -586,6 +586,7 @@ static int reload_apply(void *arg, const void *fresh, char *done, size_t done_le
                  n->tls_cert, fp);
     }
     log_set_level(n->log_level);
+    cpns_gw_set_log_debug(d->gw, n->log_level >= CPNS_LOG_DEBUG);
     return 0;
 }
 

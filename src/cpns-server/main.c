@@ -842,6 +842,7 @@ static int reload_apply(void *arg, const void *fresh, char *done, size_t done_le
                  n->tls_cert, fp);
     }
     log_set_level(n->log_level);
+    cpns_server_set_log_debug(d->server, n->log_level >= CPNS_LOG_DEBUG);
     return 0;
 }
 

@@ -199,6 +199,38 @@ static void test_sighup_log_level(void **state)
     assert_int_equal(prog_stop(&d, SIGTERM), 0);
 }
 
+#define GW_CONF                                                                                    \
+    "id = gw-h\npnid = pn-h\nserver = 127.0.0.1:%u\nlisten = 127.0.0.1:%u\ninsecure = true\n"      \
+    "log-level = %s\n"
+
+/*
+ * The GW engine's own debug lines (one per PNE link and per forwarded frame)
+ * follow a SIGHUP to log-level = debug, not only the daemon's: a PNE link
+ * opened after the reload is logged at debug.
+ */
+static void test_sighup_gw_engine_debug(void **state)
+{
+    (void)state;
+    char conf[320], text[512];
+    snprintf(conf, sizeof conf, "%s/gw.conf", dir);
+    uint16_t server = tcp_free_port(), listen = tcp_free_port();
+    snprintf(text, sizeof text, GW_CONF, server, listen, "info");
+    write_text(conf, text);
+    prog_daemon g;
+    prog_spawn((const char *const[]){"cpns-gw", "--config", conf, NULL}, &g);
+    assert_true(prog_wait_log(&g, "listening for PNEs", 1, 10000));
+
+    snprintf(text, sizeof text, GW_CONF, server, listen, "debug");
+    write_text(conf, text);
+    assert_int_equal(kill(g.pid, SIGHUP), 0);
+    assert_true(prog_wait_log(&g, "changed log-level", 1, 10000));
+    int fd = tcp_connect(listen, 10000);
+    assert_true(fd >= 0);
+    assert_true(prog_wait_log(&g, "]: link 1 open", 1, 10000));
+    close(fd);
+    assert_int_equal(prog_stop(&g, SIGTERM), 0);
+}
+
 /* SIGHUP to a running server and GW (no --config): they reload and keep running. */
 static void test_sighup_server_gw(void **state)
 {
@@ -235,7 +267,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_version),          cmocka_unit_test(test_examples_load),
         cmocka_unit_test(test_bad_files),        cmocka_unit_test(test_file_and_override),
-        cmocka_unit_test(test_sighup_log_level), cmocka_unit_test(test_sighup_server_gw),
+        cmocka_unit_test(test_sighup_log_level), cmocka_unit_test(test_sighup_gw_engine_debug),
+        cmocka_unit_test(test_sighup_server_gw),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1203,9 +1203,37 @@ static void test_max_pnes_failed_claims_free_slots(void **state)
     cpns_gw_free(gw);
 }
 
+static void count_debug(void *arg, const cpns_log_event *ev)
+{
+    if (ev->level == CPNS_LOG_DEBUG)
+        ++*(int *)arg;
+}
+
+/* The debug lines can be turned on and off while the GW runs (cpns-gw's SIGHUP to log-level debug).
+ */
+static void test_set_log_debug(void **state)
+{
+    (void)state;
+    int debug = 0;
+    cpns_gw_config cfg = {.PNGWID = GW_ID, .PNID = GW_PNID, .log = count_debug, .log_arg = &debug};
+    cpns_gw *gw = NULL;
+    assert_int_equal(cpns_gw_new(&gw, &cfg), 0);
+    assert_int_equal(cpns_gw_link_open(gw, 1, T0), 0);
+    assert_int_equal(debug, 0);
+    cpns_gw_set_log_debug(gw, true);
+    assert_int_equal(cpns_gw_link_open(gw, 2, T0), 0); /* "link 2 open" */
+    assert_int_equal(debug, 1);
+    cpns_gw_set_log_debug(gw, false);
+    assert_int_equal(cpns_gw_link_open(gw, 3, T0), 0);
+    assert_int_equal(debug, 1);
+    cpns_gw_set_log_debug(NULL, true);
+    cpns_gw_free(gw);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_set_log_debug),
         cmocka_unit_test_setup_teardown(test_new_and_links, setup, teardown),
         cmocka_unit_test_setup_teardown(test_7_8_6_2_1_forward_request_byte_for_byte, setup,
                                         teardown),

@@ -471,9 +471,36 @@ static void test_catch_up_resends_sent_member(void **state)
     assert_int_equal(cpns_server_get_expiry(h->s), h->now + 1000);
 }
 
+static void count_debug(void *arg, const cpns_log_event *ev)
+{
+    if (ev->level == CPNS_LOG_DEBUG)
+        ++*(int *)arg;
+}
+
+/* The debug lines (one per member transition) can be turned on while the server runs (SIGHUP). */
+static void test_set_log_debug(void **state)
+{
+    harness *h = *state;
+    int debug = 0;
+    cpns_server_free(h->s);
+    h->cfg.log = count_debug;
+    h->cfg.log_arg = &debug;
+    h->cfg.log_debug = false;
+    h_start(h);
+    cpns_msg req;
+    one_member(h, &req); /* pending -> sent, not logged */
+    assert_int_equal(debug, 0);
+    cpns_server_set_log_debug(h->s, true);
+    h_confirm(h, 1, &req); /* sent -> delivered */
+    assert_int_equal(h_member(h, "sg-1", "pne-a").state, CPNS_MEMBER_DELIVERED);
+    assert_true(debug >= 1);
+    cpns_server_set_log_debug(NULL, true);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_set_log_debug, setup, teardown),
         cmocka_unit_test_setup_teardown(test_7_8_6_3_2_and_3_request_content, setup, teardown),
         cmocka_unit_test_setup_teardown(test_7_8_6_3_5_return_1_finishes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_7_8_6_3_4_return_0_retried, setup, teardown),
