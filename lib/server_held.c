@@ -149,5 +149,6 @@ void srv_held_free(cpns_server *s)
 
 int cpns_server_commit_wanted(const cpns_server *s)
 {
-    return s && !srv_list_empty(&s->held);
+    /* Shared mode: queued claims are run (and their answers held) by the next flush. */
+    return s && (!srv_list_empty(&s->held) || !srv_list_empty(&s->claims));
 }
