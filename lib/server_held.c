@@ -8,7 +8,10 @@
  * be accepted again after the restart. So such an answer is held here until
  * cpns_server_flush() commits, then released; cpns_server_commit_wanted()
  * tells the glue to commit at once. A failed commit keeps them held for the
- * next one; a connection that closes (or is superseded) loses its own.
+ * next one; a connection that closes (or is superseded) loses its own. In
+ * shared mode a registration is claimed in the store (its Nonce committed
+ * there) by the flush before the answer is held (server_register.c,
+ * srv_claims_run), so commit_wanted is also 1 while claims are queued.
  *
  * Order: released frames are popped before any SGroupKeyDeliveryRequest,
  * and cpns_server_pop() commits (releasing them) before it sends a delivery
