@@ -283,9 +283,15 @@ static void lost_race(cpns_server *s)
     cpns_free(ids);
 }
 
-/* A blocking commit of everything, including a commit in flight. */
+/*
+ * A blocking commit of everything, including a commit in flight. Shared
+ * mode: the PNE registrations queued since the last flush are claimed first
+ * (their own transaction, server_register.c), so that their Return 1s are
+ * held for this commit and their catch-up is in it.
+ */
 static int flush(cpns_server *s)
 {
+    srv_claims_run(s);
     if (nothing_to_write(s) && !s->inflight) {
         s->barrier = 0;
         srv_held_release(s); /* their writes were committed by an earlier flush */
@@ -334,8 +340,9 @@ int cpns_server_flush_start(cpns_server *s)
     if (!store_async(s))
         return cpns_server_flush(s);
     if (s->inflight)
-        return CPNS_ERR_AGAIN;
+        return CPNS_ERR_AGAIN; /* queued claims wait too: their answers would wait anyway */
     s->held_flush_failed = 0;
+    srv_claims_run(s); /* as in flush() */
     if (nothing_to_write(s)) {
         s->barrier = 0;
         srv_held_release(s);
@@ -586,7 +593,7 @@ int cpns_server_new(cpns_server **out, const cpns_server_config *cfg, int64_t no
         return CPNS_ERR_NOMEM;
     s->cfg = *cfg;
     s->cluster =
-        cfg->store->ops->claim_gw && cfg->store->ops->claim_pne && cfg->store->ops->load_scope;
+        cfg->store->ops->claim_gw && cfg->store->ops->claim_pnes && cfg->store->ops->load_scope;
     if (s->cfg.delivery_timeout_ms <= 0)
         s->cfg.delivery_timeout_ms = 10000;
     if (s->cfg.max_attempts == 0)
@@ -609,6 +616,7 @@ int cpns_server_new(cpns_server **out, const cpns_server_config *cfg, int64_t no
     srv_list_init(&s->held_inflight);
     srv_list_init(&s->released);
     srv_list_init(&s->to_close);
+    srv_list_init(&s->claims);
 
     const cpns_store_loader loader = {load_pne, load_sg, load_member, load_nonce};
     int rv = cpns_msg_decoder_new(&s->decoder);
@@ -661,6 +669,7 @@ void cpns_server_free(cpns_server *s)
     cpns_free(s->dels);
     cpns_outq_clear(&s->outq);
     srv_held_free(s);
+    srv_claims_free(s);
     cpns_wipe(s->frame, sizeof s->frame);
     cpns_wipe(s->pool, sizeof s->pool);
     cpns_msg_decoder_free(s->decoder);
@@ -711,6 +720,7 @@ int cpns_server_conn_close(cpns_server *s, uint64_t conn, int64_t now_ms)
         cpns_map_remove(&s->gws, c->PNGWID);
     cpns_outq_drop_link(&s->outq, conn);
     srv_held_drop_conn(s, conn);
+    srv_claims_drop_conn(s, conn);
     srv_list_unlink(&c->close_link);
     cpns_log(&s->log, CPNS_LOG_INFO, NULL, NULL, 0, "GW connection %llu (%s) closed",
              (unsigned long long)conn, c->registered ? c->PNGWID : "unregistered");

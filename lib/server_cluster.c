@@ -2,7 +2,7 @@
 /*
  * Shared mode of the engine (server.h, cpns_server_refresh and friends):
  * several instances active on one store that has the optional shared-mode
- * ops (store.h: claim_gw, claim_pne, load_scope, note_change, take_fenced;
+ * ops (store.h: claim_gw, claim_pnes, load_scope, note_change, take_fenced;
  * the PostgreSQL store in cluster mode). With any other store none of this
  * runs and the engine is exactly the single-instance one.
  *

@@ -8,7 +8,10 @@
  * be accepted again after the restart. So such an answer is held here until
  * cpns_server_flush() commits, then released; cpns_server_commit_wanted()
  * tells the glue to commit at once. A failed commit keeps them held for the
- * next one; a connection that closes (or is superseded) loses its own.
+ * next one; a connection that closes (or is superseded) loses its own. In
+ * shared mode a registration is claimed in the store (its Nonce committed
+ * there) by the flush before the answer is held (server_register.c,
+ * srv_claims_run), so commit_wanted is also 1 while claims are queued.
  *
  * Order: released frames are popped before any SGroupKeyDeliveryRequest,
  * and cpns_server_pop() commits (releasing them) before it sends a delivery
@@ -149,5 +152,6 @@ void srv_held_free(cpns_server *s)
 
 int cpns_server_commit_wanted(const cpns_server *s)
 {
-    return s && !srv_list_empty(&s->held);
+    /* Shared mode: queued claims are run (and their answers held) by the next flush. */
+    return s && (!srv_list_empty(&s->held) || !srv_list_empty(&s->claims));
 }

@@ -109,7 +109,8 @@ typedef struct srv_pne {
      * its deliveries wait, so that the catch-up never overtakes the answer.
      */
     uint32_t held;
-    srv_link members; /* its srv_member entries, via pne_link */
+    uint64_t claim_gen; /* shared mode: the claim batch it is in (server_register.c) */
+    srv_link members;   /* its srv_member entries, via pne_link */
     srv_link dirty;
 } srv_pne;
 
@@ -272,7 +273,21 @@ struct cpns_server {
     uint64_t refresh_gen; /* srv_member.seen of the refresh running */
     cpns_map refresh_sgs; /* SGIDs to refresh after a claim (a row of a newer version) */
     cpns_map missing_pnes; /* PNEIDs a refresh met that this instance does not know yet */
+    srv_link claims;       /* srv_claim: PNE registrations for the next claim batch, FIFO */
+    uint64_t claim_gen;    /* the claim batch being built */
 };
+
+/*
+ * Shared mode: a verified PNERegistrationRequest waiting for its claim in
+ * the store (server_register.c): the registrations of one loop turn are
+ * claimed in one transaction when the glue flushes.
+ */
+typedef struct srv_claim {
+    srv_link link; /* in cpns_server.claims */
+    uint64_t conn;
+    uint64_t tid;
+    cpns_store_pne_claim row; /* PNEID, Nonce, seen_ms, PNGWID, PNID */
+} srv_claim;
 
 /* server.c */
 /* The wall clock (Unix ms) for what the protocol dates; now_ms without a wall_clock. */
@@ -350,5 +365,10 @@ int srv_limits_admit_registration(cpns_server *s, srv_conn *c);
 int srv_on_gw_registration(cpns_server *s, srv_conn *c, const cpns_msg *m, int decoded);
 int srv_on_pne_registration(cpns_server *s, srv_conn *c, const cpns_msg *m, int decoded);
 void srv_on_status(cpns_server *s, srv_conn *c, const cpns_msg *m);
+/* Shared mode: runs every queued claim (one transaction per batch), answering each. */
+void srv_claims_run(cpns_server *s);
+/* Forgets the queued claims of conn (closed or superseded): their answers could not leave. */
+void srv_claims_drop_conn(cpns_server *s, uint64_t conn);
+void srv_claims_free(cpns_server *s);
 
 #endif

@@ -313,13 +313,6 @@ int pg_expire_nonces(cpns_store *st, int64_t seen_before_ms)
 
 /* --- array literals --- */
 
-typedef struct pg_buf {
-    char *p;
-    size_t len, cap;
-    size_t n; /* elements */
-    int oom;
-} pg_buf;
-
 static void buf_add(pg_buf *b, const char *s, size_t n)
 {
     if (b->oom)
@@ -382,6 +375,29 @@ static void buf_end(pg_buf *b)
     if (b->n == 0)
         buf_add(b, "{", 1);
     buf_add(b, "}", 1);
+}
+
+void pg_buf_text(pg_buf *b, const char *s)
+{
+    elem_text(b, s);
+}
+
+void pg_buf_int(pg_buf *b, int64_t v)
+{
+    elem_int(b, v);
+}
+
+void pg_buf_end(pg_buf *b)
+{
+    buf_end(b);
+}
+
+void pg_buf_free(pg_buf *b)
+{
+    if (b->p)
+        cpns_wipe(b->p, b->cap);
+    cpns_free(b->p);
+    memset(b, 0, sizeof *b);
 }
 
 #define MAX_COLS 9
@@ -476,7 +492,7 @@ static const char sql_put_member_fresh[] =
     " ON CONFLICT (sgid, pneid) DO UPDATE SET key_version = excluded.key_version, state = 0,"
     " ret = -1, fail_reason = -1, attempts = 0, malformed = 0, pnid = ''";
 /*
- * Cluster mode (store_pg_cluster.c). A PNE's route columns are claim_pne's;
+ * Cluster mode (store_pg_cluster.c). A PNE's route columns are claim_pnes's;
  * an admin write of a PNE (add, set-key) only sets its EUK.
  */
 static const char sql_put_pne_cluster[] =

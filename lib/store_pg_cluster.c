@@ -13,9 +13,10 @@
  *
  * The fencing token of a member row is (owner_gw, owner_epoch): the GW
  * session that owns its delivery. claim_gw bumps the GW's epoch and adopts
- * its open rows; claim_pne moves a PNE's rows to the GW it registered
- * through; progress writes (store_pg_batch.c) only pass while the token is a
- * current session of this instance.
+ * its open rows; claim_pnes moves PNEs' rows to the GW each registered
+ * through (the registrations of one loop turn, in one transaction);
+ * progress writes (store_pg_batch.c) only pass while the token is a current
+ * session of this instance.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -226,54 +227,158 @@ int pg_claim_gw(cpns_store *st, const char *PNGWID, const char *PNID, const cpns
     return rv;
 }
 
-static const char sql_nonce[] =
-    "INSERT INTO nonce (pneid, nonce, seen_ms) VALUES ($1, decode($2, 'hex'), $3::bigint)"
-    " ON CONFLICT (pneid, nonce) DO NOTHING RETURNING 1";
-static const char sql_route[] =
-    "UPDATE pne SET registered = true, pngwid = $2, pnid = $3 WHERE pneid = $1";
-/* Every row of the PNE goes with it (catch-up, PROTOCOL.md 5.3: the engine decides what to resend).
+/*
+ * The claims of one loop turn, in one transaction (a group commit of
+ * registrations: one fsync for all of them, not one each). The PNE rows are
+ * locked first, in PNEID order, so that two instances claiming overlapping
+ * PNEs wait for each other instead of deadlocking; every later row a claim
+ * touches (its nonce, its member rows) belongs to a PNE locked here.
  */
-static const char sql_take_pne[] =
-    "UPDATE member m SET owner_gw = $2, owner_epoch ="
-    " (SELECT epoch FROM gw_session WHERE pngwid = $2 AND instance_id = $3),"
+static const char sql_lock_pnes[] =
+    "SELECT 1 FROM pne WHERE pneid = ANY($1::text[]) ORDER BY pneid FOR UPDATE";
+/*
+ * The Nonces, in PNEID order: those not seen before are inserted, and only
+ * their PNEs get the route. Returns the ordinal (1-based, in the arrays) of
+ * each claim accepted; a claim left out was a replay, through any instance.
+ */
+static const char sql_claim_nonces[] =
+    "WITH c AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[])"
+    " WITH ORDINALITY AS u(pneid, nonce, seen_ms, pngwid, pnid, i)),"
+    " ins AS (INSERT INTO nonce (pneid, nonce, seen_ms)"
+    " SELECT pneid, decode(nonce, 'hex'), seen_ms FROM c ORDER BY pneid"
+    " ON CONFLICT (pneid, nonce) DO NOTHING RETURNING pneid),"
+    " acc AS (SELECT c.* FROM c JOIN ins ON ins.pneid = c.pneid),"
+    " route AS (UPDATE pne p SET registered = true, pngwid = acc.pngwid, pnid = acc.pnid"
+    " FROM acc WHERE p.pneid = acc.pneid)"
+    " SELECT i FROM acc";
+/*
+ * Every row of an accepted PNE goes with it, to its GW's session here
+ * (catch-up, PROTOCOL.md 5.3: the engine decides what to resend).
+ */
+static const char sql_take_pnes[] =
+    "UPDATE member m SET owner_gw = a.pngwid, owner_epoch ="
+    " (SELECT epoch FROM gw_session WHERE pngwid = a.pngwid AND instance_id = $3),"
     " state = CASE WHEN m.state = 1 THEN 0 ELSE m.state END"
-    " WHERE m.pneid = $1 RETURNING " MEMBER_COLS;
+    " FROM unnest($1::text[], $2::text[]) AS a(pneid, pngwid)"
+    " WHERE m.pneid = a.pneid RETURNING " MEMBER_COLS;
 
-int pg_claim_pne(cpns_store *st, const cpns_store_nonce *n, const char *PNGWID, const char *PNID,
-                 const cpns_store_loader *l, void *arg)
+static int by_pneid(const void *a, const void *b)
 {
-    cpns_store_pg *s = pg_of(st);
-    if (!n || !PNGWID || !PNID || !l || !l->member)
-        return CPNS_ERR_INVALID_ARG;
-    char hex[2 * CPNS_NONCE_LEN + 1], seen[24];
+    const cpns_store_pne_claim *x = *(const cpns_store_pne_claim *const *)a;
+    const cpns_store_pne_claim *y = *(const cpns_store_pne_claim *const *)b;
+    return strcmp(x->nonce.PNEID, y->nonce.PNEID);
+}
+
+static int id_ok(const char *id)
+{
+    size_t n = strnlen(id, CPNS_ID_MAX + 1);
+    return n > 0 && n <= CPNS_ID_MAX;
+}
+
+/* Runs the statements of claim_pnes in the open transaction; ord: the claims in PNEID order. */
+static int claim_pnes_tx(cpns_store_pg *s, const cpns_store_pne_claim *const *ord, size_t n,
+                         const cpns_store_pne_claim *c, int *result, const cpns_store_loader *l,
+                         void *arg)
+{
     static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < CPNS_NONCE_LEN; i++) {
-        hex[2 * i] = digits[n->Nonce[i] >> 4];
-        hex[2 * i + 1] = digits[n->Nonce[i] & 15];
+    pg_buf col[5];
+    memset(col, 0, sizeof col);
+    for (size_t k = 0; k < n; k++) {
+        const cpns_store_pne_claim *x = ord[k];
+        char hex[2 * CPNS_NONCE_LEN + 1];
+        for (size_t i = 0; i < CPNS_NONCE_LEN; i++) {
+            hex[2 * i] = digits[x->nonce.Nonce[i] >> 4];
+            hex[2 * i + 1] = digits[x->nonce.Nonce[i] & 15];
+        }
+        hex[2 * CPNS_NONCE_LEN] = '\0';
+        pg_buf_text(&col[0], x->nonce.PNEID);
+        pg_buf_text(&col[1], hex);
+        pg_buf_int(&col[2], x->nonce.seen_ms);
+        pg_buf_text(&col[3], x->PNGWID);
+        pg_buf_text(&col[4], x->PNID);
     }
-    hex[2 * CPNS_NONCE_LEN] = '\0';
-    snprintf(seen, sizeof seen, "%lld", (long long)n->seen_ms);
-    int rv = begin(s);
+    int rv = 0;
+    for (int i = 0; i < 5; i++) {
+        pg_buf_end(&col[i]);
+        if (col[i].oom)
+            rv = CPNS_ERR_NOMEM;
+    }
     if (rv == 0) {
-        const char *p[3] = {n->PNEID, hex, seen};
-        PGresult *r = PQexecParams(s->ctl, sql_nonce, 3, NULL, p, NULL, NULL, 0);
-        if (PQresultStatus(r) != PGRES_TUPLES_OK)
-            rv = ctl_fail(s, r, "claim_pne");
-        else if (PQntuples(r) == 0)
-            rv = CPNS_ERR_EXISTS; /* seen before, through any instance */
+        const char *p[1] = {col[0].p};
+        rv = ctl_exec(s, sql_lock_pnes, 1, p, "claim_pnes");
+    }
+    if (rv == 0) {
+        const char *p[5] = {col[0].p, col[1].p, col[2].p, col[3].p, col[4].p};
+        PGresult *r = PQexecParams(s->ctl, sql_claim_nonces, 5, NULL, p, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            rv = ctl_fail(s, r, "claim_pnes");
+        } else {
+            for (int i = 0; i < PQntuples(r); i++) {
+                long long k = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+                if (k >= 1 && (size_t)k <= n)
+                    result[ord[k - 1] - c] = 0;
+            }
+        }
         PQclear(r);
     }
-    if (rv == 0) {
-        const char *p[3] = {n->PNEID, PNGWID, PNID};
-        rv = ctl_exec(s, sql_route, 3, p, "claim_pne");
+    for (int i = 0; i < 5; i++)
+        pg_buf_free(&col[i]);
+    /* The member rows of the accepted PNEs. */
+    for (size_t k = 0; rv == 0 && k < n; k++) {
+        if (result[ord[k] - c] == 0) {
+            pg_buf_text(&col[0], ord[k]->nonce.PNEID);
+            pg_buf_text(&col[1], ord[k]->PNGWID);
+        }
     }
-    if (rv == 0) {
-        const char *p[3] = {n->PNEID, PNGWID, s->instance_id};
-        rv = pg_load_rows(s, s->ctl, PG_T_MEMBER, sql_take_pne, 3, p, l, arg, NULL);
-        if (rv == CPNS_ERR_STORE && PQstatus(s->ctl) != CONNECTION_OK)
-            s->ctl_broken = 1;
+    if (rv == 0 && col[0].n) {
+        pg_buf_end(&col[0]);
+        pg_buf_end(&col[1]);
+        if (col[0].oom || col[1].oom) {
+            rv = CPNS_ERR_NOMEM;
+        } else {
+            const char *p[3] = {col[0].p, col[1].p, s->instance_id};
+            rv = pg_load_rows(s, s->ctl, PG_T_MEMBER, sql_take_pnes, 3, p, l, arg, NULL);
+            if (rv == CPNS_ERR_STORE && PQstatus(s->ctl) != CONNECTION_OK)
+                s->ctl_broken = 1;
+        }
     }
-    return commit(s, rv);
+    pg_buf_free(&col[0]);
+    pg_buf_free(&col[1]);
+    return rv;
+}
+
+int pg_claim_pnes(cpns_store *st, const cpns_store_pne_claim *c, size_t n, int *result,
+                  const cpns_store_loader *l, void *arg)
+{
+    cpns_store_pg *s = pg_of(st);
+    if ((n && (!c || !result)) || !l || !l->member)
+        return CPNS_ERR_INVALID_ARG;
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!id_ok(c[i].nonce.PNEID) || !id_ok(c[i].PNGWID) ||
+            strnlen(c[i].PNID, CPNS_ID_MAX + 1) > CPNS_ID_MAX)
+            return CPNS_ERR_INVALID_ARG;
+    const cpns_store_pne_claim **ord = cpns_calloc(n, sizeof *ord);
+    if (!ord)
+        return CPNS_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        ord[i] = &c[i];
+        result[i] = CPNS_ERR_EXISTS; /* until its Nonce is inserted */
+    }
+    qsort(ord, n, sizeof *ord, by_pneid);
+    int rv = 0;
+    for (size_t k = 1; k < n; k++)
+        if (strcmp(ord[k - 1]->nonce.PNEID, ord[k]->nonce.PNEID) == 0)
+            rv = CPNS_ERR_INVALID_ARG; /* one claim per PNE and transaction */
+    if (rv == 0) {
+        rv = begin(s);
+        if (rv == 0)
+            rv = claim_pnes_tx(s, ord, n, c, result, l, arg);
+        rv = commit(s, rv);
+    }
+    cpns_free(ord);
+    return rv;
 }
 
 /* --- scopes --- */

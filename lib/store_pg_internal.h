@@ -121,6 +121,22 @@ int pg_del_member(cpns_store *st, const char *SGID, const char *PNEID);
 int pg_put_nonce(cpns_store *st, const cpns_store_nonce *n);
 int pg_expire_nonces(cpns_store *st, int64_t seen_before_ms);
 
+/*
+ * A PostgreSQL array literal under construction (store_pg_batch.c): elements
+ * are added with pg_buf_text/pg_buf_int, pg_buf_end closes it ("{}" when
+ * empty); oom is set if memory ran out on the way. pg_buf_free wipes it.
+ */
+typedef struct pg_buf {
+    char *p;
+    size_t len, cap;
+    size_t n; /* elements */
+    int oom;
+} pg_buf;
+void pg_buf_text(pg_buf *b, const char *s);
+void pg_buf_int(pg_buf *b, int64_t v);
+void pg_buf_end(pg_buf *b);
+void pg_buf_free(pg_buf *b);
+
 /* store_pg_load.c */
 int pg_load(cpns_store *st, const cpns_store_loader *l, void *arg);
 enum pg_table { PG_T_PNE, PG_T_SG, PG_T_MEMBER, PG_T_NONCE };
@@ -136,8 +152,8 @@ int pg_load_rows(cpns_store_pg *s, PGconn *conn, enum pg_table t, const char *sq
 int pg_note_change(cpns_store *st, const char *kind, const char *key);
 int pg_claim_gw(cpns_store *st, const char *PNGWID, const char *PNID, const cpns_store_loader *l,
                 void *arg, int64_t *epoch);
-int pg_claim_pne(cpns_store *st, const cpns_store_nonce *n, const char *PNGWID, const char *PNID,
-                 const cpns_store_loader *l, void *arg);
+int pg_claim_pnes(cpns_store *st, const cpns_store_pne_claim *c, size_t n, int *result,
+                  const cpns_store_loader *l, void *arg);
 int pg_load_scope(cpns_store *st, const char *SGID, const char *PNEID, const cpns_store_loader *l,
                   void *arg);
 int pg_take_fenced(cpns_store *st, void (*fn)(void *arg, const char *SGID, const char *PNEID),

@@ -179,7 +179,11 @@ CPNS_API int cpns_server_pop(cpns_server *s, cpns_out *out);
 
 /**
  * Commits every write since the last commit (group commit), and waits for a
- * commit in flight.
+ * commit in flight. In shared mode it first claims, in one store
+ * transaction, the PNE registrations received since the last flush, and
+ * answers them: Return 8 for a Nonce the cluster has seen, Return 0 to all
+ * of them when that transaction fails (the PNEs retry; not an error of the
+ * flush), otherwise a Return 1 held for this commit.
  *
  * @param s the engine.
  * @return 0 when everything is durable; held answers are released (pop them).
@@ -193,10 +197,11 @@ CPNS_API int cpns_server_flush(cpns_server *s);
 /**
  * The group commit without waiting, for stores with a non-blocking commit
  * (the PostgreSQL store; with others it is cpns_server_flush()). Starts
- * committing every write so far. The engine goes on meanwhile: registration
- * answers held for it and frames carrying a Group Key it commits leave only
- * once it is durable. When cpns_server_store_fd() is readable, call
- * cpns_server_flush_poll().
+ * committing every write so far, after the claims of shared mode as in
+ * cpns_server_flush() (with a commit in flight they wait for the next call).
+ * The engine goes on meanwhile: registration answers held for it and frames
+ * carrying a Group Key it commits leave only once it is durable. When
+ * cpns_server_store_fd() is readable, call cpns_server_flush_poll().
  *
  * @param s the engine.
  * @return 0 when the commit is under way (or there was nothing to write).
@@ -241,7 +246,11 @@ CPNS_API int cpns_server_store_fd(const cpns_server *s);
 /**
  * Whether frames are held back until the next successful commit:
  * PNERegistrationResponses with Return 1, which leave only once their Nonce
- * is durable (a replay after a crash must not be accepted twice). The glue
+ * is durable (a replay after a crash must not be accepted twice). In shared
+ * mode (cpns_server_shared()) also while PNE registrations wait for their
+ * claim in the store: the next cpns_server_flush() or
+ * cpns_server_flush_start() claims all of them in one store transaction,
+ * before its commit, and holds their answers for that commit. The glue
  * commits at once when this is 1, then pops the released frames.
  *
  * @param s the engine (NULL: 0).

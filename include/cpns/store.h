@@ -91,9 +91,20 @@ typedef struct cpns_store_nonce {
 } cpns_store_nonce;
 
 /**
+ * One PNE registration for claim_pnes() (shared mode): the PNE
+ * (nonce.PNEID) registered through the GW PNGWID on this instance with
+ * nonce.Nonce.
+ */
+typedef struct cpns_store_pne_claim {
+    cpns_store_nonce nonce;       /**< the PNE, its Nonce and when it was seen */
+    char PNGWID[CPNS_ID_MAX + 1]; /**< the GW it registered through (a session here) */
+    char PNID[CPNS_ID_MAX + 1];   /**< that GW's PNID: the PNE's route */
+} cpns_store_pne_claim;
+
+/**
  * The callbacks load() and the shared-mode ops hand the stored records to; a
  * non-zero return aborts the walk and is returned by the op. load() needs all
- * four; claim_gw() and claim_pne() call only those they document (l->pne of
+ * four; claim_gw() and claim_pnes() call only those they document (l->pne of
  * claim_gw may be NULL).
  */
 typedef struct cpns_store_loader {
@@ -175,13 +186,19 @@ typedef struct cpns_store_ops {
     int (*claim_gw)(cpns_store *st, const char *PNGWID, const char *PNID,
                     const cpns_store_loader *l, void *arg, int64_t *epoch);
     /**
-     * Optional, shared mode: a PNE registered through PNGWID on this
-     * instance: records the Nonce (CPNS_ERR_EXISTS, nothing written: it was
-     * seen before, on any instance), the PNE's route, and takes over every
-     * member row of the PNE (catch-up), handed to l->member.
+     * Optional, shared mode: the PNEs registered on this instance in one
+     * loop turn, claimed in one transaction (a group commit of
+     * registrations). For each claim c[i], result[i] is CPNS_ERR_EXISTS when
+     * its Nonce was seen before, on any instance (nothing of that claim is
+     * written), else 0: its Nonce is recorded, the PNE's route set to
+     * c[i].PNGWID and c[i].PNID, and every member row of the PNE taken over
+     * by that GW's session here (catch-up) and handed to l->member. A PNEID
+     * appears at most once in c (CPNS_ERR_INVALID_ARG otherwise). 0 once
+     * committed; on any error nothing is written and result is unspecified.
+     * n = 0 does nothing.
      */
-    int (*claim_pne)(cpns_store *st, const cpns_store_nonce *n, const char *PNGWID,
-                     const char *PNID, const cpns_store_loader *l, void *arg);
+    int (*claim_pnes)(cpns_store *st, const cpns_store_pne_claim *c, size_t n, int *result,
+                      const cpns_store_loader *l, void *arg);
     /**
      * Optional, shared mode: loads one SG (SGID; l->sg then its members,
      * CPNS_ERR_NOT_FOUND if it does not exist) or one PNE (PNEID; l->pne then

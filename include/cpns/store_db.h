@@ -110,7 +110,7 @@ typedef struct cpns_store_pg_config {
      * progress is a compare-and-set on the owner token; new Group Keys go
      * through cpns_put_key (one key per version, CPNS_ERR_EXISTS to the
      * loser); put_pne writes only the EUK of an existing row (routes are
-     * claim_pne's).
+     * claim_pnes's).
      */
     int cluster;
 } cpns_store_pg_config;

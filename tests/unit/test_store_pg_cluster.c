@@ -10,6 +10,10 @@
  *     handles: exactly one wins, the other gets CPNS_ERR_EXISTS, one sg_key
  *     row;
  *   - a registration Nonce recorded by one handle is refused to the other;
+ *   - claim_pnes claims several PNEs in one transaction: a replayed Nonce
+ *     in the batch is refused alone, the others' routes and member rows
+ *     move (a PNE routed through the other instance's GW included), and
+ *     every row is handed to the loader;
  *   - an admin change committed by one handle reaches the other by NOTIFY
  *     (its descriptor becomes readable) and, without a notification, by the
  *     sweep of the change feed; its own changes are not handed back;
@@ -137,6 +141,30 @@ static cpns_store_nonce nonce(const char *PNEID, uint8_t fill)
     return n;
 }
 
+static cpns_store_pne_claim claim(const char *PNEID, uint8_t fill, const char *PNGWID,
+                                  const char *PNID)
+{
+    cpns_store_pne_claim c;
+    memset(&c, 0, sizeof c);
+    c.nonce = nonce(PNEID, fill);
+    strcpy(c.PNGWID, PNGWID);
+    strcpy(c.PNID, PNID);
+    return c;
+}
+
+/* A batch of one: the op's error, else the claim's result. */
+static int claim_one(cpns_store *st, const cpns_store_nonce *n, const char *PNGWID,
+                     const char *PNID, seen *s)
+{
+    cpns_store_pne_claim c = claim(n->PNEID, 0, PNGWID, PNID);
+    c.nonce = *n;
+    int result = 1;
+    int rv = st->ops->claim_pnes(st, &c, 1, &result, &loader, s);
+    if (rv == 0)
+        assert_true(result == 0 || result == CPNS_ERR_EXISTS);
+    return rv ? rv : result;
+}
+
 /* pne-1 provisioned, sg-x at KeyVersion 1 with pne-1 as a member (all through a). */
 static void make_group(fx *f)
 {
@@ -173,7 +201,7 @@ static void fenced_after_newer_claim(void **state)
     assert_int_equal(f->a->ops->claim_gw(f->a, "gw-1", "pn-1", &loader, &s, &epoch), 0);
     assert_int_equal(epoch, 1);
     cpns_store_nonce n = nonce("pne-1", 1);
-    assert_int_equal(f->a->ops->claim_pne(f->a, &n, "gw-1", "pn-1", &loader, &s), 0);
+    assert_int_equal(claim_one(f->a, &n, "gw-1", "pn-1", &s), 0);
     assert_int_equal(s.members, 1);
     assert_int_equal(test_pg_scalar(f->uri, "SELECT owner_epoch FROM member"), 1);
 
@@ -247,14 +275,122 @@ static void nonce_replay_refused_across_handles(void **state)
     assert_int_equal(f->a->ops->claim_gw(f->a, "gw-1", "pn-1", &loader, &s, &epoch), 0);
     assert_int_equal(f->b->ops->claim_gw(f->b, "gw-2", "pn-2", &loader, &s, &epoch), 0);
     cpns_store_nonce n = nonce("pne-1", 9);
-    assert_int_equal(f->a->ops->claim_pne(f->a, &n, "gw-1", "pn-1", &loader, &s), 0);
-    assert_int_equal(f->b->ops->claim_pne(f->b, &n, "gw-2", "pn-2", &loader, &s), CPNS_ERR_EXISTS);
+    assert_int_equal(claim_one(f->a, &n, "gw-1", "pn-1", &s), 0);
+    assert_int_equal(claim_one(f->b, &n, "gw-2", "pn-2", &s), CPNS_ERR_EXISTS);
     /* Refused: nothing of it written, the route stays a's. */
     assert_int_equal(test_pg_scalar(f->uri, "SELECT count(*) FROM pne WHERE pngwid = 'gw-1'"), 1);
     cpns_store_nonce other = nonce("pne-1", 10);
-    assert_int_equal(f->b->ops->claim_pne(f->b, &other, "gw-2", "pn-2", &loader, &s), 0);
+    assert_int_equal(claim_one(f->b, &other, "gw-2", "pn-2", &s), 0);
     assert_int_equal(test_pg_scalar(f->uri, "SELECT count(*) FROM member WHERE owner_gw = 'gw-2'"),
                      1);
+}
+
+/* pne-1 .. pne-4, each a member of sg-x and sg-y. */
+static void make_groups(fx *f)
+{
+    static const char *const sgs[] = {"sg-x", "sg-y"};
+    for (int k = 0; k < 2; k++) {
+        cpns_store_sg sg;
+        memset(&sg, 0, sizeof sg);
+        strcpy(sg.SGID, sgs[k]);
+        assert_int_equal(f->a->ops->put_sg(f->a, &sg), 0);
+    }
+    for (int i = 1; i <= 4; i++) {
+        cpns_store_pne p;
+        memset(&p, 0, sizeof p);
+        snprintf(p.PNEID, sizeof p.PNEID, "pne-%d", i);
+        memset(p.EUK, i, sizeof p.EUK);
+        assert_int_equal(f->a->ops->put_pne(f->a, &p), 0);
+        for (int k = 0; k < 2; k++) {
+            cpns_store_member m = member(sgs[k], p.PNEID, 0, CPNS_MEMBER_PENDING, 1);
+            assert_int_equal(f->a->ops->put_member(f->a, &m), 0);
+        }
+    }
+    assert_int_equal(f->a->ops->commit(f->a), 0);
+}
+
+typedef struct per_pne {
+    int members[5]; /* rows handed to the loader, by PNE number */
+} per_pne;
+
+static int count_member(void *arg, const cpns_store_member *m)
+{
+    int i = atoi(m->PNEID + 4);
+    assert_true(i >= 1 && i <= 4);
+    ((per_pne *)arg)->members[i]++;
+    return 0;
+}
+
+static void claims_batch(void **state)
+{
+    fx *f = *state;
+    make_groups(f);
+    seen s = {0};
+    int64_t epoch;
+    assert_int_equal(f->a->ops->claim_gw(f->a, "gw-1", "pn-1", &loader, &s, &epoch), 0);
+    assert_int_equal(f->b->ops->claim_gw(f->b, "gw-2", "pn-2", &loader, &s, &epoch), 0);
+    assert_int_equal(epoch, 1);
+    assert_int_equal(f->a->ops->claim_gw(f->a, "gw-1", "pn-1", &loader, &s, &epoch), 0);
+    assert_int_equal(epoch, 2); /* gw-1's session here is at epoch 2, gw-2's on b at 1 */
+    /* On b: pne-3 registered through gw-2 (its rows are b's), pne-4's Nonce 0x44 seen. */
+    cpns_store_nonce n3 = nonce("pne-3", 0x33), n4 = nonce("pne-4", 0x44);
+    assert_int_equal(claim_one(f->b, &n3, "gw-2", "pn-2", &s), 0);
+    assert_int_equal(claim_one(f->b, &n4, "gw-2", "pn-2", &s), 0);
+    assert_int_equal(test_pg_scalar(f->uri, "SELECT count(*) FROM member WHERE owner_gw = 'gw-2'"),
+                     4);
+
+    /* On a, one batch: pne-1, pne-2 new, pne-3 moves to gw-1, pne-4's Nonce replayed. */
+    cpns_store_pne_claim c[4] = {
+        claim("pne-4", 0x44, "gw-1", "pn-1"),
+        claim("pne-2", 0x22, "gw-1", "pn-1"),
+        claim("pne-1", 0x11, "gw-1", "pn-1"),
+        claim("pne-3", 0x34, "gw-1", "pn-1"),
+    };
+    int result[4] = {1, 1, 1, 1};
+    per_pne got = {{0}};
+    const cpns_store_loader counting = {see_pne, see_sg, count_member, see_nonce};
+    assert_int_equal(f->a->ops->claim_pnes(f->a, c, 4, result, &counting, &got), 0);
+    assert_int_equal(result[0], CPNS_ERR_EXISTS);
+    assert_int_equal(result[1], 0);
+    assert_int_equal(result[2], 0);
+    assert_int_equal(result[3], 0);
+    /* Every row of the accepted PNEs handed over, none of the refused one. */
+    assert_int_equal(got.members[1], 2);
+    assert_int_equal(got.members[2], 2);
+    assert_int_equal(got.members[3], 2);
+    assert_int_equal(got.members[4], 0);
+    /* Routes and owner tokens: gw-1 at this session's epoch 2; pne-4 stays b's. */
+    assert_int_equal(test_pg_scalar(f->uri, "SELECT count(*) FROM pne WHERE registered AND"
+                                            " pngwid = 'gw-1' AND pnid = 'pn-1'"),
+                     3);
+    assert_int_equal(test_pg_scalar(f->uri, "SELECT count(*) FROM pne WHERE pneid = 'pne-4' AND"
+                                            " pngwid = 'gw-2'"),
+                     1);
+    assert_int_equal(test_pg_scalar(f->uri, "SELECT count(*) FROM member WHERE owner_gw = 'gw-1'"
+                                            " AND owner_epoch = 2 AND pneid <> 'pne-4'"),
+                     6);
+    assert_int_equal(test_pg_scalar(f->uri, "SELECT count(*) FROM member WHERE owner_gw = 'gw-2'"),
+                     2);
+    /* One transaction: the three routes were written by one (their rows' xmin). */
+    assert_int_equal(test_pg_scalar(f->uri, "SELECT count(DISTINCT xmin::text) FROM pne"
+                                            " WHERE pngwid = 'gw-1'"),
+                     1);
+    assert_int_equal(test_pg_scalar(f->uri, "SELECT count(*) FROM nonce"), 5);
+
+    /* The same batch again: every Nonce is a replay now, nothing moves. */
+    memset(&got, 0, sizeof got);
+    assert_int_equal(f->b->ops->claim_pnes(f->b, c, 4, result, &counting, &got), 0);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(result[i], CPNS_ERR_EXISTS);
+    assert_int_equal(got.members[1] + got.members[2] + got.members[3] + got.members[4], 0);
+    assert_int_equal(test_pg_scalar(f->uri, "SELECT count(*) FROM pne WHERE pngwid = 'gw-1'"), 3);
+
+    /* A PNEID twice in one batch is refused whole; an empty batch does nothing. */
+    c[1] = claim("pne-1", 0x55, "gw-1", "pn-1");
+    assert_int_equal(f->a->ops->claim_pnes(f->a, c + 1, 2, result, &counting, &got),
+                     CPNS_ERR_INVALID_ARG);
+    assert_int_equal(test_pg_scalar(f->uri, "SELECT count(*) FROM nonce"), 5);
+    assert_int_equal(f->a->ops->claim_pnes(f->a, NULL, 0, NULL, &counting, &got), 0);
 }
 
 typedef struct got {
@@ -349,6 +485,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(fenced_after_newer_claim, setup, teardown),
+        cmocka_unit_test_setup_teardown(claims_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(one_key_per_version, setup, teardown),
         cmocka_unit_test_setup_teardown(nonce_replay_refused_across_handles, setup, teardown),
         cmocka_unit_test_setup_teardown(change_feed_by_notify_and_sweep, setup, teardown),
