@@ -435,13 +435,15 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
     conn_fail(c, reason);
 }
 
-static void set_keepalive(evutil_socket_t fd)
+void net_socket_tune(int fd)
 {
-    int on = 1, idle = 60, intvl = 10, cnt = 6;
+    int on = 1, idle = NET_KEEPIDLE_S, intvl = NET_KEEPINTVL_S, cnt = NET_KEEPCNT;
+    unsigned user_timeout = NET_USER_TIMEOUT_MS;
     setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
     setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
     setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
     setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof user_timeout);
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
 }
 
@@ -537,7 +539,7 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
                  l->port, host, slot->n);
         return;
     }
-    set_keepalive(fd);
+    net_socket_tune(fd);
     net_conn *c = conn_new(evconnlistener_get_base(lev), fd, l->tls, true);
     if (c)
         c->slot = addr_take(l, host);
@@ -714,7 +716,7 @@ net_conn *net_connect(struct event_base *base, const char *addr, SSL_CTX *tls,
         conn_free(c);
         return NULL;
     }
-    set_keepalive(bufferevent_getfd(c->bev));
+    net_socket_tune(bufferevent_getfd(c->bev));
     return c;
 }
 

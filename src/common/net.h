@@ -67,6 +67,25 @@ void net_listener_set_per_addr_cap(net_listener *l, size_t n);
 void net_listener_set_loopback_exempt(net_listener *l, bool exempt);
 void net_listener_free(net_listener *l);
 
+/*
+ * Every TCP connection, accepted or made, is tuned so that a peer that
+ * vanishes (its host powered off, a cable pulled: no FIN, no RST) is found
+ * dead in about two minutes, whether the connection is idle or not:
+ * - idle: keepalive probes after NET_KEEPIDLE_S, every NET_KEEPINTVL_S,
+ *   NET_KEEPCNT unanswered ones close it (60 + 6 x 10 s);
+ * - with data unacknowledged (the kernel's retransmissions would otherwise
+ *   go on for ~15 minutes, and keepalive does not probe then):
+ *   TCP_USER_TIMEOUT, the same two minutes.
+ * A GW whose server instance vanished then fails over to the next address
+ * (cluster mode, active/standby) instead of waiting on a dead socket.
+ * TCP_NODELAY too: frames are small and each one is a whole message.
+ */
+#define NET_KEEPIDLE_S 60
+#define NET_KEEPINTVL_S 10
+#define NET_KEEPCNT 6
+#define NET_USER_TIMEOUT_MS ((NET_KEEPIDLE_S + NET_KEEPINTVL_S * NET_KEEPCNT) * 1000u)
+void net_socket_tune(int fd);
+
 /* Connects to "HOST:PORT"; on_open or on_close follows. NULL with err on immediate failure. */
 net_conn *net_connect(struct event_base *base, const char *addr, SSL_CTX *tls,
                       const net_conn_cbs *cbs, void *arg, char *err, size_t errlen);

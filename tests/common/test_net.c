@@ -16,6 +16,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
 #include <event2/event.h>
 
 #include "daemon.h"
@@ -131,6 +134,34 @@ static void run_for(struct event_base *base, int ms)
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     event_base_loopexit(base, &tv);
     event_base_dispatch(base);
+}
+
+static int sockopt(int fd, int level, int name)
+{
+    int v = -1;
+    socklen_t len = sizeof v;
+    assert_int_equal(getsockopt(fd, level, name, &v, &len), 0);
+    return v;
+}
+
+/*
+ * A peer that vanishes without FIN or RST is found dead in about two
+ * minutes, idle (keepalive) or with data unacknowledged (TCP_USER_TIMEOUT),
+ * so a GW fails over from a server instance whose host went away.
+ */
+static void test_socket_tuned(void **state)
+{
+    (void)state;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    net_socket_tune(fd);
+    assert_int_equal(sockopt(fd, SOL_SOCKET, SO_KEEPALIVE), 1);
+    assert_int_equal(sockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE), 60);
+    assert_int_equal(sockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL), 10);
+    assert_int_equal(sockopt(fd, IPPROTO_TCP, TCP_KEEPCNT), 6);
+    assert_int_equal(sockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT), 120000);
+    assert_int_equal(sockopt(fd, IPPROTO_TCP, TCP_NODELAY), 1);
+    close(fd);
 }
 
 static void test_frames_over_loopback(void **state)
@@ -446,6 +477,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_addr_parse),
         cmocka_unit_test(test_keyfile),
+        cmocka_unit_test(test_socket_tuned),
         cmocka_unit_test(test_frames_over_loopback),
         cmocka_unit_test(test_stall_rearmed_on_progress),
         cmocka_unit_test(test_pause_read),
