@@ -37,6 +37,12 @@ foreach(src ${CPNS_IT_TESTS})
     SKIP_RETURN_CODE 77)
 endforeach()
 
+# test_metrics_doc checks the PostgreSQL-only metrics on a private PostgreSQL too.
+if(TARGET it_test_metrics_doc)
+  target_link_libraries(it_test_metrics_doc PRIVATE cpns_test_support)
+  set_tests_properties(integration_test_metrics_doc PROPERTIES LABELS "integration;postgresql")
+endif()
+
 # test_failover (issue #11 item 6) kills the active cpns-server of two on a
 # private PostgreSQL (tests/support/pg.h) under 1,000 PNEs of cpns-loadgen fanout.
 if(TARGET it_test_failover)

@@ -8,12 +8,19 @@
  * PostgreSQL here). The GW's counters are checked against what happened:
  * one PNE attached, its registration and delivery forwarded each way, the
  * uplink up to the one server listed, cpns_build_info with the versions.
+ *
+ * Then the rows marked "Only with PostgreSQL": two cpns-servers on a private
+ * PostgreSQL (tests/support/pg.h), one active/standby, one --cluster, must
+ * between them print every one of those rows (a row "and `--cluster`" by the
+ * cluster instance), and nothing either prints may be missing from the doc.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cluster.h"
+#include "cpns/cpns.h"
+#include "pg.h"
 
 #define SGID "sg-metrics"
 #define MAX_METRICS 128
@@ -265,6 +272,80 @@ static void test_metrics_doc(void **state)
     h_passed(h);
 }
 
+/* A cpns-server on PostgreSQL database uri (--cluster or active/standby), up and healthy. */
+static cl_server *start_pg_server(harness *h, const char *uri, const char *id, bool cluster)
+{
+    cl_server *s = calloc(1, sizeof *s);
+    assert_non_null(s);
+    s->listen_port = h_free_port();
+    do
+        s->admin_port = h_free_port();
+    while (s->admin_port == s->listen_port);
+    s->listen = h_fmt(h, "127.0.0.1:%u", (unsigned)s->listen_port);
+    s->admin = h_fmt(h, "127.0.0.1:%u", (unsigned)s->admin_port);
+    /* PostgreSQL: the master key is made by the operator (base64 of 32 random bytes, 0600). */
+    uint8_t key[CPNS_KEY_LEN];
+    char b64[64];
+    assert_int_equal(cpns_random(NULL, key, sizeof key), 0);
+    assert_int_equal(cpns_b64_encode(key, sizeof key, b64, sizeof b64), CPNS_B64_LEN(CPNS_KEY_LEN));
+    cpns_wipe(key, sizeof key);
+    char *mk = h_path(h, h_fmt(h, "%s.key", id));
+    h_write_file(mk, h_fmt(h, "%s\n", b64), 0600);
+    cpns_wipe(b64, sizeof b64);
+    s->p = h_start(h, h_fmt(h, "server-%s", id), "cpns-server", "--db", uri, "--master-key", mk,
+                   "--instance-id", id, "--insecure", "--listen", s->listen, "--admin", s->admin,
+                   cluster ? "--cluster" : NULL, NULL);
+    h_wait_http_ok(h, s->p, s->admin_port, "/healthz", CL_START_MS);
+    return s;
+}
+
+static void test_metrics_doc_postgresql(void **state)
+{
+    harness *h = *state;
+    test_pg pg;
+    if (test_pg_start(&pg) != 0)
+        fail_msg("cannot start a private PostgreSQL (scripts/pg-tmp.sh)");
+    char ha_uri[256], cluster_uri[256];
+    assert_int_equal(test_pg_create_db(&pg, ha_uri, sizeof ha_uri), 0);
+    assert_int_equal(test_pg_create_db(&pg, cluster_uri, sizeof cluster_uri), 0);
+    cl_server *ha = start_pg_server(h, ha_uri, "ha-a", false);
+    cl_server *cl = start_pg_server(h, cluster_uri, "cluster-a", true);
+    char *ha_text = scrape(ha->admin_port);
+    char *cl_text = scrape(cl->admin_port);
+    h_note(h, "cpns-server --cluster /metrics:\n%s", cl_text);
+
+    metric_set printed_ha = {0}, printed_cl = {0}, doc_gw = {0}, doc_srv = {0};
+    parse_scrape(ha_text, &printed_ha);
+    parse_scrape(cl_text, &printed_cl);
+    char *doc = read_file(h_fmt(h, "%s/docs/METRICS.md", h->src_dir));
+    parse_doc(doc, &doc_srv, &doc_gw);
+    compare("cpns-server (PostgreSQL)", &printed_ha, &doc_srv);
+    compare("cpns-server --cluster", &printed_cl, &doc_srv);
+    size_t pg_rows = 0;
+    for (size_t i = 0; i < doc_srv.n; i++) {
+        const metric *m = &doc_srv.m[i];
+        if (!row_has(m, "Only with PostgreSQL"))
+            continue;
+        pg_rows++;
+        bool cluster_only = row_has(m, "Only with PostgreSQL and `--cluster`");
+        if (cluster_only ? !find(&printed_cl, m->name)
+                         : !find(&printed_ha, m->name) && !find(&printed_cl, m->name))
+            fail_msg("docs/METRICS.md lists %s (%s), which no cpns-server on PostgreSQL prints",
+                     m->name, cluster_only ? "--cluster" : "PostgreSQL");
+    }
+    assert_true(pg_rows >= 5);
+
+    free(doc);
+    free(ha_text);
+    free(cl_text);
+    cl_stop_clean(cl->p);
+    cl_stop_clean(ha->p);
+    free(cl);
+    free(ha);
+    test_pg_stop(&pg);
+    h_passed(h);
+}
+
 int main(void)
 {
     int skip = h_programs_present(cl_programs);
@@ -272,6 +353,7 @@ int main(void)
         return skip;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_metrics_doc, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_doc_postgresql, h_setup, h_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
