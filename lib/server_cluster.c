@@ -511,8 +511,11 @@ void srv_cluster_free(cpns_server *s)
     cpns_map_clear(&s->unkeyed);
 }
 
-/* 1 if this engine committed SGID's first key, 0 if it needed none (or lost the race), or the
- * error. */
+/*
+ * 1 if this engine committed SGID's first key, 0 if it needs none from here
+ * (keyed, deleted, or the race lost), CPNS_ERR_AGAIN to try again at the next
+ * call, or the error.
+ */
 static int finish_one(cpns_server *s, const char *SGID)
 {
     /* The store's truth first: the creator may have committed its key meanwhile. */
@@ -523,8 +526,13 @@ static int finish_one(cpns_server *s, const char *SGID)
         return rv; /* deleted, keyed, or (in memory) keyed here and not committed yet */
     /* Earlier writes are committed first: a lost race drops this key only. */
     rv = cpns_server_flush(s);
-    if (rv == 0)
-        rv = srv_note_change(s, "sg", SGID);
+    if (rv)
+        return rv == CPNS_ERR_EXISTS ? CPNS_ERR_AGAIN : rv; /* another SG's race: next call */
+    /* That flush may have run claims and their refreshes: looked up again. */
+    sg = cpns_map_get(&s->sgs, SGID);
+    if (!sg || sg->row.KeyVersion)
+        return 0;
+    rv = srv_note_change(s, "sg", SGID);
     if (rv == 0)
         rv = srv_sg_new_key(s, sg,
                             "SG Inventory left without a Group Key: its creating instance stopped "
@@ -586,7 +594,7 @@ int cpns_server_finish_unkeyed(cpns_server *s, const char *const *SGIDs, size_t 
         if (u->gen == gen) {
             rv = finish_one(s, u->SGID);
             if (rv < 0) {
-                if (!err)
+                if (!err && rv != CPNS_ERR_AGAIN)
                     err = rv;
                 continue; /* tried again at the next call */
             }

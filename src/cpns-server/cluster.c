@@ -156,7 +156,7 @@ static void finish_unkeyed(srvd *d)
     if (rv == 0) {
         rv = cpns_server_finish_unkeyed(d->server, (const char *const *)l.ids, l.n,
                                         UNKEYED_GRACE_MS, srvd_now());
-        if (rv > 0)
+        if (l.n) /* a key made here, or the winner's loaded: its deliveries */
             srvd_turn_send(d);
     }
     if (rv < 0 && rv != CPNS_ERR_STORE)
