@@ -560,10 +560,14 @@ static int finish_load(cpns_server *s)
         srv_sg *sg = it.val;
         if (sg->row.KeyVersion == 0) {
             if (s->cluster) {
-                /* Another instance may be creating it right now: not generated here. */
+                /*
+                 * Another instance may be creating it right now: not generated
+                 * here, but by cpns_server_finish_unkeyed() once it has stayed
+                 * without a key for the glue's grace period.
+                 */
                 cpns_log(&s->log, CPNS_LOG_WARN, sg->row.SGID, NULL, 0,
                          "SG Inventory stored without a Group Key: left to the instance that "
-                         "created it (shared mode)");
+                         "created it, finished here if it stays without one (shared mode)");
                 continue;
             }
             rv = srv_sg_new_key(s, sg, "inventory stored before the restart");
@@ -665,6 +669,7 @@ void cpns_server_free(cpns_server *s)
     for (cpns_map_iter it = cpns_map_begin(&s->missing_pnes); cpns_map_next(&it);)
         cpns_free(it.val);
     cpns_map_clear(&s->missing_pnes);
+    srv_cluster_free(s);
     cpns_free(s->heap);
     cpns_free(s->dels);
     cpns_outq_clear(&s->outq);

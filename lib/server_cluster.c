@@ -17,7 +17,10 @@
  *     deliveries this instance does not carry, replace the memory of them;
  *   - a progress write the store fenced (the row's owner token is not one
  *     of this instance's GW sessions any more) evicts that member: it is not
- *     sent from here until a claim or a refresh brings its row back.
+ *     sent from here until a claim or a refresh brings its row back;
+ *   - an SG whose creator stopped between its two commits (inventory, then
+ *     first key) is finished by whichever instance's attempt commits first
+ *     (cpns_server_finish_unkeyed, below).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -466,4 +469,141 @@ void srv_cluster_after_commit(cpns_server *s)
 void srv_cluster_conflict(cpns_server *s)
 {
     s->conflict = 1;
+}
+
+/* --- SGs left without a key --- */
+
+/*
+ * Creating an SG takes two commits (docs/INTERPRETATIONS.md item 21): the
+ * SG Inventory at KeyVersion 0, then its first Group Key. An instance that
+ * dies, or is cut off, between the two leaves the SG at KeyVersion 0, where
+ * no delivery can start. Any other instance finishes it: the glue hands in,
+ * periodically, every SG the store holds at KeyVersion 0; one listed in
+ * every call for grace_ms (this engine's monotonic clock, from the call
+ * that first listed it) is reloaded and, if still without a key, given its
+ * first one here, committed at once; then it is delivered as any new key
+ * is (each member by the instance that owns its GW session).
+ *
+ * Why a grace period and not the creator's liveness: the store does not
+ * record which instance wrote an inventory, and a live creator holds an SG
+ * at version 0 only for the moment between its two commits (seconds for
+ * 100,000 members on a busy database), while a paused or partitioned one
+ * can look alive (its instance row not yet expired) or dead (expired, then
+ * resumed) either way. Correctness needs neither: the key goes through the
+ * compare-and-set concurrent rekeys use (cpns_put_key: the version must
+ * follow the stored one, one key per (SGID, KeyVersion)). If the creator
+ * commits version 1 first, this attempt's commit is refused and
+ * lost_race() (server.c) loads the creator's key; if this one commits
+ * first, the creator's commit is refused and it loads this key. The grace
+ * period only keeps the race rare. One clock: only this engine's now_ms is
+ * compared with itself.
+ */
+typedef struct srv_unkeyed {
+    int64_t since; /* now_ms of the call that first listed it */
+    uint64_t gen;  /* the last call that listed it */
+    char SGID[CPNS_ID_MAX + 1];
+} srv_unkeyed;
+
+void srv_cluster_free(cpns_server *s)
+{
+    for (cpns_map_iter it = cpns_map_begin(&s->unkeyed); cpns_map_next(&it);)
+        cpns_free(it.val);
+    cpns_map_clear(&s->unkeyed);
+}
+
+/*
+ * 1 if this engine committed SGID's first key, 0 if it needs none from here
+ * (keyed, deleted, or the race lost), CPNS_ERR_AGAIN to try again at the next
+ * call, or the error.
+ */
+static int finish_one(cpns_server *s, const char *SGID)
+{
+    /* The store's truth first: the creator may have committed its key meanwhile. */
+    int rv = refresh(s, "sg", SGID, 0);
+    srv_cluster_pending_refreshes(s);
+    srv_sg *sg = rv == 0 ? cpns_map_get(&s->sgs, SGID) : NULL;
+    if (!sg || sg->row.KeyVersion)
+        return rv; /* deleted, keyed, or (in memory) keyed here and not committed yet */
+    /* Earlier writes are committed first: a lost race drops this key only. */
+    rv = cpns_server_flush(s);
+    if (rv)
+        return rv == CPNS_ERR_EXISTS ? CPNS_ERR_AGAIN : rv; /* another SG's race: next call */
+    /* That flush may have run claims and their refreshes: looked up again. */
+    sg = cpns_map_get(&s->sgs, SGID);
+    if (!sg || sg->row.KeyVersion)
+        return 0;
+    rv = srv_note_change(s, "sg", SGID);
+    if (rv == 0)
+        rv = srv_sg_new_key(s, sg,
+                            "SG Inventory left without a Group Key: its creating instance stopped "
+                            "between the two commits");
+    if (rv == 0)
+        rv = cpns_server_flush(s);
+    if (rv == CPNS_ERR_EXISTS) {
+        /* lost_race() reloaded the SG: the key another instance committed first. */
+        cpns_log(&s->log, CPNS_LOG_INFO, SGID, NULL, 0,
+                 "another instance committed the first Group Key of this SG first: its key is "
+                 "used");
+        return 0;
+    }
+    if (rv)
+        return rv; /* the key stays in memory, committed by a later flush (or refused then) */
+    cpns_log(&s->log, CPNS_LOG_WARN, SGID, NULL, 0,
+             "SG finished: its inventory had no Group Key for the grace period; KeyVersion 1 "
+             "committed by this instance");
+    return 1;
+}
+
+int cpns_server_finish_unkeyed(cpns_server *s, const char *const *SGIDs, size_t n, int64_t grace_ms,
+                               int64_t now_ms)
+{
+    if (!s || (n && !SGIDs) || grace_ms < 0)
+        return CPNS_ERR_INVALID_ARG;
+    if (!s->cluster)
+        return 0;
+    s->now = now_ms;
+    uint64_t gen = ++s->unkeyed_gen;
+    for (size_t i = 0; i < n; i++) {
+        const char *id = SGIDs[i];
+        if (!id || !cpns_id_valid(id))
+            continue;
+        srv_unkeyed *u = cpns_map_get(&s->unkeyed, id);
+        if (!u) {
+            u = cpns_calloc(1, sizeof *u);
+            if (!u)
+                return CPNS_ERR_NOMEM;
+            strcpy(u->SGID, id);
+            u->since = now_ms;
+            if (cpns_map_put(&s->unkeyed, u->SGID, u) != 0) {
+                cpns_free(u);
+                return CPNS_ERR_NOMEM;
+            }
+        }
+        u->gen = gen;
+    }
+    void **v;
+    size_t m;
+    int rv = cpns_map_sorted(&s->unkeyed, &v, &m);
+    if (rv)
+        return rv;
+    int finished = 0, err = 0;
+    for (size_t i = 0; i < m; i++) {
+        srv_unkeyed *u = v[i];
+        if (u->gen == gen && now_ms - u->since < grace_ms)
+            continue;
+        if (u->gen == gen) {
+            rv = finish_one(s, u->SGID);
+            if (rv < 0) {
+                if (!err && rv != CPNS_ERR_AGAIN)
+                    err = rv;
+                continue; /* tried again at the next call */
+            }
+            finished += rv;
+        }
+        /* Not listed any more (keyed or deleted), or handled: forgotten. */
+        cpns_map_remove(&s->unkeyed, u->SGID);
+        cpns_free(u);
+    }
+    cpns_free(v);
+    return err ? err : finished;
 }

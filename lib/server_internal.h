@@ -273,6 +273,8 @@ struct cpns_server {
     uint64_t refresh_gen; /* srv_member.seen of the refresh running */
     cpns_map refresh_sgs; /* SGIDs to refresh after a claim (a row of a newer version) */
     cpns_map missing_pnes; /* PNEIDs a refresh met that this instance does not know yet */
+    cpns_map unkeyed;      /* SGID -> srv_unkeyed: SGs listed at KeyVersion 0 in the store */
+    uint64_t unkeyed_gen;  /* the cpns_server_finish_unkeyed() call running */
     srv_link claims;       /* srv_claim: PNE registrations for the next claim batch, FIFO */
     uint64_t claim_gen;    /* the claim batch being built */
 };
@@ -340,6 +342,8 @@ void srv_cluster_after_commit(cpns_server *s);
 void srv_cluster_conflict(cpns_server *s);
 /* The refreshes a claim asked for. */
 void srv_cluster_pending_refreshes(cpns_server *s);
+/* Frees the record of SGs seen without a key (cpns_server_finish_unkeyed). */
+void srv_cluster_free(cpns_server *s);
 /* Records an admin change for the other instances (no-op without shared mode). */
 int srv_note_change(cpns_server *s, const char *kind, const char *key);
 

@@ -466,6 +466,27 @@ int cpns_store_pg_release(cpns_store *st)
     return rv;
 }
 
+/* A sequential scan of sg: one row per SG, cheap next to the change feed's sweep. */
+int cpns_store_pg_unkeyed(cpns_store *st, int (*fn)(void *arg, const char *SGID), void *arg)
+{
+    if (!pg_is_store(st) || !pg_of(st)->cluster || !fn)
+        return CPNS_ERR_INVALID_ARG;
+    cpns_store_pg *s = pg_of(st);
+    int rv = ctl_ensure(s);
+    if (rv)
+        return rv;
+    PGresult *r = PQexec(s->ctl, "SELECT sgid FROM sg WHERE key_version = 0 ORDER BY sgid");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        rv = ctl_fail(s, r, "unkeyed");
+        PQclear(r);
+        return rv;
+    }
+    for (int i = 0; rv == 0 && i < PQntuples(r); i++)
+        rv = fn(arg, PQgetvalue(r, i, 0));
+    PQclear(r);
+    return rv;
+}
+
 int cpns_store_pg_changes_fd(const cpns_store *st)
 {
     if (!pg_is_store(st))

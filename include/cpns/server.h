@@ -664,6 +664,36 @@ CPNS_API void cpns_server_set_log_debug(cpns_server *s, bool on);
 CPNS_API int cpns_server_refresh(cpns_server *s, const char *kind, const char *key, int64_t now_ms);
 
 /**
+ * Shared mode: finishes the SGs whose creating instance stopped between the
+ * two commits of their creation (the SG Inventory at KeyVersion 0, then the
+ * first Group Key; docs/INTERPRETATIONS.md item 21). The glue calls it
+ * periodically with every SG the store holds at KeyVersion 0
+ * (cpns_store_pg_unkeyed()). An SG listed by every call for grace_ms (on
+ * now_ms, from the call that first listed it) is reloaded from the store
+ * and, if it still has no key, given its first Group Key, committed at once
+ * (a blocking cpns_server_flush()) and delivered like any new key. The key
+ * goes through the store's one-key-per-version check, as concurrent rekeys
+ * on two instances do: if the creator (or another instance) commits
+ * KeyVersion 1 first, this commit is refused and that key is loaded
+ * instead; the grace period only keeps that race rare. SGs no longer listed
+ * are forgotten. Without the shared-mode ops it does nothing.
+ *
+ * @param s the engine.
+ * @param SGIDs the SGs the store holds at KeyVersion 0 (all of them).
+ * @param n how many; 0 with SGIDs NULL.
+ * @param grace_ms how long an SG stays listed before it is finished (>= 0).
+ * @param now_ms the monotonic clock.
+ * @return the number of SGs whose first key this call committed (0 or more).
+ * @retval CPNS_ERR_INVALID_ARG when s is NULL, SGIDs is NULL with n > 0, or
+ *         grace_ms < 0.
+ * @retval CPNS_ERR_STORE when the store failed (the SGs concerned are tried
+ *         again by the next call; a key drawn stays to be committed).
+ * @retval CPNS_ERR_NOMEM when an allocation fails.
+ */
+CPNS_API int cpns_server_finish_unkeyed(cpns_server *s, const char *const *SGIDs, size_t n,
+                                        int64_t grace_ms, int64_t now_ms);
+
+/**
  * Shared mode: GW PNGWID registered on another instance at this epoch. If it
  * is connected here with an older epoch, that connection speaks for nobody
  * now and is handed to cpns_server_pop_close(). Without the shared-mode ops

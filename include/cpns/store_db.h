@@ -226,6 +226,24 @@ CPNS_API int cpns_store_pg_heartbeat(cpns_store *st, int ttl_ms, const char *adm
                                      const char *gw_addr, int *held);
 
 /**
+ * Cluster mode, on the store's second connection: lists the SGs stored at
+ * KeyVersion 0 (an SG Inventory committed without its first Group Key yet),
+ * in SGID order, for cpns_server_finish_unkeyed().
+ *
+ * @param st a PostgreSQL store opened in cluster mode
+ * @param fn called with each SGID; a non-zero return stops the list and is
+ *        returned
+ * @param arg passed to fn
+ * @return 0, or what fn returned
+ * @retval CPNS_ERR_INVALID_ARG when st is not a PostgreSQL store in cluster
+ *         mode or fn is NULL
+ * @retval CPNS_ERR_STORE when the database failed or cannot be reached
+ *         (message in cpns_store_pg_errmsg())
+ */
+CPNS_API int cpns_store_pg_unkeyed(cpns_store *st, int (*fn)(void *arg, const char *SGID),
+                                   void *arg);
+
+/**
  * The descriptor to watch for notifications of the other instances.
  *
  * @param st a PostgreSQL store

@@ -19,6 +19,16 @@
  * (cpns_server_refresh); a GW registered on another instance closes its
  * stale connection here (cpns_server_gw_taken).
  *
+ * SGs left without a key. Each sweep also lists the SGs stored at
+ * KeyVersion 0 and hands them to cpns_server_finish_unkeyed(): one still
+ * without a key after UNKEYED_GRACE_MS (its creator stopped between the
+ * inventory commit and the key commit) gets its first key from this
+ * instance, unless the creator or another instance commits one first (one
+ * key per version: the loser loads the winner's key). The grace period is
+ * well above the time between the two commits of a live creator (seconds
+ * at 100,000 members on a busy database) and equals the instance TTL, the
+ * time after which the cluster counts a silent instance as gone.
+ *
  * Commits are ha.c's non-blocking ones.
  */
 #include <stdlib.h>
@@ -32,6 +42,7 @@
 #define INSTANCE_TTL_MS 15000
 #define SELF_FENCE_MS 10000
 #define SWEEP_MS 2000
+#define UNKEYED_GRACE_MS INSTANCE_TTL_MS
 /* After a failed renewal, the next try comes this soon. */
 #define HEARTBEAT_RETRY_MS 1000
 
@@ -115,12 +126,54 @@ static void on_changes(evutil_socket_t fd, short what, void *arg)
     read_changes(arg, false);
 }
 
+typedef struct unkeyed_list {
+    char **ids;
+    size_t n, cap;
+} unkeyed_list;
+
+static int add_unkeyed(void *arg, const char *SGID)
+{
+    unkeyed_list *l = arg;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 8;
+        char **ids = realloc(l->ids, cap * sizeof *ids);
+        if (!ids)
+            return CPNS_ERR_NOMEM;
+        l->ids = ids;
+        l->cap = cap;
+    }
+    if (!(l->ids[l->n] = strdup(SGID)))
+        return CPNS_ERR_NOMEM;
+    l->n++;
+    return 0;
+}
+
+/* The SGs at KeyVersion 0: finished here once they stay so for UNKEYED_GRACE_MS. */
+static void finish_unkeyed(srvd *d)
+{
+    unkeyed_list l = {0};
+    int rv = cpns_store_pg_unkeyed(d->store, add_unkeyed, &l);
+    if (rv == 0) {
+        rv = cpns_server_finish_unkeyed(d->server, (const char *const *)l.ids, l.n,
+                                        UNKEYED_GRACE_MS, srvd_now());
+        if (l.n) /* a key made here, or the winner's loaded: its deliveries */
+            srvd_turn_send(d);
+    }
+    if (rv < 0 && rv != CPNS_ERR_STORE)
+        log_warn("cannot finish the SGs left without a Group Key: %s", cpns_strerror(rv));
+    /* CPNS_ERR_STORE: the change feed's sweep reports the database; tried again next sweep. */
+    for (size_t i = 0; i < l.n; i++)
+        free(l.ids[i]);
+    free(l.ids);
+}
+
 static void on_sweep(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     srvd *d = arg;
     read_changes(d, true);
+    finish_unkeyed(d);
     arm(d->sweep_timer, SWEEP_MS);
 }
 

@@ -13,7 +13,14 @@
  *     claimed and not answered;
  *   - the non-blocking flush (flush_start/flush_poll) runs the claims too;
  *   - a failed claim transaction answers every registration in it Return 0,
- *     and the PNEs register once the store works again.
+ *     and the PNEs register once the store works again;
+ *   - an SG whose creator stopped between its inventory commit and its key
+ *     commit (KeyVersion 0 in the database) is finished by the other
+ *     instance once the grace period has passed on its clock, and delivered;
+ *     if the creator is alive and commits KeyVersion 1 first, the other's
+ *     attempt is refused and it uses the creator's key; if the other commits
+ *     first, the creator's commit is refused and it uses the other's key:
+ *     one key per version.
  */
 #include <poll.h>
 #include <stdlib.h>
@@ -255,6 +262,200 @@ static void failed_claim_answers_return_0(void **state)
         assert_int_equal(return_of(&got, req[i].TransactionID), CPNS_RETURN_SUCCESS);
 }
 
+/* --- SGs left at KeyVersion 0 --- */
+
+#define GRACE_MS 15000
+
+/* The SGIDs the store lists at KeyVersion 0, handed to h's engine at h->now. */
+typedef struct unkeyed {
+    char ids[4][CPNS_ID_MAX + 1];
+    const char *p[4];
+    size_t n;
+} unkeyed;
+
+static int collect(void *arg, const char *SGID)
+{
+    unkeyed *u = arg;
+    assert_true(u->n < 4);
+    strcpy(u->ids[u->n], SGID);
+    u->p[u->n] = u->ids[u->n];
+    u->n++;
+    return 0;
+}
+
+static void list_unkeyed(harness *h, unkeyed *u)
+{
+    memset(u, 0, sizeof *u);
+    assert_int_equal(cpns_store_pg_unkeyed(h->st, collect, u), 0);
+}
+
+static int finish(harness *h)
+{
+    unkeyed u;
+    list_unkeyed(h, &u);
+    return cpns_server_finish_unkeyed(h->s, u.p, u.n, GRACE_MS, h->now);
+}
+
+/* What a creator commits first (server_admin.c store_inventory), and then it dies. */
+static void inventory_of_dead_creator(fx *f, const char *SGID, const char *const *PNEIDs, size_t n)
+{
+    cpns_store *st;
+    cpns_store_pg_config cfg = {f->uri, f->master_key, "inst-c", 1};
+    char err[512];
+    assert_int_equal(cpns_store_pg_open(&st, &cfg, err, sizeof err), 0);
+    cpns_store_sg sg;
+    memset(&sg, 0, sizeof sg);
+    strcpy(sg.SGID, SGID);
+    assert_int_equal(st->ops->put_sg(st, &sg), 0);
+    for (size_t i = 0; i < n; i++) {
+        cpns_store_member m;
+        memset(&m, 0, sizeof m);
+        strcpy(m.SGID, SGID);
+        strcpy(m.PNEID, PNEIDs[i]);
+        m.state = CPNS_MEMBER_PENDING;
+        m.Return = -1;
+        m.fail_reason = -1;
+        m.unfenced = 1;
+        assert_int_equal(st->ops->put_member(st, &m), 0);
+    }
+    assert_int_equal(st->ops->commit(st), 0);
+    cpns_store_free(st);
+}
+
+/* Pops h's deliveries of SGID (answering nothing): their count; each one's key is fingerprinted. */
+static int pop_deliveries(harness *h, const char *SGID, uint32_t KeyVersion, const char *fp)
+{
+    int n = 0;
+    cpns_msg r;
+    while (h_pop(h, NULL, &r) == 1) {
+        if (r.kind != CPNS_MSG_SGROUPKEY_DELIVERY_REQUEST)
+            continue;
+        assert_string_equal(r.SGID, SGID);
+        assert_int_equal(r.KeyVersion, KeyVersion);
+        uint8_t EUK[CPNS_KEY_LEN], GK[CPNS_KEY_LEN];
+        char got[CPNS_FINGERPRINT_LEN + 1];
+        h_euk(r.PNEID, EUK);
+        h_unwrap_with(&r, EUK, GK);
+        cpns_fingerprint(GK, CPNS_KEY_LEN, got);
+        assert_string_equal(got, fp);
+        n++;
+    }
+    return n;
+}
+
+static void unkeyed_sg_finished_by_other_instance(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(h_register(&f->a, 1, "pne-0"), CPNS_RETURN_SUCCESS);
+    assert_int_equal(h_register(&f->b, 1, "pne-1"), CPNS_RETURN_SUCCESS);
+    assert_int_equal(h_register(&f->b, 1, "pne-2"), CPNS_RETURN_SUCCESS);
+    const char *members[] = {"pne-0", "pne-1", "pne-2"};
+    inventory_of_dead_creator(f, "sg-x", members, 3);
+    assert_int_equal(scalar(f, "SELECT key_version FROM sg WHERE sgid = 'sg-x'"), 0);
+
+    /* Listed: not acted on within the grace period (its creator may be committing). */
+    assert_int_equal(finish(&f->b), 0);
+    f->b.now += GRACE_MS - 1;
+    assert_int_equal(finish(&f->b), 0);
+    assert_int_equal(scalar(f, "SELECT key_version FROM sg WHERE sgid = 'sg-x'"), 0);
+    assert_int_equal(scalar(f, "SELECT count(*) FROM sg_key"), 0);
+
+    /* Still without a key after it: b draws and commits KeyVersion 1. */
+    f->b.now += 1;
+    assert_int_equal(finish(&f->b), 1);
+    assert_int_equal(scalar(f, "SELECT key_version FROM sg WHERE sgid = 'sg-x'"), 1);
+    assert_int_equal(scalar(f, "SELECT count(*) FROM sg_key WHERE sgid = 'sg-x' AND key_version = 1"
+                               " AND created_by = 'inst-b'"),
+                     1);
+    cpns_sg_info info = h_sg(&f->b, "sg-x");
+    assert_int_equal(info.KeyVersion, 1);
+    assert_int_equal(info.n_members, 3);
+    /* b sends the members routed through it; a the one routed through it, after the feed. */
+    assert_int_equal(pop_deliveries(&f->b, "sg-x", 1, info.fingerprint), 2);
+    assert_int_equal(cpns_server_refresh(f->a.s, "sg", "sg-x", f->a.now), 0);
+    cpns_sg_info on_a = h_sg(&f->a, "sg-x");
+    assert_int_equal(on_a.KeyVersion, 1);
+    assert_string_equal(on_a.fingerprint, info.fingerprint);
+    assert_int_equal(pop_deliveries(&f->a, "sg-x", 1, info.fingerprint), 1);
+    /* Nothing left to finish. */
+    f->b.now += GRACE_MS;
+    assert_int_equal(finish(&f->b), 0);
+    assert_int_equal(scalar(f, "SELECT count(*) FROM sg_key"), 1);
+}
+
+/* b's store: its next commit lets a commit first (a creator alive, a moment faster). */
+static const cpns_store_ops *real_ops;
+static cpns_store_ops hooked_ops;
+static harness *commits_first;
+
+static int hooked_commit(cpns_store *st)
+{
+    harness *w = commits_first;
+    commits_first = NULL;
+    if (w)
+        assert_int_equal(cpns_server_flush(w->s), 0);
+    return real_ops->commit(st);
+}
+
+static void unkeyed_sg_creator_commits_first(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(h_register(&f->b, 1, "pne-1"), CPNS_RETURN_SUCCESS);
+    const char *members[] = {"pne-0", "pne-1"};
+    /* a stores the inventory; its key is drawn, not committed yet. */
+    assert_int_equal(cpns_server_sg_create(f->a.s, "sg-y", members, 2, f->a.now), 0);
+    assert_int_equal(scalar(f, "SELECT key_version FROM sg WHERE sgid = 'sg-y'"), 0);
+    assert_int_equal(finish(&f->b), 0);
+    f->b.now += GRACE_MS;
+    unkeyed u;
+    list_unkeyed(&f->b, &u);
+    assert_int_equal(u.n, 1);
+    real_ops = f->b.st->ops; /* the store functions of store_db.h check them: listed first */
+    hooked_ops = *real_ops;
+    hooked_ops.commit = hooked_commit;
+    f->b.st->ops = &hooked_ops;
+    commits_first = &f->a;
+    /* b reloads the SG (still KeyVersion 0), draws a key, and its commit is refused. */
+    assert_int_equal(cpns_server_finish_unkeyed(f->b.s, u.p, u.n, GRACE_MS, f->b.now), 0);
+    f->b.st->ops = real_ops;
+    assert_null(commits_first);
+    assert_int_equal(cpns_server_take_conflict(f->b.s), 1);
+    assert_int_equal(cpns_server_take_conflict(f->a.s), 0);
+    assert_int_equal(scalar(f, "SELECT count(*) FROM sg_key WHERE sgid = 'sg-y'"), 1);
+    assert_int_equal(scalar(f, "SELECT count(*) FROM sg_key WHERE sgid = 'sg-y'"
+                               " AND created_by = 'inst-a'"),
+                     1);
+    cpns_sg_info on_a = h_sg(&f->a, "sg-y"), on_b = h_sg(&f->b, "sg-y");
+    assert_int_equal(on_b.KeyVersion, 1);
+    assert_string_equal(on_b.fingerprint, on_a.fingerprint);
+    /* b delivers a's key to the member routed through it. */
+    assert_int_equal(pop_deliveries(&f->b, "sg-y", 1, on_a.fingerprint), 1);
+}
+
+static void unkeyed_sg_other_commits_first(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(h_register(&f->a, 1, "pne-0"), CPNS_RETURN_SUCCESS);
+    const char *members[] = {"pne-0", "pne-1"};
+    /* a stores the inventory and stalls (paused) before committing its key. */
+    assert_int_equal(cpns_server_sg_create(f->a.s, "sg-z", members, 2, f->a.now), 0);
+    assert_int_equal(finish(&f->b), 0);
+    f->b.now += GRACE_MS;
+    assert_int_equal(finish(&f->b), 1);
+    cpns_sg_info on_b = h_sg(&f->b, "sg-z");
+    /* a resumes: its key commit is refused, and it loads b's key instead. */
+    assert_int_equal(cpns_server_flush(f->a.s), CPNS_ERR_EXISTS);
+    assert_int_equal(cpns_server_take_conflict(f->a.s), 1);
+    assert_int_equal(scalar(f, "SELECT count(*) FROM sg_key WHERE sgid = 'sg-z'"), 1);
+    assert_int_equal(scalar(f, "SELECT count(*) FROM sg_key WHERE sgid = 'sg-z'"
+                               " AND created_by = 'inst-b'"),
+                     1);
+    cpns_sg_info on_a = h_sg(&f->a, "sg-z");
+    assert_int_equal(on_a.KeyVersion, 1);
+    assert_string_equal(on_a.fingerprint, on_b.fingerprint);
+    assert_int_equal(pop_deliveries(&f->a, "sg-z", 1, on_b.fingerprint), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -263,6 +464,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(closed_connection_not_claimed, setup, teardown),
         cmocka_unit_test_setup_teardown(async_flush_runs_claims, setup, teardown),
         cmocka_unit_test_setup_teardown(failed_claim_answers_return_0, setup, teardown),
+        cmocka_unit_test_setup_teardown(unkeyed_sg_finished_by_other_instance, setup, teardown),
+        cmocka_unit_test_setup_teardown(unkeyed_sg_creator_commits_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(unkeyed_sg_other_commits_first, setup, teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
