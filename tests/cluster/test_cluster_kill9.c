@@ -17,21 +17,6 @@
 
 #include "cworld.h"
 
-static test_pg pg;
-
-static int group_setup(void **state)
-{
-    (void)state;
-    return test_pg_start(&pg) == 0 ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    test_pg_stop(&pg);
-    return 0;
-}
-
 typedef struct moved_arg {
     unsigned k;
     int from;
@@ -55,7 +40,7 @@ static void test_cluster_kill9(void **state)
     unsigned creator = cw_rand(&w, 3), victim = cw_rand(&w, 3), pct = 20 + cw_rand(&w, 21);
     long long kill_at = (long long)members * pct / 100;
     o.hold_at = cw_hold_after(members, kill_at);
-    cw_start(&w, h, &pg, &o);
+    cw_start(&w, h, &test_pg_group, &o);
     printf("CLUSTER choices: SG created on %s; %s killed at %u %% (%lld of %u) delivered\n",
            w.inst[creator].id, w.inst[victim].id, pct, kill_at, members);
     fflush(stdout);
@@ -97,5 +82,5 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_cluster_kill9, h_setup, h_teardown),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, test_pg_group_setup, test_pg_group_teardown);
 }

@@ -17,21 +17,6 @@
 
 #include "cworld.h"
 
-static test_pg pg;
-
-static int group_setup(void **state)
-{
-    (void)state;
-    return test_pg_start(&pg) == 0 ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    test_pg_stop(&pg);
-    return 0;
-}
-
 static void test_cluster_pg_restart(void **state)
 {
     harness *h = *state;
@@ -42,7 +27,7 @@ static void test_cluster_pg_restart(void **state)
     unsigned creator = cw_rand(&w, 3), rekeyer = cw_rand(&w, 3), pct = 20 + cw_rand(&w, 21);
     long long restart_at = (long long)members * pct / 100;
     o.hold_at = cw_hold_after(members, restart_at);
-    cw_start(&w, h, &pg, &o);
+    cw_start(&w, h, &test_pg_group, &o);
     printf("CLUSTER choices: SG created on %s; PostgreSQL restarted at %u %% (%lld of %u) "
            "delivered; rekey on %s\n",
            w.inst[creator].id, pct, restart_at, members, w.inst[rekeyer].id);
@@ -52,7 +37,7 @@ static void test_cluster_pg_restart(void **state)
     cw_wait_delivered(&w, restart_at, CW_COMPLETE_MS);
     long long at = cw_delivered(&w);
     int64_t t0 = cw_now_ms();
-    if (test_pg_restart(&pg, 1) != 0)
+    if (test_pg_restart(&test_pg_group, 1) != 0)
         fail_msg("pg_ctl restart -m immediate failed");
     int64_t t_up = cw_now_ms();
     h_note(h, "PostgreSQL restarted (immediate) at %lld delivered, up again after %lld ms", at,
@@ -96,5 +81,5 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_cluster_pg_restart, h_setup, h_teardown),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, test_pg_group_setup, test_pg_group_teardown);
 }

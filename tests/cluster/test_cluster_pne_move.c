@@ -20,21 +20,6 @@
 
 #include "cworld.h"
 
-static test_pg pg;
-
-static int group_setup(void **state)
-{
-    (void)state;
-    return test_pg_start(&pg) == 0 ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    test_pg_stop(&pg);
-    return 0;
-}
-
 typedef struct routed_arg {
     const char *sql;
     long long want;
@@ -58,7 +43,7 @@ static void test_cluster_pne_move(void **state)
         .n_inst = 3, .n_gws = 3, .members = members, .answer_rate = "100", .move_every = every};
     long long move_at = (long long)members * pct / 100;
     o.hold_at = cw_hold_after(members, move_at);
-    cw_start(&w, h, &pg, &o);
+    cw_start(&w, h, &test_pg_group, &o);
     unsigned n_moved = (members + every - 1) / every;
     printf("CLUSTER choices: SG created on %s; one PNE in %u (%u) moves to the next GW at %u "
            "%% (%lld of %u) delivered; rekey on %s\n",
@@ -108,5 +93,5 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_cluster_pne_move, h_setup, h_teardown),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, test_pg_group_setup, test_pg_group_teardown);
 }

@@ -21,21 +21,6 @@
 
 #include "cworld.h"
 
-static test_pg pg;
-
-static int group_setup(void **state)
-{
-    (void)state;
-    return test_pg_start(&pg) == 0 ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    test_pg_stop(&pg);
-    return 0;
-}
-
 typedef struct racer {
     pthread_t t;
     pthread_barrier_t *go;
@@ -62,7 +47,7 @@ static void test_cluster_rekey(void **state)
     unsigned members = cw_members(200);
     cw_opts o = {.n_inst = 3, .n_gws = 3, .members = members};
     unsigned creator = cw_rand(&w, 3), rounds = 2 + cw_rand(&w, 3);
-    cw_start(&w, h, &pg, &o);
+    cw_start(&w, h, &test_pg_group, &o);
     cw_create_sg(&w, creator);
     cw_wait_delivered(&w, members, CW_COMPLETE_MS);
 
@@ -125,5 +110,5 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_cluster_rekey, h_setup, h_teardown),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, test_pg_group_setup, test_pg_group_teardown);
 }

@@ -27,21 +27,6 @@
 
 #define FENCED "cpns_fenced_writes_total"
 
-static test_pg pg;
-
-static int group_setup(void **state)
-{
-    (void)state;
-    return test_pg_start(&pg) == 0 ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    test_pg_stop(&pg);
-    return 0;
-}
-
 typedef struct gw_arg {
     unsigned k;
     int not ;
@@ -118,7 +103,7 @@ static void test_cluster_sigstop(void **state)
     unsigned creator = cw_rand(&w, 3), x = cw_rand(&w, 3), pct = 20 + cw_rand(&w, 21);
     long long stop_at = (long long)members * pct / 100;
     o.hold_at = cw_hold_after(members, stop_at);
-    cw_start(&w, h, &pg, &o);
+    cw_start(&w, h, &test_pg_group, &o);
     printf("CLUSTER choices: SG created on %s; %s paused at %u %% (%lld of %u) delivered\n",
            w.inst[creator].id, w.inst[x].id, pct, stop_at, members);
     fflush(stdout);
@@ -185,5 +170,5 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_cluster_sigstop, h_setup, h_teardown),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, test_pg_group_setup, test_pg_group_teardown);
 }

@@ -18,21 +18,6 @@
 
 #include "cworld.h"
 
-static test_pg pg;
-
-static int group_setup(void **state)
-{
-    (void)state;
-    return test_pg_start(&pg) == 0 ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    test_pg_stop(&pg);
-    return 0;
-}
-
 static void test_cluster_unkeyed(void **state)
 {
     harness *h = *state;
@@ -40,7 +25,7 @@ static void test_cluster_unkeyed(void **state)
     cw_seed_init(&w);
     unsigned members = cw_members(100);
     cw_opts o = {.n_inst = 2, .n_gws = 2, .members = members};
-    cw_start(&w, h, &pg, &o);
+    cw_start(&w, h, &test_pg_group, &o);
 
     char sql[1024];
     snprintf(sql, sizeof sql,
@@ -83,5 +68,5 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_cluster_unkeyed, h_setup, h_teardown),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, test_pg_group_setup, test_pg_group_teardown);
 }

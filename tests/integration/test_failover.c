@@ -62,8 +62,6 @@
 #define DB_MS 60000
 #define POLL_MS 10
 
-static test_pg pg;
-
 typedef struct inst {
     h_proc *p;
     const char *id;
@@ -81,19 +79,6 @@ static void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
-}
-
-static int group_setup(void **state)
-{
-    (void)state;
-    return test_pg_start(&pg) == 0 ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    test_pg_stop(&pg);
-    return 0;
 }
 
 /* The master key file every instance shares: base64 of 32 random bytes, mode 0600. */
@@ -308,7 +293,7 @@ static void test_failover_mid_distribution(void **state)
 {
     harness *h = *state;
     char uri[512];
-    assert_int_equal(test_pg_create_db(&pg, uri, sizeof uri), 0);
+    assert_int_equal(test_pg_create_db(&test_pg_group, uri, sizeof uri), 0);
     char *mk = write_master_key(h);
     char *pki = cl_pki(h, "gw-1", "gw-2", "gw-3", "gw-4", NULL);
 
@@ -440,5 +425,5 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_failover_mid_distribution, h_setup, h_teardown),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, test_pg_group_setup, test_pg_group_teardown);
 }

@@ -26,8 +26,6 @@
 
 #define WAIT_MS 60000
 
-static test_pg pg;
-
 typedef struct fx {
     char dir[256];
     char uri[512];
@@ -40,24 +38,11 @@ typedef struct inst {
     char listen[32], admin[32], url[64], id[16];
 } inst;
 
-static int group_setup(void **state)
-{
-    (void)state;
-    return test_pg_start(&pg) == 0 ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    test_pg_stop(&pg);
-    return 0;
-}
-
 static int setup(void **state)
 {
     fx *f = test_calloc(1, sizeof *f);
     prog_tmpdir(f->dir, sizeof f->dir);
-    assert_int_equal(test_pg_create_db(&pg, f->uri, sizeof f->uri), 0);
+    assert_int_equal(test_pg_create_db(&test_pg_group, f->uri, sizeof f->uri), 0);
     snprintf(f->mk, sizeof f->mk, "%s/master.key", f->dir);
     uint8_t key[CPNS_KEY_LEN];
     for (size_t i = 0; i < sizeof key; i++)
@@ -280,5 +265,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_paused_active_is_fenced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_same_instance_id_waits, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, test_pg_group_setup, test_pg_group_teardown);
 }

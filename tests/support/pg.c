@@ -386,3 +386,18 @@ pid_t test_pg_postmaster_pid(const test_pg *pg)
     fclose(f);
     return pid > 0 ? (pid_t)pid : -1;
 }
+
+test_pg test_pg_group;
+
+int test_pg_group_setup(void **state)
+{
+    (void)state;
+    return test_pg_start(&test_pg_group) == 0 ? 0 : -1;
+}
+
+int test_pg_group_teardown(void **state)
+{
+    (void)state;
+    test_pg_stop(&test_pg_group);
+    return 0;
+}

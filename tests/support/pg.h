@@ -35,6 +35,16 @@ int test_pg_start(test_pg *pg);
 void test_pg_stop(test_pg *pg);
 
 /*
+ * The one cluster of a test program whose tests share it, as cmocka group
+ * fixtures: cmocka_run_group_tests(tests, test_pg_group_setup,
+ * test_pg_group_teardown) starts test_pg_group before the first test
+ * (0, or -1 after printing why) and stops it after the last.
+ */
+extern test_pg test_pg_group;
+int test_pg_group_setup(void **state);
+int test_pg_group_teardown(void **state);
+
+/*
  * pg_ctl restart: immediate (a crash: uncommitted work lost, recovery from the
  * WAL) or fast (a clean shutdown). Returns when the server accepts
  * connections again: 0, or -1 after printing why.

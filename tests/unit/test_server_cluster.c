@@ -28,21 +28,6 @@
 #include "pg.h"
 #include "server_harness.h"
 
-static test_pg pg;
-
-static int group_setup(void **state)
-{
-    (void)state;
-    return test_pg_start(&pg);
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    test_pg_stop(&pg);
-    return 0;
-}
-
 #define K 8
 
 typedef struct fx {
@@ -67,7 +52,7 @@ static int setup(void **state)
 {
     fx *f = calloc(1, sizeof *f);
     assert_non_null(f);
-    assert_int_equal(test_pg_create_db(&pg, f->uri, sizeof f->uri), 0);
+    assert_int_equal(test_pg_create_db(&test_pg_group, f->uri, sizeof f->uri), 0);
     for (size_t i = 0; i < CPNS_KEY_LEN; i++)
         f->master_key[i] = (uint8_t)(0x44 + i);
     open_engine(f, &f->a, "inst-a");
@@ -468,5 +453,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(unkeyed_sg_creator_commits_first, setup, teardown),
         cmocka_unit_test_setup_teardown(unkeyed_sg_other_commits_first, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, test_pg_group_setup, test_pg_group_teardown);
 }

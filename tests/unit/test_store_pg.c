@@ -24,21 +24,6 @@
 #include "pg.h"
 #include "support.h"
 
-static test_pg pg;
-
-static int group_setup(void **state)
-{
-    (void)state;
-    return test_pg_start(&pg);
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    test_pg_stop(&pg);
-    return 0;
-}
-
 typedef struct fx {
     char uri[256];
     uint8_t master_key[CPNS_KEY_LEN];
@@ -48,7 +33,7 @@ static int setup(void **state)
 {
     fx *f = calloc(1, sizeof *f);
     assert_non_null(f);
-    assert_int_equal(test_pg_create_db(&pg, f->uri, sizeof f->uri), 0);
+    assert_int_equal(test_pg_create_db(&test_pg_group, f->uri, sizeof f->uri), 0);
     for (size_t i = 0; i < CPNS_KEY_LEN; i++)
         f->master_key[i] = (uint8_t)(0x5a + i);
     *state = f;
@@ -711,7 +696,7 @@ static void test_restart_in_the_middle(void **state)
     }
     assert_int_equal(st->ops->commit_start(st), 0);
     assert_int_equal(st->ops->commit_poll(st), CPNS_ERR_AGAIN);
-    assert_int_equal(test_pg_restart(&pg, 1), 0);
+    assert_int_equal(test_pg_restart(&test_pg_group, 1), 0);
     PQfinish(blocker);
     assert_int_equal(poll_until_done(st), CPNS_ERR_STORE); /* retryable: the batch is kept */
     printf("[ info ] the commit in flight failed: %s\n", cpns_store_pg_errmsg(st));
@@ -723,7 +708,7 @@ static void test_restart_in_the_middle(void **state)
         cpns_store_member m = make_member("sg-1", PNEID, 1, CPNS_MEMBER_DELIVERED, 2);
         assert_int_equal(st->ops->put_member(st, &m), 0);
     }
-    assert_int_equal(test_pg_restart(&pg, 1), 0);
+    assert_int_equal(test_pg_restart(&test_pg_group, 1), 0);
     commit_ok(st); /* reconnects and sends batches 1 and 2, in order, in one transaction */
     assert_int_equal(scalar(f, "SELECT count(*) FROM member"), 100);
     assert_int_equal(scalar(f, "SELECT count(*) FROM member WHERE state = 1"), 40);
@@ -908,5 +893,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_member_rows_follow_their_sg, setup, teardown),
         cmocka_unit_test_setup_teardown(test_100k_members_in_one_commit, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, test_pg_group_setup, test_pg_group_teardown);
 }

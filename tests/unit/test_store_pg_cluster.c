@@ -27,21 +27,6 @@
 #include "pg.h"
 #include "support.h"
 
-static test_pg pg;
-
-static int group_setup(void **state)
-{
-    (void)state;
-    return test_pg_start(&pg);
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    test_pg_stop(&pg);
-    return 0;
-}
-
 typedef struct fx {
     char uri[256];
     uint8_t master_key[CPNS_KEY_LEN];
@@ -61,7 +46,7 @@ static int setup(void **state)
 {
     fx *f = calloc(1, sizeof *f);
     assert_non_null(f);
-    assert_int_equal(test_pg_create_db(&pg, f->uri, sizeof f->uri), 0);
+    assert_int_equal(test_pg_create_db(&test_pg_group, f->uri, sizeof f->uri), 0);
     for (size_t i = 0; i < CPNS_KEY_LEN; i++)
         f->master_key[i] = (uint8_t)(0x33 + i);
     f->a = open_as(f, "inst-a");
@@ -491,5 +476,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(change_feed_by_notify_and_sweep, setup, teardown),
         cmocka_unit_test_setup_teardown(scope_and_instance_row, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, test_pg_group_setup, test_pg_group_teardown);
 }

@@ -12,19 +12,6 @@
 #include "pg.h"
 #include "store_suite.h"
 
-static test_pg pg;
-
-static int group_setup(void **state)
-{
-    return test_pg_start(&pg);
-}
-
-static int group_teardown(void **state)
-{
-    test_pg_stop(&pg);
-    return 0;
-}
-
 typedef struct pg_ctx {
     char uri[256];
     uint8_t master_key[CPNS_KEY_LEN];
@@ -35,7 +22,7 @@ static int pg_setup(void **ctx)
     pg_ctx *c = calloc(1, sizeof *c);
     if (!c)
         return -1;
-    if (test_pg_create_db(&pg, c->uri, sizeof c->uri) != 0) {
+    if (test_pg_create_db(&test_pg_group, c->uri, sizeof c->uri) != 0) {
         free(c);
         return -1;
     }
@@ -79,5 +66,5 @@ static const store_backend postgresql = {
 
 int main(void)
 {
-    return store_suite_run(&postgresql, group_setup, group_teardown);
+    return store_suite_run(&postgresql, test_pg_group_setup, test_pg_group_teardown);
 }
